@@ -1,0 +1,207 @@
+/* exec.bpf.c - program execution.
+ *
+ * Hooks:
+ *   syscalls:sys_enter_execve / sys_enter_execveat   stash fd, flags, filename and argv pointers
+ *   sched:sched_process_exec                          successful exec: the resolved file name from
+ *       the tracepoint (kernel memory, never empty) and argv read from the new process's stack
+ *       (pt_regs->sp via bpf_task_pt_regs(bpf_get_current_task_btf())), so string literals in a
+ *       parent's not-yet-faulted pages cannot make argv empty (the enter hook often reads nothing
+ *       in a fork+exec loop)
+ *   syscalls:sys_exit_execve / sys_exit_execveat      failed exec: errno, path and argv read from
+ *       the caller, whose pages the kernel just faulted in
+ * Why: sched_process_exec is the one point where the kernel has resolved the binary.
+ * Blind spots: argv past MAX_ARGS strings or ARGS_BUF bytes (flagged truncated); without kernel
+ * BTF (NO_TASK_BTF) argv of successful execs is empty; a binary started by the kernel itself
+ * (usermode helpers) has no enter stash, so fd-based flags are missing for it.
+ */
+#include "scope.h"
+
+#define AT_FDCWD_VALUE (-100)
+#define AT_EMPTY_PATH_FLAG 0x1000
+
+/* Returns how many strings it copied. Copies up to MAX_ARGS strings from the user array of pointers `argv` into e->args. */
+static __always_inline __u32 read_argv(struct exec_event *e, __u64 argv)
+{
+    __u32 off = 0, count = 0;
+    e->args_len = 0;
+    if (!argv)
+        return 0;
+#pragma unroll
+    for (int i = 0; i < MAX_ARGS; i++) {
+        __u64 ptr = 0;
+        if (bpf_probe_read_user(&ptr, sizeof(ptr), (void *)(argv + i * 8)) || !ptr)
+            goto done;
+        if (off >= ARGS_ROOM) {
+            e->flags |= EXEC_ARGS_TRUNCATED;
+            goto done;
+        }
+        int n = bpf_probe_read_user_str(&e->args[off], ARG_LEN, (void *)ptr);
+        if (n <= 0)
+            goto done;
+        if (n == ARG_LEN)
+            e->flags |= EXEC_ARGS_TRUNCATED;
+        off += n;
+        count++;
+    }
+    /* more than MAX_ARGS pointers? */
+    {
+        __u64 ptr = 0;
+        if (!bpf_probe_read_user(&ptr, sizeof(ptr), (void *)(argv + MAX_ARGS * 8)) && ptr)
+            e->flags |= EXEC_ARGS_TRUNCATED;
+    }
+done:
+    e->args_len = off;
+    return count;
+}
+
+/* "/dev/fd/N" or "/proc/self/fd/N" -> N, else -1 */
+static __always_inline int fd_from_path(const char *p)
+{
+    int i = 0;
+    if (p[0] == '/' && p[1] == 'd' && p[2] == 'e' && p[3] == 'v' && p[4] == '/' && p[5] == 'f' &&
+        p[6] == 'd' && p[7] == '/')
+        i = 8;
+    else if (p[0] == '/' && p[1] == 'p' && p[2] == 'r' && p[3] == 'o' && p[4] == 'c' && p[5] == '/' &&
+             p[6] == 's' && p[7] == 'e' && p[8] == 'l' && p[9] == 'f' && p[10] == '/' && p[11] == 'f' &&
+             p[12] == 'd' && p[13] == '/')
+        i = 14;
+    else
+        return -1;
+    int fd = 0;
+#pragma unroll
+    for (int k = 0; k < 5; k++) {
+        char c = p[(i + k) & (PATH_LEN - 1)];
+        if (c == 0)
+            return k ? fd : -1;
+        if (c < '0' || c > '9')
+            return -1;
+        fd = fd * 10 + (c - '0');
+    }
+    return -1;
+}
+
+static __always_inline void mark_fd_exec(struct exec_event *e, int fd)
+{
+    if (fd < 0)
+        return;
+    e->flags |= EXEC_VIA_FD;
+    struct fd_key k = {.tgid = e->hdr.pid, .fd = fd};
+    if (memfds.lookup(&k)) {
+        e->flags |= EXEC_FROM_MEMFD;
+        return;
+    }
+    k.tgid = e->hdr.ppid;   /* created by the parent before fork */
+    if (k.tgid && memfds.lookup(&k))
+        e->flags |= EXEC_FROM_MEMFD;
+}
+
+#ifdef TP_syscalls__sys_enter_execve
+TRACEPOINT_PROBE(syscalls, sys_enter_execve)
+{
+    __u64 scope_id = 0;
+    if (!in_scope(&scope_id))
+        return 0;
+    stash(ST_EXEC, scope_id, (__u64)(__s64)AT_FDCWD_VALUE, 0, (__u64)args->filename, (__u64)args->argv);
+    return 0;
+}
+#endif
+
+#ifdef TP_syscalls__sys_enter_execveat
+TRACEPOINT_PROBE(syscalls, sys_enter_execveat)
+{
+    __u64 scope_id = 0;
+    if (!in_scope(&scope_id))
+        return 0;
+    stash(ST_EXEC, scope_id, (__u64)(__s64)args->fd, (__u64)args->flags, (__u64)args->filename,
+          (__u64)args->argv);
+    return 0;
+}
+#endif
+
+static __always_inline int exec_failed(long ret)
+{
+    struct inflight s;
+    if (ret >= 0 || !unstash(ST_EXEC, &s))
+        return 0;
+    struct exec_event *e;
+    if (!(e = reserve_hi(sizeof(*e), EVT_EXEC)))
+        return 0;
+    fill_hdr(&e->hdr, EVT_EXEC, s.scope_id);
+    e->ret = ret;
+    e->fd = (__s32)s.a[0];
+    e->flags = EXEC_ARGS_FROM_CALLER;
+    e->pad = 0;
+    e->filename[0] = 0;
+    int n = bpf_probe_read_user_str(e->filename, PATH_LEN, (void *)s.a[2]);
+    if (n == PATH_LEN)
+        e->flags |= EXEC_FILENAME_TRUNCATED;
+    e->argc = read_argv(e, s.a[3]);
+    events_hi.ringbuf_submit(e, 0);
+    return 0;
+}
+
+#ifdef TP_syscalls__sys_exit_execve
+TRACEPOINT_PROBE(syscalls, sys_exit_execve)
+{
+    return exec_failed(args->ret);
+}
+#endif
+
+#ifdef TP_syscalls__sys_exit_execveat
+TRACEPOINT_PROBE(syscalls, sys_exit_execveat)
+{
+    return exec_failed(args->ret);
+}
+#endif
+
+#ifdef TP_sched__sched_process_exec
+TRACEPOINT_PROBE(sched, sched_process_exec)
+{
+    struct inflight s = {};
+    /* the stash is keyed by the thread that called exec (old_pid), not the new leader */
+    __u32 old_tid = args->old_pid;
+    struct inflight *sp = inflight_map.lookup(&old_tid);
+    int have_stash = 0;
+    if (sp && sp->nr == ST_EXEC) {
+        __builtin_memcpy(&s, sp, sizeof(s));
+        have_stash = 1;
+    }
+    if (sp)
+        inflight_map.delete(&old_tid);
+    __u64 scope_id = s.scope_id;
+    if (!have_stash && !in_scope(&scope_id))
+        return 0;
+
+    struct exec_event *e;
+    if (!(e = reserve_hi(sizeof(*e), EVT_EXEC)))
+        return 0;
+    fill_hdr(&e->hdr, EVT_EXEC, scope_id);
+    e->ret = 0;
+    e->flags = 0;
+    e->pad = 0;
+    e->fd = have_stash ? (__s32)s.a[0] : AT_FDCWD_VALUE;
+    e->filename[0] = 0;
+    unsigned short loc = args->data_loc_filename & 0xFFFF;
+    int n = bpf_probe_read_kernel_str(e->filename, PATH_LEN, (void *)args + loc);
+    if (n == PATH_LEN)
+        e->flags |= EXEC_FILENAME_TRUNCATED;
+    if (have_stash && (s.a[1] & AT_EMPTY_PATH_FLAG))
+        mark_fd_exec(e, e->fd);
+    else
+        mark_fd_exec(e, fd_from_path(e->filename));
+#ifndef NO_TASK_BTF
+    struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
+    struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);
+    __u64 usp = 0, argc = 0;
+    bpf_probe_read_kernel(&usp, sizeof(usp), &regs->sp);
+    bpf_probe_read_user(&argc, sizeof(argc), (void *)usp);
+    e->argc = (__u32)argc;
+    read_argv(e, usp + 8);
+#else
+    e->argc = 0;
+    e->args_len = 0;
+#endif
+    events_hi.ringbuf_submit(e, 0);
+    return 0;
+}
+#endif

@@ -1,0 +1,368 @@
+/* file.bpf.c - file opens with write intent, reads of sensitive paths, rename, unlink, chmod.
+ *
+ * Hooks:
+ *   syscalls:sys_enter/exit_openat, openat2, open, creat
+ *       write intent (O_WRONLY, O_RDWR, O_CREAT, O_TRUNC) -> aggregated per (process, path) in
+ *       file_aggs: the first open sends EVT_FILE_OPEN on the bulk ring, repeats only count (an
+ *       open/write/close loop of 300k iterations sends one record); reads whose path matches the
+ *       sensitive prefix or suffix tries (filled by user space from the rules) -> EVT_FILE_OPEN
+ *       with kind SENSITIVE on the high-priority ring, aggregated the same way
+ *   syscalls:sys_enter/exit_rename, renameat, renameat2, unlink, unlinkat, chmod, fchmodat,
+ *       fchmodat2, fchmod -> one record each, high-priority ring (setuid bits are in `mode`)
+ * The path is read on syscall exit: the kernel has faulted the caller's page in by then.
+ * Blind spots: paths are as the caller wrote them (relative paths are not resolved: prefix
+ * rules only match absolute paths, suffix rules match both); paths past PATH_LEN are truncated;
+ * files opened through io_uring or name_to_handle_at; hard links made with link/linkat.
+ */
+#include "scope.h"
+
+#define O_ACCMODE_V 00000003
+#define O_CREAT_V 00000100
+#define O_TRUNC_V 00001000
+#define FAILED_KIND 0x100
+
+struct open_scratch {
+    struct file_key key;
+    struct lpm_path_key lpm;
+};
+BPF_PERCPU_ARRAY(open_scratch_map, struct open_scratch, 1);
+BPF_LPM_TRIE(sens_prefix, struct lpm_path_key, __u8, 1024);
+BPF_LPM_TRIE(sens_suffix, struct lpm_path_key, __u8, 1024);
+
+static __always_inline void open_enter(int dfd, const char *filename, __u64 flags, __u64 mode)
+{
+    __u64 scope_id = 0;
+    if (!in_scope(&scope_id))
+        return;
+    stash(ST_OPEN, scope_id, (__u64)(__s64)dfd, (__u64)filename, flags, mode);
+}
+
+/* 1 when the path (len bytes incl. NUL) matches a sensitive prefix or suffix */
+static __always_inline int is_sensitive(struct open_scratch *sc, int len)
+{
+    sc->lpm.prefixlen = PATH_LEN * 8;
+    __builtin_memcpy(sc->lpm.data, sc->key.path, PATH_LEN);
+    if (sens_prefix.lookup(&sc->lpm))
+        return 1;
+    int n = len - 1;   /* characters without the NUL */
+    if (n <= 0)
+        return 0;
+#pragma unroll
+    for (int i = 0; i < PATH_LEN; i++) {
+        if (i < n)
+            sc->lpm.data[i] = sc->key.path[(n - 1 - i) & (PATH_LEN - 1)];
+        else
+            sc->lpm.data[i] = 0;
+    }
+    return sens_suffix.lookup(&sc->lpm) ? 1 : 0;
+}
+
+static __always_inline void open_exit(long ret)
+{
+    struct inflight s;
+    if (!unstash(ST_OPEN, &s))
+        return;
+    __u32 flags = (__u32)s.a[2];
+    __u32 zero = 0;
+    struct open_scratch *sc = open_scratch_map.lookup(&zero);
+    if (!sc)
+        return;
+    __builtin_memset(&sc->key, 0, sizeof(sc->key));
+    int len = bpf_probe_read_user_str(sc->key.path, PATH_LEN, (void *)s.a[1]);
+    if (len <= 0)
+        return;
+    __u32 kind;
+    if ((flags & O_ACCMODE_V) || (flags & (O_CREAT_V | O_TRUNC_V)))
+        kind = FILE_KIND_WRITE;
+    else if (is_sensitive(sc, len))
+        kind = FILE_KIND_SENSITIVE;
+    else
+        return;
+
+    __u32 tgid = current_tgid();
+    sc->key.tgid = tgid;
+    sc->key.kind = kind | (ret < 0 ? FAILED_KIND : 0);
+    __u64 now = bpf_ktime_get_ns();
+    struct file_agg *a = file_aggs.lookup(&sc->key);
+    if (a) {
+        __sync_fetch_and_add(&a->opens, 1);
+        a->last_ts = now;
+    } else {
+        struct file_agg fresh = {};
+        fresh.first_ts = now;
+        fresh.last_ts = now;
+        fresh.scope_id = s.scope_id;
+        fresh.cgroup_id = bpf_get_current_cgroup_id();
+        fresh.opens = 1;
+        fresh.flags = flags;
+        fresh.uid = (__u32)bpf_get_current_uid_gid();
+        if (file_aggs.update(&sc->key, &fresh))
+            count_agg_full(0);
+    }
+    if (ret >= 0 && kind == FILE_KIND_WRITE) {
+        struct fd_key fk = {.tgid = tgid, .fd = (int)ret};
+        fd_files.update(&fk, &sc->key);
+    }
+    if (a)
+        return;   /* already reported: counted, not sent again */
+
+    struct file_open_event *e;
+    if (kind == FILE_KIND_SENSITIVE) {
+        if (!(e = reserve_hi(sizeof(*e), EVT_FILE_OPEN)))
+            return;
+    } else {
+        if (!(e = reserve_bulk(sizeof(*e), EVT_FILE_OPEN)))
+            return;
+    }
+    fill_hdr(&e->hdr, EVT_FILE_OPEN, s.scope_id);
+    e->ret = ret;
+    e->dirfd = (__s32)s.a[0];
+    e->flags = flags;
+    e->mode = (__u32)s.a[3];
+    e->kind = kind;
+    e->pad = 0;
+    __builtin_memcpy(e->path, sc->key.path, PATH_LEN);
+    if (kind == FILE_KIND_SENSITIVE)
+        events_hi.ringbuf_submit(e, 0);
+    else
+        events_bulk.ringbuf_submit(e, bulk_submit_flags());
+}
+
+#ifdef TP_syscalls__sys_enter_openat
+TRACEPOINT_PROBE(syscalls, sys_enter_openat)
+{
+    open_enter(args->dfd, args->filename, (__u64)args->flags, (__u64)args->mode);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_openat
+TRACEPOINT_PROBE(syscalls, sys_exit_openat)
+{
+    open_exit(args->ret);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_enter_openat2
+TRACEPOINT_PROBE(syscalls, sys_enter_openat2)
+{
+    __u64 how[2] = {};
+    bpf_probe_read_user(how, sizeof(how), (void *)args->how);   /* struct open_how {flags, mode} */
+    open_enter(args->dfd, args->filename, how[0], how[1]);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_openat2
+TRACEPOINT_PROBE(syscalls, sys_exit_openat2)
+{
+    open_exit(args->ret);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_enter_open
+TRACEPOINT_PROBE(syscalls, sys_enter_open)
+{
+    open_enter(-100, args->filename, (__u64)args->flags, (__u64)args->mode);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_open
+TRACEPOINT_PROBE(syscalls, sys_exit_open)
+{
+    open_exit(args->ret);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_enter_creat
+TRACEPOINT_PROBE(syscalls, sys_enter_creat)
+{
+    open_enter(-100, args->pathname, O_CREAT_V | O_TRUNC_V | 1, (__u64)args->mode);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_creat
+TRACEPOINT_PROBE(syscalls, sys_exit_creat)
+{
+    open_exit(args->ret);
+    return 0;
+}
+#endif
+
+/* ---- rename ---- */
+static __always_inline void rename_enter(const char *oldp, const char *newp, __u32 flags)
+{
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id))
+        stash(ST_RENAME, scope_id, (__u64)oldp, (__u64)newp, flags, 0);
+}
+
+static __always_inline void rename_exit(long ret)
+{
+    struct inflight s;
+    if (!unstash(ST_RENAME, &s))
+        return;
+    struct rename_event *e;
+    if (!(e = reserve_hi(sizeof(*e), EVT_RENAME)))
+        return;
+    fill_hdr(&e->hdr, EVT_RENAME, s.scope_id);
+    e->ret = ret;
+    e->flags = (__u32)s.a[2];
+    e->oldpath[0] = 0;
+    e->newpath[0] = 0;
+    read_user_path(e->oldpath, (void *)s.a[0]);
+    read_user_path(e->newpath, (void *)s.a[1]);
+    events_hi.ringbuf_submit(e, 0);
+}
+
+#ifdef TP_syscalls__sys_enter_rename
+TRACEPOINT_PROBE(syscalls, sys_enter_rename)
+{
+    rename_enter(args->oldname, args->newname, 0);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_rename
+TRACEPOINT_PROBE(syscalls, sys_exit_rename)
+{
+    rename_exit(args->ret);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_enter_renameat
+TRACEPOINT_PROBE(syscalls, sys_enter_renameat)
+{
+    rename_enter(args->oldname, args->newname, 0);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_renameat
+TRACEPOINT_PROBE(syscalls, sys_exit_renameat)
+{
+    rename_exit(args->ret);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_enter_renameat2
+TRACEPOINT_PROBE(syscalls, sys_enter_renameat2)
+{
+    rename_enter(args->oldname, args->newname, args->flags);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_renameat2
+TRACEPOINT_PROBE(syscalls, sys_exit_renameat2)
+{
+    rename_exit(args->ret);
+    return 0;
+}
+#endif
+
+/* ---- unlink and chmod: one path, an fd and a number ---- */
+static __always_inline void path_enter(__u32 kind, int fd, const char *path, __u32 num)
+{
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id))
+        stash(kind, scope_id, (__u64)(__s64)fd, (__u64)path, num, 0);
+}
+
+static __always_inline void path_exit(__u32 kind, __u32 type, long ret)
+{
+    struct inflight s;
+    if (!unstash(kind, &s))
+        return;
+    struct path_event *e;
+    if (!(e = reserve_hi(sizeof(*e), type)))
+        return;
+    fill_hdr(&e->hdr, type, s.scope_id);
+    e->ret = ret;
+    e->fd = (__s32)s.a[0];
+    e->mode = (__u32)s.a[2];
+    e->pad = 0;
+    e->path[0] = 0;
+    read_user_path(e->path, (void *)s.a[1]);
+    events_hi.ringbuf_submit(e, 0);
+}
+
+#ifdef TP_syscalls__sys_enter_unlink
+TRACEPOINT_PROBE(syscalls, sys_enter_unlink)
+{
+    path_enter(ST_UNLINK, -100, args->pathname, 0);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_unlink
+TRACEPOINT_PROBE(syscalls, sys_exit_unlink)
+{
+    path_exit(ST_UNLINK, EVT_UNLINK, args->ret);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_enter_unlinkat
+TRACEPOINT_PROBE(syscalls, sys_enter_unlinkat)
+{
+    path_enter(ST_UNLINK, args->dfd, args->pathname, args->flag);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_unlinkat
+TRACEPOINT_PROBE(syscalls, sys_exit_unlinkat)
+{
+    path_exit(ST_UNLINK, EVT_UNLINK, args->ret);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_enter_chmod
+TRACEPOINT_PROBE(syscalls, sys_enter_chmod)
+{
+    path_enter(ST_CHMOD, -100, args->filename, args->mode);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_chmod
+TRACEPOINT_PROBE(syscalls, sys_exit_chmod)
+{
+    path_exit(ST_CHMOD, EVT_CHMOD, args->ret);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_enter_fchmodat
+TRACEPOINT_PROBE(syscalls, sys_enter_fchmodat)
+{
+    path_enter(ST_CHMOD, args->dfd, args->filename, args->mode);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_fchmodat
+TRACEPOINT_PROBE(syscalls, sys_exit_fchmodat)
+{
+    path_exit(ST_CHMOD, EVT_CHMOD, args->ret);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_enter_fchmodat2
+TRACEPOINT_PROBE(syscalls, sys_enter_fchmodat2)
+{
+    path_enter(ST_CHMOD, args->dfd, args->filename, args->mode);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_fchmodat2
+TRACEPOINT_PROBE(syscalls, sys_exit_fchmodat2)
+{
+    path_exit(ST_CHMOD, EVT_CHMOD, args->ret);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_enter_fchmod
+TRACEPOINT_PROBE(syscalls, sys_enter_fchmod)
+{
+    path_enter(ST_CHMOD, (int)args->fd, 0, args->mode);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_fchmod
+TRACEPOINT_PROBE(syscalls, sys_exit_fchmod)
+{
+    path_exit(ST_CHMOD, EVT_CHMOD, args->ret);
+    return 0;
+}
+#endif

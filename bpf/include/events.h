@@ -1,0 +1,224 @@
+/* events.h - the records the probes send to user space.
+ *
+ * Every struct here has an explicit ctypes mirror in coi_sentinel/events/structs.py and a root
+ * test (tests/bpf/test_layout.py) compares the two against what bcc derived from this file.
+ * Layout rules: fixed-width types only, explicit padding, every struct a multiple of 8 bytes.
+ * Event type numbers are part of the trace format: never renumber or reuse one.
+ */
+#ifndef COI_EVENTS_H
+#define COI_EVENTS_H
+
+#define COMM_LEN 16
+#define PATH_LEN 256      /* file names and paths, NUL-terminated, truncated past this */
+#define ARG_LEN 256       /* one argv string at most */
+#define ARGS_ROOM 768     /* argv bytes copied start only below this offset ... */
+#define ARGS_BUF 1024     /* ... so the last copy (ARG_LEN) always fits: ARGS_ROOM + ARG_LEN */
+#define MAX_ARGS 32
+#define UNIX_PATH_LEN 108
+
+enum event_type {
+    EVT_EXEC = 1,
+    EVT_FORK = 2,
+    EVT_EXIT = 3,
+    EVT_CONNECT = 4,
+    EVT_DUP = 5,
+    EVT_NET_SEND = 6,    /* summary of bytes sent on one socket fd, built from net_aggs */
+    EVT_FILE_OPEN = 7,
+    EVT_FILE_WRITE = 8,  /* summary of opens/writes of one file, built from file_aggs */
+    EVT_RENAME = 9,
+    EVT_UNLINK = 10,
+    EVT_CHMOD = 11,
+    EVT_PRIV = 12,       /* a privileged / escape-relevant syscall (ptrace, mount, ...) */
+    EVT_MAX = 16,        /* size of the per-type drop counter array */
+};
+
+/* exec_event.flags */
+#define EXEC_ARGS_TRUNCATED     (1u << 0)
+#define EXEC_FILENAME_TRUNCATED (1u << 1)
+#define EXEC_VIA_FD             (1u << 2)  /* execveat(AT_EMPTY_PATH) or /dev/fd/N, /proc/self/fd/N */
+#define EXEC_FROM_MEMFD         (1u << 3)  /* ... and that fd came from memfd_create */
+#define EXEC_ARGS_FROM_CALLER   (1u << 4)  /* failed exec: argv read from the caller's memory */
+
+/* file_open_event.kind and file_key.kind */
+#define FILE_KIND_WRITE     1   /* O_WRONLY / O_RDWR / O_CREAT / O_TRUNC */
+#define FILE_KIND_SENSITIVE 2   /* read of a path in the sensitive prefix/suffix sets */
+
+/* dup_event.flags */
+#define DUP_OLDFD_SOCKET (1u << 0)  /* oldfd is a socket this process (or its parent) connected */
+
+/* priv_event.op */
+enum priv_op {
+    PRIV_PTRACE = 1,
+    PRIV_MOUNT = 2,
+    PRIV_UNSHARE = 3,
+    PRIV_SETNS = 4,
+    PRIV_INIT_MODULE = 5,
+    PRIV_FINIT_MODULE = 6,
+    PRIV_IO_URING_SETUP = 7,
+    PRIV_MEMFD_CREATE = 8,
+    PRIV_SETUID = 9,
+    PRIV_BPF = 10,
+};
+
+struct event_hdr {
+    __u64 ts_ns;          /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
+    __u64 cgroup_id;      /* leaf cgroup2 id of the task */
+    __u64 scope_id;       /* ancestor cgroup id at the matching scope level (container id) */
+    __u32 type;           /* enum event_type */
+    __u32 pid;            /* tgid */
+    __u32 tid;
+    __u32 ppid;           /* from the fork map; 0 when the fork was not seen */
+    __u32 uid;
+    __u32 gid;
+    char comm[COMM_LEN];
+};                        /* 64 bytes */
+
+struct exec_event {
+    struct event_hdr hdr;
+    __s32 ret;            /* 0, or -errno for a failed execve/execveat */
+    __u32 argc;           /* argc as the program sees it (may exceed what was copied) */
+    __u32 args_len;       /* bytes used in args: NUL-separated strings */
+    __u32 flags;          /* EXEC_* */
+    __s32 fd;             /* execveat dirfd, -100 (AT_FDCWD) for execve */
+    __u32 pad;
+    char filename[PATH_LEN];
+    char args[ARGS_BUF];
+};
+
+struct fork_event {
+    struct event_hdr hdr; /* hdr.pid is the parent */
+    __u64 clone_flags;
+    __u32 child_pid;
+    __u32 pad;
+};
+
+struct exit_event {
+    struct event_hdr hdr;
+    __s32 exit_code;      /* exit_group()/exit() status, -1 when the process died by signal */
+    __u32 signal;         /* fatal signal seen delivered, 0 if none */
+};
+
+struct sock_info {
+    __u16 family;         /* AF_INET 2, AF_INET6 10, AF_UNIX 1 */
+    __u16 port;           /* host byte order */
+    __u32 pad;
+    __u8 addr[16];        /* v4 in the first 4 bytes */
+};                        /* 24 bytes */
+
+struct connect_event {
+    struct event_hdr hdr;
+    __s32 ret;
+    __s32 fd;
+    struct sock_info sock;
+    char unix_path[UNIX_PATH_LEN];
+    __u32 pad;
+};
+
+struct dup_event {
+    struct event_hdr hdr;
+    __s32 ret;
+    __s32 oldfd;
+    __s32 newfd;
+    __u32 flags;          /* DUP_* */
+    struct sock_info sock;/* valid when DUP_OLDFD_SOCKET */
+};
+
+struct net_send_event {  /* EVT_NET_SEND: sent by the kernel when the socket fd is closed */
+    struct event_hdr hdr;
+    __s32 fd;
+    __u32 calls;
+    __u64 bytes;          /* cumulative for this (process, fd) since the connect */
+    __u64 first_ts;
+    struct sock_info sock;
+};
+
+struct file_open_event {
+    struct event_hdr hdr;
+    __s32 ret;            /* fd, or -errno */
+    __s32 dirfd;
+    __u32 flags;          /* open(2) flags */
+    __u32 mode;
+    __u32 kind;           /* FILE_KIND_* */
+    __u32 pad;
+    char path[PATH_LEN];
+};
+
+struct path_event {       /* EVT_UNLINK, EVT_CHMOD */
+    struct event_hdr hdr;
+    __s32 ret;
+    __s32 fd;             /* fchmod's fd / *at dirfd */
+    __u32 mode;           /* chmod mode; unlinkat flags */
+    __u32 pad;
+    char path[PATH_LEN];
+};
+
+struct rename_event {
+    struct event_hdr hdr;
+    __s32 ret;
+    __u32 flags;
+    char oldpath[PATH_LEN];
+    char newpath[PATH_LEN];
+};
+
+struct priv_event {
+    struct event_hdr hdr;
+    __s32 ret;
+    __u32 op;             /* enum priv_op */
+    __u64 arg0;
+    __u64 arg1;
+    char str[PATH_LEN];   /* mount source/target, module params, memfd name */
+};
+
+/* ---- in-kernel aggregation (read by user space, not sent through the ring buffers) ---- */
+
+struct file_key {
+    __u32 tgid;
+    __u32 kind;           /* FILE_KIND_*, | 0x100 for failed opens */
+    char path[PATH_LEN];
+};
+
+struct file_agg {
+    __u64 first_ts;
+    __u64 last_ts;
+    __u64 bytes;          /* bytes written through fds opened on this key */
+    __u64 scope_id;
+    __u64 cgroup_id;
+    __u32 opens;
+    __u32 writes;
+    __u32 flags;          /* open flags of the first open */
+    __u32 uid;
+};
+
+struct fd_key {
+    __u32 tgid;
+    __s32 fd;
+};
+
+struct net_agg {
+    __u64 first_ts;
+    __u64 last_ts;
+    __u64 bytes;
+    __u64 scope_id;
+    __u64 cgroup_id;
+    __u32 calls;
+    __u32 uid;
+    struct sock_info sock;
+};
+
+struct lpm_path_key {     /* sens_prefix / sens_suffix tries (suffixes are stored reversed) */
+    __u32 prefixlen;      /* in bits */
+    char data[PATH_LEN];
+};
+
+/* ---- scope filter configuration (one element; user space writes it) ---- */
+#define SCOPE_ALL 0       /* every process on the host (except the watcher) */
+#define SCOPE_LISTED 1    /* only tasks whose ancestor cgroup at a listed level is in `scopes` */
+
+struct scope_cfg {
+    __u32 mode;
+    __u32 levels;         /* bit L set: look up the ancestor cgroup id at level L */
+    __u32 self_tgid;      /* the watcher itself, never traced */
+    __u32 host_level;     /* SCOPE_ALL: the level whose ancestor id is reported as scope_id */
+};
+
+#endif

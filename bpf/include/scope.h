@@ -1,0 +1,208 @@
+/* scope.h - maps and helpers shared by every probe family: the cgroup filter, the two ring
+ * buffers, the drop counters, the fork map (ppid without reading task_struct) and the common
+ * event header.
+ *
+ * Never dereference a kernel struct here: the headers bcc compiles against may not match the
+ * running kernel. Everything comes from helpers, tracepoint arguments and our own maps.
+ *
+ * Knobs come in as -D cflags from coi_sentinel/probes/loader.py:
+ *   HI_PAGES, BULK_PAGES   ring buffer sizes (pages, power of two)
+ *   BULK_WAKEUP_EVERY      wake the reader on every Nth bulk record (power of two)
+ *   MAX_PROCS, MAX_AGGS    map sizes
+ */
+#ifndef COI_SCOPE_H
+#define COI_SCOPE_H
+
+#include <uapi/linux/ptrace.h>
+#include <uapi/linux/bpf.h>
+#include "events.h"
+
+#ifndef HI_PAGES
+#define HI_PAGES 256
+#endif
+#ifndef BULK_PAGES
+#define BULK_PAGES 1024
+#endif
+#ifndef BULK_WAKEUP_EVERY
+#define BULK_WAKEUP_EVERY 64
+#endif
+#ifndef MAX_PROCS
+#define MAX_PROCS 65536
+#endif
+#ifndef MAX_AGGS
+#define MAX_AGGS 16384
+#endif
+#define MAX_LEVELS 8
+
+/* Security-critical records (exec, fork, exit, connect, dup, sensitive opens, rename, unlink,
+ * chmod, priv) never queue behind bulk file records: they have a ring of their own. */
+BPF_RINGBUF_OUTPUT(events_hi, HI_PAGES);
+BPF_RINGBUF_OUTPUT(events_bulk, BULK_PAGES);
+
+/* Lost records: reserve failures per CPU and event type. */
+BPF_PERCPU_ARRAY(drops, __u64, EVT_MAX);
+/* Aggregation maps that were full (the record was sent unaggregated or counted here). */
+BPF_PERCPU_ARRAY(agg_full, __u64, 4);
+BPF_PERCPU_ARRAY(bulk_seq, __u64, 1);
+
+BPF_ARRAY(config, struct scope_cfg, 1);
+BPF_HASH(scopes, __u64, __u8, 4096);
+/* tgid -> parent tgid, filled at fork for processes in scope */
+BPF_HASH(parents, __u32, __u32, MAX_PROCS);
+
+static __always_inline void count_drop(__u32 type)
+{
+    __u64 *n = drops.lookup(&type);
+    if (n)
+        __sync_fetch_and_add(n, 1);
+}
+
+static __always_inline void count_agg_full(__u32 which)
+{
+    __u64 *n = agg_full.lookup(&which);
+    if (n)
+        __sync_fetch_and_add(n, 1);
+}
+
+/* Returns 1 when the current task is traced; *scope_id receives its container-level cgroup.
+ * Out-of-scope tasks cost the config lookup, one ancestor id and one hash lookup per level in
+ * use (normally one). */
+static __always_inline int in_scope(__u64 *scope_id)
+{
+    __u32 zero = 0;
+    struct scope_cfg *cfg = config.lookup(&zero);
+    if (!cfg)
+        return 0;
+    if ((__u32)(bpf_get_current_pid_tgid() >> 32) == cfg->self_tgid)
+        return 0;
+    if (cfg->mode == SCOPE_ALL) {
+        *scope_id = cfg->host_level ? bpf_get_current_ancestor_cgroup_id(cfg->host_level) : 0;
+        return 1;
+    }
+    __u32 levels = cfg->levels;
+#pragma unroll
+    for (int level = 1; level < MAX_LEVELS; level++) {
+        if (!(levels & (1u << level)))
+            continue;
+        __u64 id = bpf_get_current_ancestor_cgroup_id(level);
+        if (id && scopes.lookup(&id)) {
+            *scope_id = id;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static __always_inline void fill_hdr(struct event_hdr *h, __u32 type, __u64 scope_id)
+{
+    __u64 id = bpf_get_current_pid_tgid();
+    __u64 ug = bpf_get_current_uid_gid();
+    __u32 tgid = id >> 32;
+    h->ts_ns = bpf_ktime_get_ns();
+    h->cgroup_id = bpf_get_current_cgroup_id();
+    h->scope_id = scope_id;
+    h->type = type;
+    h->pid = tgid;
+    h->tid = (__u32)id;
+    __u32 *pp = parents.lookup(&tgid);
+    h->ppid = pp ? *pp : 0;
+    h->uid = (__u32)ug;
+    h->gid = ug >> 32;
+    bpf_get_current_comm(h->comm, sizeof(h->comm));
+}
+
+/* Wake-up policy: the high-priority ring uses the kernel's adaptive wake-up (the reader is woken
+ * when it is waiting); the bulk ring wakes the reader on every BULK_WAKEUP_EVERY-th record only
+ * and is otherwise drained by the reader's short poll timer. */
+static __always_inline __u64 bulk_submit_flags(void)
+{
+    __u32 zero = 0;
+    __u64 *seq = bulk_seq.lookup(&zero);
+    if (!seq)
+        return 0;
+    __u64 n = ++(*seq);
+    return (n & (BULK_WAKEUP_EVERY - 1)) ? BPF_RB_NO_WAKEUP : 0;
+}
+
+/* Reserve a record on a ring; a failure is counted as a drop of that event type. (bcc map
+ * functions cannot be used inside macros, hence inline functions.) */
+static __always_inline void *reserve_hi(__u32 size, __u32 type)
+{
+    void *p = events_hi.ringbuf_reserve(size);
+    if (!p)
+        count_drop(type);
+    return p;
+}
+
+static __always_inline void *reserve_bulk(__u32 size, __u32 type)
+{
+    void *p = events_bulk.ringbuf_reserve(size);
+    if (!p)
+        count_drop(type);
+    return p;
+}
+
+/* Read a user-space path into a fixed buffer; returns the length read including the NUL. */
+static __always_inline int read_user_path(char *dst, const void *src)
+{
+    if (!src)
+        return 0;
+    return bpf_probe_read_user_str(dst, PATH_LEN, src);
+}
+
+
+/* ---- syscall enter -> exit stash, one per thread (a thread is in one syscall at a time) ---- */
+struct inflight {
+    __u64 a[4];
+    __u64 scope_id;
+    __u32 nr;             /* which hook stashed it (enum stash_kind) */
+    __u32 pad;
+};
+enum stash_kind {
+    ST_EXEC = 1, ST_OPEN, ST_CONNECT, ST_DUP, ST_WRITE_FILE, ST_WRITE_SOCK, ST_RENAME,
+    ST_UNLINK, ST_CHMOD, ST_PRIV,
+};
+BPF_HASH(inflight_map, __u32, struct inflight, MAX_PROCS);
+
+static __always_inline void stash(__u32 kind, __u64 scope_id, __u64 a0, __u64 a1, __u64 a2, __u64 a3)
+{
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    struct inflight s = {};
+    s.a[0] = a0;
+    s.a[1] = a1;
+    s.a[2] = a2;
+    s.a[3] = a3;
+    s.scope_id = scope_id;
+    s.nr = kind;
+    inflight_map.update(&tid, &s);
+}
+
+/* Takes the stash of the current thread if it was made by `kind`; returns 0 when there is none. */
+static __always_inline int unstash(__u32 kind, struct inflight *out)
+{
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    struct inflight *s = inflight_map.lookup(&tid);
+    if (!s)
+        return 0;
+    if (s->nr != kind) {
+        inflight_map.delete(&tid);
+        return 0;
+    }
+    __builtin_memcpy(out, s, sizeof(*out));
+    inflight_map.delete(&tid);
+    return 1;
+}
+
+/* ---- per-(process, fd) state shared by the families ---- */
+BPF_TABLE("lru_hash", struct fd_key, struct sock_info, sock_fds, MAX_AGGS);  /* connected sockets */
+BPF_TABLE("lru_hash", struct fd_key, struct file_key, fd_files, MAX_AGGS);   /* fds of file_aggs */
+BPF_TABLE("lru_hash", struct fd_key, __u32, memfds, 4096);                   /* memfd_create fds */
+BPF_HASH(file_aggs, struct file_key, struct file_agg, MAX_AGGS);
+BPF_HASH(net_aggs, struct fd_key, struct net_agg, MAX_AGGS);
+
+static __always_inline __u32 current_tgid(void)
+{
+    return bpf_get_current_pid_tgid() >> 32;
+}
+
+#endif

@@ -1,0 +1,176 @@
+/* io.bpf.c - bytes written to files and sent over sockets, counted in the kernel.
+ *
+ * Hooks:
+ *   syscalls:sys_enter/exit_write, writev, sendto, sendmsg   add the returned byte count to
+ *       file_aggs (fds opened with write intent, see file.bpf.c) or net_aggs (connected sockets,
+ *       see net.bpf.c); nothing is sent per call
+ *   syscalls:sys_enter_close     forgets the fd; a socket's totals go out as EVT_NET_SEND
+ * Why: an open/write/close loop makes ~200k syscalls/s here and Python takes far fewer events;
+ * aggregating per (process, file) and (process, socket) keeps totals exact with no drops.
+ * User space reads the aggregation maps on process exit and on a timer (coi_sentinel/probes/
+ * aggregates.py).
+ * Blind spots: mmap'd writes, splice/sendfile/io_uring, pwrite/sendmmsg; sockets inherited
+ * from a parent are counted only on fds 0-2.
+ */
+#include "scope.h"
+
+static __always_inline void io_enter(int fd)
+{
+    struct fd_key k = {.tgid = current_tgid(), .fd = fd};
+    if (fd_files.lookup(&k)) {
+        stash(ST_WRITE_FILE, 0, (__u64)fd, 0, 0, 0);
+        return;
+    }
+    if (sock_fds.lookup(&k)) {
+        stash(ST_WRITE_SOCK, 0, (__u64)fd, 0, 0, 0);
+        return;
+    }
+    if (fd < 0 || fd > 2)
+        return;
+    /* stdio inherited from a parent that connected it (bash >& /dev/tcp/..., nc -e) */
+    __u32 *pp = parents.lookup(&k.tgid);
+    if (!pp)
+        return;
+    struct fd_key pk = {.tgid = *pp, .fd = fd};
+    struct sock_info *si = sock_fds.lookup(&pk);
+    if (!si)
+        return;
+    sock_fds.update(&k, si);
+    stash(ST_WRITE_SOCK, 0, (__u64)fd, 0, 0, 0);
+}
+
+static __always_inline void io_exit(long ret)
+{
+    __u64 id = bpf_get_current_pid_tgid();
+    __u32 tid = (__u32)id;
+    struct inflight *s = inflight_map.lookup(&tid);
+    if (!s)
+        return;
+    __u32 kind = s->nr;
+    int fd = (int)s->a[0];
+    inflight_map.delete(&tid);
+    if (ret <= 0)
+        return;
+    struct fd_key k = {.tgid = id >> 32, .fd = fd};
+    __u64 now = bpf_ktime_get_ns();
+    if (kind == ST_WRITE_FILE) {
+        struct file_key *fk = fd_files.lookup(&k);
+        if (!fk)
+            return;
+        struct file_agg *a = file_aggs.lookup(fk);
+        if (!a)
+            return;
+        __sync_fetch_and_add(&a->bytes, ret);
+        __sync_fetch_and_add(&a->writes, 1);
+        a->last_ts = now;
+    } else if (kind == ST_WRITE_SOCK) {
+        struct net_agg *a = net_aggs.lookup(&k);
+        if (!a) {
+            struct sock_info *si = sock_fds.lookup(&k);
+            if (!si)
+                return;
+            struct net_agg fresh = {};
+            fresh.first_ts = now;
+            fresh.cgroup_id = bpf_get_current_cgroup_id();
+            __u64 scope_id = 0;
+            in_scope(&scope_id);
+            fresh.scope_id = scope_id;
+            fresh.uid = (__u32)bpf_get_current_uid_gid();
+            __builtin_memcpy(&fresh.sock, si, sizeof(fresh.sock));
+            if (net_aggs.update(&k, &fresh)) {
+                count_agg_full(1);
+                return;
+            }
+            a = net_aggs.lookup(&k);
+            if (!a)
+                return;
+        }
+        __sync_fetch_and_add(&a->bytes, ret);
+        __sync_fetch_and_add(&a->calls, 1);
+        a->last_ts = now;
+    }
+}
+
+#ifdef TP_syscalls__sys_enter_write
+TRACEPOINT_PROBE(syscalls, sys_enter_write)
+{
+    io_enter((int)args->fd);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_write
+TRACEPOINT_PROBE(syscalls, sys_exit_write)
+{
+    io_exit(args->ret);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_enter_writev
+TRACEPOINT_PROBE(syscalls, sys_enter_writev)
+{
+    io_enter((int)args->fd);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_writev
+TRACEPOINT_PROBE(syscalls, sys_exit_writev)
+{
+    io_exit(args->ret);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_enter_sendto
+TRACEPOINT_PROBE(syscalls, sys_enter_sendto)
+{
+    io_enter(args->fd);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_sendto
+TRACEPOINT_PROBE(syscalls, sys_exit_sendto)
+{
+    io_exit(args->ret);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_enter_sendmsg
+TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
+{
+    io_enter(args->fd);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_sendmsg
+TRACEPOINT_PROBE(syscalls, sys_exit_sendmsg)
+{
+    io_exit(args->ret);
+    return 0;
+}
+#endif
+
+#ifdef TP_syscalls__sys_enter_close
+TRACEPOINT_PROBE(syscalls, sys_enter_close)
+{
+    struct fd_key k = {.tgid = current_tgid(), .fd = (int)args->fd};
+    fd_files.delete(&k);
+    if (!sock_fds.lookup(&k))
+        return 0;
+    sock_fds.delete(&k);
+    struct net_agg *a = net_aggs.lookup(&k);
+    if (!a)
+        return 0;
+    struct net_send_event *e;
+    if ((e = reserve_hi(sizeof(*e), EVT_NET_SEND))) {
+        fill_hdr(&e->hdr, EVT_NET_SEND, a->scope_id);
+        e->fd = k.fd;
+        e->calls = a->calls;
+        e->bytes = a->bytes;
+        e->first_ts = a->first_ts;
+        __builtin_memcpy(&e->sock, &a->sock, sizeof(e->sock));
+        events_hi.ringbuf_submit(e, 0);
+        net_aggs.delete(&k);
+    }
+    /* on a drop the entry stays for user space to flush on exit or timer: totals never vanish */
+    return 0;
+}
+#endif

@@ -1,0 +1,178 @@
+/* net.bpf.c - outbound connections and sockets moved onto stdio.
+ *
+ * Hooks:
+ *   syscalls:sys_enter_connect / sys_exit_connect   AF_INET, AF_INET6, AF_UNIX destination and
+ *       the return value (EINPROGRESS for non-blocking sockets, ENETUNREACH with no route); the
+ *       sockaddr is read on exit, after the kernel copied it in. Connected sockets are kept in
+ *       sock_fds for dup tracking and byte accounting (io.bpf.c).
+ *   syscalls:sys_enter/exit_dup2, dup3, dup          an fd landing on 0, 1 or 2, flagged when it is
+ *       a socket this process (or its parent, for fork-then-dup shells) connected
+ * Why: a reverse shell is a connect plus a dup onto stdio, whatever the binary is called.
+ * Blind spots: fcntl(F_DUPFD); sockets received over SCM_RIGHTS or accepted (listen/accept);
+ * sendto() on unconnected UDP sockets has no connect to report.
+ */
+#include "scope.h"
+
+#define AF_UNIX_V 1
+#define AF_INET_V 2
+#define AF_INET6_V 10
+#define EINPROGRESS_V 115
+
+static __always_inline int read_sockaddr(struct sock_info *si, char *unix_path, __u64 uaddr, int len)
+{
+    __u16 family = 0;
+    if (!uaddr || bpf_probe_read_user(&family, sizeof(family), (void *)uaddr))
+        return -1;
+    si->family = family;
+    si->pad = 0;
+    if (family == AF_INET_V) {
+        __u16 port = 0;
+        bpf_probe_read_user(&port, 2, (void *)(uaddr + 2));
+        si->port = __builtin_bswap16(port);
+        bpf_probe_read_user(si->addr, 4, (void *)(uaddr + 4));
+    } else if (family == AF_INET6_V) {
+        __u16 port = 0;
+        bpf_probe_read_user(&port, 2, (void *)(uaddr + 2));
+        si->port = __builtin_bswap16(port);
+        bpf_probe_read_user(si->addr, 16, (void *)(uaddr + 8));
+    } else if (family == AF_UNIX_V) {
+        si->port = 0;
+        if (unix_path)
+            bpf_probe_read_user(unix_path, UNIX_PATH_LEN, (void *)(uaddr + 2));
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+#ifdef TP_syscalls__sys_enter_connect
+TRACEPOINT_PROBE(syscalls, sys_enter_connect)
+{
+    __u64 scope_id = 0;
+    if (!in_scope(&scope_id))
+        return 0;
+    stash(ST_CONNECT, scope_id, (__u64)args->fd, (__u64)args->uservaddr, (__u64)args->addrlen, 0);
+    return 0;
+}
+#endif
+
+#ifdef TP_syscalls__sys_exit_connect
+TRACEPOINT_PROBE(syscalls, sys_exit_connect)
+{
+    struct inflight s;
+    if (!unstash(ST_CONNECT, &s))
+        return 0;
+    struct connect_event *e;
+    if (!(e = reserve_hi(sizeof(*e), EVT_CONNECT)))
+        return 0;
+    __builtin_memset(&e->sock, 0, sizeof(e->sock));
+    e->unix_path[0] = 0;
+    if (read_sockaddr(&e->sock, e->unix_path, s.a[1], (int)s.a[2]) < 0) {
+        events_hi.ringbuf_discard(e, 0);   /* netlink, packet, vsock...: not reported */
+        return 0;
+    }
+    fill_hdr(&e->hdr, EVT_CONNECT, s.scope_id);
+    e->ret = args->ret;
+    e->fd = (__s32)s.a[0];
+    e->pad = 0;
+    if (e->ret == 0 || e->ret == -EINPROGRESS_V) {
+        struct fd_key k = {.tgid = e->hdr.pid, .fd = e->fd};
+        sock_fds.update(&k, &e->sock);
+    }
+    events_hi.ringbuf_submit(e, 0);
+    return 0;
+}
+#endif
+
+static __always_inline void dup_exit(long ret)
+{
+    struct inflight s;
+    if (!unstash(ST_DUP, &s))
+        return;
+    int oldfd = (int)s.a[0];
+    int newfd = ret >= 0 ? (int)ret : (int)s.a[1];
+    __u32 tgid = current_tgid();
+    struct fd_key k = {.tgid = tgid, .fd = oldfd};
+    struct sock_info *si = sock_fds.lookup(&k);
+    if (!si) {
+        __u32 *pp = parents.lookup(&tgid);
+        if (pp) {
+            k.tgid = *pp;
+            si = sock_fds.lookup(&k);
+        }
+    }
+    if (si && ret >= 0) {
+        struct fd_key nk = {.tgid = tgid, .fd = newfd};
+        sock_fds.update(&nk, si);
+    }
+    if (newfd < 0 || newfd > 2)
+        return;
+    struct dup_event *e;
+    if (!(e = reserve_hi(sizeof(*e), EVT_DUP)))
+        return;
+    fill_hdr(&e->hdr, EVT_DUP, s.scope_id);
+    e->ret = ret;
+    e->oldfd = oldfd;
+    e->newfd = newfd;
+    e->flags = 0;
+    __builtin_memset(&e->sock, 0, sizeof(e->sock));
+    if (si) {
+        e->flags |= DUP_OLDFD_SOCKET;
+        __builtin_memcpy(&e->sock, si, sizeof(e->sock));
+    }
+    events_hi.ringbuf_submit(e, 0);
+}
+
+#ifdef TP_syscalls__sys_enter_dup2
+TRACEPOINT_PROBE(syscalls, sys_enter_dup2)
+{
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id))
+        stash(ST_DUP, scope_id, (__u64)args->oldfd, (__u64)args->newfd, 0, 0);
+    return 0;
+}
+#endif
+
+#ifdef TP_syscalls__sys_exit_dup2
+TRACEPOINT_PROBE(syscalls, sys_exit_dup2)
+{
+    dup_exit(args->ret);
+    return 0;
+}
+#endif
+
+#ifdef TP_syscalls__sys_enter_dup3
+TRACEPOINT_PROBE(syscalls, sys_enter_dup3)
+{
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id))
+        stash(ST_DUP, scope_id, (__u64)args->oldfd, (__u64)args->newfd, 0, 0);
+    return 0;
+}
+#endif
+
+#ifdef TP_syscalls__sys_exit_dup3
+TRACEPOINT_PROBE(syscalls, sys_exit_dup3)
+{
+    dup_exit(args->ret);
+    return 0;
+}
+#endif
+
+#ifdef TP_syscalls__sys_enter_dup
+TRACEPOINT_PROBE(syscalls, sys_enter_dup)
+{
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id))
+        stash(ST_DUP, scope_id, (__u64)args->fildes, (__u64)-1, 0, 0);
+    return 0;
+}
+#endif
+
+#ifdef TP_syscalls__sys_exit_dup
+TRACEPOINT_PROBE(syscalls, sys_exit_dup)
+{
+    dup_exit(args->ret);
+    return 0;
+}
+#endif

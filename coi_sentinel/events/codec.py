@@ -1,0 +1,61 @@
+"""Events <-> JSON lines. This is the one format of ``watch --json``, traces and audit logs.
+
+A line is a flat JSON object: ``{"type": "exec", "ts_ns": ..., <header fields>, <type fields>}``.
+Schema version :data:`SCHEMA_VERSION` (docs/events.md). Lists become tuples on the way back so a
+decoded event compares equal to the original.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from ..errors import EventDecodeError
+from . import model
+from .types import EVENT_TYPE_BY_LABEL
+
+SCHEMA_VERSION = 1
+
+_FIELDS = model.FIELD_NAMES
+_ARGV_INDEX = _FIELDS[model.ExecEvent].index("argv")
+
+
+def to_dict(event: model.Event) -> dict[str, Any]:
+    d: dict[str, Any] = {"type": event.type.label}
+    for name in _FIELDS[type(event)]:
+        d[name] = getattr(event, name)
+    return d
+
+
+def dumps(event: model.Event) -> bytes:
+    """One JSON line, without the newline."""
+    return orjson.dumps(to_dict(event))
+
+
+def from_dict(d: dict[str, Any], *, source: str | None = None, line: int | None = None) -> model.Event:
+    try:
+        label = d["type"]
+    except (KeyError, TypeError):
+        raise EventDecodeError("event has no \"type\"", source=source, line=line) from None
+    etype = EVENT_TYPE_BY_LABEL.get(label)
+    if etype is None:
+        raise EventDecodeError(f"unknown event type {label!r}", source=source, line=line)
+    cls = model.EVENT_CLASSES[etype]
+    try:
+        values = [d[name] for name in _FIELDS[cls]]
+    except KeyError as err:
+        raise EventDecodeError(f"{label} event lacks field {err.args[0]!r}", source=source, line=line) from None
+    if cls is model.ExecEvent:
+        values[_ARGV_INDEX] = tuple(values[_ARGV_INDEX])
+    return cls(*values)
+
+
+def loads(line: bytes | str, *, source: str | None = None, lineno: int | None = None) -> model.Event:
+    try:
+        d = orjson.loads(line)
+    except orjson.JSONDecodeError as err:
+        raise EventDecodeError(f"not JSON: {err}", source=source, line=lineno) from None
+    if not isinstance(d, dict):
+        raise EventDecodeError("a JSON event must be an object", source=source, line=lineno)
+    return from_dict(d, source=source, line=lineno)

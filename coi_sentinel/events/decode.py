@@ -1,0 +1,166 @@
+"""Raw ring-buffer records -> typed events. Needs no kernel: only bytes and the formats in
+:mod:`coi_sentinel.events.structs`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Callable
+
+from ..errors import EventDecodeError
+from . import model, structs
+from .types import (
+    AF_INET,
+    AF_INET6,
+    AF_UNIX,
+    DUP_OLDFD_SOCKET,
+    FAMILY_LABELS,
+    FILE_KIND_FAILED,
+    FILE_KIND_LABELS,
+    EventType,
+    PrivOp,
+)
+
+#: maps a scope (container-level cgroup) id to a container name
+ContainerResolver = Callable[[int], str]
+
+
+def _host(_scope_id: int) -> str:
+    return "host"
+
+
+def cstr(raw: bytes) -> str:
+    """A NUL-terminated C string from a fixed buffer, decoded leniently."""
+    end = raw.find(b"\0")
+    if end >= 0:
+        raw = raw[:end]
+    return raw.decode("utf-8", "surrogateescape")
+
+
+def split_args(raw: bytes, used: int) -> tuple[str, ...]:
+    data = raw[:used]
+    if data.endswith(b"\0"):
+        data = data[:-1]
+    if not data:
+        return ()
+    return tuple(a.decode("utf-8", "surrogateescape") for a in data.split(b"\0"))
+
+
+def sock_addr(family: int, port: int, addr: bytes, unix_path: bytes = b"") -> tuple[str, str, int]:
+    """(family label, address text, port) of a sock_info."""
+    if family == AF_INET:
+        return "inet", str(ipaddress.IPv4Address(addr[:4])), port
+    if family == AF_INET6:
+        return "inet6", str(ipaddress.IPv6Address(addr[:16])), port
+    if family == AF_UNIX:
+        if unix_path[:1] == b"\0":  # abstract socket
+            return "unix", "@" + cstr(unix_path[1:]), 0
+        return "unix", cstr(unix_path), 0
+    return FAMILY_LABELS.get(family, str(family)), "", port
+
+
+def _errno(ret: int) -> int:
+    return -ret if ret < 0 else 0
+
+
+class Decoder:
+    """Decodes raw records. One instance per stream; ``resolve`` names containers."""
+
+    def __init__(self, resolve: ContainerResolver = _host) -> None:
+        self.resolve = resolve
+        self._by_type: dict[int, Callable[[bytes], model.Event]] = {
+            EventType.EXEC: self._exec,
+            EventType.FORK: self._fork,
+            EventType.EXIT: self._exit,
+            EventType.CONNECT: self._connect,
+            EventType.DUP: self._dup,
+            EventType.NET_SEND: self._net_send,
+            EventType.FILE_OPEN: self._file_open,
+            EventType.RENAME: self._rename,
+            EventType.UNLINK: self._unlink,
+            EventType.CHMOD: self._chmod,
+            EventType.PRIV: self._priv,
+        }
+
+    def decode(self, raw: bytes) -> model.Event:
+        if len(raw) < structs.HDR.size:
+            raise EventDecodeError(f"record of {len(raw)} bytes is shorter than the event header")
+        etype = int.from_bytes(raw[24:28], "little")
+        fn = self._by_type.get(etype)
+        if fn is None:
+            raise EventDecodeError(f"unknown event type {etype} in a raw record")
+        try:
+            return fn(raw)
+        except Exception as err:  # struct.error, ValueError from a short or bad record
+            raise EventDecodeError(f"bad {EventType(etype).label} record ({len(raw)} bytes): {err}") from err
+
+    def header(self, h: tuple) -> tuple:
+        ts, cg, scope, _type, pid, tid, ppid, uid, gid, comm = h[:10]
+        return (ts, pid, tid, ppid, uid, gid, cstr(comm), cg, scope, self.resolve(scope))
+
+    # one method per record type: unpack, then build the dataclass positionally (fastest)
+    def _exec(self, raw: bytes) -> model.Event:
+        v = structs.FORMATS[structs.ExecEvent].unpack_from(raw)
+        ret, argc, args_len, flags, fd, _pad, filename, args = v[10:]
+        return model.ExecEvent(*self.header(v), cstr(filename), split_args(args, args_len), argc,
+                               _errno(ret), fd, flags)
+
+    def _fork(self, raw: bytes) -> model.Event:
+        v = structs.FORMATS[structs.ForkEvent].unpack_from(raw)
+        clone_flags, child, _pad = v[10:]
+        return model.ForkEvent(*self.header(v), child, clone_flags)
+
+    def _exit(self, raw: bytes) -> model.Event:
+        v = structs.FORMATS[structs.ExitEvent].unpack_from(raw)
+        code, sig = v[10:]
+        return model.ExitEvent(*self.header(v), code, sig)
+
+    def _connect(self, raw: bytes) -> model.Event:
+        v = structs.FORMATS[structs.ConnectEvent].unpack_from(raw)
+        ret, fd, family, port, _p, addr, unix_path, _pad = v[10:]
+        fam, daddr, dport = sock_addr(family, port, addr, unix_path)
+        return model.ConnectEvent(*self.header(v), fd, fam, daddr, dport, _errno(ret))
+
+    def _dup(self, raw: bytes) -> model.Event:
+        v = structs.FORMATS[structs.DupEvent].unpack_from(raw)
+        ret, oldfd, newfd, flags, family, port, _p, addr = v[10:]
+        is_sock = bool(flags & DUP_OLDFD_SOCKET)
+        fam, daddr, dport = sock_addr(family, port, addr) if is_sock else ("", "", 0)
+        return model.DupEvent(*self.header(v), oldfd, newfd, _errno(ret), is_sock, fam, daddr, dport)
+
+    def _net_send(self, raw: bytes) -> model.Event:
+        v = structs.FORMATS[structs.NetSendEvent].unpack_from(raw)
+        fd, calls, nbytes, first_ts, family, port, _p, addr = v[10:]
+        fam, daddr, dport = sock_addr(family, port, addr)
+        return model.NetSendEvent(*self.header(v), fd, nbytes, calls, fam, daddr, dport, first_ts)
+
+    def _file_open(self, raw: bytes) -> model.Event:
+        v = structs.FORMATS[structs.FileOpenEvent].unpack_from(raw)
+        ret, dirfd, flags, mode, kind, _pad, path = v[10:]
+        return model.FileOpenEvent(*self.header(v), cstr(path), flags, mode, ret if ret >= 0 else -1,
+                                   _errno(ret), FILE_KIND_LABELS.get(kind & ~FILE_KIND_FAILED, str(kind)),
+                                   dirfd)
+
+    def _rename(self, raw: bytes) -> model.Event:
+        v = structs.FORMATS[structs.RenameEvent].unpack_from(raw)
+        ret, flags, oldp, newp = v[10:]
+        return model.RenameEvent(*self.header(v), cstr(oldp), cstr(newp), flags, _errno(ret))
+
+    def _unlink(self, raw: bytes) -> model.Event:
+        v = structs.FORMATS[structs.PathEvent].unpack_from(raw)
+        ret, fd, mode, _pad, path = v[10:]
+        return model.UnlinkEvent(*self.header(v), cstr(path), fd, mode, _errno(ret))
+
+    def _chmod(self, raw: bytes) -> model.Event:
+        v = structs.FORMATS[structs.PathEvent].unpack_from(raw)
+        ret, fd, mode, _pad, path = v[10:]
+        return model.ChmodEvent(*self.header(v), cstr(path), fd, mode, _errno(ret))
+
+    def _priv(self, raw: bytes) -> model.Event:
+        v = structs.FORMATS[structs.PrivEvent].unpack_from(raw)
+        ret, op, arg0, arg1, detail = v[10:]
+        try:
+            op_name = PrivOp(op).name.lower()
+        except ValueError:
+            op_name = str(op)
+        return model.PrivEvent(*self.header(v), op_name, arg0, arg1, cstr(detail), _errno(ret))

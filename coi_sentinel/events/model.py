@@ -1,0 +1,207 @@
+"""Typed events: what the probes saw, decoded, as frozen dataclasses.
+
+Every event has the common header fields of :class:`Event`; each subclass adds its own. The
+JSON form (:mod:`coi_sentinel.events.codec`) is the flat dict of these fields plus ``"type"``;
+its field names are the trace schema documented in docs/events.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import ClassVar
+
+from .types import (
+    EXEC_ARGS_TRUNCATED,
+    EXEC_FROM_MEMFD,
+    EXEC_VIA_FD,
+    EventType,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Common header: who did it, when, and where (cgroup and container)."""
+
+    type: ClassVar[EventType]
+
+    ts_ns: int          # kernel CLOCK_MONOTONIC time of the event
+    pid: int            # process id (tgid)
+    tid: int            # thread id
+    ppid: int           # parent process id; 0 when unknown
+    uid: int
+    gid: int
+    comm: str
+    cgroup_id: int      # leaf cgroup2 id
+    scope_id: int       # container-level ancestor cgroup id
+    container: str      # container name, or "host"
+
+    @property
+    def label(self) -> str:
+        return self.type.label
+
+
+@dataclass(frozen=True, slots=True)
+class ExecEvent(Event):
+    type: ClassVar[EventType] = EventType.EXEC
+    filename: str                 # resolved by the kernel (success) or as passed (failure)
+    argv: tuple[str, ...]
+    argc: int                     # real argc; may exceed len(argv) when truncated
+    errno: int                    # 0 on success
+    fd: int                       # execveat dirfd, -100 for execve
+    flags: int                    # EXEC_* bits
+
+    @property
+    def args_truncated(self) -> bool:
+        return bool(self.flags & EXEC_ARGS_TRUNCATED) or self.argc > len(self.argv)
+
+    @property
+    def via_fd(self) -> bool:
+        return bool(self.flags & EXEC_VIA_FD)
+
+    @property
+    def from_memfd(self) -> bool:
+        return bool(self.flags & EXEC_FROM_MEMFD) or self.filename.startswith("/memfd:")
+
+    @property
+    def deleted(self) -> bool:
+        return self.filename.endswith(" (deleted)")
+
+
+@dataclass(frozen=True, slots=True)
+class ForkEvent(Event):
+    type: ClassVar[EventType] = EventType.FORK
+    child_pid: int
+    clone_flags: int
+
+
+@dataclass(frozen=True, slots=True)
+class ExitEvent(Event):
+    type: ClassVar[EventType] = EventType.EXIT
+    exit_code: int                # -1 when killed by a signal
+    signal: int                   # fatal signal, 0 if none
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectEvent(Event):
+    type: ClassVar[EventType] = EventType.CONNECT
+    fd: int
+    family: str                   # "inet", "inet6", "unix"
+    daddr: str                    # address, or the socket path for unix ("@name" if abstract)
+    dport: int
+    errno: int                    # 0, EINPROGRESS (115), ENETUNREACH (101), ...
+
+
+@dataclass(frozen=True, slots=True)
+class DupEvent(Event):
+    type: ClassVar[EventType] = EventType.DUP
+    oldfd: int
+    newfd: int
+    errno: int
+    is_socket: bool               # oldfd is a socket the kernel saw connected
+    family: str
+    daddr: str
+    dport: int
+
+
+@dataclass(frozen=True, slots=True)
+class NetSendEvent(Event):
+    type: ClassVar[EventType] = EventType.NET_SEND
+    fd: int
+    bytes: int                    # bytes sent since the previous NET_SEND of this socket
+    calls: int
+    family: str
+    daddr: str
+    dport: int
+    first_ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class FileOpenEvent(Event):
+    type: ClassVar[EventType] = EventType.FILE_OPEN
+    path: str
+    flags: int                    # open(2) flags
+    mode: int
+    fd: int                       # -1 on failure
+    errno: int
+    kind: str                     # "write" or "sensitive"
+    dirfd: int
+
+
+@dataclass(frozen=True, slots=True)
+class FileWriteEvent(Event):
+    """Summary of a process's opens of and writes to one path since the previous summary."""
+
+    type: ClassVar[EventType] = EventType.FILE_WRITE
+    path: str
+    kind: str
+    opens: int
+    writes: int
+    bytes: int
+    failed: bool                  # the opens counted here failed
+    first_ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
+class RenameEvent(Event):
+    type: ClassVar[EventType] = EventType.RENAME
+    oldpath: str
+    newpath: str
+    flags: int
+    errno: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnlinkEvent(Event):
+    type: ClassVar[EventType] = EventType.UNLINK
+    path: str
+    dirfd: int
+    flags: int
+    errno: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChmodEvent(Event):
+    type: ClassVar[EventType] = EventType.CHMOD
+    path: str                     # empty for fchmod
+    fd: int
+    mode: int
+    errno: int
+
+    @property
+    def sets_setuid(self) -> bool:
+        return bool(self.mode & 0o4000)
+
+    @property
+    def sets_setgid(self) -> bool:
+        return bool(self.mode & 0o2000)
+
+
+@dataclass(frozen=True, slots=True)
+class PrivEvent(Event):
+    type: ClassVar[EventType] = EventType.PRIV
+    op: str                       # "ptrace", "mount", "unshare", ...
+    arg0: int
+    arg1: int
+    detail: str                   # mount target, module params, memfd name
+    errno: int
+
+
+EVENT_CLASSES: dict[EventType, type[Event]] = {
+    cls.type: cls
+    for cls in (
+        ExecEvent, ForkEvent, ExitEvent, ConnectEvent, DupEvent, NetSendEvent, FileOpenEvent,
+        FileWriteEvent, RenameEvent, UnlinkEvent, ChmodEvent, PrivEvent,
+    )
+}
+
+#: field names per class, header first: the JSON keys of each event type
+FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {
+    cls: tuple(f.name for f in fields(cls)) for cls in EVENT_CLASSES.values()
+}
+HEADER_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Event))
+
+__all__ = [
+    "Event", "ExecEvent", "ForkEvent", "ExitEvent", "ConnectEvent", "DupEvent", "NetSendEvent",
+    "FileOpenEvent", "FileWriteEvent", "RenameEvent", "UnlinkEvent", "ChmodEvent", "PrivEvent",
+    "EVENT_CLASSES", "FIELD_NAMES", "HEADER_FIELDS",
+]

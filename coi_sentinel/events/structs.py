@@ -1,0 +1,221 @@
+"""ctypes mirrors of every struct in bpf/include/events.h, and the struct.Struct formats the
+decoder uses (faster than a ctypes cast).
+
+Both are written out by hand on purpose: tests/bpf/test_layout.py compares sizes and field
+offsets with what bcc derived from the C, and tests/unit/test_struct_mirrors.py checks that each
+format string packs to the same size and offsets as its ctypes mirror.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+
+from .types import ARGS_BUF, COMM_LEN, PATH_LEN, UNIX_PATH_LEN
+
+c_u8, c_u16, c_u32, c_s32, c_u64 = ctypes.c_uint8, ctypes.c_uint16, ctypes.c_uint32, ctypes.c_int32, ctypes.c_uint64
+
+
+class EventHdr(ctypes.Structure):
+    _fields_ = [
+        ("ts_ns", c_u64),
+        ("cgroup_id", c_u64),
+        ("scope_id", c_u64),
+        ("type", c_u32),
+        ("pid", c_u32),
+        ("tid", c_u32),
+        ("ppid", c_u32),
+        ("uid", c_u32),
+        ("gid", c_u32),
+        ("comm", ctypes.c_char * COMM_LEN),
+    ]
+
+
+class SockInfo(ctypes.Structure):
+    _fields_ = [("family", c_u16), ("port", c_u16), ("pad", c_u32), ("addr", c_u8 * 16)]
+
+
+class ExecEvent(ctypes.Structure):
+    _fields_ = [
+        ("hdr", EventHdr),
+        ("ret", c_s32),
+        ("argc", c_u32),
+        ("args_len", c_u32),
+        ("flags", c_u32),
+        ("fd", c_s32),
+        ("pad", c_u32),
+        ("filename", ctypes.c_char * PATH_LEN),
+        ("args", ctypes.c_char * ARGS_BUF),
+    ]
+
+
+class ForkEvent(ctypes.Structure):
+    _fields_ = [("hdr", EventHdr), ("clone_flags", c_u64), ("child_pid", c_u32), ("pad", c_u32)]
+
+
+class ExitEvent(ctypes.Structure):
+    _fields_ = [("hdr", EventHdr), ("exit_code", c_s32), ("signal", c_u32)]
+
+
+class ConnectEvent(ctypes.Structure):
+    _fields_ = [
+        ("hdr", EventHdr),
+        ("ret", c_s32),
+        ("fd", c_s32),
+        ("sock", SockInfo),
+        ("unix_path", ctypes.c_char * UNIX_PATH_LEN),
+        ("pad", c_u32),
+    ]
+
+
+class DupEvent(ctypes.Structure):
+    _fields_ = [
+        ("hdr", EventHdr),
+        ("ret", c_s32),
+        ("oldfd", c_s32),
+        ("newfd", c_s32),
+        ("flags", c_u32),
+        ("sock", SockInfo),
+    ]
+
+
+class NetSendEvent(ctypes.Structure):
+    _fields_ = [
+        ("hdr", EventHdr),
+        ("fd", c_s32),
+        ("calls", c_u32),
+        ("bytes", c_u64),
+        ("first_ts", c_u64),
+        ("sock", SockInfo),
+    ]
+
+
+class FileOpenEvent(ctypes.Structure):
+    _fields_ = [
+        ("hdr", EventHdr),
+        ("ret", c_s32),
+        ("dirfd", c_s32),
+        ("flags", c_u32),
+        ("mode", c_u32),
+        ("kind", c_u32),
+        ("pad", c_u32),
+        ("path", ctypes.c_char * PATH_LEN),
+    ]
+
+
+class PathEvent(ctypes.Structure):
+    _fields_ = [
+        ("hdr", EventHdr),
+        ("ret", c_s32),
+        ("fd", c_s32),
+        ("mode", c_u32),
+        ("pad", c_u32),
+        ("path", ctypes.c_char * PATH_LEN),
+    ]
+
+
+class RenameEvent(ctypes.Structure):
+    _fields_ = [
+        ("hdr", EventHdr),
+        ("ret", c_s32),
+        ("flags", c_u32),
+        ("oldpath", ctypes.c_char * PATH_LEN),
+        ("newpath", ctypes.c_char * PATH_LEN),
+    ]
+
+
+class PrivEvent(ctypes.Structure):
+    _fields_ = [
+        ("hdr", EventHdr),
+        ("ret", c_s32),
+        ("op", c_u32),
+        ("arg0", c_u64),
+        ("arg1", c_u64),
+        ("str", ctypes.c_char * PATH_LEN),
+    ]
+
+
+class FileKey(ctypes.Structure):
+    _fields_ = [("tgid", c_u32), ("kind", c_u32), ("path", ctypes.c_char * PATH_LEN)]
+
+
+class FileAgg(ctypes.Structure):
+    _fields_ = [
+        ("first_ts", c_u64),
+        ("last_ts", c_u64),
+        ("bytes", c_u64),
+        ("scope_id", c_u64),
+        ("cgroup_id", c_u64),
+        ("opens", c_u32),
+        ("writes", c_u32),
+        ("flags", c_u32),
+        ("uid", c_u32),
+    ]
+
+
+class FdKey(ctypes.Structure):
+    _fields_ = [("tgid", c_u32), ("fd", c_s32)]
+
+
+class NetAgg(ctypes.Structure):
+    _fields_ = [
+        ("first_ts", c_u64),
+        ("last_ts", c_u64),
+        ("bytes", c_u64),
+        ("scope_id", c_u64),
+        ("cgroup_id", c_u64),
+        ("calls", c_u32),
+        ("uid", c_u32),
+        ("sock", SockInfo),
+    ]
+
+
+class LpmPathKey(ctypes.Structure):
+    _fields_ = [("prefixlen", c_u32), ("data", ctypes.c_char * PATH_LEN)]
+
+
+class ScopeCfg(ctypes.Structure):
+    _fields_ = [("mode", c_u32), ("levels", c_u32), ("self_tgid", c_u32), ("host_level", c_u32)]
+
+
+# --- struct.Struct formats used by the decoder (little-endian, no implicit padding) ---
+HDR_FMT = "QQQIIIIII16s"
+SOCK_FMT = "HHI16s"
+HDR = struct.Struct("<" + HDR_FMT)
+FORMATS: dict[type[ctypes.Structure], struct.Struct] = {
+    EventHdr: HDR,
+    ExecEvent: struct.Struct(f"<{HDR_FMT}iIIIiI{PATH_LEN}s{ARGS_BUF}s"),
+    ForkEvent: struct.Struct(f"<{HDR_FMT}QII"),
+    ExitEvent: struct.Struct(f"<{HDR_FMT}iI"),
+    ConnectEvent: struct.Struct(f"<{HDR_FMT}ii{SOCK_FMT}{UNIX_PATH_LEN}sI"),
+    DupEvent: struct.Struct(f"<{HDR_FMT}iiiI{SOCK_FMT}"),
+    NetSendEvent: struct.Struct(f"<{HDR_FMT}iIQQ{SOCK_FMT}"),
+    FileOpenEvent: struct.Struct(f"<{HDR_FMT}iiIIII{PATH_LEN}s"),
+    PathEvent: struct.Struct(f"<{HDR_FMT}iiII{PATH_LEN}s"),
+    RenameEvent: struct.Struct(f"<{HDR_FMT}iI{PATH_LEN}s{PATH_LEN}s"),
+    PrivEvent: struct.Struct(f"<{HDR_FMT}iIQQ{PATH_LEN}s"),
+    FileAgg: struct.Struct("<QQQQQIIII"),
+    NetAgg: struct.Struct("<QQQQQII" + SOCK_FMT),
+}
+
+#: C struct name -> mirror, for the layout tests
+C_NAMES: dict[str, type[ctypes.Structure]] = {
+    "event_hdr": EventHdr,
+    "sock_info": SockInfo,
+    "exec_event": ExecEvent,
+    "fork_event": ForkEvent,
+    "exit_event": ExitEvent,
+    "connect_event": ConnectEvent,
+    "dup_event": DupEvent,
+    "net_send_event": NetSendEvent,
+    "file_open_event": FileOpenEvent,
+    "path_event": PathEvent,
+    "rename_event": RenameEvent,
+    "priv_event": PrivEvent,
+    "file_key": FileKey,
+    "file_agg": FileAgg,
+    "fd_key": FdKey,
+    "net_agg": NetAgg,
+    "lpm_path_key": LpmPathKey,
+    "scope_cfg": ScopeCfg,
+}

@@ -1,0 +1,72 @@
+"""The hooks of each probe family: which tracepoints bpf/<family>.bpf.c attaches.
+
+The C program for tracepoint ``cat:event`` is ``TRACEPOINT_PROBE(cat, event)`` and is compiled only when
+the loader passes ``-DTP_<cat>__<event>`` (the tracepoint exists on this kernel), so a missing
+tracepoint costs its hook, never the whole load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+def _sys(*names: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for n in names:
+        out += [f"syscalls:sys_enter_{n}", f"syscalls:sys_exit_{n}"]
+    return tuple(out)
+
+
+FAMILIES: dict[str, tuple[str, ...]] = {
+    "exec": _sys("execve", "execveat") + ("sched:sched_process_exec",),
+    "proc": (
+        "task:task_newtask",
+        "syscalls:sys_enter_exit_group",
+        "syscalls:sys_enter_exit",
+        "signal:signal_deliver",
+        "sched:sched_process_exit",
+    ),
+    "net": _sys("connect", "dup2", "dup3", "dup"),
+    "io": _sys("write", "writev", "sendto", "sendmsg") + ("syscalls:sys_enter_close",),
+    "file": _sys("openat", "openat2", "open", "creat", "rename", "renameat", "renameat2", "unlink",
+                 "unlinkat", "chmod", "fchmodat", "fchmodat2", "fchmod"),
+    "priv": _sys("ptrace", "mount", "unshare", "setns", "init_module", "finit_module",
+                 "io_uring_setup", "memfd_create", "setuid"),
+}
+
+#: what each family is for, shown by `doctor`
+PURPOSE: dict[str, str] = {
+    "exec": "program execution (path, argv, failures, memfd/fd execs)",
+    "proc": "fork/exit: process tree and exit codes",
+    "net": "connect (inet/inet6/unix) and sockets dup'ed onto stdio",
+    "io": "bytes written to files and sent on sockets (kernel-aggregated)",
+    "file": "write-opens, sensitive reads, rename, unlink, chmod",
+    "priv": "ptrace, mount, unshare, setns, modules, io_uring, memfd, setuid",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Hook:
+    family: str
+    tracepoint: str        # "cat:event"
+
+    @property
+    def category(self) -> str:
+        return self.tracepoint.split(":", 1)[0]
+
+    @property
+    def event(self) -> str:
+        return self.tracepoint.split(":", 1)[1]
+
+    @property
+    def fn_name(self) -> str:
+        return f"tracepoint__{self.category}__{self.event}"
+
+    @property
+    def define(self) -> str:
+        return f"-DTP_{self.category}__{self.event}=1"
+
+
+def hooks(families: tuple[str, ...] | list[str] | None = None) -> list[Hook]:
+    names = list(FAMILIES) if families is None else list(families)
+    return [Hook(f, tp) for f in names for tp in FAMILIES[f]]

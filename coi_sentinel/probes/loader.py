@@ -1,0 +1,294 @@
+"""Compile bpf/*.bpf.c with bcc, attach each hook on its own, and manage the filter maps.
+
+One :class:`ProbeSet` is one BPF object: all families compiled together so they share the
+scope filter, ring buffers and per-fd maps. Each tracepoint is attached separately; a hook
+that fails to attach is reported in :class:`Coverage`, never fatal. Closing the ProbeSet (or
+the process dying, even by SIGKILL) detaches everything: the programs live only as long as
+their file descriptors.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+
+from ..assets import asset_dir
+from ..errors import FeatureMissing, ProbeError
+from ..events.types import EVT_MAX, PATH_LEN, SCOPE_ALL, SCOPE_LISTED, EventType
+from . import features
+from .hooks import FAMILIES, Hook, hooks
+
+log = logging.getLogger(__name__)
+
+#: level of lxc.payload.<name> below the cgroup2 root: reported as scope_id in host-wide mode
+HOST_SCOPE_LEVEL = 1
+
+
+@dataclass(slots=True)
+class Coverage:
+    attached: list[Hook] = field(default_factory=list)
+    missing: list[tuple[Hook, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def families(self) -> dict[str, dict]:
+        out: dict[str, dict] = {}
+        for fam in FAMILIES:
+            ok = [h.tracepoint for h in self.attached if h.family == fam]
+            bad = {h.tracepoint: why for h, why in self.missing if h.family == fam}
+            if ok or bad:
+                out[fam] = {"attached": ok, "missing": bad}
+        return out
+
+    def to_dict(self) -> dict:
+        return {"attached": len(self.attached), "missing": len(self.missing),
+                "families": self.families(), "notes": list(self.notes)}
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeOptions:
+    families: tuple[str, ...] = tuple(FAMILIES)
+    hi_pages: int = 256          # 1 MiB
+    bulk_pages: int = 1024       # 4 MiB
+    bulk_wakeup_every: int = 64
+    max_aggs: int = 16384
+
+
+class ProbeSet:
+    def __init__(self, options: ProbeOptions | None = None) -> None:
+        self.options = options or ProbeOptions()
+        self.bpf = None
+        self.coverage = Coverage()
+        self._level_refs: Counter[int] = Counter()
+        self._scopes: dict[int, int] = {}  # cgroup id -> level
+        self._host_wide = True
+
+    # ---- load ----
+    def load(self) -> Coverage:
+        """Compile and attach. Raises FeatureMissing / ProbeError with a one-line reason."""
+        for check in (features.check_root(), features.check_bcc(), features.check_headers(),
+                      features.check_tracefs()):
+            if not check.ok:
+                raise FeatureMissing(check.name, f"cannot load probes: {check.detail}", hint=check.fix)
+        BPF = _bpf_class()  # imported late: `--help`, `rules lint`, replay never need bcc
+
+        wanted = hooks(self.options.families)
+        absent = set(features.missing_tracepoints(wanted))
+        present = [h for h in wanted if h not in absent]
+        for h in absent:
+            self.coverage.missing.append((h, "tracepoint not in this kernel"))
+        bpf_dir = asset_dir("bpf")
+        o = self.options
+        cflags = [
+            f"-I{bpf_dir}", f"-I{bpf_dir / 'include'}",
+            f"-DHI_PAGES={o.hi_pages}", f"-DBULK_PAGES={o.bulk_pages}",
+            f"-DBULK_WAKEUP_EVERY={o.bulk_wakeup_every}", f"-DMAX_AGGS={o.max_aggs}",
+            "-Wno-macro-redefined", "-Wno-unused-function",
+        ] + [h.define for h in present]
+        if not features.check_btf().ok:
+            cflags.append("-DNO_TASK_BTF=1")
+            self.coverage.notes.append("no kernel BTF: argv of successful execs is not read")
+        text = program_text(bpf_dir, o.families)
+        try:
+            self.bpf = BPF(text=text.encode(), cflags=cflags)
+        except Exception as err:  # bcc raises bare Exception on compile/load failures
+            raise ProbeError(f"the BPF programs did not compile or load: {err}",
+                             hint="run `coi-sentinel doctor`; compiler messages are above") from err
+        for h in present:
+            try:
+                self.bpf.attach_tracepoint(tp=h.tracepoint.encode(), fn_name=h.fn_name.encode())
+                self.coverage.attached.append(h)
+            except Exception as err:  # bcc: Exception("Failed to attach ...")
+                self.coverage.missing.append((h, str(err).splitlines()[0]))
+        if not self.coverage.attached:
+            self.close()
+            raise ProbeError("no probe could be attached")
+        self.set_host_wide()
+        log.info("probes: %d hooks attached, %d missing", len(self.coverage.attached),
+                 len(self.coverage.missing))
+        return self.coverage
+
+    def _require(self):
+        if self.bpf is None:
+            raise ProbeError("probes are not loaded")
+        return self.bpf
+
+    # ---- scope filter ----
+    def _write_config(self) -> None:
+        b = self._require()
+        levels = 0
+        for level, refs in self._level_refs.items():
+            if refs > 0:
+                levels |= 1 << level
+        cfg = b[b"config"]
+        cfg[ctypes.c_int(0)] = cfg.Leaf(SCOPE_ALL if self._host_wide else SCOPE_LISTED, levels,
+                                        os.getpid(), HOST_SCOPE_LEVEL)
+
+    def set_host_wide(self) -> None:
+        """Trace every process on the host except this one."""
+        self._host_wide = True
+        self._write_config()
+
+    def add_scope(self, cgroup_id: int, level: int) -> None:
+        """Trace the processes in this cgroup (and below); switches off host-wide mode.
+
+        ``level`` is the cgroup's depth below the cgroup2 root (lxc.payload.<name> is 1). Takes
+        effect at once, no reload."""
+        if not 1 <= level < 8:
+            raise ProbeError(f"cgroup level {level} is not supported (1-7)")
+        b = self._require()
+        if cgroup_id not in self._scopes:
+            self._scopes[cgroup_id] = level
+            self._level_refs[level] += 1
+        b[b"scopes"][ctypes.c_uint64(cgroup_id)] = ctypes.c_uint8(1)
+        self._host_wide = False
+        self._write_config()
+
+    def remove_scope(self, cgroup_id: int) -> None:
+        b = self._require()
+        level = self._scopes.pop(cgroup_id, None)
+        if level is not None:
+            self._level_refs[level] -= 1
+        try:
+            del b[b"scopes"][ctypes.c_uint64(cgroup_id)]
+        except KeyError:
+            pass
+        self._write_config()
+
+    @property
+    def scopes(self) -> dict[int, int]:
+        return dict(self._scopes)
+
+    def seed_parents(self, table) -> int:
+        """Fill the kernel's fork map from a process table seeded at start-up, so processes
+        that started before the probes still report their parent."""
+        b = self._require()
+        parents = b[b"parents"]
+        n = 0
+        for proc in table.processes():
+            if proc.ppid:
+                parents[ctypes.c_uint32(proc.pid)] = ctypes.c_uint32(proc.ppid)
+                n += 1
+        return n
+
+    # ---- sensitive path sets (filled from the rules) ----
+    def set_sensitive(self, prefixes: list[str], suffixes: list[str]) -> None:
+        b = self._require()
+        for name, items, rev in (("sens_prefix", prefixes, False), ("sens_suffix", suffixes, True)):
+            table = b[name.encode()]
+            table.clear()
+            for item in items:
+                data = item.encode()[::-1] if rev else item.encode()
+                if not data or len(data) >= PATH_LEN:
+                    raise ProbeError(f"sensitive path {item!r} is empty or longer than {PATH_LEN - 1} bytes")
+                table[table.Key(len(data) * 8, data)] = ctypes.c_uint8(1)
+
+    # ---- loss accounting ----
+    def drop_counts(self) -> dict[str, int]:
+        """Records lost because a ring buffer was full, by event type (summed over CPUs)."""
+        b = self._require()
+        table = b[b"drops"]
+        out: dict[str, int] = {}
+        for t in EventType:
+            if t.value >= EVT_MAX:
+                continue
+            n = int(table.sum(ctypes.c_int(t.value)).value)
+            if n:
+                out[t.label] = n
+        return out
+
+    def agg_full_counts(self) -> dict[str, int]:
+        b = self._require()
+        table = b[b"agg_full"]
+        names = {0: "file_aggs", 1: "net_aggs"}
+        return {names[i]: int(table.sum(ctypes.c_int(i)).value) for i in names
+                if int(table.sum(ctypes.c_int(i)).value)}
+
+    def close(self) -> None:
+        if self.bpf is not None:
+            try:
+                self.bpf.cleanup()
+            finally:
+                self.bpf = None
+
+    def __enter__(self) -> "ProbeSet":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def program_text(bpf_dir, families) -> str:
+    """bpf/include/scope.h, then the families' files, one after another, as bcc's main file.
+
+    bcc rewrites map calls (``map.lookup()``) and defines TRACEPOINT_PROBE argument structs only
+    in its main file, so neither the shared header that uses maps nor the family files can be
+    #included; each part is preceded by a #line marker so compiler messages name the real file
+    and line (the families' own ``#include "scope.h"`` is then a no-op thanks to its guard)."""
+    parts = []
+    for path in [bpf_dir / "include" / "scope.h"] + [bpf_dir / f"{fam}.bpf.c" for fam in families]:
+        try:
+            parts.append(f'#line 1 "{path}"\n' + path.read_text())
+        except OSError as err:
+            raise ProbeError(f"probe source {path}: {err.strerror}") from err
+    return "\n".join(parts)
+
+
+def _bpf_class():
+    """bcc's BPF without its auto-attach of every TRACEPOINT_PROBE: we attach each hook on
+    its own so one that fails is reported instead of failing the load."""
+    from bcc import BPF
+
+    class ManualAttachBPF(BPF):
+        def _trace_autoload(self) -> None:
+            return None
+
+    return ManualAttachBPF
+
+
+def layout_from_bcc(bpf) -> dict[str, type[ctypes.Structure]]:
+    """bcc's own ctypes classes for the structs used as map keys/values (for the layout test)."""
+    return {
+        "file_key": bpf[b"file_aggs"].Key,
+        "file_agg": bpf[b"file_aggs"].Leaf,
+        "fd_key": bpf[b"net_aggs"].Key,
+        "net_agg": bpf[b"net_aggs"].Leaf,
+        "lpm_path_key": bpf[b"sens_prefix"].Key,
+        "scope_cfg": bpf[b"config"].Leaf,
+    }
+
+
+
+
+_OPTIONAL_PROGRAMS = {
+    # the smallest program of each kind; bpf/ holds the probes, these only test the kernel
+    "lsm": ("LSM_PROBE(file_open, struct file *file) { return 0; }", "BPF LSM"),
+    "fentry": ("KFUNC_PROBE(do_sys_openat2) { return 0; }", "fentry/kfunc"),
+}
+
+
+def try_optional_program(kind: str) -> tuple[bool, str]:
+    """Whether a program type loads here (for `doctor`); never raises."""
+    text, label = _OPTIONAL_PROGRAMS[kind]
+    try:
+        from bcc import BPF
+    except ImportError:
+        return False, f"{label}: bcc not importable"
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    saved = os.dup(2)
+    try:
+        os.dup2(devnull, 2)  # bcc prints the verifier log on stderr
+        b = BPF(text=text)
+        b.cleanup()
+        return True, f"{label}: loads (not used)"
+    except Exception as err:  # bcc raises bare Exception
+        msg = str(err).splitlines()[0]
+        if "super-user" in msg or "Operation not permitted" in msg:
+            msg = "EPERM"
+        return False, f"{label}: refused by the kernel ({msg[:60]})"
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)

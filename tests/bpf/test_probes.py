@@ -1,0 +1,256 @@
+"""Exact counts and fields from real workloads, scoped to their own cgroup."""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import subprocess
+import textwrap
+
+import pytest
+
+from coi_sentinel.events import model
+
+pytestmark = pytest.mark.bpf
+
+N_EXEC = 31
+N_CONNECT = 37
+N_WRITES = 41
+N_CYCLES = 13
+N_RENAME = 19
+
+
+def _closed_port() -> int:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now: connects are refused
+    return port
+
+
+def test_exec_count_and_argv(watched, py):
+    code = textwrap.dedent(f"""
+        import os
+        for i in range({N_EXEC}):
+            pid = os.fork()
+            if pid == 0:
+                os.execv('/bin/true', ['/bin/true', 'arg-%d' % i, 'x' * i])
+            os.waitpid(pid, 0)
+    """)
+    run = watched.run([py, "-c", code])
+    assert run.returncode == 0, run.stderr
+    execs = run.of(model.ExecEvent, filename="/bin/true")
+    assert len(execs) == N_EXEC
+    assert sorted(e.argv for e in execs) == sorted(("/bin/true", f"arg-{i}", "x" * i) for i in range(N_EXEC))
+    assert all(e.ppid == run.pid and e.errno == 0 and e.argc == 3 for e in execs)
+    forks = run.of(model.ForkEvent, pid=run.pid)
+    assert len(forks) == N_EXEC
+    assert {f.child_pid for f in forks} == {e.pid for e in execs}
+    exits = [e for e in run.of(model.ExitEvent) if e.pid in {x.pid for x in execs}]
+    assert len(exits) == N_EXEC and all(e.exit_code == 0 for e in exits)
+    assert watched.drops() == {}
+
+
+def test_connect_count_and_address(watched, py):
+    port = _closed_port()
+    code = textwrap.dedent(f"""
+        import socket
+        for i in range({N_CONNECT}):
+            s = socket.socket()
+            try:
+                s.connect(('127.0.0.1', {port}))
+            except ConnectionRefusedError:
+                pass
+            s.close()
+    """)
+    run = watched.run([py, "-c", code])
+    assert run.returncode == 0, run.stderr
+    conns = run.of(model.ConnectEvent, dport=port)
+    assert len(conns) == N_CONNECT
+    assert all(c.family == "inet" and c.daddr == "127.0.0.1" and c.errno == errno.ECONNREFUSED
+               for c in conns)
+    assert watched.drops() == {}
+
+
+def test_write_bytes_exact_and_aggregated(watched, py, tmp_path):
+    target = tmp_path / "out.bin"
+    code = textwrap.dedent(f"""
+        f = open({str(target)!r}, 'wb', buffering=0)
+        for i in range({N_WRITES}):
+            f.write(b'a' * (100 + i))
+        f.close()
+        for i in range({N_CYCLES}):
+            with open({str(target)!r}, 'ab', buffering=0) as f:
+                f.write(b'b' * 7)
+    """)
+    run = watched.run([py, "-c", code])
+    assert run.returncode == 0, run.stderr
+    path = str(target)
+    # first open of each (path, kind) is sent; every later one is only counted
+    opens = run.of(model.FileOpenEvent, path=path)
+    assert len(opens) == 1 and opens[0].kind == "write"
+    sums = run.of(model.FileWriteEvent, path=path)
+    total_opens = len(opens) + sum(s.opens for s in sums)
+    assert total_opens == 1 + N_CYCLES
+    assert sum(s.writes for s in sums) == N_WRITES + N_CYCLES
+    expected = sum(100 + i for i in range(N_WRITES)) + 7 * N_CYCLES
+    assert sum(s.bytes for s in sums) == expected == target.stat().st_size
+    assert watched.drops() == {}
+
+
+def test_rename_unlink_chmod(watched, py, tmp_path):
+    code = textwrap.dedent(f"""
+        import os
+        d = {str(tmp_path)!r}
+        open(os.path.join(d, 'f0'), 'w').close()
+        for i in range({N_RENAME}):
+            os.rename(os.path.join(d, 'f%d' % i), os.path.join(d, 'f%d' % (i + 1)))
+        os.chmod(os.path.join(d, 'f{N_RENAME}'), 0o4755)
+        os.unlink(os.path.join(d, 'f{N_RENAME}'))
+    """)
+    run = watched.run([py, "-c", code])
+    assert run.returncode == 0, run.stderr
+    renames = run.of(model.RenameEvent)
+    assert [(r.oldpath, r.newpath) for r in renames] == [
+        (str(tmp_path / f"f{i}"), str(tmp_path / f"f{i + 1}")) for i in range(N_RENAME)]
+    chmods = run.of(model.ChmodEvent, path=str(tmp_path / f"f{N_RENAME}"))
+    assert len(chmods) == 1 and chmods[0].sets_setuid and chmods[0].mode == 0o4755
+    assert len(run.of(model.UnlinkEvent, path=str(tmp_path / f"f{N_RENAME}"))) == 1
+
+
+def test_workload_outside_scope_is_not_seen(watched, py):
+    code = "import os\nfor i in range(5):\n    os.spawnv(os.P_WAIT, '/bin/true', ['true'])\n"
+    run = watched.run([py, "-c", code], scoped=False)
+    assert run.returncode == 0
+    assert run.events == []
+
+
+def test_connect_to_metadata_from_netns_without_route(watched, py):
+    unshare = "/usr/bin/unshare"
+    if not os.path.exists(unshare):
+        pytest.skip("needs unshare (util-linux)")
+    code = textwrap.dedent("""
+        import socket, sys
+        s = socket.socket()
+        try:
+            s.connect(('169.254.169.254', 80))
+        except OSError as e:
+            sys.exit(e.errno)
+    """)
+    run = watched.run([unshare, "-n", py, "-c", code])
+    assert run.returncode == errno.ENETUNREACH, run.stderr
+    conns = run.of(model.ConnectEvent, daddr="169.254.169.254", dport=80)
+    assert len(conns) == 1
+    assert conns[0].errno == errno.ENETUNREACH
+
+
+def test_short_lived_process_seen_with_argv_and_parent(watched, tmp_path):
+    src = tmp_path / "quick.c"
+    src.write_text(textwrap.dedent("""
+        #include <sys/wait.h>
+        #include <unistd.h>
+        int main(void) {
+            pid_t p = fork();
+            if (p == 0) { execl("/bin/true", "true", "quick-one", (char *)0); _exit(127); }
+            int st; waitpid(p, &st, 0);
+            return 0;
+        }
+    """))
+    exe = tmp_path / "quick"
+    subprocess.run(["gcc", "-O2", "-o", str(exe), str(src)], check=True)
+    run = watched.run([str(exe)])
+    assert run.returncode == 0
+    execs = run.of(model.ExecEvent, filename="/bin/true")
+    assert len(execs) == 1
+    child = execs[0]
+    # argv literals live in the parent's read-only pages, never touched by the child before exec
+    assert child.argv == ("true", "quick-one")
+    assert child.ppid == run.pid
+    exits = run.of(model.ExitEvent, pid=child.pid)
+    assert len(exits) == 1
+    lifetime_ms = (exits[0].ts_ns - child.ts_ns) / 1e6
+    print(f"exec -> exit of the short-lived child: {lifetime_ms:.3f} ms")
+
+
+def test_failed_exec_reports_errno_and_argv(watched, py, tmp_path):
+    missing = str(tmp_path / "does-not-exist")
+    code = f"import os\ntry:\n    os.execv({missing!r}, ['nope', 'a1'])\nexcept OSError:\n    pass\n"
+    run = watched.run([py, "-c", code])
+    failed = run.of(model.ExecEvent, filename=missing)
+    assert len(failed) == 1
+    assert failed[0].errno == errno.ENOENT and failed[0].argv == ("nope", "a1")
+
+
+def test_exit_code_and_fatal_signal(watched, py):
+    run = watched.run([py, "-c", "import os, signal, sys\n"
+                       "p = os.fork()\n"
+                       "if p == 0:\n    os.kill(os.getpid(), signal.SIGKILL)\n"
+                       "os.waitpid(p, 0)\nsys.exit(7)\n"])
+    assert run.returncode == 7
+    assert run.of(model.ExitEvent, pid=run.pid)[0].exit_code == 7
+    child = run.of(model.ForkEvent, pid=run.pid)[0].child_pid
+    killed = run.of(model.ExitEvent, pid=child)[0]
+    assert killed.signal == 9 and killed.exit_code == -1
+
+
+def test_socket_dup_onto_stdio_and_bytes_sent(watched, py):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    port = srv.getsockname()[1]
+    code = textwrap.dedent(f"""
+        import os, socket
+        s = socket.create_connection(('127.0.0.1', {port}))
+        os.dup2(s.fileno(), 0)
+        os.dup2(s.fileno(), 1)
+        for i in range(11):
+            s.send(b'z' * 50)
+        os.write(1, b'via-stdout')
+        s.close()
+    """)
+    try:
+        run = watched.run([py, "-c", code])
+        conn, _ = srv.accept()
+        conn.close()
+    finally:
+        srv.close()
+    assert run.returncode == 0, run.stderr
+    dups = [d for d in run.of(model.DupEvent) if d.pid == run.pid]
+    assert [(d.newfd, d.is_socket, d.dport) for d in dups] == [(0, True, port), (1, True, port)]
+    sent = [s for s in run.of(model.NetSendEvent) if s.pid == run.pid and s.dport == port]
+    assert sum(s.bytes for s in sent) == 11 * 50 + len(b"via-stdout")
+
+
+def test_exec_from_memfd_is_flagged(watched, py):
+    code = textwrap.dedent("""
+        import os
+        fd = os.memfd_create('payload', 0)
+        with open('/bin/true', 'rb') as f:
+            os.write(fd, f.read())
+        pid = os.fork()
+        if pid == 0:
+            os.execve(fd, ['payload'], {})
+        os.waitpid(pid, 0)
+    """)
+    run = watched.run([py, "-c", code])
+    assert run.returncode == 0, run.stderr
+    memfd = run.of(model.PrivEvent, op="memfd_create")
+    assert len(memfd) == 1 and memfd[0].detail == "payload"
+    execs = [e for e in run.of(model.ExecEvent) if e.argv == ("payload",)]
+    assert len(execs) == 1 and execs[0].from_memfd and execs[0].via_fd
+
+
+def test_sensitive_read_is_reported(watched, py, tmp_path):
+    secret = tmp_path / "creds" / "id_ed25519"
+    secret.parent.mkdir()
+    secret.write_text("k")
+    other = tmp_path / "creds" / "notes.txt"
+    other.write_text("n")
+    watched.probes.set_sensitive([str(tmp_path / "creds") + "/id_"], ["/notes.txt.never"])
+    try:
+        run = watched.run([py, "-c", f"open({str(secret)!r}).read(); open({str(other)!r}).read()"])
+    finally:
+        watched.probes.set_sensitive([], [])
+    opens = run.of(model.FileOpenEvent, kind="sensitive")
+    assert [o.path for o in opens] == [str(secret)]
