@@ -136,7 +136,7 @@ static __always_inline int exec_failed(long ret)
     if (n == PATH_LEN)
         e->flags |= EXEC_FILENAME_TRUNCATED;
     e->argc = read_argv(e, s.a[3]);
-    events_hi.ringbuf_submit(e, 0);
+    events_hi.ringbuf_submit(e, WAKE_NOW);
     return 0;
 }
 
@@ -158,16 +158,8 @@ TRACEPOINT_PROBE(syscalls, sys_exit_execveat)
 TRACEPOINT_PROBE(sched, sched_process_exec)
 {
     struct inflight s = {};
-    /* the stash is keyed by the thread that called exec (old_pid), not the new leader */
-    __u32 old_tid = args->old_pid;
-    struct inflight *sp = inflight_map.lookup(&old_tid);
-    int have_stash = 0;
-    if (sp && sp->nr == ST_EXEC) {
-        __builtin_memcpy(&s, sp, sizeof(s));
-        have_stash = 1;
-    }
-    if (sp)
-        inflight_map.delete(&old_tid);
+    /* the calling thread's stash (it is still the same task after a non-leader exec) */
+    int have_stash = unstash(ST_EXEC, &s);
     __u64 scope_id = s.scope_id;
     if (!have_stash && !in_scope(&scope_id))
         return 0;
@@ -201,7 +193,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     e->argc = 0;
     e->args_len = 0;
 #endif
-    events_hi.ringbuf_submit(e, 0);
+    events_hi.ringbuf_submit(e, WAKE_NOW);
     return 0;
 }
 #endif

@@ -22,10 +22,25 @@
 #define FAILED_KIND 0x100
 
 struct open_scratch {
-    struct file_key key;
+    char path[PATH_LEN];
     struct lpm_path_key lpm;
 };
 BPF_PERCPU_ARRAY(open_scratch_map, struct open_scratch, 1);
+BPF_PERCPU_ARRAY(agg_scratch, struct file_agg, 1);
+
+/* see PATH_HASH_INIT in events.h; `path` is zero-padded past its NUL */
+static __always_inline __u64 path_hash(const char *path, int len)
+{
+    __u64 h = PATH_HASH_INIT;
+#pragma unroll
+    for (int i = 0; i < PATH_LEN / 8; i++) {
+        if (i * 8 >= len)
+            break;
+        __u64 w = *(const __u64 *)(path + i * 8);
+        h = (h ^ w) * PATH_HASH_PRIME;
+    }
+    return h;
+}
 BPF_LPM_TRIE(sens_prefix, struct lpm_path_key, __u8, 1024);
 BPF_LPM_TRIE(sens_suffix, struct lpm_path_key, __u8, 1024);
 
@@ -41,7 +56,7 @@ static __always_inline void open_enter(int dfd, const char *filename, __u64 flag
 static __always_inline int is_sensitive(struct open_scratch *sc, int len)
 {
     sc->lpm.prefixlen = PATH_LEN * 8;
-    __builtin_memcpy(sc->lpm.data, sc->key.path, PATH_LEN);
+    __builtin_memcpy(sc->lpm.data, sc->path, PATH_LEN);
     if (sens_prefix.lookup(&sc->lpm))
         return 1;
     int n = len - 1;   /* characters without the NUL */
@@ -50,7 +65,7 @@ static __always_inline int is_sensitive(struct open_scratch *sc, int len)
 #pragma unroll
     for (int i = 0; i < PATH_LEN; i++) {
         if (i < n)
-            sc->lpm.data[i] = sc->key.path[(n - 1 - i) & (PATH_LEN - 1)];
+            sc->lpm.data[i] = sc->path[(n - 1 - i) & (PATH_LEN - 1)];
         else
             sc->lpm.data[i] = 0;
     }
@@ -67,8 +82,8 @@ static __always_inline void open_exit(long ret)
     struct open_scratch *sc = open_scratch_map.lookup(&zero);
     if (!sc)
         return;
-    __builtin_memset(&sc->key, 0, sizeof(sc->key));
-    int len = bpf_probe_read_user_str(sc->key.path, PATH_LEN, (void *)s.a[1]);
+    __builtin_memset(sc->path, 0, sizeof(sc->path));
+    int len = bpf_probe_read_user_str(sc->path, PATH_LEN, (void *)s.a[1]);
     if (len <= 0)
         return;
     __u32 kind;
@@ -80,28 +95,33 @@ static __always_inline void open_exit(long ret)
         return;
 
     __u32 tgid = current_tgid();
-    sc->key.tgid = tgid;
-    sc->key.kind = kind | (ret < 0 ? FAILED_KIND : 0);
+    struct file_key key = {.tgid = tgid, .kind = kind | (ret < 0 ? FAILED_KIND : 0)};
+    key.path_hash = path_hash(sc->path, len);
     __u64 now = bpf_ktime_get_ns();
-    struct file_agg *a = file_aggs.lookup(&sc->key);
+    struct file_agg *a = file_aggs.lookup(&key);
     if (a) {
         __sync_fetch_and_add(&a->opens, 1);
         a->last_ts = now;
     } else {
-        struct file_agg fresh = {};
-        fresh.first_ts = now;
-        fresh.last_ts = now;
-        fresh.scope_id = s.scope_id;
-        fresh.cgroup_id = bpf_get_current_cgroup_id();
-        fresh.opens = 1;
-        fresh.flags = flags;
-        fresh.uid = (__u32)bpf_get_current_uid_gid();
-        if (file_aggs.update(&sc->key, &fresh))
+        struct file_agg *fresh = agg_scratch.lookup(&zero);
+        if (!fresh)
+            return;
+        fresh->first_ts = now;
+        fresh->last_ts = now;
+        fresh->bytes = 0;
+        fresh->scope_id = s.scope_id;
+        fresh->cgroup_id = bpf_get_current_cgroup_id();
+        fresh->opens = 1;
+        fresh->writes = 0;
+        fresh->flags = flags;
+        fresh->uid = (__u32)bpf_get_current_uid_gid();
+        __builtin_memcpy(fresh->path, sc->path, PATH_LEN);
+        if (file_aggs.update(&key, fresh))
             count_agg_full(0);
     }
     if (ret >= 0 && kind == FILE_KIND_WRITE) {
         struct fd_key fk = {.tgid = tgid, .fd = (int)ret};
-        fd_files.update(&fk, &sc->key);
+        fd_files.update(&fk, &key);
     }
     if (a)
         return;   /* already reported: counted, not sent again */
@@ -121,9 +141,9 @@ static __always_inline void open_exit(long ret)
     e->mode = (__u32)s.a[3];
     e->kind = kind;
     e->pad = 0;
-    __builtin_memcpy(e->path, sc->key.path, PATH_LEN);
+    __builtin_memcpy(e->path, sc->path, PATH_LEN);
     if (kind == FILE_KIND_SENSITIVE)
-        events_hi.ringbuf_submit(e, 0);
+        events_hi.ringbuf_submit(e, WAKE_NOW);
     else
         events_bulk.ringbuf_submit(e, bulk_submit_flags());
 }
@@ -210,7 +230,7 @@ static __always_inline void rename_exit(long ret)
     e->newpath[0] = 0;
     read_user_path(e->oldpath, (void *)s.a[0]);
     read_user_path(e->newpath, (void *)s.a[1]);
-    events_hi.ringbuf_submit(e, 0);
+    events_hi.ringbuf_submit(e, WAKE_LATER);
 }
 
 #ifdef TP_syscalls__sys_enter_rename
@@ -279,7 +299,7 @@ static __always_inline void path_exit(__u32 kind, __u32 type, long ret)
     e->pad = 0;
     e->path[0] = 0;
     read_user_path(e->path, (void *)s.a[1]);
-    events_hi.ringbuf_submit(e, 0);
+    events_hi.ringbuf_submit(e, type == EVT_CHMOD ? WAKE_NOW : WAKE_LATER);
 }
 
 #ifdef TP_syscalls__sys_enter_unlink

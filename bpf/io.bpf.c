@@ -41,16 +41,15 @@ static __always_inline void io_enter(int fd)
 
 static __always_inline void io_exit(long ret)
 {
-    __u64 id = bpf_get_current_pid_tgid();
-    __u32 tid = (__u32)id;
-    struct inflight *s = inflight_map.lookup(&tid);
-    if (!s)
+    struct inflight *s = inflight_get(0);
+    if (!s || !s->nr)
         return;
     __u32 kind = s->nr;
     int fd = (int)s->a[0];
-    inflight_map.delete(&tid);
+    s->nr = 0;
     if (ret <= 0)
         return;
+    __u64 id = bpf_get_current_pid_tgid();
     struct fd_key k = {.tgid = id >> 32, .fd = fd};
     __u64 now = bpf_ktime_get_ns();
     if (kind == ST_WRITE_FILE) {
@@ -167,7 +166,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_close)
         e->bytes = a->bytes;
         e->first_ts = a->first_ts;
         __builtin_memcpy(&e->sock, &a->sock, sizeof(e->sock));
-        events_hi.ringbuf_submit(e, 0);
+        events_hi.ringbuf_submit(e, WAKE_LATER);
         net_aggs.delete(&k);
     }
     /* on a drop the entry stays for user space to flush on exit or timer: totals never vanish */

@@ -7,6 +7,8 @@
  *       sock_fds for dup tracking and byte accounting (io.bpf.c).
  *   syscalls:sys_enter/exit_dup2, dup3, dup          an fd landing on 0, 1 or 2, flagged when it is
  *       a socket this process (or its parent, for fork-then-dup shells) connected
+ *   Repeats of one inet/inet6 connect (same process, destination and result) are counted in
+ *       conn_aggs and reported by user space as EVT_CONNECT_REPEAT: one record per destination.
  * Why: a reverse shell is a connect plus a dup onto stdio, whatever the binary is called.
  * Blind spots: fcntl(F_DUPFD); sockets received over SCM_RIGHTS or accepted (listen/accept);
  * sendto() on unconnected UDP sockets has no connect to report.
@@ -56,11 +58,56 @@ TRACEPOINT_PROBE(syscalls, sys_enter_connect)
 }
 #endif
 
+/* Repeats of one inet connect (same process, destination and result) are counted in
+ * conn_aggs instead of sent: a retry or scan loop costs one record per destination. User space
+ * reports the counts as EVT_CONNECT_REPEAT. Returns 1 when this connect was a repeat. */
+static __always_inline int connect_repeat(struct inflight *s, long ret)
+{
+    __u16 family = 0;
+    __u64 uaddr = s->a[1];
+    if (!uaddr || bpf_probe_read_user(&family, sizeof(family), (void *)uaddr))
+        return 0;
+    if (family != AF_INET_V && family != AF_INET6_V)
+        return 0;
+    struct conn_key k = {};
+    k.tgid = current_tgid();
+    k.ret = ret;
+    k.family = family;
+    struct sock_info si = {};
+    if (read_sockaddr(&si, 0, uaddr, (int)s->a[2]) < 0)
+        return 0;
+    k.port = si.port;
+    __builtin_memcpy(k.addr, si.addr, sizeof(k.addr));
+    if (ret == 0 || ret == -EINPROGRESS_V) {
+        struct fd_key fk = {.tgid = k.tgid, .fd = (__s32)s->a[0]};
+        sock_fds.update(&fk, &si);
+    }
+    __u64 now = bpf_ktime_get_ns();
+    struct conn_agg *a = conn_aggs.lookup(&k);
+    if (a) {
+        __sync_fetch_and_add(&a->count, 1);
+        a->last_ts = now;
+        return 1;
+    }
+    struct conn_agg fresh = {};
+    fresh.first_ts = now;
+    fresh.last_ts = now;
+    fresh.scope_id = s->scope_id;
+    fresh.cgroup_id = bpf_get_current_cgroup_id();
+    fresh.count = 1;
+    fresh.uid = (__u32)bpf_get_current_uid_gid();
+    if (conn_aggs.update(&k, &fresh))
+        count_agg_full(2);
+    return 0;
+}
+
 #ifdef TP_syscalls__sys_exit_connect
 TRACEPOINT_PROBE(syscalls, sys_exit_connect)
 {
     struct inflight s;
     if (!unstash(ST_CONNECT, &s))
+        return 0;
+    if (connect_repeat(&s, args->ret))
         return 0;
     struct connect_event *e;
     if (!(e = reserve_hi(sizeof(*e), EVT_CONNECT)))
@@ -75,11 +122,11 @@ TRACEPOINT_PROBE(syscalls, sys_exit_connect)
     e->ret = args->ret;
     e->fd = (__s32)s.a[0];
     e->pad = 0;
-    if (e->ret == 0 || e->ret == -EINPROGRESS_V) {
+    if (e->sock.family == AF_UNIX_V && (e->ret == 0 || e->ret == -EINPROGRESS_V)) {
         struct fd_key k = {.tgid = e->hdr.pid, .fd = e->fd};
         sock_fds.update(&k, &e->sock);
     }
-    events_hi.ringbuf_submit(e, 0);
+    events_hi.ringbuf_submit(e, WAKE_NOW);
     return 0;
 }
 #endif
@@ -120,7 +167,7 @@ static __always_inline void dup_exit(long ret)
         e->flags |= DUP_OLDFD_SOCKET;
         __builtin_memcpy(&e->sock, si, sizeof(e->sock));
     }
-    events_hi.ringbuf_submit(e, 0);
+    events_hi.ringbuf_submit(e, WAKE_NOW);
 }
 
 #ifdef TP_syscalls__sys_enter_dup2

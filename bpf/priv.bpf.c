@@ -39,7 +39,7 @@ static __always_inline void priv_exit(long ret)
     e->str[0] = 0;
     if (s.a[3])
         bpf_probe_read_user_str(e->str, PATH_LEN, (void *)s.a[3]);
-    events_hi.ringbuf_submit(e, 0);
+    events_hi.ringbuf_submit(e, WAKE_NOW);
 }
 
 #define PRIV_EXIT(name)                                                                     \

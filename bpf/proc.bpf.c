@@ -47,7 +47,7 @@ TRACEPOINT_PROBE(task, task_newtask)
     e->clone_flags = args->clone_flags;
     e->child_pid = child;
     e->pad = 0;
-    events_hi.ringbuf_submit(e, 0);
+    events_hi.ringbuf_submit(e, WAKE_LATER);
     return 0;
 }
 #endif
@@ -119,7 +119,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
             e->signal = x->signal;
             e->exit_code = x->have_code ? x->code : (x->signal ? -1 : 0);
         }
-        events_hi.ringbuf_submit(e, 0);
+        events_hi.ringbuf_submit(e, WAKE_LATER);
     }
     if (x)
         exit_infos.delete(&tgid);

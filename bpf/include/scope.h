@@ -111,9 +111,15 @@ static __always_inline void fill_hdr(struct event_hdr *h, __u32 type, __u64 scop
     bpf_get_current_comm(h->comm, sizeof(h->comm));
 }
 
-/* Wake-up policy: the high-priority ring uses the kernel's adaptive wake-up (the reader is woken
- * when it is waiting); the bulk ring wakes the reader on every BULK_WAKEUP_EVERY-th record only
- * and is otherwise drained by the reader's short poll timer. */
+/* Wake-up policy. Waking the reader costs 1-4 us inside the traced syscall, so only records a
+ * response may depend on at once (exec, connect, dup, sensitive open, chmod, priv) wake it.
+ * They force the wake-up: the kernel's adaptive mode would not wake the reader while older
+ * unread records sit before them. Fork, exit and the other high-priority records are submitted
+ * with BPF_RB_NO_WAKEUP and drained with the next urgent record or by the reader's poll timer
+ * (10 ms). The bulk ring wakes the reader on every BULK_WAKEUP_EVERY-th record only. */
+#define WAKE_NOW BPF_RB_FORCE_WAKEUP
+#define WAKE_LATER BPF_RB_NO_WAKEUP
+
 static __always_inline __u64 bulk_submit_flags(void)
 {
     __u32 zero = 0;
@@ -162,34 +168,57 @@ enum stash_kind {
     ST_EXEC = 1, ST_OPEN, ST_CONNECT, ST_DUP, ST_WRITE_FILE, ST_WRITE_SOCK, ST_RENAME,
     ST_UNLINK, ST_CHMOD, ST_PRIV,
 };
+#ifndef NO_TASK_BTF
+/* Task-local storage: no hashing or locking on the syscall path, and a task that never
+ * stashed costs one pointer test on syscall exit. */
+BPF_TASK_STORAGE(inflight_store, struct inflight);
+
+static __always_inline struct inflight *inflight_get(int create)
+{
+    struct task_struct *t = (struct task_struct *)bpf_get_current_task_btf();
+    return inflight_store.task_storage_get(t, 0, create ? BPF_LOCAL_STORAGE_GET_F_CREATE : 0);
+}
+#else
 BPF_HASH(inflight_map, __u32, struct inflight, MAX_PROCS);
 
-static __always_inline void stash(__u32 kind, __u64 scope_id, __u64 a0, __u64 a1, __u64 a2, __u64 a3)
-{
-    __u32 tid = (__u32)bpf_get_current_pid_tgid();
-    struct inflight s = {};
-    s.a[0] = a0;
-    s.a[1] = a1;
-    s.a[2] = a2;
-    s.a[3] = a3;
-    s.scope_id = scope_id;
-    s.nr = kind;
-    inflight_map.update(&tid, &s);
-}
-
-/* Takes the stash of the current thread if it was made by `kind`; returns 0 when there is none. */
-static __always_inline int unstash(__u32 kind, struct inflight *out)
+static __always_inline struct inflight *inflight_get(int create)
 {
     __u32 tid = (__u32)bpf_get_current_pid_tgid();
     struct inflight *s = inflight_map.lookup(&tid);
+    if (s || !create)
+        return s;
+    struct inflight zero = {};
+    inflight_map.update(&tid, &zero);
+    return inflight_map.lookup(&tid);
+}
+#endif
+
+static __always_inline void stash(__u32 kind, __u64 scope_id, __u64 a0, __u64 a1, __u64 a2, __u64 a3)
+{
+    struct inflight *s = inflight_get(1);
     if (!s)
+        return;
+    s->a[0] = a0;
+    s->a[1] = a1;
+    s->a[2] = a2;
+    s->a[3] = a3;
+    s->scope_id = scope_id;
+    s->nr = kind;
+}
+
+/* Takes the stash of the current thread if it was made by `kind`; returns 0 when there is none.
+ * Either way the stash is cleared: it belongs to one syscall only. */
+static __always_inline int unstash(__u32 kind, struct inflight *out)
+{
+    struct inflight *s = inflight_get(0);
+    if (!s || !s->nr)
         return 0;
     if (s->nr != kind) {
-        inflight_map.delete(&tid);
+        s->nr = 0;
         return 0;
     }
     __builtin_memcpy(out, s, sizeof(*out));
-    inflight_map.delete(&tid);
+    s->nr = 0;
     return 1;
 }
 
@@ -199,6 +228,7 @@ BPF_TABLE("lru_hash", struct fd_key, struct file_key, fd_files, MAX_AGGS);   /* 
 BPF_TABLE("lru_hash", struct fd_key, __u32, memfds, 4096);                   /* memfd_create fds */
 BPF_HASH(file_aggs, struct file_key, struct file_agg, MAX_AGGS);
 BPF_HASH(net_aggs, struct fd_key, struct net_agg, MAX_AGGS);
+BPF_HASH(conn_aggs, struct conn_key, struct conn_agg, MAX_AGGS);
 
 static __always_inline __u32 current_tgid(void)
 {

@@ -43,6 +43,8 @@ def detail(ev: model.Event) -> str:
     if isinstance(ev, model.ConnectEvent):
         dest = ev.daddr if ev.family == "unix" else f"{ev.daddr}:{ev.dport}"
         return f"{ev.family} {dest}" + (f" errno={ev.errno}" if ev.errno else "")
+    if isinstance(ev, model.ConnectRepeatEvent):
+        return f"{ev.count} more to {ev.daddr}:{ev.dport}" + (f" errno={ev.errno}" if ev.errno else "")
     if isinstance(ev, model.DupEvent):
         sock = f" socket {ev.daddr}:{ev.dport}" if ev.is_socket else ""
         return f"fd {ev.oldfd} -> {ev.newfd}{sock}"

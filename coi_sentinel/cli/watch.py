@@ -46,14 +46,14 @@ def watch(containers: tuple[str, ...], cgroups: tuple[str, ...], as_json: bool,
         def show(ev, _proc) -> None:
             out.write(codec.dumps(ev).decode() + "\n")
     else:
-        click.echo(TABLE_HEADER)
-
         def show(ev, _proc) -> None:
             out.write(table_row(ev, clock) + "\n")
 
     stop = _stop_flag()
     with Monitor(opts) as mon:
         _report_coverage(mon, as_json)
+        if not as_json:
+            click.echo(TABLE_HEADER)
         mon.pipeline.add_sink(show)
         mon.run(stop, duration=duration)
         out.flush()

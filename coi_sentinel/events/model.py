@@ -92,6 +92,20 @@ class ConnectEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class ConnectRepeatEvent(Event):
+    """Repeats of one connect (same process, destination and result) since the last report;
+    the first connect of the series was a :class:`ConnectEvent`."""
+
+    type: ClassVar[EventType] = EventType.CONNECT_REPEAT
+    family: str
+    daddr: str
+    dport: int
+    errno: int
+    count: int
+    first_ts_ns: int
+
+
+@dataclass(frozen=True, slots=True)
 class DupEvent(Event):
     type: ClassVar[EventType] = EventType.DUP
     oldfd: int
@@ -189,8 +203,8 @@ class PrivEvent(Event):
 EVENT_CLASSES: dict[EventType, type[Event]] = {
     cls.type: cls
     for cls in (
-        ExecEvent, ForkEvent, ExitEvent, ConnectEvent, DupEvent, NetSendEvent, FileOpenEvent,
-        FileWriteEvent, RenameEvent, UnlinkEvent, ChmodEvent, PrivEvent,
+        ExecEvent, ForkEvent, ExitEvent, ConnectEvent, ConnectRepeatEvent, DupEvent, NetSendEvent,
+        FileOpenEvent, FileWriteEvent, RenameEvent, UnlinkEvent, ChmodEvent, PrivEvent,
     )
 }
 
@@ -201,7 +215,8 @@ FIELD_NAMES: dict[type[Event], tuple[str, ...]] = {
 HEADER_FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Event))
 
 __all__ = [
-    "Event", "ExecEvent", "ForkEvent", "ExitEvent", "ConnectEvent", "DupEvent", "NetSendEvent",
+    "Event", "ExecEvent", "ForkEvent", "ExitEvent", "ConnectEvent", "ConnectRepeatEvent",
+    "DupEvent", "NetSendEvent",
     "FileOpenEvent", "FileWriteEvent", "RenameEvent", "UnlinkEvent", "ChmodEvent", "PrivEvent",
     "EVENT_CLASSES", "FIELD_NAMES", "HEADER_FIELDS",
 ]

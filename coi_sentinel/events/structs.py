@@ -136,7 +136,7 @@ class PrivEvent(ctypes.Structure):
 
 
 class FileKey(ctypes.Structure):
-    _fields_ = [("tgid", c_u32), ("kind", c_u32), ("path", ctypes.c_char * PATH_LEN)]
+    _fields_ = [("tgid", c_u32), ("kind", c_u32), ("path_hash", c_u64)]
 
 
 class FileAgg(ctypes.Structure):
@@ -150,6 +150,7 @@ class FileAgg(ctypes.Structure):
         ("writes", c_u32),
         ("flags", c_u32),
         ("uid", c_u32),
+        ("path", ctypes.c_char * PATH_LEN),
     ]
 
 
@@ -167,6 +168,21 @@ class NetAgg(ctypes.Structure):
         ("calls", c_u32),
         ("uid", c_u32),
         ("sock", SockInfo),
+    ]
+
+
+class ConnKey(ctypes.Structure):
+    _fields_ = [("tgid", c_u32), ("ret", c_s32), ("family", c_u16), ("port", c_u16), ("addr", c_u8 * 16)]
+
+
+class ConnAgg(ctypes.Structure):
+    _fields_ = [
+        ("first_ts", c_u64),
+        ("last_ts", c_u64),
+        ("scope_id", c_u64),
+        ("cgroup_id", c_u64),
+        ("count", c_u32),
+        ("uid", c_u32),
     ]
 
 
@@ -194,8 +210,10 @@ FORMATS: dict[type[ctypes.Structure], struct.Struct] = {
     PathEvent: struct.Struct(f"<{HDR_FMT}iiII{PATH_LEN}s"),
     RenameEvent: struct.Struct(f"<{HDR_FMT}iI{PATH_LEN}s{PATH_LEN}s"),
     PrivEvent: struct.Struct(f"<{HDR_FMT}iIQQ{PATH_LEN}s"),
-    FileAgg: struct.Struct("<QQQQQIIII"),
+    FileAgg: struct.Struct(f"<QQQQQIIII{PATH_LEN}s"),
     NetAgg: struct.Struct("<QQQQQII" + SOCK_FMT),
+    ConnKey: struct.Struct("<IiHH16s"),
+    ConnAgg: struct.Struct("<QQQQII"),
 }
 
 #: C struct name -> mirror, for the layout tests
@@ -216,6 +234,23 @@ C_NAMES: dict[str, type[ctypes.Structure]] = {
     "file_agg": FileAgg,
     "fd_key": FdKey,
     "net_agg": NetAgg,
+    "conn_key": ConnKey,
+    "conn_agg": ConnAgg,
     "lpm_path_key": LpmPathKey,
     "scope_cfg": ScopeCfg,
 }
+
+
+PATH_HASH_INIT = 0xCBF29CE484222325
+PATH_HASH_PRIME = 0x100000001B3
+_U64 = (1 << 64) - 1
+
+
+def path_hash(path: bytes) -> int:
+    """file_key.path_hash of a path, as file.bpf.c computes it (events.h: PATH_HASH_INIT)."""
+    data = path[:PATH_LEN - 1] + b"\0"
+    data += b"\0" * (-len(data) % 8)
+    h = PATH_HASH_INIT
+    for (w,) in struct.iter_unpack("<Q", data):
+        h = ((h ^ w) * PATH_HASH_PRIME) & _U64
+    return h

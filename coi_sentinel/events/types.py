@@ -22,6 +22,7 @@ class EventType(enum.IntEnum):
     UNLINK = 10
     CHMOD = 11
     PRIV = 12
+    CONNECT_REPEAT = 13
 
     @property
     def label(self) -> str:

@@ -1,6 +1,6 @@
-"""Reads the kernel's aggregation maps (file_aggs, net_aggs) and turns them into summary
-events: FILE_WRITE (opens/writes/bytes of one process on one path) and NET_SEND (bytes a
-process sent on one socket).
+"""Reads the kernel's aggregation maps (file_aggs, net_aggs, conn_aggs) and turns them into
+summary events: FILE_WRITE (opens/writes/bytes of one process on one path), NET_SEND (bytes a
+process sent on one socket) and CONNECT_REPEAT (repeats of one connect).
 
 The kernel keeps cumulative counters and never sends per-write records. User space reports
 deltas: when a process exits (its keys are known from its FILE_OPEN and CONNECT events), on a
@@ -11,19 +11,24 @@ FILE_OPEN counts as one open, and the sum of all deltas equals what the kernel c
 
 from __future__ import annotations
 
+import ctypes
+import ipaddress
 import logging
 import os
 from typing import Iterator
 
 from ..events import model
-from ..events.decode import Decoder, sock_addr
+from ..events.decode import Decoder, cstr, sock_addr
+from ..events.structs import path_hash
 from ..events.proctable import ProcessTable
 from ..events.types import FILE_KIND_FAILED, FILE_KIND_LABELS, FILE_KIND_SENSITIVE, FILE_KIND_WRITE
 
 log = logging.getLogger(__name__)
 
-FileKeyT = tuple[int, int, bytes]          # (tgid, kind | failed, path)
+FileKeyT = tuple[int, int, int]            # (tgid, kind | failed, path hash)
 NetKeyT = tuple[int, int]                  # (tgid, fd)
+ConnKeyT = tuple[int, int, int, int, bytes]  # (tgid, ret, family, port, addr16)
+_FAMILY_NUM = {"inet": 2, "inet6": 10}
 
 
 def _kind_of(ev: model.FileOpenEvent) -> int:
@@ -35,16 +40,19 @@ class Aggregates:
     def __init__(self, bpf, decoder: Decoder, table: ProcessTable) -> None:
         self.files = bpf[b"file_aggs"]
         self.nets = bpf[b"net_aggs"]
+        self.conns = bpf[b"conn_aggs"]
         self.decoder = decoder
         self.table = table
         self._file_keys: dict[int, set[FileKeyT]] = {}
         self._net_keys: dict[int, set[int]] = {}
         self._reported_file: dict[FileKeyT, tuple[int, int, int]] = {}
         self._reported_net: dict[NetKeyT, tuple[int, int]] = {}
+        self._conn_keys: dict[int, set[ConnKeyT]] = {}
+        self._reported_conn: dict[ConnKeyT, int] = {}
 
     # ---- what the stream tells us ----
     def note_file_open(self, ev: model.FileOpenEvent) -> None:
-        key = (ev.pid, _kind_of(ev), ev.path.encode("utf-8", "surrogateescape"))
+        key = (ev.pid, _kind_of(ev), path_hash(ev.path.encode("utf-8", "surrogateescape")))
         self._file_keys.setdefault(ev.pid, set()).add(key)
         self._reported_file[key] = (1, 0, 0)   # the FILE_OPEN itself reported the first open
 
@@ -52,6 +60,11 @@ class Aggregates:
         if ev.errno in (0, 115):
             self._net_keys.setdefault(ev.pid, set()).add(ev.fd)
             self._reported_net.pop((ev.pid, ev.fd), None)
+        fam = _FAMILY_NUM.get(ev.family)
+        if fam is not None:
+            key = (ev.pid, -ev.errno, fam, ev.dport, _packed(ev.daddr))
+            self._conn_keys.setdefault(ev.pid, set()).add(key)
+            self._reported_conn[key] = 1   # the CONNECT itself
 
     def socket_closed(self, ev: model.NetSendEvent) -> model.NetSendEvent | None:
         """The kernel's final total of a socket -> the delta not yet reported (None if nothing)."""
@@ -77,10 +90,10 @@ class Aggregates:
         if v.opens <= o0 and v.writes <= w0 and v.bytes <= b0:
             return None
         self._reported_file[key] = (v.opens, v.writes, v.bytes)
-        tgid, kind, path = key
+        tgid, kind, _hash = key
         return model.FileWriteEvent(
             *self._header(v.last_ts, tgid, v.uid, v.cgroup_id, v.scope_id),
-            path.decode("utf-8", "surrogateescape"),
+            cstr(bytes(v.path)),
             FILE_KIND_LABELS.get(kind & ~FILE_KIND_FAILED, str(kind)),
             v.opens - o0, v.writes - w0, v.bytes - b0, bool(kind & FILE_KIND_FAILED), v.first_ts)
 
@@ -93,6 +106,17 @@ class Aggregates:
         return model.NetSendEvent(
             *self._header(v.last_ts, key[0], v.uid, v.cgroup_id, v.scope_id),
             key[1], v.bytes - b0, v.calls - c0, fam, daddr, dport, v.first_ts)
+
+    def _conn_summary(self, key: ConnKeyT, v) -> model.ConnectRepeatEvent | None:
+        c0 = self._reported_conn.get(key, 0)
+        if v.count <= c0:
+            return None
+        self._reported_conn[key] = v.count
+        tgid, ret, family, port, addr = key
+        fam, daddr, dport = sock_addr(family, port, addr)
+        return model.ConnectRepeatEvent(
+            *self._header(v.last_ts, tgid, v.uid, v.cgroup_id, v.scope_id),
+            fam, daddr, dport, -ret if ret < 0 else 0, v.count - c0, v.first_ts)
 
     def flush_pid(self, tgid: int) -> list[model.Event]:
         """Final summaries of a process that exited; its map entries are removed."""
@@ -121,6 +145,18 @@ class Aggregates:
                 out.append(ev)
             self._delete(self.nets, k)
             self._reported_net.pop((tgid, fd), None)
+        for key in self._conn_keys.pop(tgid, ()):
+            k = self.conns.Key(key[0], key[1], key[2], key[3], (ctypes.c_uint8 * 16)(*key[4]))
+            try:
+                v = self.conns[k]
+            except KeyError:
+                self._reported_conn.pop(key, None)
+                continue
+            ev = self._conn_summary(key, v)
+            if ev is not None:
+                out.append(ev)
+            self._delete(self.conns, k)
+            self._reported_conn.pop(key, None)
         out.sort(key=lambda e: e.ts_ns)
         return out
 
@@ -129,7 +165,7 @@ class Aggregates:
         are gone are removed (all entries when ``final``)."""
         out: list[model.Event] = []
         for k, v in _items(self.files):
-            key = (k.tgid, k.kind, bytes(k.path))
+            key = (k.tgid, k.kind, k.path_hash)
             ev = self._file_summary(key, v)
             if ev is not None:
                 out.append(ev)
@@ -147,6 +183,17 @@ class Aggregates:
             if final or not self._alive(k.tgid):
                 self._delete(self.nets, k)
                 self._reported_net.pop(key, None)
+        for k, v in _items(self.conns):
+            ckey = (k.tgid, k.ret, k.family, k.port, bytes(k.addr))
+            ev = self._conn_summary(ckey, v)
+            if ev is not None:
+                out.append(ev)
+            if final or not self._alive(k.tgid):
+                self._delete(self.conns, k)
+                self._reported_conn.pop(ckey, None)
+                keys = self._conn_keys.get(k.tgid)
+                if keys is not None:
+                    keys.discard(ckey)
         out.sort(key=lambda e: e.ts_ns)
         return out
 
@@ -162,6 +209,13 @@ class Aggregates:
             del table[key]
         except KeyError:
             pass
+
+
+def _packed(addr: str) -> bytes:
+    try:
+        return ipaddress.ip_address(addr).packed.ljust(16, b"\0")
+    except ValueError:
+        return b"\0" * 16
 
 
 def _items(table) -> Iterator[tuple]:

@@ -28,9 +28,16 @@ class Check:
         return asdict(self)
 
 
+def _is_dir(p: Path) -> bool:
+    try:
+        return p.is_dir()
+    except OSError:  # EACCES for a normal user
+        return False
+
+
 def tracefs_root() -> Path | None:
     for p in TRACEFS_CANDIDATES:
-        if (p / "events").is_dir():
+        if _is_dir(p / "events"):
             return p
     return None
 
@@ -40,7 +47,7 @@ def tracepoint_exists(tracepoint: str, root: Path | None = None) -> bool:
     if root is None:
         return False
     cat, ev = tracepoint.split(":", 1)
-    return (root / "events" / cat / ev).is_dir()
+    return _is_dir(root / "events" / cat / ev)
 
 
 def check_root() -> Check:
@@ -74,7 +81,7 @@ def check_tracefs() -> Check:
     root = tracefs_root()
     if root is not None:
         return Check("tracefs", True, f"mounted at {root}")
-    if os.geteuid() != 0 and Path("/sys/kernel/tracing").exists():
+    if os.geteuid() != 0:
         return Check("tracefs", False, "not readable by this user", "run as root")
     return Check("tracefs", False, "not mounted", "mount -t tracefs tracefs /sys/kernel/tracing")
 

@@ -202,7 +202,7 @@ class ProbeSet:
     def agg_full_counts(self) -> dict[str, int]:
         b = self._require()
         table = b[b"agg_full"]
-        names = {0: "file_aggs", 1: "net_aggs"}
+        names = {0: "file_aggs", 1: "net_aggs", 2: "conn_aggs"}
         return {names[i]: int(table.sum(ctypes.c_int(i)).value) for i in names
                 if int(table.sum(ctypes.c_int(i)).value)}
 
@@ -255,6 +255,8 @@ def layout_from_bcc(bpf) -> dict[str, type[ctypes.Structure]]:
         "file_agg": bpf[b"file_aggs"].Leaf,
         "fd_key": bpf[b"net_aggs"].Key,
         "net_agg": bpf[b"net_aggs"].Leaf,
+        "conn_key": bpf[b"conn_aggs"].Key,
+        "conn_agg": bpf[b"conn_aggs"].Leaf,
         "lpm_path_key": bpf[b"sens_prefix"].Key,
         "scope_cfg": bpf[b"config"].Leaf,
     }
