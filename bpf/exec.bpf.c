@@ -9,6 +9,9 @@
  *       in a fork+exec loop)
  *   syscalls:sys_exit_execve / sys_exit_execveat      failed exec: errno, path and argv read from
  *       the caller, whose pages the kernel just faulted in
+ * Kill policy: an exec from a memfd in a scope whose kill_cfg has KILL_MEMFD_EXEC gets SIGKILL
+ *       from bpf_send_signal here, before the new image runs one instruction, and before any
+ *       ring-buffer reserve (a full ring cannot let it escape); the record has EXEC_KILLED.
  * Why: sched_process_exec is the one point where the kernel has resolved the binary.
  * Blind spots: argv past MAX_ARGS strings or ARGS_BUF bytes (flagged truncated); without kernel
  * BTF (NO_TASK_BTF) argv of successful execs is empty; a binary started by the kernel itself
@@ -54,45 +57,52 @@ done:
     return count;
 }
 
-/* "/dev/fd/N" or "/proc/self/fd/N" -> N, else -1 */
-static __always_inline int fd_from_path(const char *p)
+#define FD_PATH_HEAD 32   /* enough for "/proc/self/fd/" and 5 digits */
+
+/* up to 5 decimal digits ending the string at d, else -1 (constant offsets only: the
+ * verifier rejects a masked variable index into a stack buffer) */
+static __always_inline int parse_fd(const char *d)
 {
-    int i = 0;
-    if (p[0] == '/' && p[1] == 'd' && p[2] == 'e' && p[3] == 'v' && p[4] == '/' && p[5] == 'f' &&
-        p[6] == 'd' && p[7] == '/')
-        i = 8;
-    else if (p[0] == '/' && p[1] == 'p' && p[2] == 'r' && p[3] == 'o' && p[4] == 'c' && p[5] == '/' &&
-             p[6] == 's' && p[7] == 'e' && p[8] == 'l' && p[9] == 'f' && p[10] == '/' && p[11] == 'f' &&
-             p[12] == 'd' && p[13] == '/')
-        i = 14;
-    else
-        return -1;
     int fd = 0;
 #pragma unroll
-    for (int k = 0; k < 5; k++) {
-        char c = p[(i + k) & (PATH_LEN - 1)];
+    for (int k = 0; k < 6; k++) {
+        char c = d[k];
         if (c == 0)
             return k ? fd : -1;
-        if (c < '0' || c > '9')
+        if (c < '0' || c > '9' || k == 5)
             return -1;
         fd = fd * 10 + (c - '0');
     }
     return -1;
 }
 
-static __always_inline void mark_fd_exec(struct exec_event *e, int fd)
+/* "/dev/fd/N" or "/proc/self/fd/N" -> N, else -1; p holds FD_PATH_HEAD bytes */
+static __always_inline int fd_from_path(const char *p)
 {
-    if (fd < 0)
-        return;
-    e->flags |= EXEC_VIA_FD;
-    struct fd_key k = {.tgid = e->hdr.pid, .fd = fd};
-    if (memfds.lookup(&k)) {
-        e->flags |= EXEC_FROM_MEMFD;
-        return;
+    if (p[0] == '/' && p[1] == 'd' && p[2] == 'e' && p[3] == 'v' && p[4] == '/' && p[5] == 'f' &&
+        p[6] == 'd' && p[7] == '/')
+        return parse_fd(p + 8);
+    if (p[0] == '/' && p[1] == 'p' && p[2] == 'r' && p[3] == 'o' && p[4] == 'c' && p[5] == '/' &&
+        p[6] == 's' && p[7] == 'e' && p[8] == 'l' && p[9] == 'f' && p[10] == '/' && p[11] == 'f' &&
+        p[12] == 'd' && p[13] == '/')
+        return parse_fd(p + 14);
+    return -1;
+}
+
+/* EXEC_VIA_FD, plus EXEC_FROM_MEMFD when this process (or its parent, before fork) got the fd
+ * from memfd_create */
+static __always_inline __u32 memfd_flags(__u32 tgid, int fd)
+{
+    struct fd_key k = {.tgid = tgid, .fd = fd};
+    if (memfds.lookup(&k))
+        return EXEC_VIA_FD | EXEC_FROM_MEMFD;
+    __u32 *pp = parents.lookup(&tgid);
+    if (pp) {
+        k.tgid = *pp;
+        if (memfds.lookup(&k))
+            return EXEC_VIA_FD | EXEC_FROM_MEMFD;
     }
-    k.tgid = e->hdr.ppid;   /* created by the parent before fork */
-    if (k.tgid && memfds.lookup(&k))
-        e->flags |= EXEC_FROM_MEMFD;
+    return EXEC_VIA_FD;
 }
 
 #ifdef TP_syscalls__sys_enter_execve
@@ -164,12 +174,31 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     if (!have_stash && !in_scope(&scope_id))
         return 0;
 
+    /* the kill decision comes first and needs no ring-buffer space */
+    __u32 tgid = current_tgid();
+    int fd = -1;
+    if (have_stash && (s.a[1] & AT_EMPTY_PATH_FLAG)) {
+        fd = (__s32)s.a[0];
+    } else {
+        char head[FD_PATH_HEAD] = {};
+        unsigned short loc0 = args->data_loc_filename & 0xFFFF;
+        bpf_probe_read_kernel_str(head, sizeof(head), (void *)args + loc0);
+        fd = fd_from_path(head);
+    }
+    __u32 eflags = 0;
+    if (fd >= 0)
+        eflags = memfd_flags(tgid, fd);
+    if ((eflags & EXEC_FROM_MEMFD) && (kill_flags(scope_id) & KILL_MEMFD_EXEC)) {
+        kill_current(KILL_REASON_MEMFD_EXEC);
+        eflags |= EXEC_KILLED;
+    }
+
     struct exec_event *e;
     if (!(e = reserve_hi(sizeof(*e), EVT_EXEC)))
         return 0;
     fill_hdr(&e->hdr, EVT_EXEC, scope_id);
     e->ret = 0;
-    e->flags = 0;
+    e->flags = eflags;
     e->pad = 0;
     e->fd = have_stash ? (__s32)s.a[0] : AT_FDCWD_VALUE;
     e->filename[0] = 0;
@@ -177,10 +206,6 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     int n = bpf_probe_read_kernel_str(e->filename, PATH_LEN, (void *)args + loc);
     if (n == PATH_LEN)
         e->flags |= EXEC_FILENAME_TRUNCATED;
-    if (have_stash && (s.a[1] & AT_EMPTY_PATH_FLAG))
-        mark_fd_exec(e, e->fd);
-    else
-        mark_fd_exec(e, fd_from_path(e->filename));
 #ifndef NO_TASK_BTF
     struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
     struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);

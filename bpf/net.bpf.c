@@ -9,6 +9,9 @@
  *       a socket this process (or its parent, for fork-then-dup shells) connected
  *   Repeats of one inet/inet6 connect (same process, destination and result) are counted in
  *       conn_aggs and reported by user space as EVT_CONNECT_REPEAT: one record per destination.
+ *   Kill policy: when the scope asks for it (kill_cfg), a connect to a destination in
+ *       blocked_nets / blocked_ports gets SIGKILL from bpf_send_signal on syscall entry, before
+ *       the process can use the socket; the record carries CONNECT_KILLED.
  * Why: a reverse shell is a connect plus a dup onto stdio, whatever the binary is called.
  * Blind spots: fcntl(F_DUPFD); sockets received over SCM_RIGHTS or accepted (listen/accept);
  * sendto() on unconnected UDP sockets has no connect to report.
@@ -47,13 +50,38 @@ static __always_inline int read_sockaddr(struct sock_info *si, char *unix_path, 
     return 0;
 }
 
+/* 1 when the destination is in the scope's blocked nets or ports */
+static __always_inline int connect_blocked(__u64 scope_id, __u64 uaddr, int len)
+{
+    struct sock_info si = {};
+    if (read_sockaddr(&si, 0, uaddr, len) < 0 || si.family == AF_UNIX_V)
+        return 0;
+    struct blocked_port_key pk = {.scope_id = scope_id, .port = si.port};
+    if (blocked_ports.lookup(&pk))
+        return 1;
+    struct blocked_key k = {};
+    k.prefixlen = 64 + 8 + (si.family == AF_INET_V ? 32 : 128);
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+        k.scope[i] = (scope_id >> (56 - 8 * i)) & 0xff;
+    k.family = (__u8)si.family;
+    __builtin_memcpy(k.addr, si.addr, sizeof(k.addr));
+    return blocked_nets.lookup(&k) ? 1 : 0;
+}
+
 #ifdef TP_syscalls__sys_enter_connect
 TRACEPOINT_PROBE(syscalls, sys_enter_connect)
 {
     __u64 scope_id = 0;
     if (!in_scope(&scope_id))
         return 0;
-    stash(ST_CONNECT, scope_id, (__u64)args->fd, (__u64)args->uservaddr, (__u64)args->addrlen, 0);
+    __u64 killed = 0;
+    if ((kill_flags(scope_id) & KILL_BLOCKED_CONNECT) &&
+        connect_blocked(scope_id, (__u64)args->uservaddr, args->addrlen)) {
+        kill_current(KILL_REASON_BLOCKED_CONNECT);
+        killed = CONNECT_KILLED;
+    }
+    stash(ST_CONNECT, scope_id, (__u64)args->fd, (__u64)args->uservaddr, (__u64)args->addrlen, killed);
     return 0;
 }
 #endif
@@ -107,7 +135,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_connect)
     struct inflight s;
     if (!unstash(ST_CONNECT, &s))
         return 0;
-    if (connect_repeat(&s, args->ret))
+    if (!s.a[3] && connect_repeat(&s, args->ret))
         return 0;
     struct connect_event *e;
     if (!(e = reserve_hi(sizeof(*e), EVT_CONNECT)))
@@ -121,7 +149,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_connect)
     fill_hdr(&e->hdr, EVT_CONNECT, s.scope_id);
     e->ret = args->ret;
     e->fd = (__s32)s.a[0];
-    e->pad = 0;
+    e->flags = (__u32)s.a[3];
     if (e->sock.family == AF_UNIX_V && (e->ret == 0 || e->ret == -EINPROGRESS_V)) {
         struct fd_key k = {.tgid = e->hdr.pid, .fd = e->fd};
         sock_fds.update(&k, &e->sock);

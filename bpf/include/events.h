@@ -39,6 +39,10 @@ enum event_type {
 #define EXEC_VIA_FD             (1u << 2)  /* execveat(AT_EMPTY_PATH) or /dev/fd/N, /proc/self/fd/N */
 #define EXEC_FROM_MEMFD         (1u << 3)  /* ... and that fd came from memfd_create */
 #define EXEC_ARGS_FROM_CALLER   (1u << 4)  /* failed exec: argv read from the caller's memory */
+#define EXEC_KILLED             (1u << 5)  /* the kernel sent SIGKILL (kill policy: memfd exec) */
+
+/* connect_event.flags */
+#define CONNECT_KILLED          (1u << 0)  /* the kernel sent SIGKILL (kill policy: blocked dest) */
 
 /* file_open_event.kind and file_key.kind */
 #define FILE_KIND_WRITE     1   /* O_WRONLY / O_RDWR / O_CREAT / O_TRUNC */
@@ -112,7 +116,7 @@ struct connect_event {
     __s32 fd;
     struct sock_info sock;
     char unix_path[UNIX_PATH_LEN];
-    __u32 pad;
+    __u32 flags;          /* CONNECT_* */
 };
 
 struct dup_event {
@@ -234,6 +238,30 @@ struct conn_agg {
     __u64 cgroup_id;
     __u32 count;          /* connects, the first (sent as EVT_CONNECT) included */
     __u32 uid;
+};
+
+/* ---- in-kernel kill policy, per scope (what the kernel can decide alone) ---- */
+#define KILL_MEMFD_EXEC       (1u << 0)  /* SIGKILL a process that execs from a memfd */
+#define KILL_BLOCKED_CONNECT  (1u << 1)  /* SIGKILL a process connecting to a blocked dest */
+
+enum kill_reason {
+    KILL_REASON_MEMFD_EXEC = 0,
+    KILL_REASON_BLOCKED_CONNECT = 1,
+    KILL_REASON_MAX = 4,
+};
+
+struct blocked_key {      /* blocked_nets LPM trie: scope id, then the address */
+    __u32 prefixlen;      /* 64 (scope) + 8 (family) + address bits */
+    __u8 scope[8];        /* scope id, big-endian, so it is a prefix */
+    __u8 family;          /* AF_INET or AF_INET6 */
+    __u8 addr[16];
+    __u8 pad[3];
+};
+
+struct blocked_port_key {
+    __u64 scope_id;
+    __u16 port;
+    __u16 pad[3];
 };
 
 /* ---- scope filter configuration (one element; user space writes it) ---- */

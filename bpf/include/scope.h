@@ -230,6 +230,28 @@ BPF_HASH(file_aggs, struct file_key, struct file_agg, MAX_AGGS);
 BPF_HASH(net_aggs, struct fd_key, struct net_agg, MAX_AGGS);
 BPF_HASH(conn_aggs, struct conn_key, struct conn_agg, MAX_AGGS);
 
+/* ---- in-kernel kill policy ---- */
+BPF_HASH(kill_cfg, __u64, __u32, 4096);                       /* scope id -> KILL_* flags */
+BPF_LPM_TRIE(blocked_nets, struct blocked_key, __u8, 4096);
+BPF_HASH(blocked_ports, struct blocked_port_key, __u8, 4096);
+BPF_PERCPU_ARRAY(kills, __u64, KILL_REASON_MAX);             /* SIGKILLs sent, per reason */
+
+static __always_inline __u32 kill_flags(__u64 scope_id)
+{
+    __u32 *f = kill_cfg.lookup(&scope_id);
+    return f ? *f : 0;
+}
+
+/* SIGKILL the current process. The decision never depends on ring-buffer space: the kill is
+ * counted here and the record that reports it is best effort. */
+static __always_inline void kill_current(__u32 reason)
+{
+    bpf_send_signal(9);
+    __u64 *n = kills.lookup(&reason);
+    if (n)
+        __sync_fetch_and_add(n, 1);
+}
+
 static __always_inline __u32 current_tgid(void)
 {
     return bpf_get_current_pid_tgid() >> 32;

@@ -10,6 +10,7 @@ from typing import Callable
 from ..errors import EventDecodeError
 from . import model, structs
 from .types import (
+    CONNECT_KILLED,
     AF_INET,
     AF_INET6,
     AF_UNIX,
@@ -117,9 +118,10 @@ class Decoder:
 
     def _connect(self, raw: bytes) -> model.Event:
         v = structs.FORMATS[structs.ConnectEvent].unpack_from(raw)
-        ret, fd, family, port, _p, addr, unix_path, _pad = v[10:]
+        ret, fd, family, port, _p, addr, unix_path, flags = v[10:]
         fam, daddr, dport = sock_addr(family, port, addr, unix_path)
-        return model.ConnectEvent(*self.header(v), fd, fam, daddr, dport, _errno(ret))
+        return model.ConnectEvent(*self.header(v), fd, fam, daddr, dport, _errno(ret),
+                                  bool(flags & CONNECT_KILLED))
 
     def _dup(self, raw: bytes) -> model.Event:
         v = structs.FORMATS[structs.DupEvent].unpack_from(raw)

@@ -12,6 +12,7 @@ from typing import ClassVar
 
 from .types import (
     EXEC_ARGS_TRUNCATED,
+    EXEC_KILLED,
     EXEC_FROM_MEMFD,
     EXEC_VIA_FD,
     EventType,
@@ -66,6 +67,11 @@ class ExecEvent(Event):
     def deleted(self) -> bool:
         return self.filename.endswith(" (deleted)")
 
+    @property
+    def killed(self) -> bool:
+        """The kernel's kill policy sent SIGKILL before the new image ran."""
+        return bool(self.flags & EXEC_KILLED)
+
 
 @dataclass(frozen=True, slots=True)
 class ForkEvent(Event):
@@ -89,6 +95,7 @@ class ConnectEvent(Event):
     daddr: str                    # address, or the socket path for unix ("@name" if abstract)
     dport: int
     errno: int                    # 0, EINPROGRESS (115), ENETUNREACH (101), ...
+    killed: bool = False          # the kernel's kill policy sent SIGKILL (blocked destination)
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,7 +64,7 @@ class ConnectEvent(ctypes.Structure):
         ("fd", c_s32),
         ("sock", SockInfo),
         ("unix_path", ctypes.c_char * UNIX_PATH_LEN),
-        ("pad", c_u32),
+        ("flags", c_u32),
     ]
 
 
@@ -186,6 +186,20 @@ class ConnAgg(ctypes.Structure):
     ]
 
 
+class BlockedKey(ctypes.Structure):
+    _fields_ = [
+        ("prefixlen", c_u32),
+        ("scope", c_u8 * 8),
+        ("family", c_u8),
+        ("addr", c_u8 * 16),
+        ("pad", c_u8 * 3),
+    ]
+
+
+class BlockedPortKey(ctypes.Structure):
+    _fields_ = [("scope_id", c_u64), ("port", c_u16), ("pad", c_u16 * 3)]
+
+
 class LpmPathKey(ctypes.Structure):
     _fields_ = [("prefixlen", c_u32), ("data", ctypes.c_char * PATH_LEN)]
 
@@ -237,6 +251,8 @@ C_NAMES: dict[str, type[ctypes.Structure]] = {
     "conn_key": ConnKey,
     "conn_agg": ConnAgg,
     "lpm_path_key": LpmPathKey,
+    "blocked_key": BlockedKey,
+    "blocked_port_key": BlockedPortKey,
     "scope_cfg": ScopeCfg,
 }
 

@@ -53,6 +53,16 @@ EXEC_FILENAME_TRUNCATED = 1 << 1
 EXEC_VIA_FD = 1 << 2
 EXEC_FROM_MEMFD = 1 << 3
 EXEC_ARGS_FROM_CALLER = 1 << 4
+EXEC_KILLED = 1 << 5
+
+# connect_event.flags
+CONNECT_KILLED = 1 << 0
+
+# kill policy (kill_cfg) and reasons (kills)
+KILL_MEMFD_EXEC = 1 << 0
+KILL_BLOCKED_CONNECT = 1 << 1
+KILL_REASONS = {0: "memfd_exec", 1: "blocked_connect"}
+KILL_REASON_MAX = 4
 
 # file kinds
 FILE_KIND_WRITE = 1

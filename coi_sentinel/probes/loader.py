@@ -10,6 +10,7 @@ their file descriptors.
 from __future__ import annotations
 
 import ctypes
+import ipaddress
 import logging
 import os
 from collections import Counter
@@ -17,7 +18,18 @@ from dataclasses import dataclass, field
 
 from ..assets import asset_dir
 from ..errors import FeatureMissing, ProbeError
-from ..events.types import EVT_MAX, PATH_LEN, SCOPE_ALL, SCOPE_LISTED, EventType
+from ..events.types import (
+    AF_INET,
+    AF_INET6,
+    EVT_MAX,
+    KILL_BLOCKED_CONNECT,
+    KILL_MEMFD_EXEC,
+    KILL_REASONS,
+    PATH_LEN,
+    SCOPE_ALL,
+    SCOPE_LISTED,
+    EventType,
+)
 from . import features
 from .hooks import FAMILIES, Hook, hooks
 
@@ -63,6 +75,7 @@ class ProbeSet:
         self.coverage = Coverage()
         self._level_refs: Counter[int] = Counter()
         self._scopes: dict[int, int] = {}  # cgroup id -> level
+        self._kill_policies: dict[int, tuple[list[str], list[int]]] = {}
         self._host_wide = True
 
     # ---- load ----
@@ -151,6 +164,7 @@ class ProbeSet:
         level = self._scopes.pop(cgroup_id, None)
         if level is not None:
             self._level_refs[level] -= 1
+        self.clear_kill_policy(cgroup_id)
         try:
             del b[b"scopes"][ctypes.c_uint64(cgroup_id)]
         except KeyError:
@@ -184,6 +198,75 @@ class ProbeSet:
                 if not data or len(data) >= PATH_LEN:
                     raise ProbeError(f"sensitive path {item!r} is empty or longer than {PATH_LEN - 1} bytes")
                 table[table.Key(len(data) * 8, data)] = ctypes.c_uint8(1)
+
+    # ---- in-kernel kill policy ----
+    def set_kill_policy(self, scope_id: int, *, memfd_exec: bool = False,
+                        blocked: list[str] | tuple[str, ...] = (),
+                        blocked_ports: list[int] | tuple[int, ...] = ()) -> None:
+        """What the kernel kills on its own in one scope (bpf_send_signal(SIGKILL) from the probe,
+        before the process can act): an exec from a memfd, a connect to a blocked network
+        (CIDR, v4 or v6) or port. Replaces the scope's previous policy."""
+        b = self._require()
+        self.clear_kill_policy(scope_id)
+        nets = b[b"blocked_nets"]
+        ports = b[b"blocked_ports"]
+        scope_be = list(scope_id.to_bytes(8, "big"))
+        for cidr in blocked:
+            try:
+                net = ipaddress.ip_network(cidr, strict=False)
+            except ValueError as err:
+                raise ProbeError(f"blocked network {cidr!r}: {err}") from err
+            fam = AF_INET if net.version == 4 else AF_INET6
+            addr = list(net.network_address.packed.ljust(16, b"\0"))
+            key = nets.Key(64 + 8 + net.prefixlen, (ctypes.c_uint8 * 8)(*scope_be), fam,
+                           (ctypes.c_uint8 * 16)(*addr))
+            nets[key] = ctypes.c_uint8(1)
+        for port in blocked_ports:
+            if not 0 < int(port) < 65536:
+                raise ProbeError(f"blocked port {port!r} is not a port number")
+            ports[ports.Key(scope_id, int(port))] = ctypes.c_uint8(1)
+        flags = (KILL_MEMFD_EXEC if memfd_exec else 0) | \
+            (KILL_BLOCKED_CONNECT if (blocked or blocked_ports) else 0)
+        if flags:
+            b[b"kill_cfg"][ctypes.c_uint64(scope_id)] = ctypes.c_uint32(flags)
+        self._kill_policies[scope_id] = (list(blocked), [int(p) for p in blocked_ports])
+
+    def clear_kill_policy(self, scope_id: int) -> None:
+        b = self._require()
+        try:
+            del b[b"kill_cfg"][ctypes.c_uint64(scope_id)]
+        except KeyError:
+            pass
+        old = self._kill_policies.pop(scope_id, None)
+        if old is None:
+            return
+        nets, ports = b[b"blocked_nets"], b[b"blocked_ports"]
+        scope_be = list(scope_id.to_bytes(8, "big"))
+        for cidr in old[0]:
+            net = ipaddress.ip_network(cidr, strict=False)
+            fam = AF_INET if net.version == 4 else AF_INET6
+            key = nets.Key(64 + 8 + net.prefixlen, (ctypes.c_uint8 * 8)(*scope_be), fam,
+                           (ctypes.c_uint8 * 16)(*list(net.network_address.packed.ljust(16, b"\0"))))
+            try:
+                del nets[key]
+            except KeyError:
+                pass
+        for port in old[1]:
+            try:
+                del ports[ports.Key(scope_id, port)]
+            except KeyError:
+                pass
+
+    def kill_counts(self) -> dict[str, int]:
+        """SIGKILLs the probes sent, by reason (summed over CPUs)."""
+        b = self._require()
+        table = b[b"kills"]
+        out = {}
+        for i, name in KILL_REASONS.items():
+            n = int(table.sum(ctypes.c_int(i)).value)
+            if n:
+                out[name] = n
+        return out
 
     # ---- loss accounting ----
     def drop_counts(self) -> dict[str, int]:

@@ -51,13 +51,18 @@ class Watched:
             bucket.append(ev)
 
     def run(self, argv: list[str], *, timeout: float = 60, stdin: bytes | None = None,
-            scoped: bool = True, env: dict | None = None) -> Run:
+            scoped: bool = True, env: dict | None = None, kill_policy: dict | None = None) -> Run:
         """Run argv in a new cgroup (watched when ``scoped``) until it exits and its events,
         including the kernel aggregates, have arrived."""
         with WorkloadCgroup("coi-test") as cg:
             events: list = []
             if scoped:
                 self.probes.add_scope(cg.id, cg.level)
+                if kill_policy:
+                    self.probes.set_kill_policy(
+                        cg.id, memfd_exec=kill_policy.get("memfd_exec", False),
+                        blocked=kill_policy.get("blocked", ()),
+                        blocked_ports=kill_policy.get("ports", ()))
             self._by_scope[cg.id] = events
             try:
                 procs = cg.path / "cgroup.procs"

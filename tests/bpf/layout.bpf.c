@@ -22,3 +22,5 @@ BPF_ARRAY(layout_lpm_path_key, struct lpm_path_key, 1);
 BPF_ARRAY(layout_conn_key, struct conn_key, 1);
 BPF_ARRAY(layout_conn_agg, struct conn_agg, 1);
 BPF_ARRAY(layout_scope_cfg, struct scope_cfg, 1);
+BPF_ARRAY(layout_blocked_key, struct blocked_key, 1);
+BPF_ARRAY(layout_blocked_port_key, struct blocked_port_key, 1);

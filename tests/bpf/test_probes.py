@@ -258,3 +258,74 @@ def test_sensitive_read_is_reported(watched, py, tmp_path):
         watched.probes.set_sensitive([], [])
     opens = run.of(model.FileOpenEvent, kind="sensitive")
     assert [o.path for o in opens] == [str(secret)]
+
+
+def test_kill_policy_memfd_exec_dies_before_running(watched, py, tmp_path):
+    """bpf_send_signal from the exec probe: the payload never runs a single instruction."""
+    marker = tmp_path / "payload-ran"
+    script = f"#!/bin/sh\ntouch {marker}\n"
+    code = textwrap.dedent(f"""
+        import os, sys
+        fd = os.memfd_create('payload', 0)
+        os.write(fd, {script.encode()!r})
+        pid = os.fork()
+        if pid == 0:
+            os.execve(fd, ['payload'], {{}})
+        _, status = os.waitpid(pid, 0)
+        sys.exit(os.WTERMSIG(status) if os.WIFSIGNALED(status) else 100 + os.WEXITSTATUS(status))
+    """)
+    run = watched.run([py, "-c", code], kill_policy={"memfd_exec": True})
+    assert run.returncode == 9, run.stderr  # the child died of SIGKILL
+    assert not marker.exists()
+    execs = [e for e in run.of(model.ExecEvent) if e.from_memfd]
+    assert len(execs) == 1 and execs[0].killed
+    assert watched.probes.kill_counts().get("memfd_exec", 0) >= 1
+
+
+def test_kill_policy_blocked_connect_never_sends(watched, py):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(1)
+    srv.settimeout(0.5)
+    port = srv.getsockname()[1]
+    code = textwrap.dedent(f"""
+        import socket
+        s = socket.socket()
+        s.connect(('127.0.0.1', {port}))
+        s.sendall(b'stolen secrets')
+    """)
+    try:
+        run = watched.run([py, "-c", code], kill_policy={"blocked": ["127.0.0.0/8"]})
+        received = b""
+        try:
+            conn, _ = srv.accept()
+            conn.settimeout(0.5)
+            try:
+                received = conn.recv(100)
+            except OSError:
+                pass
+            conn.close()
+        except socket.timeout:
+            pass
+    finally:
+        srv.close()
+    assert run.returncode == -9
+    assert received == b""
+    conns = run.of(model.ConnectEvent, dport=port)
+    assert len(conns) == 1 and conns[0].killed
+
+
+def test_kill_policy_is_per_scope_and_port_based(watched, py):
+    srv = socket.socket()
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(4)
+    port = srv.getsockname()[1]
+    code = f"import socket\ns = socket.create_connection(('127.0.0.1', {port}))\ns.close()\n"
+    try:
+        ok = watched.run([py, "-c", code], kill_policy={"ports": [port + 1 if port < 65535 else 1]})
+        killed = watched.run([py, "-c", code], kill_policy={"ports": [port]})
+        free = watched.run([py, "-c", code])
+    finally:
+        srv.close()
+    assert ok.returncode == 0 and free.returncode == 0
+    assert killed.returncode == -9
