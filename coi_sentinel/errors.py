@@ -172,6 +172,7 @@ class TraceError(SentinelError):
         else:
             where = ""
         super().__init__(where + message)
+        self.detail = message
         self.source = source
         self.line = line
         self.reason = reason
@@ -198,3 +199,25 @@ class AuditDiskFull(AuditError):
     def __init__(self, message: str, *, path: str | None = None, errno: int | None = None) -> None:
         super().__init__(message, path=path)
         self.errno = errno
+
+
+class RuleError(SentinelError):
+    """A rule file is wrong. The message starts with ``path:line:``, like a compiler's."""
+
+    def __init__(self, path: str, line: int, reason: str, *, hint: str | None = None) -> None:
+        super().__init__(f"{path}:{line}: {reason}", hint=hint)
+        self.path = path
+        self.line = line
+        self.reason = reason
+
+
+class RuleSetInvalid(RuleError):
+    """Loading a rule set found errors; the first is the message, all are in ``diagnostics``."""
+
+    def __init__(self, path: str, line: int, reason: str, *, diagnostics: tuple = ()) -> None:
+        super().__init__(path, line, reason)
+        self.diagnostics = diagnostics
+
+
+class ResponseError(SentinelError):
+    """An automated response (freeze, kill, block) could not be carried out."""

@@ -1,0 +1,128 @@
+"""The responder: turns alerts into actions on their targets, fast, once, and on the record.
+
+A :class:`Target` is what a response may touch: a container (or watched cgroup) with its
+cgroup path and optional hooks to tell the session layer (pause state, network block). The
+responder never acts on a process outside the target's cgroup. Each action is recorded as an
+``{"record": "action", ...}`` dict (for the audit log and the terminal of ``run``) with its
+latency from the event's kernel timestamp to the action complete.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import SentinelError
+from ..events import model
+from ..events.proctable import ProcessTable
+from . import freezer, killer
+from .policy import STRENGTH, Action, ActionPolicy
+
+log = logging.getLogger(__name__)
+
+ActionCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(slots=True)
+class Target:
+    name: str                                   # container name (as in events' "container")
+    cgroup: Path
+    #: called after a pause with the action record (the session marks itself paused)
+    on_paused: Callable[[dict], None] | None = None
+    #: kills the whole container (the session layer stops it through Incus); default cgroup.kill
+    kill_container: Callable[[], None] | None = None
+    #: adds a destination (address, port) to the session's deny set
+    block: Callable[[str, int], None] | None = None
+    state: str = "running"                      # running, paused, killed
+
+
+@dataclass(slots=True)
+class Responder:
+    policy: ActionPolicy
+    table: ProcessTable
+    targets: dict[str, Target] = field(default_factory=dict)
+    dedupe_ns: int = 10_000_000_000             # one action per rule and target per 10 s
+    on_action: list[ActionCallback] = field(default_factory=list)
+    _last: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: the actions taken: counts by action name
+    taken: dict[str, int] = field(default_factory=dict)
+
+    def add_target(self, target: Target) -> None:
+        self.targets[target.name] = target
+
+    def __call__(self, alert) -> dict[str, Any] | None:
+        """Handle one alert (an engine callback). Returns the action record, or None when the
+        alert needed no action or was a repeat inside the dedupe window."""
+        action = self.policy.decide(alert.rule, alert.severity.label, alert.action)
+        if action is Action.ALERT:
+            return None
+        target = self.targets.get(alert.container)
+        now = time.monotonic_ns()
+        key = (alert.rule, alert.container)
+        last = self._last.get(key)
+        if last is not None and now - last < self.dedupe_ns:
+            return None
+        self._last[key] = now
+        record: dict[str, Any] = {
+            "record": "action", "action": action.value, "rule": alert.rule,
+            "severity": alert.severity.label, "container": alert.container,
+            "pid": alert.process.pid, "event_ts_ns": alert.ts_ns,
+        }
+        try:
+            if target is None:
+                raise SentinelError(f"no response target for {alert.container!r}: alert only")
+            detail = self._do(action, alert, target)
+            record.update(detail, ok=True)
+        except SentinelError as err:
+            record.update(ok=False, error=str(err))
+            log.warning("response %s for %s failed: %s", action.value, alert.rule, err)
+        done = time.monotonic_ns()
+        record["latency_ns"] = done - alert.ts_ns
+        record["ts_ns"] = done
+        self.taken[action.value] = self.taken.get(action.value, 0) + 1
+        for cb in self.on_action:
+            cb(record)
+        return record
+
+    def _do(self, action: Action, alert, target: Target) -> dict[str, Any]:
+        if target.state == "killed" or (target.state == "paused" and STRENGTH[action] <= STRENGTH[Action.PAUSE]
+                                        and action is not Action.BLOCK):
+            return {"skipped": f"target already {target.state}"}
+        if action is Action.PAUSE:
+            took = freezer.set_frozen(target.cgroup, True)
+            target.state = "paused"
+            out = {"target": str(target.cgroup), "freeze_ns": took}
+            if target.on_paused is not None:
+                target.on_paused(out)
+            return out
+        if action is Action.KILL:
+            if target.kill_container is not None:
+                target.kill_container()
+                took = 0
+            else:
+                took = killer.kill_cgroup(target.cgroup)
+            target.state = "killed"
+            return {"target": str(target.cgroup), "kill_ns": took}
+        if action is Action.KILL_PROCESS:
+            pids = killer.kill_tree(alert.process.pid, self.table, allowed_cgroup=target.cgroup)
+            return {"killed_pids": pids}
+        if action is Action.BLOCK:
+            dest = _destination(alert)
+            if dest is None:
+                return {"skipped": "the alert has no network destination"}
+            if target.block is None:
+                raise SentinelError(f"{target.name} has no network policy to block {dest[0]}")
+            target.block(*dest)
+            return {"blocked": f"{dest[0]}:{dest[1]}"}
+        return {}
+
+
+def _destination(alert) -> tuple[str, int] | None:
+    for ev in reversed(alert.events):
+        if isinstance(ev, (model.ConnectEvent, model.DupEvent, model.NetSendEvent, model.ConnectRepeatEvent)):
+            if getattr(ev, "family", "") in ("inet", "inet6") and ev.daddr:
+                return ev.daddr, ev.dport
+    return None

@@ -1,0 +1,74 @@
+"""Freeze and kill on real processes in a cgroup made for the test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from coi_sentinel.probes.cgroups import WorkloadCgroup
+from coi_sentinel.respond import freezer, killer
+
+from support import require_bpf
+
+pytestmark = pytest.mark.bpf
+
+
+@pytest.fixture
+def busy_cgroup():
+    require_bpf()
+    with WorkloadCgroup("coi-resp") as cg:
+        procs = cg.path / "cgroup.procs"
+
+        def enter():
+            with open(procs, "w") as f:
+                f.write(str(os.getpid()))
+
+        # a counter that writes a file every 5 ms: if it is frozen the file stops growing
+        p = subprocess.Popen([sys.executable, "-c",
+                              "import time, sys\nf = open(sys.argv[1], 'a', buffering=1)\n"
+                              "for i in range(100000):\n    f.write('x\\n'); time.sleep(0.005)\n",
+                              str(cg.path.name)], preexec_fn=enter, cwd="/tmp")
+        time.sleep(0.2)
+        yield cg, p, f"/tmp/{cg.path.name}"
+        p.kill()
+        p.wait()
+        os.unlink(f"/tmp/{cg.path.name}")
+
+
+def test_freeze_stops_the_workload_and_thaw_resumes(busy_cgroup):
+    cg, p, out = busy_cgroup
+    took = freezer.set_frozen(cg.path, True)
+    assert freezer.is_frozen(cg.path)
+    size = os.path.getsize(out)
+    time.sleep(0.1)
+    assert os.path.getsize(out) == size
+    freezer.set_frozen(cg.path, False)
+    time.sleep(0.1)
+    assert os.path.getsize(out) > size
+    print(f"cgroup2 freeze took {took / 1e6:.3f} ms")
+
+
+def test_kill_tree_stays_inside_its_cgroup(busy_cgroup):
+    cg, p, _ = busy_cgroup
+    outsider = subprocess.Popen(["sleep", "30"])
+    try:
+        # even if asked to kill from the outsider, nothing outside the cgroup is touched
+        assert killer.kill_tree(outsider.pid, allowed_cgroup=cg.path) == []
+        assert outsider.poll() is None
+        killed = killer.kill_tree(p.pid, allowed_cgroup=cg.path)
+        assert p.pid in killed
+        assert p.wait(timeout=5) == -9
+    finally:
+        outsider.kill()
+        outsider.wait()
+
+
+def test_kill_cgroup_empties_it(busy_cgroup):
+    cg, p, _ = busy_cgroup
+    killer.kill_cgroup(cg.path)
+    assert p.wait(timeout=5) == -9
+    assert cg.pids() == []

@@ -1,0 +1,97 @@
+"""Action policy and the responder's bookkeeping (no kernel: targets are fake cgroups)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from coi_sentinel.errors import ResponseError
+from coi_sentinel.events import model
+from coi_sentinel.events.proctable import ProcessTable
+from coi_sentinel.respond.policy import Action, ActionPolicy
+from coi_sentinel.respond.responder import Responder, Target
+
+pytestmark = pytest.mark.unit
+
+
+@dataclass
+class Sev:
+    label: str
+
+
+@dataclass
+class Proc:
+    pid: int
+
+
+@dataclass
+class FakeAlert:
+    rule: str
+    severity: Sev
+    action: str | None
+    container: str
+    ts_ns: int
+    events: tuple
+    process: Proc
+
+
+def alert(rule="r", sev="high", action=None, container="c1", events=()):
+    import time
+    return FakeAlert(rule, Sev(sev), action, container, time.monotonic_ns(), events, Proc(1))
+
+
+def test_defaults_overrides_and_caps():
+    p = ActionPolicy()
+    assert p.decide("x", "high", None) is Action.PAUSE
+    assert p.decide("x", "critical", None) is Action.KILL
+    assert p.decide("x", "medium", None) is Action.ALERT
+    assert p.decide("x", "low", "kill-process") is Action.KILL_PROCESS
+    p2 = ActionPolicy.from_config({"high": "alert"}, {"x": "block"})
+    assert p2.decide("x", "low", None) is Action.BLOCK
+    assert p2.decide("y", "high", None) is Action.ALERT
+    watch = ActionPolicy.from_config(allowed={Action.KILL_PROCESS})
+    assert watch.decide("x", "critical", None) is Action.ALERT
+    assert watch.decide("x", "critical", "kill-process") is Action.KILL_PROCESS
+
+
+def test_bad_config_is_a_clear_error():
+    with pytest.raises(ResponseError, match="unknown action 'nuke'"):
+        ActionPolicy.from_config({"high": "nuke"})
+    with pytest.raises(ResponseError, match="unknown severity 'severe'"):
+        ActionPolicy.from_config({"severe": "pause"})
+
+
+def test_dedupe_and_paused_stays_paused(tmp_path):
+    cg = tmp_path / "cg"
+    cg.mkdir()
+    (cg / "cgroup.freeze").write_text("0")
+    (cg / "cgroup.events").write_text("populated 1\nfrozen 1\n")
+    paused = []
+    r = Responder(ActionPolicy(), ProcessTable())
+    r.add_target(Target("c1", cg, on_paused=paused.append))
+    records = []
+    r.on_action.append(records.append)
+    first = r(alert())
+    assert first["ok"] and first["action"] == "pause" and first["latency_ns"] > 0
+    assert (cg / "cgroup.freeze").read_text() == "1" and len(paused) == 1
+    assert r(alert()) is None                      # same rule and container: deduped
+    second = r(alert(rule="other"))                # another rule: target already paused
+    assert second["skipped"] == "target already paused"
+    assert len(records) == 2
+
+
+def test_alert_without_target_is_recorded_not_acted(tmp_path):
+    r = Responder(ActionPolicy(), ProcessTable())
+    rec = r(alert(container="unknown"))
+    assert rec["ok"] is False and "no response target" in rec["error"]
+
+
+def test_block_takes_the_destination_of_the_alert(tmp_path):
+    blocked = []
+    r = Responder(ActionPolicy(), ProcessTable())
+    r.add_target(Target("c1", tmp_path, block=lambda a, p: blocked.append((a, p))))
+    ev = model.ConnectEvent(1, 2, 2, 1, 0, 0, "curl", 5, 5, "c1", 3, "inet", "198.51.100.7", 3333, 0)
+    rec = r(alert(action="block", events=(ev,)))
+    assert rec["ok"] and blocked == [("198.51.100.7", 3333)]
