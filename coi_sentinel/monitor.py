@@ -59,6 +59,8 @@ class Monitor:
                 self.probes.set_sensitive(list(o.sensitive_prefixes), list(o.sensitive_suffixes))
             for path, label in targets:
                 self.add_scope(path, label)
+            if not targets:
+                self.probes.set_host_wide()
             self.pipeline.table.seed_from_proc()
             self.probes.seed_parents(self.pipeline.table)
             self.stream = EventStream(self.probes, self.pipeline, resolve=self.names,

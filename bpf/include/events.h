@@ -265,8 +265,9 @@ struct blocked_port_key {
 };
 
 /* ---- scope filter configuration (one element; user space writes it) ---- */
-#define SCOPE_ALL 0       /* every process on the host (except the watcher) */
+#define SCOPE_NONE 0      /* nothing (the zeroed map before user space writes it) */
 #define SCOPE_LISTED 1    /* only tasks whose ancestor cgroup at a listed level is in `scopes` */
+#define SCOPE_ALL 2       /* every process on the host (except the watcher) */
 
 struct scope_cfg {
     __u32 mode;

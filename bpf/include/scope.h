@@ -73,7 +73,7 @@ static __always_inline int in_scope(__u64 *scope_id)
     struct scope_cfg *cfg = config.lookup(&zero);
     if (!cfg)
         return 0;
-    if ((__u32)(bpf_get_current_pid_tgid() >> 32) == cfg->self_tgid)
+    if (cfg->mode == SCOPE_NONE || (__u32)(bpf_get_current_pid_tgid() >> 32) == cfg->self_tgid)
         return 0;
     if (cfg->mode == SCOPE_ALL) {
         *scope_id = cfg->host_level ? bpf_get_current_ancestor_cgroup_id(cfg->host_level) : 0;

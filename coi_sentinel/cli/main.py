@@ -21,6 +21,16 @@ from ..errors import SentinelError
 COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("watch", "watch"),
     "doctor": ("doctor", "doctor"),
+    "record": ("record", "record"),
+    "run": ("run", "run"),
+    "list": ("sessions", "list_"),
+    "attach": ("sessions", "attach"),
+    "kill": ("sessions", "kill"),
+    "shutdown": ("sessions", "shutdown"),
+    "clean": ("sessions", "clean"),
+    "image": ("image", "image"),
+    "audit": ("audit", "audit"),
+    "rules": ("rules", "rules"),
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "COI_SENTINEL",
@@ -62,7 +72,7 @@ def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
-        cli.main(args=argv, prog_name="coi-sentinel", standalone_mode=False)
+        rv = cli.main(args=argv, prog_name="coi-sentinel", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
@@ -81,7 +91,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except KeyboardInterrupt:
         sys.exit(130)
-    sys.exit(0)
+    # standalone_mode=False: ctx.exit(n) inside a command comes back as the return value
+    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":

@@ -29,8 +29,21 @@ def to_dict(event: model.Event) -> dict[str, Any]:
 
 
 def dumps(event: model.Event) -> bytes:
-    """One JSON line, without the newline."""
-    return orjson.dumps(to_dict(event))
+    """One JSON line, without the newline. Bytes that were not UTF-8 in a path or argv (kept
+    in the model as surrogate escapes) are written as ``\\xNN`` text."""
+    d = to_dict(event)
+    try:
+        return orjson.dumps(d)
+    except TypeError:  # a lone surrogate: orjson refuses it
+        return orjson.dumps({k: _escape(v) for k, v in d.items()})
+
+
+def _escape(v: Any) -> Any:
+    if isinstance(v, str):
+        return v.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if isinstance(v, (tuple, list)):
+        return [_escape(x) for x in v]
+    return v
 
 
 def from_dict(d: dict[str, Any], *, source: str | None = None, line: int | None = None) -> model.Event:

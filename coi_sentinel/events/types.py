@@ -74,8 +74,9 @@ FILE_KIND_LABELS = {FILE_KIND_WRITE: "write", FILE_KIND_SENSITIVE: "sensitive"}
 DUP_OLDFD_SOCKET = 1 << 0
 
 # scope_cfg.mode
-SCOPE_ALL = 0
+SCOPE_NONE = 0
 SCOPE_LISTED = 1
+SCOPE_ALL = 2
 
 # address families
 AF_UNIX = 1

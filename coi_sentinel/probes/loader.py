@@ -74,9 +74,9 @@ class ProbeSet:
         self.bpf = None
         self.coverage = Coverage()
         self._level_refs: Counter[int] = Counter()
+        self._host_wide = False
         self._scopes: dict[int, int] = {}  # cgroup id -> level
         self._kill_policies: dict[int, tuple[list[str], list[int]]] = {}
-        self._host_wide = True
 
     # ---- load ----
     def load(self) -> Coverage:
@@ -118,7 +118,9 @@ class ProbeSet:
         if not self.coverage.attached:
             self.close()
             raise ProbeError("no probe could be attached")
-        self.set_host_wide()
+        # nothing is traced until the caller says what: set_host_wide() or add_scope()
+        self._host_wide = False
+        self._write_config()
         log.info("probes: %d hooks attached, %d missing", len(self.coverage.attached),
                  len(self.coverage.missing))
         return self.coverage

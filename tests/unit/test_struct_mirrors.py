@@ -43,7 +43,7 @@ def test_priv_ops_match_c():
 @pytest.mark.parametrize("name", [
     "EXEC_ARGS_TRUNCATED", "EXEC_FILENAME_TRUNCATED", "EXEC_VIA_FD", "EXEC_FROM_MEMFD",
     "EXEC_ARGS_FROM_CALLER", "FILE_KIND_WRITE", "FILE_KIND_SENSITIVE", "DUP_OLDFD_SOCKET",
-    "SCOPE_ALL", "SCOPE_LISTED", "COMM_LEN", "PATH_LEN", "ARGS_BUF", "UNIX_PATH_LEN",
+    "SCOPE_NONE", "SCOPE_ALL", "SCOPE_LISTED", "COMM_LEN", "PATH_LEN", "ARGS_BUF", "UNIX_PATH_LEN",
 ])
 def test_constants_match_c(name):
     assert c_define(name) == getattr(types, name)

@@ -1,0 +1,199 @@
+"""Reading traces: events and records with their line numbers, errors naming file and line.
+
+::
+
+    with TraceReader("run.jsonl.gz") as trace:
+        print(trace.header["kernel"])
+        for lineno, item in trace:          # item: an Event, or a record dict
+            ...
+
+The header is read (and checked) when the reader is made, so a foreign file, a missing header
+or a schema this program does not read fails at once, even in lenient mode. In strict mode the
+first bad line raises :class:`~coi_sentinel.errors.TraceError`; with ``lenient=True`` bad lines
+are skipped and counted in :attr:`TraceReader.skipped` by reason. Audit logs read unchanged:
+keys starting with ``_`` (the hash chain) are dropped from records and ignored in events.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from typing import Any, BinaryIO, Iterable, Iterator, Union
+
+import orjson
+
+from ..errors import EventDecodeError, TraceError
+from ..events import codec
+from ..events.model import Event
+from ..events.types import EVENT_TYPE_BY_LABEL
+from .format import KIND, SCHEMA
+from .lines import iter_lines, open_binary
+
+log = logging.getLogger(__name__)
+
+Item = Union[Event, dict[str, Any]]
+
+#: how many skipped-line errors a lenient reader keeps for its report (all are counted)
+KEEP_ERRORS = 20
+
+
+class TraceReader:
+    """One trace file. Iterate for ``(line number, Event | record dict)``, in file order."""
+
+    def __init__(self, path: str | os.PathLike[str], *, lenient: bool = False) -> None:
+        self.source = os.fspath(path)
+        self.lenient = lenient
+        #: skipped lines by reason (lenient mode)
+        self.skipped: Counter[str] = Counter()
+        #: the first :data:`KEEP_ERRORS` errors of skipped lines, for a report
+        self.errors: list[TraceError] = []
+        self.events = 0
+        self.records = 0
+        self.footer: dict[str, Any] | None = None
+        self._file: BinaryIO = open_binary(path)
+        self._lines = iter_lines(self._file, self.source)
+        try:
+            self.header: dict[str, Any] = self._read_header()
+        except BaseException:
+            self.close()
+            raise
+
+    # -- header ---------------------------------------------------------------------------
+
+    def _read_header(self) -> dict[str, Any]:
+        first = next(self._lines, None)
+        if first is None:
+            raise TraceError("empty file: no trace header", source=self.source, line=1,
+                             reason="header")
+        lineno, raw, _complete = first
+        try:
+            d = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise TraceError("not a coi-sentinel trace: the first line is not JSON",
+                             source=self.source, line=lineno, reason="foreign") from None
+        if not isinstance(d, dict):
+            raise TraceError("not a coi-sentinel trace: the first line is not a JSON object",
+                             source=self.source, line=lineno, reason="foreign")
+        if "record" not in d and d.get("type") in EVENT_TYPE_BY_LABEL:
+            raise TraceError("no trace header: the file starts with an event (a `watch --json` "
+                             "capture is not a trace; see docs/traces.md)",
+                             source=self.source, line=lineno, reason="header")
+        return _check_header(d, self.source, lineno)
+
+    # -- body -----------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[tuple[int, Item]]:
+        for lineno, raw, complete in self._lines_or_stop():
+            try:
+                item = self._decode(lineno, raw, complete)
+            except TraceError as err:
+                if not self.lenient:
+                    raise
+                self._skip(err)
+                continue
+            yield lineno, item
+
+    def _lines_or_stop(self) -> Iterator[tuple[int, bytes, bool]]:
+        try:
+            yield from self._lines
+        except TraceError as err:
+            # a gzip stream that ends early or is corrupt: nothing after it can be read
+            if not self.lenient:
+                raise
+            self._skip(err)
+
+    def _skip(self, err: TraceError) -> None:
+        self.skipped[err.reason] += 1
+        if len(self.errors) < KEEP_ERRORS:
+            self.errors.append(err)
+        log.debug("skipped: %s", err)
+
+    def _decode(self, lineno: int, raw: bytes, complete: bool) -> Item:
+        try:
+            d = orjson.loads(raw)
+        except orjson.JSONDecodeError as err:
+            if not complete:
+                raise TraceError("truncated: the last line is incomplete (the writer was killed, "
+                                 "or the file was cut)", source=self.source, line=lineno,
+                                 reason="truncated") from None
+            what = "empty line" if not raw.strip() else f"not JSON: {err}"
+            raise TraceError(what, source=self.source, line=lineno, reason="json") from None
+        if not isinstance(d, dict):
+            raise TraceError("not a JSON object", source=self.source, line=lineno, reason="json")
+        kind = d.get("record")
+        if kind is not None:
+            if not isinstance(kind, str):
+                raise TraceError(f"record kind {kind!r} is not a string", source=self.source,
+                                 line=lineno, reason="record")
+            if any(k.startswith("_") for k in d):
+                d = {k: v for k, v in d.items() if not k.startswith("_")}
+            if kind == "header":
+                _check_header(d, self.source, lineno)   # a concatenated trace's next part
+            elif kind == "footer":
+                self.footer = d
+            self.records += 1
+            return d
+        if "type" in d:
+            try:
+                ev = codec.from_dict(d)
+            except EventDecodeError as err:
+                raise TraceError(str(err), source=self.source, line=lineno,
+                                 reason="event") from err
+            except (TypeError, ValueError) as err:   # a field of the wrong JSON type
+                raise TraceError(f"bad {d.get('type')!r} event: {err}", source=self.source,
+                                 line=lineno, reason="event") from err
+            self.events += 1
+            return ev
+        raise TraceError("neither an event (no \"type\") nor a record (no \"record\")",
+                         source=self.source, line=lineno, reason="record")
+
+    def iter_events(self) -> Iterator[Event]:
+        """Only the events, in order (context events of an audit log included)."""
+        for _lineno, item in self:
+            if isinstance(item, Event):
+                yield item
+
+    # -- lifetime -------------------------------------------------------------------------
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> "TraceReader":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _check_header(d: dict[str, Any], source: str, lineno: int) -> dict[str, Any]:
+    if d.get("record") != "header":
+        raise TraceError("not a coi-sentinel trace: the first line is not a header record",
+                         source=source, line=lineno, reason="foreign")
+    if d.get("kind") != KIND:
+        raise TraceError(f"not a coi-sentinel trace: header kind {d.get('kind')!r} is not "
+                         f"{KIND!r}", source=source, line=lineno, reason="foreign")
+    schema = d.get("schema")
+    if schema != SCHEMA:
+        raise TraceError(f"trace schema {schema!r} is not supported (this coi-sentinel reads "
+                         f"schema {SCHEMA})", source=source, line=lineno, reason="schema")
+    if any(k.startswith("_") for k in d):
+        d = {k: v for k, v in d.items() if not k.startswith("_")}
+    return d
+
+
+def read_events(paths: Iterable[str | os.PathLike[str]], *, lenient: bool = False,
+                skipped: Counter[str] | None = None) -> Iterator[Event]:
+    """The events of several traces, one after the other (what ``replay`` feeds the engine).
+
+    With ``lenient``, lines skipped in all files are added to ``skipped`` when it is given.
+    """
+    for path in paths:
+        with TraceReader(path, lenient=lenient) as trace:
+            yield from trace.iter_events()
+            if skipped is not None:
+                skipped.update(trace.skipped)
