@@ -176,6 +176,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 
     /* the kill decision comes first and needs no ring-buffer space */
     __u32 tgid = current_tgid();
+    new_fd_gen(tgid);   /* fds exec closed (O_CLOEXEC) must not be taken for live ones */
     int fd = -1;
     if (have_stash && (s.a[1] & AT_EMPTY_PATH_FLAG)) {
         fd = (__s32)s.a[0];

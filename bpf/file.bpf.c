@@ -119,10 +119,8 @@ static __always_inline void open_exit(long ret)
         if (file_aggs.update(&key, fresh))
             count_agg_full(0);
     }
-    if (ret >= 0 && kind == FILE_KIND_WRITE) {
-        struct fd_key fk = {.tgid = tgid, .fd = (int)ret};
-        fd_files.update(&fk, &key);
-    }
+    if (ret >= 0 && kind == FILE_KIND_WRITE)
+        file_put(tgid, (int)ret, &key);
     if (a)
         return;   /* already reported: counted, not sent again */
 

@@ -16,26 +16,22 @@
 
 static __always_inline void io_enter(int fd)
 {
-    struct fd_key k = {.tgid = current_tgid(), .fd = fd};
-    if (fd_files.lookup(&k)) {
+    __u32 tgid = current_tgid();
+    if (file_get(tgid, fd)) {
         stash(ST_WRITE_FILE, 0, (__u64)fd, 0, 0, 0);
         return;
     }
-    if (sock_fds.lookup(&k)) {
+    if (sock_get(tgid, fd)) {
         stash(ST_WRITE_SOCK, 0, (__u64)fd, 0, 0, 0);
         return;
     }
     if (fd < 0 || fd > 2)
         return;
     /* stdio inherited from a parent that connected it (bash >& /dev/tcp/..., nc -e) */
-    __u32 *pp = parents.lookup(&k.tgid);
-    if (!pp)
-        return;
-    struct fd_key pk = {.tgid = *pp, .fd = fd};
-    struct sock_info *si = sock_fds.lookup(&pk);
+    struct sock_info *si = sock_inherited(tgid, fd);
     if (!si)
         return;
-    sock_fds.update(&k, si);
+    sock_put(tgid, fd, si);
     stash(ST_WRITE_SOCK, 0, (__u64)fd, 0, 0, 0);
 }
 
@@ -53,7 +49,7 @@ static __always_inline void io_exit(long ret)
     struct fd_key k = {.tgid = id >> 32, .fd = fd};
     __u64 now = bpf_ktime_get_ns();
     if (kind == ST_WRITE_FILE) {
-        struct file_key *fk = fd_files.lookup(&k);
+        struct file_key *fk = file_get(k.tgid, fd);
         if (!fk)
             return;
         struct file_agg *a = file_aggs.lookup(fk);
@@ -65,7 +61,7 @@ static __always_inline void io_exit(long ret)
     } else if (kind == ST_WRITE_SOCK) {
         struct net_agg *a = net_aggs.lookup(&k);
         if (!a) {
-            struct sock_info *si = sock_fds.lookup(&k);
+            struct sock_info *si = sock_get(k.tgid, fd);
             if (!si)
                 return;
             struct net_agg fresh = {};
@@ -151,10 +147,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_sendmsg)
 TRACEPOINT_PROBE(syscalls, sys_enter_close)
 {
     struct fd_key k = {.tgid = current_tgid(), .fd = (int)args->fd};
-    fd_files.delete(&k);
-    if (!sock_fds.lookup(&k))
-        return 0;
-    sock_fds.delete(&k);
+    fd_forget(k.tgid, k.fd);
     struct net_agg *a = net_aggs.lookup(&k);
     if (!a)
         return 0;

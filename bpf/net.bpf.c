@@ -106,10 +106,8 @@ static __always_inline int connect_repeat(struct inflight *s, long ret)
         return 0;
     k.port = si.port;
     __builtin_memcpy(k.addr, si.addr, sizeof(k.addr));
-    if (ret == 0 || ret == -EINPROGRESS_V) {
-        struct fd_key fk = {.tgid = k.tgid, .fd = (__s32)s->a[0]};
-        sock_fds.update(&fk, &si);
-    }
+    if (ret == 0 || ret == -EINPROGRESS_V)
+        sock_put(k.tgid, (__s32)s->a[0], &si);
     __u64 now = bpf_ktime_get_ns();
     struct conn_agg *a = conn_aggs.lookup(&k);
     if (a) {
@@ -150,10 +148,8 @@ TRACEPOINT_PROBE(syscalls, sys_exit_connect)
     e->ret = args->ret;
     e->fd = (__s32)s.a[0];
     e->flags = (__u32)s.a[3];
-    if (e->sock.family == AF_UNIX_V && (e->ret == 0 || e->ret == -EINPROGRESS_V)) {
-        struct fd_key k = {.tgid = e->hdr.pid, .fd = e->fd};
-        sock_fds.update(&k, &e->sock);
-    }
+    if (e->sock.family == AF_UNIX_V && (e->ret == 0 || e->ret == -EINPROGRESS_V))
+        sock_put(e->hdr.pid, e->fd, &e->sock);
     events_hi.ringbuf_submit(e, WAKE_NOW);
     return 0;
 }
@@ -167,18 +163,17 @@ static __always_inline void dup_exit(long ret)
     int oldfd = (int)s.a[0];
     int newfd = ret >= 0 ? (int)ret : (int)s.a[1];
     __u32 tgid = current_tgid();
-    struct fd_key k = {.tgid = tgid, .fd = oldfd};
-    struct sock_info *si = sock_fds.lookup(&k);
-    if (!si) {
-        __u32 *pp = parents.lookup(&tgid);
-        if (pp) {
-            k.tgid = *pp;
-            si = sock_fds.lookup(&k);
-        }
-    }
-    if (si && ret >= 0) {
-        struct fd_key nk = {.tgid = tgid, .fd = newfd};
-        sock_fds.update(&nk, si);
+    struct sock_info *si = sock_get(tgid, oldfd);
+    if (!si)
+        si = sock_inherited(tgid, oldfd);   /* forked, then dup'ed the parent's socket */
+    struct sock_info copy = {};
+    if (si)
+        __builtin_memcpy(&copy, si, sizeof(copy));
+    if (ret >= 0) {
+        /* newfd was implicitly closed: whatever it was is gone */
+        fd_forget(tgid, newfd);
+        if (si)
+            sock_put(tgid, newfd, &copy);
     }
     if (newfd < 0 || newfd > 2)
         return;
@@ -193,7 +188,7 @@ static __always_inline void dup_exit(long ret)
     __builtin_memset(&e->sock, 0, sizeof(e->sock));
     if (si) {
         e->flags |= DUP_OLDFD_SOCKET;
-        __builtin_memcpy(&e->sock, si, sizeof(e->sock));
+        __builtin_memcpy(&e->sock, &copy, sizeof(e->sock));
     }
     events_hi.ringbuf_submit(e, WAKE_NOW);
 }

@@ -40,6 +40,7 @@ TRACEPOINT_PROBE(task, task_newtask)
     __u32 parent = current_tgid();
     __u32 child = args->pid;
     parents.update(&child, &parent);
+    new_fd_gen(child);   /* its inherited fds are found through the parent's entries */
     struct fork_event *e;
     if (!(e = reserve_hi(sizeof(*e), EVT_FORK)))
         return 0;
@@ -124,6 +125,10 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
     if (x)
         exit_infos.delete(&tgid);
     parents.delete(&tgid);
+    fd_gens.delete(&tgid);
+#pragma unroll
+    for (int fd = 0; fd <= 2; fd++)
+        fd_forget(tgid, fd);
     return 0;
 }
 #endif

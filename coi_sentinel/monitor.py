@@ -41,6 +41,7 @@ class Monitor:
         self.coverage: Coverage | None = None
         self.stream: EventStream | None = None
         self._scope_labels: list[str] = []
+        self._scope_paths: dict[str, Path] = {}
 
     def start(self) -> "Monitor":
         o = self.options
@@ -75,10 +76,15 @@ class Monitor:
         self.probes.add_scope(cid, cgroups.cgroup_level(path, self.names.mount))
         self.names.add(cid, label)
         self._scope_labels.append(label)
+        self._scope_paths[label] = Path(path)
         return cid
 
     def remove_scope(self, cid: int) -> None:
         self.probes.remove_scope(cid)
+
+    def scope_paths(self) -> dict[str, Path]:
+        """label (as in events' "container") -> cgroup directory of each watched scope."""
+        return dict(self._scope_paths)
 
     def scope_text(self) -> str:
         return "scope: " + (", ".join(self._scope_labels) if self._scope_labels else "host-wide")

@@ -222,9 +222,25 @@ static __always_inline int unstash(__u32 kind, struct inflight *out)
     return 1;
 }
 
-/* ---- per-(process, fd) state shared by the families ---- */
-BPF_TABLE("lru_hash", struct fd_key, struct sock_info, sock_fds, MAX_AGGS);  /* connected sockets */
-BPF_TABLE("lru_hash", struct fd_key, struct file_key, fd_files, MAX_AGGS);   /* fds of file_aggs */
+/* ---- per-(process, fd) state shared by the families ----
+ * An fd's entry must not outlive the fd, or a later fd with the same number (a log file, a
+ * pipe) would pass for a socket. close() and dup2/dup3 onto the fd remove it; fds that exec
+ * closes (O_CLOEXEC) and fds of a process that exited and whose pid came back are invisible,
+ * so every entry carries the generation of its process (a new one at fork and at exec) and an
+ * entry of an older generation is stale. Stdio (fds 0-2) survives exec by convention: its
+ * entries have generation 0 and are removed when the process exits. */
+struct sock_fd {
+    struct sock_info si;
+    __u64 gen;
+    __u64 since;          /* when it was recorded: a child only inherits entries older than it */
+};
+struct file_fd {
+    struct file_key key;
+    __u64 gen;
+};
+BPF_TABLE("lru_hash", struct fd_key, struct sock_fd, sock_fds, MAX_AGGS);   /* connected sockets */
+BPF_TABLE("lru_hash", struct fd_key, struct file_fd, fd_files, MAX_AGGS);   /* fds of file_aggs */
+BPF_HASH(fd_gens, __u32, __u64, MAX_PROCS);
 BPF_TABLE("lru_hash", struct fd_key, __u32, memfds, 4096);                   /* memfd_create fds */
 BPF_HASH(file_aggs, struct file_key, struct file_agg, MAX_AGGS);
 BPF_HASH(net_aggs, struct fd_key, struct net_agg, MAX_AGGS);
@@ -255,6 +271,95 @@ static __always_inline void kill_current(__u32 reason)
 static __always_inline __u32 current_tgid(void)
 {
     return bpf_get_current_pid_tgid() >> 32;
+}
+
+static __always_inline __u64 fd_gen(__u32 tgid)
+{
+    __u64 *g = fd_gens.lookup(&tgid);
+    return g ? *g : 0;
+}
+
+static __always_inline void new_fd_gen(__u32 tgid)
+{
+    __u64 now = bpf_ktime_get_ns();
+    fd_gens.update(&tgid, &now);
+}
+
+static __always_inline __u64 entry_gen(__u32 tgid, int fd)
+{
+    return (fd >= 0 && fd <= 2) ? 0 : fd_gen(tgid);
+}
+
+static __always_inline struct sock_info *sock_get(__u32 tgid, int fd)
+{
+    struct fd_key k = {.tgid = tgid, .fd = fd};
+    struct sock_fd *v = sock_fds.lookup(&k);
+    if (!v)
+        return 0;
+    if (v->gen && v->gen != fd_gen(tgid)) {
+        sock_fds.delete(&k);
+        return 0;
+    }
+    return &v->si;
+}
+
+static __always_inline void sock_put(__u32 tgid, int fd, struct sock_info *si)
+{
+    struct fd_key k = {.tgid = tgid, .fd = fd};
+    struct sock_fd v = {};
+    __builtin_memcpy(&v.si, si, sizeof(v.si));
+    v.gen = entry_gen(tgid, fd);
+    v.since = bpf_ktime_get_ns();
+    sock_fds.update(&k, &v);
+}
+
+/* A socket the current process inherited on `fd` from its parent: the parent's entry, if it
+ * was recorded before this process forked (or last exec'd). Threads of the parent run on after
+ * a fork and may put a new socket on the same fd number meanwhile (Go's vfork does exactly
+ * this), which the child's fd table does not have. */
+static __always_inline struct sock_info *sock_inherited(__u32 tgid, int fd)
+{
+    __u32 *pp = parents.lookup(&tgid);
+    if (!pp)
+        return 0;
+    __u64 born = fd_gen(tgid);
+    struct fd_key k = {.tgid = *pp, .fd = fd};
+    struct sock_fd *v = sock_fds.lookup(&k);
+    if (!v || !born || v->since >= born)
+        return 0;
+    if (v->gen && v->gen != fd_gen(*pp))
+        return 0;
+    return &v->si;
+}
+
+static __always_inline struct file_key *file_get(__u32 tgid, int fd)
+{
+    struct fd_key k = {.tgid = tgid, .fd = fd};
+    struct file_fd *v = fd_files.lookup(&k);
+    if (!v)
+        return 0;
+    if (v->gen && v->gen != fd_gen(tgid)) {
+        fd_files.delete(&k);
+        return 0;
+    }
+    return &v->key;
+}
+
+static __always_inline void file_put(__u32 tgid, int fd, struct file_key *key)
+{
+    struct fd_key k = {.tgid = tgid, .fd = fd};
+    struct file_fd v = {};
+    __builtin_memcpy(&v.key, key, sizeof(v.key));
+    v.gen = entry_gen(tgid, fd);
+    fd_files.update(&k, &v);
+}
+
+/* the fd is gone (close, or replaced by dup2/dup3) */
+static __always_inline void fd_forget(__u32 tgid, int fd)
+{
+    struct fd_key k = {.tgid = tgid, .fd = fd};
+    fd_files.delete(&k);
+    sock_fds.delete(&k);
 }
 
 #endif

@@ -74,6 +74,14 @@ def table_row(ev: model.Event, clock: Clock, width: int = 80) -> str:
     return row[:width]
 
 
+def alert_line(alert, clock: Clock) -> str:
+    """An alert in the table: one line, then its process ancestry."""
+    anc = " <- ".join(f"{a.name}({a.pid})" for a in alert.ancestry[:4])
+    head = (f"{clock.wall(alert.ts_ns):<12} ALERT {alert.severity.label.upper()} {alert.rule} "
+            f"[{alert.container}]: {alert.output}")
+    return head + (f"\n             process {alert.process.name}({alert.process.pid}) <- {anc}" if anc else "")
+
+
 def print_summary(summary: dict, as_json: bool, file: IO[str] = sys.stderr) -> None:
     if as_json:
         echo_json({"record": "summary", **summary}, file=file)
@@ -85,6 +93,13 @@ def print_summary(summary: dict, as_json: bool, file: IO[str] = sys.stderr) -> N
     drops = summary.get("drops") or {}
     click.echo(f"coi-sentinel: dropped {sum(drops.values())} records" +
                (f" ({', '.join(f'{k} {v}' for k, v in drops.items())})" if drops else ""), file=file)
+    alerts = summary.get("alerts")
+    if alerts is not None:
+        click.echo(f"coi-sentinel: {sum(alerts.values())} alerts from {summary.get('rules', '?')} rules"
+                   + (f" ({', '.join(f'{k} {v}' for k, v in sorted(alerts.items()))})" if alerts else ""),
+                   file=file)
+    if summary.get("actions"):
+        click.echo(f"coi-sentinel: actions: {summary['actions']}", file=file)
     for key in ("aggregation_maps_full", "decode_errors"):
         if summary.get(key):
             click.echo(f"coi-sentinel: {key.replace('_', ' ')}: {summary[key]}", file=file)

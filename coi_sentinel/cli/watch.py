@@ -1,14 +1,15 @@
-"""``coi-sentinel watch``: the host-wide (or scoped) watcher."""
+"""``coi-sentinel watch``: the host-wide (or scoped) watcher with the rules engine."""
 
 from __future__ import annotations
 
 import signal
 import sys
+from pathlib import Path
 
 import click
 
 from ..events import codec
-from .output import TABLE_HEADER, Clock, echo_json, json_option, print_summary, table_row
+from .output import TABLE_HEADER, Clock, alert_line, echo_json, json_option, print_summary, table_row
 
 
 @click.command()
@@ -18,46 +19,138 @@ from .output import TABLE_HEADER, Clock, echo_json, json_option, print_summary, 
               help="Watch only processes in this cgroup2 directory and below (repeatable).")
 @json_option
 @click.option("--duration", type=float, metavar="SECONDS", help="Stop after this many seconds.")
+@click.option("--rules", "rule_paths", multiple=True, metavar="PATH", type=click.Path(exists=True),
+              help="Rule file or folder added to the bundled rules (repeatable).")
+@click.option("--no-bundled", is_flag=True, help="Use only the --rules given, not the bundled rules.")
+@click.option("--alerts-only", is_flag=True, help="Print alerts (and actions) but not every event.")
+@click.option("--output", "output", metavar="FILE", type=click.Path(dir_okay=False),
+              help="Also append everything to this audit log (hash-chained JSONL, mode 0600).")
+@click.option("--respond", is_flag=True,
+              help="Kill the process tree of a process that matches a rule whose action is not "
+                   "'alert' (never outside the watched scope).")
 @click.option("--families", metavar="LIST", default=None,
               help="Probe families to load, comma-separated (default: all). See `doctor`.")
 def watch(containers: tuple[str, ...], cgroups: tuple[str, ...], as_json: bool,
-          duration: float | None, families: str | None) -> None:
-    """Watch what processes do: exec, fork/exit, connect, dup onto stdio, file writes,
-    sensitive reads, renames, chmods and privileged syscalls, seen in the kernel.
+          duration: float | None, rule_paths: tuple[str, ...], no_bundled: bool, alerts_only: bool,
+          output: str | None, respond: bool, families: str | None) -> None:
+    """Watch what processes do and raise alerts from the threat rules: exec, fork/exit,
+    connect, sockets on stdio, file writes, secret reads, renames, chmods, privileged syscalls,
+    all seen in the kernel.
 
-    Host-wide by default; --container and --cgroup limit it (filtered in the kernel). Ctrl-C or
-    SIGTERM stops it and prints a summary with events by type and drops to stderr.
+    Host-wide by default; --container and --cgroup limit it (filtered in the kernel). Prints
+    events and alerts (JSON lines with --json: events have "type", alerts "type": "alert").
+    Ctrl-C or SIGTERM detaches every probe and prints a summary with events by type, alerts
+    and drops on stderr. An invalid rule file stops it before anything is loaded.
 
     \b
     Examples:
       sudo coi-sentinel watch
       sudo coi-sentinel watch --json --duration 5 > events.jsonl
-      sudo coi-sentinel watch --container coi-1a2b3c4d-1
-      sudo coi-sentinel watch --cgroup /sys/fs/cgroup/unified/my.slice
+      sudo coi-sentinel watch --alerts-only --container coi-1a2b3c4d-1
+      sudo coi-sentinel watch --rules my-rules.yaml --output /var/log/coi.jsonl --respond
     """
     from ..monitor import Monitor, MonitorOptions
+    from ..rules import Engine, load_ruleset
 
+    ruleset = load_ruleset([Path(p) for p in rule_paths] or None, replace_bundled=no_bundled)
     opts = MonitorOptions(
         containers=containers, cgroups=cgroups,
-        families=tuple(f.strip() for f in families.split(",")) if families else None)
+        families=tuple(f.strip() for f in families.split(",")) if families else None,
+        sensitive_prefixes=tuple(ruleset.sensitive_prefixes()),
+        sensitive_suffixes=tuple(ruleset.sensitive_suffixes()))
     clock = Clock()
     out = sys.stdout
-    if as_json:
-        def show(ev, _proc) -> None:
-            out.write(codec.dumps(ev).decode() + "\n")
-    else:
-        def show(ev, _proc) -> None:
-            out.write(table_row(ev, clock) + "\n")
-
     stop = _stop_flag()
     with Monitor(opts) as mon:
         _report_coverage(mon, as_json)
-        if not as_json:
-            click.echo(TABLE_HEADER)
-        mon.pipeline.add_sink(show)
-        mon.run(stop, duration=duration)
-        out.flush()
-        print_summary(mon.summary(), as_json)
+        audit = _open_audit(output, mon) if output else None
+        try:
+            if audit is not None:
+                mon.pipeline.add_sink(audit)        # before the engine: context precedes alerts
+            if not alerts_only:
+                if as_json:
+                    mon.pipeline.add_sink(lambda ev, _p: out.write(codec.dumps(ev).decode() + "\n"))
+                else:
+                    click.echo(TABLE_HEADER)
+                    mon.pipeline.add_sink(lambda ev, _p: out.write(table_row(ev, clock) + "\n"))
+            responder = _responder(mon) if respond else None
+
+            def on_action(record: dict) -> None:
+                if audit is not None:
+                    audit.write_action(record)
+                out.write((codec.orjson.dumps(record).decode() if as_json else _action_line(record)) + "\n")
+                out.flush()
+
+            if responder is not None:
+                responder.on_action.append(on_action)
+
+            def on_alert(alert) -> None:
+                d = alert.to_dict()
+                if audit is not None:
+                    audit.write_alert(d, scope_id=alert.event.scope_id)
+                out.write((codec.orjson.dumps(d).decode() if as_json else alert_line(alert, clock)) + "\n")
+                out.flush()
+                if responder is not None:
+                    responder(alert)
+
+            engine = Engine(ruleset, on_alert=on_alert, table=mon.pipeline.table)
+            mon.pipeline.add_sink(engine)
+            mon.run(_ticking(stop, audit), duration=duration)
+            out.flush()
+            summary = mon.summary()
+            summary["rules"] = len(ruleset.rules)
+            summary["alerts"] = dict(engine.alerts)
+            if responder is not None:
+                summary["actions"] = dict(responder.taken)
+                summary["kills_in_kernel"] = mon.probes.kill_counts()
+            if audit is not None:
+                audit.write_record({"record": "drops", "counts": summary["drops"]})
+                audit.write_record({"record": "monitor", "event": "stop", "summary": summary})
+        finally:
+            if audit is not None:
+                audit.close()
+        print_summary(summary, as_json)
+
+
+def _open_audit(path: str, mon):
+    from ..audit import AuditLog
+    from ..trace import make_header
+
+    log = AuditLog(Path(path), make_header("watch", coverage=mon.coverage.to_dict(),
+                                           scope=mon.scope_text()), events="all")
+    return log
+
+
+def _responder(mon):
+    """``--respond``: only kill-process, only inside what is watched."""
+    from ..respond.policy import Action, ActionPolicy
+    from ..respond.responder import Responder, Target
+
+    policy = ActionPolicy.from_config({"high": "kill-process", "critical": "kill-process"},
+                                      allowed={Action.KILL_PROCESS})
+    r = Responder(policy, mon.pipeline.table)
+    for label, path in mon.scope_paths().items():
+        r.add_target(Target(label, path))
+    if not mon.scope_paths():
+        r.default_target = Target("host", mon.names.mount)   # host-wide: the whole cgroup tree
+    return r
+
+
+def _ticking(stop, audit):
+    if audit is None:
+        return stop
+
+    def check() -> bool:
+        audit.tick()
+        return stop()
+
+    return check
+
+
+def _action_line(record: dict) -> str:
+    status = "done" if record.get("ok") else f"FAILED: {record.get('error')}"
+    return (f"ACTION {record['action']} for {record['rule']} on {record['container']} "
+            f"pid {record.get('pid')}: {status} ({record['latency_ns'] / 1e6:.1f} ms after the event)")
 
 
 def _stop_flag():

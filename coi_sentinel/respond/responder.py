@@ -44,6 +44,8 @@ class Responder:
     policy: ActionPolicy
     table: ProcessTable
     targets: dict[str, Target] = field(default_factory=dict)
+    #: used for alerts whose container has no target of its own (host-wide watching)
+    default_target: Target | None = None
     dedupe_ns: int = 10_000_000_000             # one action per rule and target per 10 s
     on_action: list[ActionCallback] = field(default_factory=list)
     _last: dict[tuple[str, str], int] = field(default_factory=dict)
@@ -59,7 +61,7 @@ class Responder:
         action = self.policy.decide(alert.rule, alert.severity.label, alert.action)
         if action is Action.ALERT:
             return None
-        target = self.targets.get(alert.container)
+        target = self.targets.get(alert.container, self.default_target)
         now = time.monotonic_ns()
         key = (alert.rule, alert.container)
         last = self._last.get(key)
