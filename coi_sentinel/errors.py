@@ -221,3 +221,12 @@ class RuleSetInvalid(RuleError):
 
 class ResponseError(SentinelError):
     """An automated response (freeze, kill, block) could not be carried out."""
+
+
+class NetworkError(SentinelError):
+    """A session's network policy (nftables, netlink, name resolution) could not be built,
+    applied, read or removed. ``session`` names the session when there is one."""
+
+    def __init__(self, message: str, *, session: str | None = None, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.session = session

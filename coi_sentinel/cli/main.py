@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("watch", "watch"),
     "doctor": ("doctor", "doctor"),
     "record": ("record", "record"),
+    "replay": ("replay", "replay"),
     "run": ("run", "run"),
     "list": ("sessions", "list_"),
     "attach": ("sessions", "attach"),
@@ -31,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "image": ("image", "image"),
     "audit": ("audit", "audit"),
     "rules": ("rules", "rules"),
+    "net": ("net", "net"),
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "COI_SENTINEL",

@@ -40,7 +40,11 @@ def dumps(event: model.Event) -> bytes:
 
 def _escape(v: Any) -> Any:
     if isinstance(v, str):
-        return v.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        try:
+            raw = v.encode("utf-8", "surrogateescape")
+        except UnicodeEncodeError:  # a surrogate surrogateescape did not make
+            raw = v.encode("utf-8", "surrogatepass")
+        return raw.decode("utf-8", "backslashreplace")
     if isinstance(v, (tuple, list)):
         return [_escape(x) for x in v]
     return v

@@ -93,7 +93,6 @@ class TraceWriter:
         self.lines_durable = 0         # lines written and fsync'd (or written, without fsync)
         self.bytes_written = 0
         self.lost = 0                  # lines refused while the backlog was full
-        self.encode_fallbacks = 0      # events with undecodable bytes, written escaped
         compressed = is_gzip_name(self.path)
         created = fd is None
         if fd is None:
@@ -122,16 +121,9 @@ class TraceWriter:
     # -- writing --------------------------------------------------------------------------
 
     def write_event(self, event: Event) -> bool:
-        """Buffer one event; returns False if it was refused (backlog full after write errors)."""
-        try:
-            body = codec.dumps(event)
-        except TypeError:
-            body = _dumps_escaped(event)
-            self.encode_fallbacks += 1
-            if self.encode_fallbacks == 1:
-                log.warning("%s: an event holds bytes that are not UTF-8; written with \\x escapes",
-                            self.path)
-        return self._append(body, _EVENT)
+        """Buffer one event; returns False if it was refused (backlog full after write errors).
+        Bytes that are not UTF-8 (paths, argv) are written as ``\\xNN`` by the codec."""
+        return self._append(codec.dumps(event), _EVENT)
 
     def __call__(self, event: Event, process: object = None) -> None:
         self.write_event(event)
@@ -423,25 +415,6 @@ def _dumps_record(record: dict[str, Any]) -> bytes:
         return orjson.dumps(record, default=_json_default, option=orjson.OPT_NON_STR_KEYS)
     except TypeError as err:
         raise ValueError(f"{record['record']} record: {err}") from err
-
-
-def _escape(s: str) -> str:
-    try:
-        raw = s.encode("utf-8", "surrogateescape")
-    except UnicodeEncodeError:
-        raw = s.encode("utf-8", "surrogatepass")
-    return raw.decode("utf-8", "backslashreplace")
-
-
-def _dumps_escaped(event: Event) -> bytes:
-    """An event holding undecodable bytes (``surrogateescape`` strings): ``\\xNN`` escapes."""
-    d = codec.to_dict(event)
-    for key, value in d.items():
-        if isinstance(value, str):
-            d[key] = _escape(value)
-        elif isinstance(value, tuple):
-            d[key] = [_escape(v) if isinstance(v, str) else v for v in value]
-    return orjson.dumps(d)
 
 
 class OutputFile:

@@ -1,0 +1,113 @@
+"""``coi-sentinel rules``: check rule files and list the fields conditions can use.
+
+Neither command needs root, bcc or a kernel.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from .output import echo_json, json_option
+
+
+@click.group()
+def rules() -> None:
+    """Check threat rule files and show the field catalogue.
+
+    \b
+    Examples:
+      coi-sentinel rules lint                      # the bundled rules
+      coi-sentinel rules lint ~/my-rules/          # bundled rules plus mine
+      coi-sentinel rules fields
+    """
+
+
+@rules.command()
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option("--only", "replace_bundled", is_flag=True,
+              help="Check PATHS alone, without the bundled rules (as watch --rules DIR --replace).")
+@click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+@json_option
+def lint(paths: tuple[Path, ...], replace_bundled: bool, strict: bool, as_json: bool) -> None:
+    """Report every error and warning in rule files (the bundled rules, then PATHS).
+
+    PATHS are rule files or directories of *.yaml files, loaded after the bundled rules the
+    way the watcher loads them, so appends and overrides are checked too. Each problem is
+    printed as path:line: level: message. Exit code 0 when there is no error, 1 when there is
+    one (or a warning, with --strict).
+
+    \b
+    Examples:
+      coi-sentinel rules lint
+      coi-sentinel rules lint my-rules.yaml --strict
+      coi-sentinel rules lint --only ./rules-dir --json
+    """
+    from ..rules.lint import lint as run_lint
+
+    report = run_lint(list(paths), replace_bundled=replace_bundled)
+    if as_json:
+        echo_json(report.to_dict())
+    else:
+        for diag in report.diagnostics:
+            click.echo(str(diag))
+        click.echo(report.summary(), err=True)
+    if report.errors or (strict and report.warnings):
+        # sys.exit, not ctx.exit: main() runs click with standalone_mode=False, which turns an
+        # Exit into a return value
+        sys.exit(1)
+
+
+@rules.command()
+@click.argument("category", required=False)
+@json_option
+def fields(category: str | None, as_json: bool) -> None:
+    """List the fields rule conditions and outputs can use.
+
+    CATEGORY limits the list to one prefix: evt, proc, user, container, session, net, fd,
+    file or priv. EVENTS says for which event types a field has a value; on other events a
+    comparison with it is false.
+
+    \b
+    Examples:
+      coi-sentinel rules fields
+      coi-sentinel rules fields net
+      coi-sentinel rules fields --json
+    """
+    from ..rules.fields import CATEGORIES, catalogue
+
+    if category is not None and category not in CATEGORIES:
+        raise click.BadParameter(f"one of: {', '.join(CATEGORIES)}", param_hint="CATEGORY")
+    rows = [r for r in catalogue() if category is None or r["name"].split(".", 1)[0] == category]
+    if as_json:
+        for row in rows:
+            echo_json(row)
+        return
+    for row in rows:
+        name = row["name"] if row["name"].endswith("]") or not row["indexed"] else row["name"] + "[n]"
+        events = "all events" if row["events"] == "all" else "on " + ", ".join(row["events"])
+        click.echo(f"{name:<26} {row['type']:<18} {events if len(events) <= 34 else ''}".rstrip())
+        for line in _wrap(row["description"], 74):
+            click.echo(f"    {line}")
+        if len(events) > 34:
+            for line in _wrap(events, 74):
+                click.echo(f"    {line}")
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines: list[str] = []
+    current = ""
+    for word in text.split():
+        if current and len(current) + 1 + len(word) > width:
+            lines.append(current)
+            current = word
+        else:
+            current = f"{current} {word}" if current else word
+    if current:
+        lines.append(current)
+    return lines
+
+
+from .rule_tests import run_tests as _run_tests; rules.add_command(_run_tests)  # noqa: E402,E702
