@@ -18,8 +18,8 @@ def asset_dir(name: str) -> Path:
     """Return the directory holding the asset folder ``name`` (one of :data:`ASSET_DIRS`)."""
     if name not in ASSET_DIRS:
         raise ValueError(f"unknown asset folder {name!r}")
-    try:
-        root = importlib.resources.files(f"coi_sentinel.data.{name}")
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parent.parent / name
-    return Path(str(root))
+    # coi_sentinel.data is a regular package, so files() gives a real directory
+    installed = Path(str(importlib.resources.files("coi_sentinel.data"))) / name
+    if installed.is_dir():
+        return installed
+    return Path(__file__).resolve().parent.parent / name
