@@ -78,11 +78,20 @@ def test_sensitive_sets_come_from_the_rules(bundled: Any) -> None:
 
 # ---- reverse shells -------------------------------------------------------------------------
 
-def test_renamed_bash_with_a_socket_dup_onto_stdin(fire: Any, ev: Any) -> None:
+def test_renamed_bash_with_a_socket_dup_onto_stdin_and_stdout(fire: Any, ev: Any) -> None:
     got = fire(ev.exec(300, "/home/code/.cache/kworker", "kworker", "-i", comm="kworker"),
                ev.connect(300, "203.0.113.9", 8443, fd=3, errno=115),
-               ev.dup(300, 3, 0, is_socket=True, daddr="203.0.113.9", dport=8443))
+               ev.dup(300, 3, 0, is_socket=True, daddr="203.0.113.9", dport=8443),
+               ev.dup(300, 3, 1, is_socket=True, daddr="203.0.113.9", dport=8443))
     assert got == ["reverse_shell_socket_dup"]
+
+
+def test_socket_on_stdin_alone_is_not_a_shell_loop(fire: Any, ev: Any) -> None:
+    # a service handing a child a socket on one fd (incusd runs helpers like that)
+    got = fire(ev.exec(300, "/usr/bin/btrfs", "btrfs", "qgroup", comm="btrfs"),
+               ev.dup(300, 54, 0, is_socket=True, daddr="10.123.45.1", dport=67),
+               ev.dup(300, 56, 1), ev.dup(300, 58, 2))
+    assert got == []
 
 
 def test_bash_dev_tcp_redirection(fire: Any, ev: Any) -> None:
@@ -92,7 +101,7 @@ def test_bash_dev_tcp_redirection(fire: Any, ev: Any) -> None:
                ev.connect(300, "127.0.0.1", 9001, fd=3),
                ev.dup(300, 3, 1, is_socket=True, daddr="127.0.0.1", dport=9001),
                ev.dup(300, 1, 2), ev.dup(300, 1, 0))
-    assert got == ["reverse_shell_socket_dup"] * 3
+    assert got == ["reverse_shell_socket_dup"]   # once stdin and stdout are both the socket
 
 
 def test_nc_e_shell(fire: Any, ev: Any) -> None:
@@ -100,7 +109,7 @@ def test_nc_e_shell(fire: Any, ev: Any) -> None:
                ev.connect(300, "203.0.113.9", 8443, fd=3),
                *(ev.dup(300, 3, fd, is_socket=True, daddr="203.0.113.9", dport=8443) for fd in (0, 1, 2)),
                ev.exec(300, "/bin/sh", "sh"))
-    assert got == ["reverse_shell_socket_dup"] * 3 + ["reverse_shell_exec_socket_stdio"]
+    assert got == ["reverse_shell_socket_dup"] * 2 + ["reverse_shell_exec_socket_stdio"]  # dups onto 1 and 2
 
 
 def test_python_one_liner_with_subprocess(fire: Any, ev: Any) -> None:
@@ -109,7 +118,7 @@ def test_python_one_liner_with_subprocess(fire: Any, ev: Any) -> None:
                ev.fork(300, 301, comm="python3"),
                *(ev.dup(301, 3, fd, is_socket=True, daddr="::1", dport=7000, ppid=300) for fd in (0, 1, 2)),
                ev.exec(301, "/bin/sh", "sh", "-i", ppid=300))
-    assert got == ["reverse_shell_socket_dup"] * 3 + ["reverse_shell_exec_socket_stdio"]
+    assert got == ["reverse_shell_socket_dup"] * 2 + ["reverse_shell_exec_socket_stdio"]  # dups onto 1 and 2
 
 
 def test_not_reverse_shells(fire: Any, ev: Any) -> None:
