@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from . import status
 from .errors import ScopeError
 from .events.proctable import ProcessTable
 from .pipeline import Pipeline
@@ -18,6 +20,8 @@ from .probes.loader import Coverage, ProbeOptions, ProbeSet
 from .probes.stream import EventStream
 
 log = logging.getLogger(__name__)
+
+STATUS_INTERVAL = 1.0   # seconds between status file updates
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +33,7 @@ class MonitorOptions:
     sensitive_suffixes: tuple[str, ...] = ()
     sweep_interval: float = 1.0
     poll_ms: int = 10
+    kind: str = "watch"           # what runs it, for `status`: watch, record, session
 
 
 class Monitor:
@@ -42,6 +47,8 @@ class Monitor:
         self.stream: EventStream | None = None
         self._scope_labels: list[str] = []
         self._scope_paths: dict[str, Path] = {}
+        self._published = 0.0
+        self._started_wall = time.time()
 
     def start(self) -> "Monitor":
         o = self.options
@@ -91,11 +98,31 @@ class Monitor:
 
     def poll(self, timeout_ms: int | None = None) -> int:
         assert self.stream is not None
-        return self.stream.poll(timeout_ms)
+        n = self.stream.poll(timeout_ms)
+        now = time.monotonic()
+        if now - self._published >= STATUS_INTERVAL:
+            self._published = now
+            self.publish_status()
+        return n
 
     def run(self, should_stop: Callable[[], bool], duration: float | None = None) -> None:
+        deadline = None if duration is None else time.monotonic() + duration
+        while not should_stop():
+            if deadline is not None and time.monotonic() >= deadline:
+                break
+            self.poll()
         assert self.stream is not None
-        self.stream.run(should_stop, duration)
+        self.stream.drain()
+
+    def publish_status(self) -> None:
+        """Events, drops and kills so far, for `coi-sentinel status`."""
+        s = self.summary()
+        status.publish({"kind": self.options.kind, "scope": s["scope"], "events": s["events"],
+                        "drops": s["drops"], "aggregation_maps_full": s["aggregation_maps_full"],
+                        "kills": self.probes.kill_counts(),
+                        "coverage": {"attached": len(self.coverage.attached) if self.coverage else 0,
+                                     "missing": len(self.coverage.missing) if self.coverage else 0},
+                        "started": self._started_wall})
 
     def summary(self) -> dict:
         assert self.stream is not None
@@ -108,6 +135,7 @@ class Monitor:
         try:
             self.pipeline.close()
         finally:
+            status.withdraw()
             self.probes.close()
 
     def __enter__(self) -> "Monitor":

@@ -45,6 +45,7 @@ def record(output: str, command: list[str] | None = None, *, options: MonitorOpt
             raise SentinelError(f"command not found: {command[0]}")
         cg = WorkloadCgroup("coi-record")
         opts = dataclasses.replace(opts, containers=(), cgroups=(str(cg.path),))
+    opts = dataclasses.replace(opts, kind="record")
     t0 = time.monotonic()
     try:
         with Monitor(opts) as mon:

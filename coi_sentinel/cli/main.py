@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("watch", "watch"),
     "doctor": ("doctor", "doctor"),
     "record": ("record", "record"),
+    "status": ("status", "status"),
     "replay": ("replay", "replay"),
     "run": ("run", "run"),
     "list": ("sessions", "list_"),

@@ -91,3 +91,24 @@ def test_watch_without_root_is_one_line():
     assert res.returncode == 1
     assert res.stderr.startswith("coi-sentinel: error:") and "root" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_status_lists_a_running_watch_with_its_drops():
+    require_bpf()
+    w = subprocess.Popen(CLI + ["watch", "--json", "--alerts-only"], stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE)
+    try:
+        assert b"coverage" in w.stderr.readline()
+        deadline = time.time() + 10
+        mine = []
+        while time.time() < deadline and not mine:
+            time.sleep(0.5)
+            res = subprocess.run(CLI + ["status", "--json"], capture_output=True, timeout=30)
+            mine = [m for m in orjson.loads(res.stdout)["monitors"] if m["pid"] == w.pid]
+        assert mine and mine[0]["alive"] and mine[0]["kind"] == "watch"
+        assert "drops" in mine[0] and mine[0]["scope"] == ["host"]
+    finally:
+        w.terminate()
+        w.communicate(timeout=30)
+    res = subprocess.run(CLI + ["status", "--json"], capture_output=True, timeout=30)
+    assert not [m for m in orjson.loads(res.stdout)["monitors"] if m["pid"] == w.pid]
