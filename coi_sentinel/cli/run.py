@@ -1,0 +1,112 @@
+"""``coi-sentinel run``: an agent in a monitored Incus container."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import click
+
+from ..sessions.session import EXIT_KILLED, EXIT_STOPPED
+
+
+@click.command(context_settings={"ignore_unknown_options": False})
+@click.option("-t", "--tool", help="Agent profile (shell, claude, opencode, codex, aider, ...).")
+@click.option("-w", "--workspace", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder to work in (default: the current one).")
+@click.option("--slot", type=click.IntRange(1, 999), help="Session slot (default: the first free).")
+@click.option("--persistent", is_flag=True, default=None,
+              help="Keep the container when the session ends (default: ephemeral).")
+@click.option("--preserve-path", is_flag=True,
+              help="Mount the workspace at its host path instead of /workspace.")
+@click.option("--image", help="Image alias (default: coi/debian12).")
+@click.option("--network", type=click.Choice(["none", "bridge"]), help="Network mode.")
+@click.option("--resume", "resume", is_flag=False, flag_value="", default=None, metavar="[ID]",
+              help="Restore the profile's saved state (the latest of this workspace, or ID).")
+@click.option("-d", "--detach", is_flag=True, help="Start the agent in tmux but do not attach.")
+@click.argument("command", nargs=-1, type=click.UNPROCESSED)
+def run(tool: str | None, workspace: Path | None, slot: int | None,
+        persistent: bool | None, preserve_path: bool, image: str | None, network: str | None,
+        resume: str | None, detach: bool, command: tuple[str, ...]) -> None:
+    """Run an agent in a monitored Incus container that sees only the workspace.
+
+    Without COMMAND the profile's agent starts in tmux and your terminal is attached (detach
+    with C-b d; `coi-sentinel attach` comes back). With `-- COMMAND ARGS...` the command runs
+    headless as the agent user in the workspace, its output is streamed, and `run` exits with
+    its exit code.
+
+    \b
+    Exit codes: 0 ok; COMMAND's own code when headless; 1 error (one line on stderr);
+    2 usage; 3 the monitor killed the agent; 4 the session was shut down
+    (`coi-sentinel shutdown`) while COMMAND ran; 130 interrupted.
+
+    \b
+    Examples:
+      sudo coi-sentinel run                           # a shell, attached
+      sudo coi-sentinel run --tool claude --resume    # continue the last claude session
+      sudo coi-sentinel run -- sh -c 'make test'      # headless
+      sudo coi-sentinel run --slot 2 --persistent -d  # a second, kept session, detached
+    """
+    from ..sessions import config as config_mod
+    from ..sessions import profiles
+    from ..sessions.session import SessionSpec, check_workspace
+
+    ws = check_workspace(workspace if workspace is not None else Path.cwd())
+    overrides = {"tool": tool, "image": image, "network": network, "persistent": persistent}
+    cfg = config_mod.load(ws, overrides=overrides)
+    profile = profiles.get(cfg.tool)
+    spec = SessionSpec(workspace=ws, config=cfg, profile=profile,
+                       command=command or None, slot=slot, preserve_path=preserve_path,
+                       resume=resume, interactive=not command)
+    # sys.exit, not ctx.exit: the group's main() runs click with standalone_mode=False, which
+    # turns ctx.exit(code) into a return value it does not pass on
+    sys.exit(_headless(spec) if command else _interactive(spec, detach))
+
+
+def _manager(spec):
+    from ..sessions.monitor import default_factory
+    from ..sessions.session import SessionManager
+
+    return SessionManager(monitor_factory=default_factory(spec.config.monitoring))
+
+
+def _headless(spec) -> int:
+    from ..sessions.session import StopRequested, on_sigterm_stop
+
+    on_sigterm_stop()
+    try:
+        session = _manager(spec).start(spec)
+    except StopRequested:           # SIGTERM during start-up: start() has undone its work
+        return EXIT_STOPPED
+    try:
+        code = session.run_headless(list(spec.command))
+    except StopRequested:
+        session.finish()
+        return EXIT_STOPPED
+    except BaseException:
+        session.abort()
+        raise
+    killed = bool(getattr(session.monitor, "killed", False))
+    alerts = list(getattr(session.monitor, "alerts", []) or []) if session.monitor else []
+    session.finish()
+    if alerts:
+        click.echo(f"coi-sentinel: {len(alerts)} alert(s) in {session.name}", err=True)
+        for a in alerts:
+            click.echo(f"  {a.get('severity', '?'):<8} {a.get('rule', '?')}: {a.get('output', '')}",
+                       err=True)
+    return EXIT_KILLED if killed else code
+
+
+def _interactive(spec, detach: bool) -> int:
+    """Fork a keeper that owns the session (monitor, end of session); attach in the parent."""
+    from ..sessions import keeper
+
+    term = os.environ.get("TERM", "xterm-256color")
+    cols, rows = shutil.get_terminal_size((80, 24))
+    name = keeper.spawn(spec, term=term, width=cols, height=rows)
+    if detach or not sys.stdin.isatty():
+        click.echo(f"session {name} started; attach with `coi-sentinel attach {name}`")
+        return 0
+    return keeper.attach(name, term)

@@ -1,0 +1,844 @@
+"""The session lifecycle: one agent in one Incus container, from create to gone.
+
+Start-up, in order (each step undone if a later one fails, or on Ctrl-C):
+
+1. check the workspace, the profile, the image and the Incus profile (nothing made yet);
+2. create the container (``<prefix>-<hash8>-<slot>``, ephemeral unless persistent) with the
+   workspace disk, the read-only protected paths and the id mapping for the agent uid;
+3. start it, find its cgroup and start the monitor (before any agent process exists);
+4. run the profile's install check, stage credentials, restore a saved state (``--resume``).
+
+Then either :meth:`Session.run_headless` (CMD without a terminal, output streamed, its exit code
+returned) or :meth:`Session.start_tmux` (the agent in tmux, for ``attach``). :meth:`Session.finish`
+saves the profile's state directory, stops the monitor and stops the container (an ephemeral
+one is then deleted by Incus). :meth:`Session.abort` is the error path: monitor stopped, the
+container this run made force-deleted.
+
+Who owns a running session is written in the container's config (``user.coi.keeper``: boot id,
+pid and start time of the process that stops the monitor and the container at the end); a
+session whose keeper is gone is an orphan for ``clean --orphans``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import stat
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Mapping
+
+from ..errors import (ContainerDied, ImageMissing, IncusError, MonitorError, NameClash,
+                      SessionError, SessionNotFound, SlotLimit, StagingError,
+                      ToolNotInstalled, WorkspaceError)
+from . import incus, naming, paths, staging, streams
+from . import state as state_mod
+from .config import Config
+from .monitor import Monitor, MonitorFactory
+from .profiles import Profile
+
+log = logging.getLogger(__name__)
+
+#: exit code of `run` when the monitor killed the agent (documented in `run --help`)
+EXIT_KILLED = 3
+#: exit code of `run -- CMD` when the session was shut down or killed from outside
+EXIT_STOPPED = 4
+
+KEY = "user.coi."
+TMUX_SESSION = "coi"
+WORKSPACE_PATH = "/workspace"
+PATH_ENV = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class StopRequested(BaseException):
+    """SIGTERM to a session's keeper (sent by `coi-sentinel shutdown`): end the session
+    normally, state saved. A BaseException so that no library ``except Exception`` eats it."""
+
+
+def on_sigterm_stop() -> None:
+    """Make SIGTERM raise :class:`StopRequested` in the main thread."""
+    def handler(_sig, _frame) -> None:
+        raise StopRequested()
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+# ---------------------------------------------------------------- keeper identity
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
+    except OSError:
+        return "noboot"
+
+
+def _start_time(pid: int) -> str | None:
+    try:
+        data = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return data.rsplit(")", 1)[1].split()[19]
+
+
+def keeper_token(pid: int | None = None) -> str:
+    pid = os.getpid() if pid is None else pid
+    return f"{_boot_id()}:{pid}:{_start_time(pid)}"
+
+
+def keeper_alive(token: str | None) -> bool:
+    if not token:
+        return False
+    try:
+        boot, pid, start = token.split(":")
+        return boot == _boot_id() and _start_time(int(pid)) == start
+    except ValueError:
+        return False
+
+
+# ---------------------------------------------------------------- spec
+@dataclass(frozen=True, slots=True)
+class SessionSpec:
+    workspace: Path
+    config: Config
+    profile: Profile
+    command: tuple[str, ...] | None = None     # headless when set; else the profile's, in tmux
+    slot: int | None = None
+    preserve_path: bool = False
+    resume: str | None = None                   # saved session id, or "" for the latest
+    host_home: Path = field(default_factory=paths.user_home)
+    host_env: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    interactive: bool = False
+
+    @property
+    def mount_path(self) -> str:
+        return str(self.workspace) if self.preserve_path else WORKSPACE_PATH
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    name: str
+    tool: str
+    workspace: str
+    status: str
+    mode: str
+    persistent: bool
+    started: float | None
+    keeper_alive: bool
+    audit: str
+    alerts: int
+
+    @property
+    def orphan(self) -> bool:
+        return self.status in ("Running", "Frozen") and not self.keeper_alive
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "tool": self.tool, "workspace": self.workspace,
+                "state": self.status, "mode": self.mode, "persistent": self.persistent,
+                "uptime": None if self.started is None else round(time.time() - self.started, 1),
+                "alerts": self.alerts, "orphan": self.orphan, "audit": self.audit}
+
+
+def _count_alerts(path: str) -> int:
+    try:
+        with open(path, "rb") as f:
+            return sum(1 for line in f if b'"type":"alert"' in line or b'"record":"alert"' in line)
+    except OSError:
+        return 0
+
+
+# ---------------------------------------------------------------- workspace checks
+def check_workspace(path: str | os.PathLike[str]) -> Path:
+    raw = os.fspath(path)
+    real = Path(os.path.realpath(raw))
+    if not real.exists():
+        raise WorkspaceError(raw, "does not exist")
+    if not real.is_dir():
+        raise WorkspaceError(raw, "is not a directory")
+    if real == Path("/"):
+        raise WorkspaceError(raw, "is the root of the file system")
+    return real
+
+
+def _protected_sources(workspace: Path, rel_paths: tuple[str, ...]) -> list[tuple[str, Path]]:
+    """(relative path, host path) of each protected path that exists as a real file or
+    directory inside the workspace. A symlinked one would mount whatever it points at, so it
+    is refused."""
+    out = []
+    for rel in rel_paths:
+        host = workspace / rel
+        try:
+            st = os.lstat(host)
+        except FileNotFoundError:
+            log.debug("protected path %s does not exist in the workspace", rel)
+            continue
+        except OSError as err:
+            raise WorkspaceError(str(workspace), f"cannot check {rel}: {err.strerror}") from err
+        parent_real = os.path.realpath(host.parent)
+        if stat.S_ISLNK(st.st_mode) or not (parent_real == str(workspace)
+                                             or parent_real.startswith(str(workspace) + os.sep)):
+            raise WorkspaceError(str(workspace), f"protected path {rel} is a symlink or leaves the "
+                                 "workspace; refusing to mount it")
+        if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+            raise WorkspaceError(str(workspace), f"protected path {rel} is not a file or directory")
+        out.append((rel, host))
+    return out
+
+
+def _subid_allows(uid: int, file: str) -> bool:
+    try:
+        with open(file) as f:
+            for line in f:
+                parts = line.strip().split(":")
+                if len(parts) == 3 and parts[0] == "root":
+                    start, count = int(parts[1]), int(parts[2])
+                    if start <= uid < start + count:
+                        return True
+    except (OSError, ValueError):
+        return False
+    return False
+
+
+def id_mapping(workspace: Path, config: Config) -> tuple[bool, str | None]:
+    """(shift the workspace disks?, raw.idmap value) so that the agent (``config.agent_uid``
+    in the container) writes workspace files as the workspace's owner on the host."""
+    st = workspace.stat()
+    owner, group = st.st_uid, st.st_gid
+    agent = config.agent_uid
+    mode = config.idmap
+    if mode == "auto":
+        mode = "shift" if owner == agent else "raw"
+    if mode == "shift":
+        if owner != agent:
+            raise WorkspaceError(str(workspace), f"is owned by uid {owner}, but idmap = \"shift\" "
+                                 f"maps the agent (uid {agent}) to host uid {agent}",
+                                 hint='use idmap = "auto" or "raw"')
+        return True, None
+    if owner == 0:
+        raise WorkspaceError(str(workspace), "is owned by root; the agent would write as host root",
+                             hint="chown it to your user")
+    for file, wanted in (("/etc/subuid", owner), ("/etc/subgid", group)):
+        if not _subid_allows(wanted, file):
+            raise WorkspaceError(str(workspace), f"mapping host id {wanted} into the container needs "
+                                 f"'root:{wanted}:1' in {file}", hint=f"echo root:{wanted}:1 >> {file}")
+    return False, f"uid {owner} {agent}\ngid {group} {agent}"
+
+
+# ---------------------------------------------------------------- manager
+#: called with a session's name when `clean` removes it: returns what else it removed, one line
+#: each (the network layer's per-session nftables chains and sets, for example)
+Cleaner = Callable[[str], list[str]]
+
+
+class SessionManager:
+    """Sessions on one Incus daemon. ``monitor_factory`` makes one monitor per session;
+    ``cleaners`` remove what other layers keep per session (see :data:`Cleaner`). The kernel
+    filter entries need no cleaner: the BPF maps are not pinned and die with the process that
+    loaded them."""
+
+    def __init__(self, client=None, monitor_factory: MonitorFactory | None = None,
+                 cleaners: tuple[Cleaner, ...] = ()) -> None:
+        self.client = client if client is not None else incus.connect()
+        self.monitor_factory = monitor_factory
+        self.cleaners = cleaners
+
+    # ---- queries ----
+    def _instances(self) -> list[dict]:
+        return incus.raw_get(self.client, "instances", recursion=2)
+
+    def sessions(self) -> list[SessionInfo]:
+        out = []
+        for inst in self._instances():
+            cfg = inst.get("config") or {}
+            if cfg.get(KEY + "managed") != "true":
+                continue
+            started = cfg.get(KEY + "started")
+            out.append(SessionInfo(
+                name=inst["name"], tool=cfg.get(KEY + "tool", "?"),
+                workspace=cfg.get(KEY + "workspace", "?"), status=inst.get("status", "?"),
+                mode=cfg.get(KEY + "mode", "?"), persistent=not inst.get("ephemeral", False),
+                started=float(started) if started else None,
+                keeper_alive=keeper_alive(cfg.get(KEY + "keeper")),
+                audit=cfg.get(KEY + "audit", ""), alerts=_count_alerts(cfg.get(KEY + "audit", ""))))
+        return sorted(out, key=lambda s: s.name)
+
+    def get(self, name: str) -> SessionInfo:
+        for s in self.sessions():
+            if s.name == name:
+                return s
+        raise SessionNotFound(name)
+
+    # ---- ending sessions from outside ----
+    def kill(self, name: str) -> None:
+        """Force-stop and delete at once: no state saved. A live keeper sees its container go."""
+        self.get(name)
+        delete_container(self.client, name)
+
+    def shutdown(self, name: str, timeout: float = 20.0) -> str:
+        """End a session normally (state saved): ask its keeper, or do it here if it has none."""
+        info = self.get(name)
+        if info.status not in ("Running", "Frozen"):
+            return f"{name} is already {info.status.lower()}"
+        token = (incus.raw_get(self.client, f"instances/{name}").get("config") or {}).get(KEY + "keeper", "")
+        if keeper_alive(token):
+            os.kill(int(token.split(":")[1]), signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                inst = self._instance_or_none(name)
+                if inst is None or inst.get("status") == "Stopped":
+                    return f"{name} shut down by its keeper"
+                time.sleep(0.1)
+            log.warning("keeper of %s did not finish in %.0f s; stopping it here", name, timeout)
+        self._save_without_keeper(info)
+        stop_container(self.client, name, force=False)
+        return f"{name} shut down"
+
+    def _instance_or_none(self, name: str) -> dict | None:
+        try:
+            return incus.raw_get(self.client, f"instances/{name}")
+        except IncusError as err:
+            if "not found" in str(err).lower():
+                return None
+            raise
+
+    def _save_without_keeper(self, info: SessionInfo) -> None:
+        from . import profiles
+
+        try:
+            profile = profiles.get(info.tool)
+        except SessionError as err:
+            log.warning("state of %s not saved: %s", info.name, err)
+            return
+        if not profile.state_dir:
+            return
+        inst = self._instance_or_none(info.name) or {}
+        uid = int((inst.get("config") or {}).get(KEY + "uid", "1000"))
+        home = agent_home(self.client, info.name, uid)
+        if home is None:
+            return
+        try:
+            state_mod.save(rootfs_path(info.name), home, profile.state_dir, container=info.name,
+                           workspace=info.workspace, tool=info.tool)
+        except SessionError as err:
+            log.warning("state of %s not saved: %s", info.name, err)
+
+    def clean(self, orphans: bool = False, workspace: str | None = None) -> list[str]:
+        """Delete stopped sessions; with ``orphans``, also running ones whose keeper died
+        (a `run` killed with SIGKILL). Only those of ``workspace`` when given. Returns what
+        was removed, one line each."""
+        removed = []
+        for s in self.sessions():
+            if workspace is not None and s.workspace != workspace:
+                continue
+            if s.status == "Stopped":
+                delete_container(self.client, s.name)
+                removed.append(f"{s.name} (stopped)")
+            elif orphans and s.orphan:
+                delete_container(self.client, s.name)
+                removed.append(f"{s.name} (orphan: its keeper is gone)")
+            else:
+                continue
+            for cleaner in self.cleaners:
+                removed.extend(cleaner(s.name))
+        return removed
+
+    def names(self) -> set[str]:
+        with incus.api_call("list instances"):
+            return {i.name for i in self.client.instances.all()}
+
+    # ---- start ----
+    def _check_incus_objects(self, config: Config) -> None:
+        try:
+            incus.raw_get(self.client, f"images/aliases/{config.image}")
+        except IncusError as err:
+            if "not found" in str(err).lower():
+                raise ImageMissing(config.image) from None
+            raise
+        try:
+            incus.raw_get(self.client, f"profiles/{config.incus_profile}")
+        except IncusError as err:
+            if "not found" in str(err).lower():
+                raise SessionError(f"Incus profile {config.incus_profile!r} does not exist",
+                                   hint="run `bash scripts/setup-incus.sh`") from None
+            raise
+
+    def _instance_body(self, spec: SessionSpec, name: str, slot: int) -> dict:
+        cfg = spec.config
+        ws = spec.workspace
+        shift, raw_idmap = id_mapping(ws, cfg)
+        mount = spec.mount_path
+        disk = {"type": "disk"}
+        if shift:
+            disk["shift"] = "true"
+        devices: dict[str, dict[str, str]] = {
+            "workspace": {**disk, "source": str(ws), "path": mount},
+        }
+        for i, (rel, host) in enumerate(_protected_sources(ws, cfg.protected_paths)):
+            devices[f"protect{i}"] = {**disk, "source": str(host), "readonly": "true",
+                                      "path": str(PurePosixPath(mount) / rel)}
+        for i, m in enumerate(cfg.mounts):
+            if not os.path.exists(m.source):
+                raise SessionError(f"mount source {m.source} does not exist")
+            devices[f"mount{i}"] = {**disk, "source": m.source, "path": m.path,
+                                    "readonly": "true" if m.readonly else "false"}
+        if cfg.network == "none":
+            devices["eth0"] = {"type": "none"}
+        config = {
+            KEY + "managed": "true",
+            KEY + "workspace": str(ws),
+            KEY + "tool": spec.profile.name,
+            KEY + "slot": str(slot),
+            KEY + "mode": "interactive" if spec.interactive else "headless",
+            KEY + "keeper": keeper_token(),
+            KEY + "audit": str(paths.audit_log(name)),
+            KEY + "mount": mount,
+            KEY + "uid": str(cfg.agent_uid),
+            KEY + "started": f"{time.time():.0f}",
+            "security.privileged": "false",
+            "security.nesting": "false",
+        }
+        if raw_idmap:
+            config["raw.idmap"] = raw_idmap
+        for key, value in cfg.limits:
+            config[f"limits.{key}"] = value
+        return {"name": name, "type": "container", "ephemeral": not cfg.persistent,
+                "profiles": [cfg.incus_profile], "config": config, "devices": devices,
+                "source": {"type": "image", "alias": cfg.image}}
+
+    def start(self, spec: SessionSpec, *, on_step: Callable[[str], None] | None = None) -> "Session":
+        """Create and start the container, start the monitor, stage files. See the module doc."""
+        step = on_step or (lambda _s: None)
+        cfg = spec.config
+        check_workspace(spec.workspace)
+        self._check_incus_objects(cfg)
+        existing = self.names()
+        if spec.slot is not None:
+            name = naming.container_name(cfg.prefix, spec.workspace, spec.slot)
+            if name in existing:
+                raise NameClash(name)
+            slots = [spec.slot]
+        else:
+            first = naming.free_slot(cfg.prefix, spec.workspace, existing, cfg.max_slots)
+            slots = [s for s in range(first, cfg.max_slots + 1)
+                     if naming.container_name(cfg.prefix, spec.workspace, s) not in existing]
+        session = None
+        for slot in slots:
+            name = naming.container_name(cfg.prefix, spec.workspace, slot)
+            body = self._instance_body(spec, name, slot)
+            session = Session(self, spec, name, body["config"][KEY + "keeper"])
+            step(f"creating {name}")
+            try:
+                session.create(body)
+                break
+            except NameClash:
+                session = None
+                if spec.slot is not None:
+                    raise
+                continue          # another run took this slot between our list and create
+            except BaseException:
+                session.abort()
+                raise
+        if session is None:
+            raise SlotLimit(str(spec.workspace), cfg.max_slots)
+        try:
+            session.boot(step)
+        except BaseException:
+            session.abort()
+            raise
+        return session
+
+
+# ---------------------------------------------------------------- session
+class Session:
+    def __init__(self, manager: SessionManager, spec: SessionSpec, name: str, token: str) -> None:
+        self.manager = manager
+        self.client = manager.client
+        self.spec = spec
+        self.name = name
+        self.token = token
+        self.monitor: Monitor | None = None
+        self.home = "/root"
+        self.uid = spec.config.agent_uid
+        self.gid = spec.config.agent_uid
+        self._created = False
+        self._create_op: str | None = None
+        self.saved: state_mod.SavedSession | None = None
+        self.timings: dict[str, float] = {}
+
+    @property
+    def api(self):
+        return self.client.api.instances[self.name]
+
+    # ---- start-up steps ----
+    def create(self, body: dict) -> None:
+        self._created = True      # from here on, abort() deletes the container if it is ours
+        try:
+            with incus.api_call(f"create {self.name}"):
+                resp = self.client.api.instances.post(json=body)
+                self._create_op = resp.json()["operation"]
+                self.client.operations.wait_for_operation(self._create_op)
+                self._create_op = None
+        except IncusError as err:
+            text = str(err).lower()
+            # the name is taken, or another run is creating it right now
+            if "already exists" in text or 'busy running a "create"' in text:
+                self._created = False
+                self._create_op = None
+                raise NameClash(self.name) from None
+            raise
+
+    def boot(self, step: Callable[[str], None]) -> None:
+        t0 = time.monotonic()
+        with incus.api_call(f"start {self.name}"):
+            resp = self.api.state.put(json={"action": "start", "timeout": 30})
+            self.client.operations.wait_for_operation(resp.json()["operation"])
+        self.timings["start"] = time.monotonic() - t0
+        from ..probes.cgroups import container_cgroup
+
+        cgroup = container_cgroup(self.name)
+        factory = self.manager.monitor_factory
+        if factory is not None:
+            step("starting the monitor")
+            audit = paths.audit_log(self.name)
+            paths.private_dir(audit.parent)
+            monitor = factory()
+            try:
+                monitor.start(self.name, cgroup, audit)
+            except MonitorError:
+                raise
+            except SessionError:
+                raise
+            except Exception as err:  # a monitor is third-party code to the session
+                raise MonitorError(f"the monitor of {self.name} did not start: {err}") from err
+            self.monitor = monitor
+        self.timings["monitor"] = time.monotonic() - t0
+        self.home = self._agent_home()
+        profile = self.spec.profile
+        if profile.install_check:
+            code, _out, err = self.exec_capture(list(profile.install_check))
+            if code != 0:
+                raise ToolNotInstalled(f"{profile.name}: install check failed in image "
+                                       f"{self.spec.config.image}" + (f" ({err.strip()})" if err.strip() else ""),
+                                       hint=profile.install_hint or None)
+        files = incus.InstanceFiles(self.client, self.name)
+        staged = staging.plan(profile, self.spec.host_home)
+        if staged:
+            step(f"staging {len(staged)} file(s)")
+            staging.push(files, staged, self.home, self.uid, self.gid)
+        if self.spec.resume is not None:
+            if not profile.state_dir:
+                raise StagingError(f"profile {profile.name} has no state_dir to resume")
+            saved = state_mod.find(self.spec.resume or None, str(self.spec.workspace), profile.name)
+            step(f"restoring {saved.id}")
+            state_mod.restore(saved, files, self.home, self.uid, self.gid)
+        self.timings["ready"] = time.monotonic() - t0
+
+    def _agent_home(self) -> str:
+        home = agent_home(self.client, self.name, self.uid)
+        if home is None:
+            raise SessionError(f"image {self.spec.config.image} has no user with uid {self.uid}",
+                               hint="rebuild it with `coi-sentinel image build --force`")
+        return home
+
+    # ---- commands ----
+    def environment(self, term: str | None = None) -> dict[str, str]:
+        """The agent's environment: a fixed base plus the forwarded variables (by name, from the
+        host). Sent in the exec request body, never placed on a command line."""
+        env = {"HOME": self.home, "USER": "code", "LOGNAME": "code", "PATH": PATH_ENV,
+               "LANG": "C.UTF-8", "TERM": term or "dumb", "COI_SESSION": self.name,
+               "COI_WORKSPACE": self.spec.mount_path}
+        names = dict.fromkeys(self.spec.profile.env + self.spec.config.env)
+        for var in names:
+            if var == "TERM" and term is None:
+                continue
+            value = self.spec.host_env.get(var)
+            if value is not None:
+                env[var] = value
+        return env
+
+    def exec_capture(self, command: list[str], *, as_root: bool = False,
+                     term: str | None = None, cwd: str = "/") -> tuple[int, str, str]:
+        out: list[bytes] = []
+        err: list[bytes] = []
+        try:
+            code = streams.exec_stream(self.client, self.name, command,
+                                       environment=self.environment(term),
+                                       uid=None if as_root else self.uid,
+                                       gid=None if as_root else self.gid, cwd=cwd,
+                                       stdout=out.append, stderr=err.append)
+        except IncusError as e:
+            code = _exec_error_code(e)
+            if code is None:
+                raise
+            return code, "", str(e)
+        return code, b"".join(out).decode(errors="replace"), b"".join(err).decode(errors="replace")
+
+    def run_headless(self, command: list[str], stdout=None, stderr=None) -> int:
+        """Run ``command`` as the agent in the workspace, stream its output; its exit code."""
+        out = stdout or sys.stdout.buffer
+        err = stderr or sys.stderr.buffer
+
+        def writer(stream):
+            def write(data: bytes) -> None:
+                stream.write(data)
+                stream.flush()
+            return write
+
+        try:
+            code = streams.exec_stream(self.client, self.name, command,
+                                       environment=self.environment(), uid=self.uid,
+                                       gid=self.gid, cwd=self.spec.mount_path,
+                                       stdout=writer(out), stderr=writer(err))
+        except IncusError as e:
+            code = _exec_error_code(e)
+            if code is not None and self.is_running():
+                return code
+            if not self.is_running():
+                raise ContainerDied(self.name) from e
+            raise
+        if not self._still_running(code):
+            raise ContainerDied(self.name)
+        if self.monitor is not None and getattr(self.monitor, "killed", False):
+            return EXIT_KILLED
+        return code
+
+    def _still_running(self, code: int) -> bool:
+        """After CMD ended: is the container still up? A CMD killed by a signal may be the
+        first sign of the container going down, so that case gets a moment to settle."""
+        if code < 128 and code >= 0:
+            return self.is_running()
+        deadline = time.monotonic() + 1.5
+        while time.monotonic() < deadline:
+            if not self.is_running():
+                return False
+            try:
+                inst = incus.raw_get(self.client, f"instances/{self.name}/state")
+            except IncusError:        # "Invalid PID" while it goes down
+                return False
+            if inst.get("status") != "Running" or not inst.get("pid"):
+                return False
+            time.sleep(0.1)
+        return True
+
+    def start_tmux(self, term: str, width: int, height: int, command: list[str]) -> None:
+        """The agent in a detached tmux session named ``coi``, in the workspace. The forwarded
+        variables reach it through the environment of this exec (the tmux server inherits
+        it), never through a command line."""
+        code, _o, err = self.exec_capture(
+            ["tmux", "new-session", "-d", "-s", TMUX_SESSION, "-x", str(width), "-y", str(height),
+             "-c", self.spec.mount_path, "--", *command], term=term, cwd=self.spec.mount_path)
+        if code != 0:
+            raise SessionError(f"tmux did not start in {self.name}: {err.strip()}")
+
+    def wait_tmux_end(self) -> None:
+        """Block until the tmux session is gone (the agent exited, or the user killed it)
+        or the container stopped."""
+        script = f"while tmux has-session -t {TMUX_SESSION} 2>/dev/null; do sleep 1; done"
+        try:
+            self.exec_capture(["sh", "-c", script])
+        except SessionError as err:
+            log.info("%s: waiting for tmux ended: %s", self.name, err)
+
+    # ---- state ----
+    def status(self) -> str | None:
+        """The container's status, None when it is gone. Incus answers errors such as
+        "Invalid PID" while a container is going down: those are retried, then read as gone."""
+        for attempt in range(5):
+            try:
+                return incus.raw_get(self.client, f"instances/{self.name}")["status"]
+            except IncusError as err:
+                if "not found" in str(err).lower():
+                    return None
+                log.debug("%s: status: %s", self.name, err)
+                time.sleep(0.1 * (attempt + 1))
+        return None
+
+    def is_running(self) -> bool:
+        return self.status() in ("Running", "Frozen")
+
+    def save_state(self) -> state_mod.SavedSession | None:
+        sd = self.spec.profile.state_dir
+        if not sd:
+            return None
+        saved, _report = state_mod.save(rootfs_path(self.name), self.home, sd, container=self.name,
+                                        workspace=str(self.spec.workspace), tool=self.spec.profile.name)
+        self.saved = saved
+        return saved
+
+    # ---- end ----
+    def _stop_monitor(self) -> None:
+        if self.monitor is not None:
+            monitor, self.monitor = self.monitor, None
+            try:
+                monitor.stop()
+            except Exception as err:  # the container must still be stopped after this
+                log.error("stopping the monitor of %s failed: %s", self.name, err)
+
+    def finish(self) -> None:
+        """Normal end: save state, stop the monitor, stop (and so delete) the container."""
+        with _no_interrupts():
+            try:
+                if self.is_running():
+                    try:
+                        self.save_state()
+                    except SessionError as err:
+                        log.warning("state of %s not saved: %s", self.name, err)
+            finally:
+                try:
+                    stop_container(self.client, self.name, force=not self.spec.config.persistent)
+                finally:
+                    self._stop_monitor()
+
+    def abort(self) -> None:
+        """Error path: stop the monitor, delete the container this run created."""
+        with _no_interrupts():
+            try:
+                if self._create_op is not None:     # interrupted while Incus was creating it
+                    try:
+                        with incus.api_call(f"create {self.name}"):
+                            self.client.operations.wait_for_operation(self._create_op)
+                    except SessionError as err:
+                        log.debug("%s: create ended with %s", self.name, err)
+                if self._created:
+                    delete_container(self.client, self.name, only_keeper=self.token)
+            finally:
+                self._stop_monitor()
+
+
+class _no_interrupts:
+    """Ctrl-C during clean-up would leave things behind: hold SIGINT until it is done."""
+
+    def __enter__(self):
+        self._old = None
+        self._pending = False
+        try:
+            self._old = signal.signal(signal.SIGINT, self._note)
+        except ValueError:       # not the main thread
+            self._old = None
+        return self
+
+    def _note(self, _sig, _frame) -> None:
+        self._pending = True
+
+    def __exit__(self, *exc) -> None:
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+        if self._pending and exc[0] is None:
+            raise KeyboardInterrupt
+
+
+def _exec_error_code(err: IncusError) -> int | None:
+    """Incus fails the exec operation, instead of returning the code, when the command is
+    not found (127) or not executable (126)."""
+    text = str(err).lower()
+    if "command not found" in text:
+        return 127
+    if "permission denied" in text:
+        return 126
+    return None
+
+
+# ---------------------------------------------------------------- container helpers
+def agent_home(client, name: str, uid: int) -> str | None:
+    """The home directory of ``uid`` in the container's /etc/passwd."""
+    passwd = incus.InstanceFiles(client, name).read("/etc/passwd") or b""
+    for line in passwd.decode(errors="replace").splitlines():
+        parts = line.split(":")
+        if len(parts) >= 6 and parts[2] == str(uid):
+            return parts[5] or "/"
+    return None
+
+
+def rootfs_path(name: str) -> Path:
+    """The host side of a container's root file system (default project)."""
+    return Path(incus.incus_dir()) / "containers" / name / "rootfs"
+
+
+def _wait_gone(client, name: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            incus.raw_get(client, f"instances/{name}")
+        except IncusError as err:
+            if "not found" in str(err).lower():
+                return True
+            raise
+        time.sleep(0.05)
+    return False
+
+
+def stop_container(client, name: str, *, force: bool, timeout: int = 10) -> None:
+    """Stop; an ephemeral container is deleted by Incus, and we wait until it is gone."""
+    api = client.api.instances[name]
+    try:
+        inst = incus.raw_get(client, f"instances/{name}")
+    except IncusError as err:
+        if "not found" in str(err).lower():
+            return
+        raise
+    if inst.get("status") in ("Running", "Frozen"):
+        with incus.api_call(f"stop {name}"):
+            if inst.get("status") == "Frozen":
+                force = True
+            resp = api.state.put(json={"action": "stop", "force": force,
+                                       "timeout": -1 if force else timeout})
+            client.operations.wait_for_operation(resp.json()["operation"])
+    if inst.get("ephemeral"):
+        _wait_gone(client, name, 15)
+
+
+def delete_container(client, name: str, *, only_keeper: str | None = None) -> bool:
+    """Force-stop and delete ``name``; with ``only_keeper``, only if that keeper made it."""
+    try:
+        inst = incus.raw_get(client, f"instances/{name}")
+    except IncusError as err:
+        if "not found" in str(err).lower():
+            return False
+        raise
+    if only_keeper is not None:
+        deadline = time.monotonic() + 30
+        while not inst.get("config") and time.monotonic() < deadline:
+            time.sleep(0.1)         # still being created: its config is not readable yet
+            inst = incus.raw_get(client, f"instances/{name}")
+        if (inst.get("config") or {}).get(KEY + "keeper") != only_keeper:
+            return False
+    api = client.api.instances[name]
+    # a start may still be in flight (Ctrl-C during start-up): stop and delete until it is gone
+    for attempt in range(20):
+        if inst.get("status") in ("Running", "Frozen"):
+            try:
+                with incus.api_call(f"stop {name}"):
+                    resp = api.state.put(json={"action": "stop", "force": True, "timeout": -1})
+                    client.operations.wait_for_operation(resp.json()["operation"])
+            except IncusError as err:
+                log.debug("stop %s: %s", name, err)
+            if inst.get("ephemeral") and _wait_gone(client, name, 15):
+                return True
+        try:
+            with incus.api_call(f"delete {name}"):
+                resp = api.delete()
+                client.operations.wait_for_operation(resp.json()["operation"])
+            return True
+        except IncusError as err:
+            if "not found" in str(err).lower():
+                return True
+            if attempt == 19:
+                raise
+            log.debug("delete %s: %s (retrying)", name, err)
+        time.sleep(0.1)
+        try:
+            inst = incus.raw_get(client, f"instances/{name}")
+        except IncusError as err:
+            if "not found" in str(err).lower():
+                return True
+            raise
+    return True
+    try:
+        with incus.api_call(f"delete {name}"):
+            resp = api.delete()
+            client.operations.wait_for_operation(resp.json()["operation"])
+    except IncusError as err:
+        if "not found" not in str(err).lower():
+            raise
+    return True

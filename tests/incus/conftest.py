@@ -1,0 +1,25 @@
+"""incus tier fixtures: see incus_support for what a test gets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from incus_support import Env, require_incus
+
+
+@pytest.fixture
+def env(tmp_path: Path):
+    require_incus()
+    e = Env(tmp_path)
+    yield e
+    left = e.containers()
+    if left:
+        from coi_sentinel.sessions import incus
+        from coi_sentinel.sessions.session import delete_container
+
+        client = incus.connect()
+        for name in left:
+            delete_container(client, name)
+        pytest.fail(f"containers left behind: {left}")

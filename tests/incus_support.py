@@ -1,0 +1,132 @@
+"""Helpers of the incus tier (tests/incus): the real Incus daemon, real containers, the real `coi-sentinel` command.
+
+Each test gets its own workspace folder (so its own container names: the name hashes the
+workspace) and its own fake home (config, profiles, saved state, audit logs), so tests run in
+parallel. Teardown deletes whatever container of that workspace is still there and fails the
+test if the code under test left one behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+BUSYBOX = "coi/busybox"
+DEBIAN = "coi/debian12"
+PROFILE = "coi-sentinel"
+AGENT_UID = 1000
+
+
+def incus_missing(image: str = BUSYBOX) -> str | None:
+    """Why the incus tier cannot run here (naming what is missing), or None."""
+    if os.geteuid() != 0:
+        return "incus tier needs root"
+    try:
+        from coi_sentinel.sessions import incus
+    except ImportError as err:  # pragma: no cover - the package itself is broken
+        return f"coi_sentinel.sessions does not import: {err}"
+    from coi_sentinel.errors import IncusError, SessionError
+
+    try:
+        client = incus.connect()
+    except SessionError as err:
+        return f"incus tier: {err}" + (f" ({err.hint})" if err.hint else "")
+    for what, path in (("image", f"images/aliases/{image}"), ("profile", f"profiles/{PROFILE}")):
+        try:
+            incus.raw_get(client, path)
+        except IncusError:
+            return f"incus tier: {what} {path.split('/', 2)[-1]} is missing (run scripts/setup-incus.sh)"
+    return None
+
+
+def require_incus(image: str = BUSYBOX) -> None:
+    why = incus_missing(image)
+    if why:
+        pytest.skip(why)
+
+
+@dataclass
+class Result:
+    code: int
+    out: str
+    err: str
+
+
+class Env:
+    """A workspace, a fake HOME and a way to run the CLI with them."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.ws = root / "ws"
+        self.ws.mkdir()
+        os.chown(self.ws, AGENT_UID, AGENT_UID)
+        self.home = root / "home"
+        (self.home / ".config/coi-sentinel/sessions").mkdir(parents=True)
+        self.config(image=BUSYBOX, monitoring=False)
+
+    def config(self, **values) -> None:
+        lines = []
+        for k, v in values.items():
+            lines.append(f"{k} = {json.dumps(v)}")
+        (self.home / ".config/coi-sentinel/config.toml").write_text("\n".join(lines) + "\n")
+
+    def profile(self, name: str, text: str) -> None:
+        (self.home / f".config/coi-sentinel/sessions/{name}.yaml").write_text(text)
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "COI_SENTINEL"))}
+        env["HOME"] = str(self.home)
+        env.pop("TERM", None)
+        return env
+
+    def argv(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "coi_sentinel.cli.main", *args]
+
+    def run(self, *args: str, timeout: float = 120, cwd: Path | None = None) -> Result:
+        p = subprocess.run(self.argv(*args), cwd=cwd or self.ws, env=self.env, capture_output=True,
+                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+        return Result(p.returncode, p.stdout, p.stderr)
+
+    def popen(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen(self.argv(*args), cwd=self.ws, env=self.env, text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                stdin=subprocess.DEVNULL)
+
+    def sessions(self) -> list[dict]:
+        r = self.run("list", "--json")
+        assert r.code == 0, r.err
+        return [s for s in json.loads(r.out) if s["workspace"] == os.path.realpath(self.ws)]
+
+    def wait_sessions(self, n: int, state: str = "Running", timeout: float = 60,
+                      procs: tuple[subprocess.Popen, ...] = ()) -> list[dict]:
+        """Wait for ``n`` sessions of this workspace in ``state``; a `run` of ``procs`` that
+        ends meanwhile fails the wait with its stderr."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for p in procs:
+                if p.poll() is not None:
+                    raise AssertionError(f"run exited {p.returncode}: {p.stderr.read()}")
+            found = [s for s in self.sessions() if s["state"] == state]
+            if len(found) >= n:
+                return found
+            time.sleep(0.2)
+        raise AssertionError(f"{n} {state} session(s) did not appear: {self.sessions()}")
+
+    def containers(self) -> list[str]:
+        """Every container of this workspace, managed or not, straight from the API."""
+        from coi_sentinel.sessions import incus, naming
+
+        h = naming.workspace_hash(self.ws)
+        client = incus.connect()
+        return [i["name"] for i in incus.raw_get(client, "instances", recursion=1)
+                if f"-{h}-" in i["name"]]
+
+
