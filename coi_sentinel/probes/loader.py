@@ -291,18 +291,80 @@ class ProbeSet:
         return {names[i]: int(table.sum(ctypes.c_int(i)).value) for i in names
                 if int(table.sum(ctypes.c_int(i)).value)}
 
-    def close(self) -> None:
-        if self.bpf is not None:
+    def close(self, *, background: bool = True) -> None:
+        """Detach everything. The kernel unregisters each tracepoint with an RCU wait (~70 ms
+        each here, ~5 s for all the hooks), so by default the attachments are handed to a
+        short-lived reaper process that closes them after this process is done: tracing is
+        switched off first (nothing is traced meanwhile) and the reaper exits by itself."""
+        if self.bpf is None:
+            return
+        try:
             try:
+                self._host_wide = False
+                self._level_refs.clear()
+                self._write_config()      # SCOPE_NONE with no levels: the programs do nothing
+            except Exception as err:  # noqa: BLE001 - closing must go on
+                log.debug("could not switch tracing off before close: %s", err)
+            if background:
+                _hand_off(list(self.bpf.tracepoint_fds.values()), self.bpf.cleanup)
+            else:
                 self.bpf.cleanup()
-            finally:
-                self.bpf = None
+        finally:
+            self.bpf = None
 
     def __enter__(self) -> "ProbeSet":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _hand_off(fds: list[int], cleanup) -> None:
+    """Run ``cleanup`` (which closes ``fds``) while a detached reaper process keeps the same
+    open files; the reaper closes them, paying the kernel's slow unregistration, once this
+    process has finished its own cleanup. It keeps nothing else of ours open."""
+    try:
+        r, w = os.pipe()
+        pid = os.fork()
+    except OSError as err:
+        log.debug("no reaper (%s): detaching in place", err)
+        cleanup()
+        return
+    if pid == 0:  # intermediate child: fork the reaper and leave at once
+        try:
+            os.close(w)
+            if os.fork() == 0:
+                os.setsid()
+                keep = set(fds) | {r}
+                for fd in range(3, _max_fd()):
+                    if fd not in keep:
+                        try:
+                            os.close(fd)
+                        except OSError:
+                            pass
+                devnull = os.open(os.devnull, os.O_RDWR)
+                for fd in (0, 1, 2):
+                    os.dup2(devnull, fd)
+                os.close(devnull)
+                try:
+                    os.read(r, 1)         # EOF: the monitor has finished its cleanup
+                finally:
+                    os._exit(0)           # closing the attachments happens here
+        finally:
+            os._exit(0)
+    os.close(r)
+    os.waitpid(pid, 0)
+    try:
+        cleanup()
+    finally:
+        os.close(w)
+
+
+def _max_fd() -> int:
+    try:
+        return max(int(x) for x in os.listdir("/proc/self/fd")) + 1
+    except (OSError, ValueError):
+        return 1024
 
 
 def program_text(bpf_dir, families) -> str:
