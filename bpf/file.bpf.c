@@ -43,6 +43,7 @@ static __always_inline __u64 path_hash(const char *path, int len)
 }
 BPF_LPM_TRIE(sens_prefix, struct lpm_path_key, __u8, 1024);
 BPF_LPM_TRIE(sens_suffix, struct lpm_path_key, __u8, 1024);
+BPF_ARRAY(sens_sizes, __u32, 2);   /* entries in sens_prefix, sens_suffix (0: skip the lookup) */
 
 static __always_inline void open_enter(int dfd, const char *filename, __u64 flags, __u64 mode)
 {
@@ -52,22 +53,32 @@ static __always_inline void open_enter(int dfd, const char *filename, __u64 flag
     stash(ST_OPEN, scope_id, (__u64)(__s64)dfd, (__u64)filename, flags, mode);
 }
 
-/* 1 when the path (len bytes incl. NUL) matches a sensitive prefix or suffix */
+/* 1 when the path (len bytes incl. NUL) matches a sensitive prefix or suffix. A trie entry
+ * only compares its own prefix length, so bytes past the reversed path need no clearing.
+ * Each lookup is skipped while its set is empty (sens_sizes). */
 static __always_inline int is_sensitive(struct open_scratch *sc, int len)
 {
-    sc->lpm.prefixlen = PATH_LEN * 8;
-    __builtin_memcpy(sc->lpm.data, sc->path, PATH_LEN);
-    if (sens_prefix.lookup(&sc->lpm))
-        return 1;
+    __u32 zero = 0, one = 1;
+    __u32 *np = sens_sizes.lookup(&zero);
+    __u32 *ns = sens_sizes.lookup(&one);
+    if (np && *np) {
+        sc->lpm.prefixlen = PATH_LEN * 8;
+        __builtin_memcpy(sc->lpm.data, sc->path, PATH_LEN);
+        if (sens_prefix.lookup(&sc->lpm))
+            return 1;
+    }
+    if (!ns || !*ns)
+        return 0;
     int n = len - 1;   /* characters without the NUL */
     if (n <= 0)
         return 0;
+    sc->lpm.prefixlen = PATH_LEN * 8;
+    /* constant indices only (a loop that breaks at n gets rewritten into a pointer walk the
+     * verifier cannot bound) */
 #pragma unroll
     for (int i = 0; i < PATH_LEN; i++) {
         if (i < n)
             sc->lpm.data[i] = sc->path[(n - 1 - i) & (PATH_LEN - 1)];
-        else
-            sc->lpm.data[i] = 0;
     }
     return sens_suffix.lookup(&sc->lpm) ? 1 : 0;
 }

@@ -32,7 +32,7 @@ class MonitorOptions:
     sensitive_prefixes: tuple[str, ...] = ()
     sensitive_suffixes: tuple[str, ...] = ()
     sweep_interval: float = 1.0
-    poll_ms: int = 10
+    poll_ms: int = 5
     kind: str = "watch"           # what runs it, for `status`: watch, record, session
 
 

@@ -65,6 +65,7 @@ class ProbeOptions:
     hi_pages: int = 256          # 1 MiB
     bulk_pages: int = 1024       # 4 MiB
     bulk_wakeup_every: int = 64
+    wake_interval_ns: int = 1_000_000
     max_aggs: int = 16384
 
 
@@ -98,6 +99,7 @@ class ProbeSet:
             f"-I{bpf_dir}", f"-I{bpf_dir / 'include'}",
             f"-DHI_PAGES={o.hi_pages}", f"-DBULK_PAGES={o.bulk_pages}",
             f"-DBULK_WAKEUP_EVERY={o.bulk_wakeup_every}", f"-DMAX_AGGS={o.max_aggs}",
+            f"-DWAKE_INTERVAL_NS={o.wake_interval_ns}ULL",
             "-Wno-macro-redefined", "-Wno-unused-function",
         ] + [h.define for h in present]
         if not features.check_btf().ok:
@@ -192,7 +194,10 @@ class ProbeSet:
     # ---- sensitive path sets (filled from the rules) ----
     def set_sensitive(self, prefixes: list[str], suffixes: list[str]) -> None:
         b = self._require()
-        for name, items, rev in (("sens_prefix", prefixes, False), ("sens_suffix", suffixes, True)):
+        sizes = b[b"sens_sizes"]
+        for index, (name, items, rev) in enumerate((("sens_prefix", prefixes, False),
+                                                    ("sens_suffix", suffixes, True))):
+            sizes[ctypes.c_int(index)] = ctypes.c_uint32(0)
             table = b[name.encode()]
             table.clear()
             for item in items:
@@ -200,6 +205,7 @@ class ProbeSet:
                 if not data or len(data) >= PATH_LEN:
                     raise ProbeError(f"sensitive path {item!r} is empty or longer than {PATH_LEN - 1} bytes")
                 table[table.Key(len(data) * 8, data)] = ctypes.c_uint8(1)
+            sizes[ctypes.c_int(index)] = ctypes.c_uint32(len(items))
 
     # ---- in-kernel kill policy ----
     def set_kill_policy(self, scope_id: int, *, memfd_exec: bool = False,

@@ -41,7 +41,7 @@ class StreamStats:
 class EventStream:
     def __init__(self, probes: ProbeSet, pipeline: Pipeline, *,
                  resolve: Callable[[int], str] | None = None,
-                 sweep_interval: float = 1.0, poll_ms: int = 10) -> None:
+                 sweep_interval: float = 1.0, poll_ms: int = 5) -> None:
         if probes.bpf is None:
             raise ValueError("load the probes before opening the stream")
         self.probes = probes

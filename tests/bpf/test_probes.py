@@ -329,3 +329,11 @@ def test_kill_policy_is_per_scope_and_port_based(watched, py):
         srv.close()
     assert ok.returncode == 0 and free.returncode == 0
     assert killed.returncode == -9
+
+
+def test_every_hook_whose_tracepoint_exists_is_attached(watched):
+    """A program the verifier refuses is only a 'missing' hook at run time: fail here instead."""
+    refused = [(h.tracepoint, why) for h, why in watched.probes.coverage.missing
+               if why != "tracepoint not in this kernel"]
+    assert refused == []
+    assert len(watched.probes.coverage.attached) >= 60
