@@ -5,7 +5,8 @@
  *       the return value (EINPROGRESS for non-blocking sockets, ENETUNREACH with no route); the
  *       sockaddr is read on exit, after the kernel copied it in. Connected sockets are kept in
  *       sock_fds for dup tracking and byte accounting (io.bpf.c).
- *   syscalls:sys_enter/exit_dup2, dup3, dup          an fd landing on 0, 1 or 2, flagged when it is
+ *   syscalls:sys_enter/exit_dup2, dup3, dup          the socket mark follows every copy of the fd;
+ *       an fd landing on 0, 1 or 2 is reported, flagged when it is
  *       a socket this process (or its parent, for fork-then-dup shells) connected
  *   Repeats of one inet/inet6 connect (same process, destination and result) are counted in
  *       conn_aggs and reported by user space as EVT_CONNECT_REPEAT: one record per destination.
@@ -13,7 +14,8 @@
  *       blocked_nets / blocked_ports gets SIGKILL from bpf_send_signal on syscall entry, before
  *       the process can use the socket; the record carries CONNECT_KILLED.
  * Why: a reverse shell is a connect plus a dup onto stdio, whatever the binary is called.
- * Blind spots: fcntl(F_DUPFD); sockets received over SCM_RIGHTS or accepted (listen/accept);
+ *   syscalls:sys_enter/exit_fcntl (F_DUPFD, F_DUPFD_CLOEXEC only)  the same, for perl & co
+ * Blind spots: sockets received over SCM_RIGHTS or accepted (listen/accept);
  * sendto() on unconnected UDP sockets has no connect to report.
  */
 #include "scope.h"
@@ -223,6 +225,30 @@ TRACEPOINT_PROBE(syscalls, sys_enter_dup3)
 
 #ifdef TP_syscalls__sys_exit_dup3
 TRACEPOINT_PROBE(syscalls, sys_exit_dup3)
+{
+    dup_exit(args->ret);
+    return 0;
+}
+#endif
+
+#define F_DUPFD_V 0
+#define F_DUPFD_CLOEXEC_V 1030
+
+/* fcntl(F_DUPFD / F_DUPFD_CLOEXEC) duplicates like dup(): perl's open(STDIN, ">&S") uses it */
+#ifdef TP_syscalls__sys_enter_fcntl
+TRACEPOINT_PROBE(syscalls, sys_enter_fcntl)
+{
+    if (args->cmd != F_DUPFD_V && args->cmd != F_DUPFD_CLOEXEC_V)
+        return 0;
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id))
+        stash(ST_DUP, scope_id, (__u64)args->fd, (__u64)-1, 0, 0);
+    return 0;
+}
+#endif
+
+#ifdef TP_syscalls__sys_exit_fcntl
+TRACEPOINT_PROBE(syscalls, sys_exit_fcntl)
 {
     dup_exit(args->ret);
     return 0;

@@ -16,6 +16,7 @@ from typing import Callable
 from .errors import SentinelError
 from .events import model
 from .monitor import Monitor, MonitorOptions
+from .pipeline import Pipeline
 from .probes.cgroups import WorkloadCgroup
 from .trace.format import make_header
 from .trace.writer import TraceWriter, rewrite_header
@@ -34,9 +35,15 @@ class RecordResult:
 
 def record(output: str, command: list[str] | None = None, *, options: MonitorOptions | None = None,
            duration: float | None = None, should_stop: Callable[[], bool] = lambda: False,
-           sensitive: tuple[tuple[str, ...], tuple[str, ...]] = ((), ())) -> RecordResult:
+           sensitive: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
+           attach: Callable[[Pipeline], None] | None = None) -> RecordResult:
     """Record into ``output``. With ``command``: run it in a fresh cgroup and record until it
-    and all its descendants are gone. Without: record ``options``' scope for ``duration``."""
+    and all its descendants are gone. Without: record ``options``' scope for ``duration``.
+
+    ``attach`` is called with the monitor's pipeline once the trace writer is its first sink,
+    before anything runs: a live rule engine added there sees exactly the events written
+    (``Engine(ruleset, on_alert=...).attach``), which is how live and replayed alerts are
+    compared."""
     opts = dataclasses.replace(options or MonitorOptions(), sensitive_prefixes=sensitive[0],
                                sensitive_suffixes=sensitive[1])
     cg: WorkloadCgroup | None = None
@@ -59,6 +66,8 @@ def record(output: str, command: list[str] | None = None, *, options: MonitorOpt
                 writer.write_event(ev)
 
             mon.pipeline.add_sink(sink)
+            if attach is not None:
+                attach(mon.pipeline)
             exit_code = None
             if cg is not None:
                 exit_code = _run_command(cg, command, mon, should_stop)

@@ -380,6 +380,7 @@ static __always_inline void fd_forget(__u32 tgid, int fd)
     struct fd_key k = {.tgid = tgid, .fd = fd};
     fd_files.delete(&k);
     sock_fds.delete(&k);
+    memfds.delete(&k);
 }
 
 #endif

