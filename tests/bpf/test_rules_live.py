@@ -181,4 +181,12 @@ def test_build_like_workload_raises_nothing(live, tmp_path):
     """)
     rc = live.run(["/bin/sh", "-c", script], env={**os.environ, "HOME": str(tmp_path)})
     assert rc == 0, live.last_output.decode(errors="replace")[-2000:]
-    assert [a.rule for a, _ in live.alerts] == []
+    assert [a.rule for a, _ in live.alerts if not _test_interpreter_in_tmp(a)] == []
+
+
+def _test_interpreter_in_tmp(alert) -> bool:
+    """The test's own venv under /tmp (a CI checkout there) is, honestly, a program run from
+    /tmp: that one alert says nothing about the workload."""
+    venv_bin = os.path.dirname(sys.executable) + "/"
+    return (alert.rule == "exec_from_tmp" and venv_bin.startswith(("/tmp/", "/var/tmp/"))
+            and alert.process.exe.startswith(venv_bin))
