@@ -124,14 +124,6 @@ class EventStream:
         n = self._dispatch()
         return n + self._feed_all(self.aggregates.sweep(final=True))
 
-    def run(self, should_stop: Callable[[], bool], duration: float | None = None) -> None:
-        deadline = None if duration is None else time.monotonic() + duration
-        while not should_stop():
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            self.poll()
-        self.drain()
-
     def summary(self) -> dict:
         return {
             "events": dict(self.stats.events),

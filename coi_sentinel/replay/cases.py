@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 from ..errors import TraceError
 from ..rules.context import SessionInfo
 from ..rules.diagnostics import Diagnostics
-from ..rules.loader import RULE_SUFFIXES, bundled_dir, display_name
+from ..rules.loader import bundled_dir, display_name, yaml_files
 from ..rules.model import Source
 from ..rules.yamlload import LineDict, LineList, load_file
 from .replayer import Replayer
@@ -127,23 +127,7 @@ class Suite:
 
 def case_files(paths: Iterable[Path], diags: Diagnostics) -> list[Path]:
     """Directories become their ``*.yaml`` / ``*.yml`` files (sorted, not recursive)."""
-    out: list[Path] = []
-    for path in paths:
-        path = Path(path)
-        if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix in RULE_SUFFIXES and p.is_file())
-            if not found:
-                diags.warning(Source(display_name(path), 1),
-                              "the directory has no .yaml case files")
-            out.extend(found)
-        elif path.is_file():
-            out.append(path)
-        else:
-            diags.error(Source(display_name(path), 1), "no such case file or directory")
-    unique: dict[Path, Path] = {}
-    for p in out:
-        unique.setdefault(p.resolve(), p)
-    return list(unique.values())
+    return yaml_files(paths, diags, what="case", name=display_name)
 
 
 def load_suite(paths: Iterable[Path]) -> Suite:

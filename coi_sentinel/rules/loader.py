@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from ..assets import asset_dir
 from .diagnostics import Diagnostics
@@ -29,21 +29,30 @@ def bundled_dir() -> Path:
     return asset_dir("rules")
 
 
-def rule_files(paths: Iterable[Path], diags: Diagnostics) -> list[Path]:
-    """Expand directories to their rule files; a missing path is an error."""
+def yaml_files(paths: Iterable[Path], diags: Diagnostics, *, what: str = "rule",
+               name: Callable[[Path], str] = str) -> list[Path]:
+    """Expand directories to their ``.yaml`` files (sorted, not recursive); a missing path is an
+    error and an empty directory a warning. ``what`` names the files in messages."""
     out: list[Path] = []
     for path in paths:
         path = Path(path)
         if path.is_dir():
             found = sorted(p for p in path.iterdir() if p.suffix in RULE_SUFFIXES and p.is_file())
             if not found:
-                diags.warning(Source(str(path), 1), "the directory has no .yaml rule files")
+                diags.warning(Source(name(path), 1), f"the directory has no .yaml {what} files")
             out.extend(found)
         elif path.is_file():
             out.append(path)
         else:
-            diags.error(Source(str(path), 1), "no such rule file or directory")
-    return list(dict.fromkeys(out))
+            diags.error(Source(name(path), 1), f"no such {what} file or directory")
+    unique: dict[Path, Path] = {}
+    for p in out:
+        unique.setdefault(p.resolve(), p)
+    return list(unique.values())
+
+
+def rule_files(paths: Iterable[Path], diags: Diagnostics) -> list[Path]:
+    return yaml_files(paths, diags, what="rule")
 
 
 def check_ruleset(paths: Iterable[Path] | None = None, replace_bundled: bool = False) -> RuleSet:
