@@ -27,6 +27,17 @@ def quiet_client_class():
     from ws4py.client.threadedclient import WebSocketClient  # noqa: PLC0415 - pylxd's dependency
 
     class QuietClient(WebSocketClient):
+        """Also: ws4py starts the reader thread inside connect() (handshake_ok) and then parses
+        the bytes that came with the handshake on the calling thread, so a command that ends at
+        once has two threads on one parser. Here the thread starts after connect() is done."""
+
+        def handshake_ok(self) -> None:
+            return None
+
+        def connect(self) -> None:
+            super().connect()
+            self._th.start()
+
         def unhandled_error(self, error) -> None:
             log.debug("websocket %s: %s", self.resource, error)
 
@@ -57,7 +68,10 @@ def _client_classes():
             super().__init__(url, exclude_headers=["Origin"])
 
         def opened(self) -> None:
-            self.send(b"", binary=False)  # EOF: the command reads nothing
+            try:
+                self.send(b"", binary=False)  # EOF: the command reads nothing
+            except (OSError, RuntimeError) as err:  # the command ended and Incus closed first
+                log.debug("stdin of %s already closed: %s", self.resource, err)
 
     return Output, Stdin
 
