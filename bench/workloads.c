@@ -3,6 +3,8 @@
  *   workloads openwrite N PATH open(O_WRONLY|O_CREAT|O_TRUNC) + write 64 B + close, N times
  *   workloads connect N PORT   socket + connect to 127.0.0.1:PORT (closed) + close, N times
  *   workloads execpace N USEC  like exec, sleeping USEC between execs (latency probe)
+ *   workloads openunlink N DIR open(DIR/f<i>, O_WRONLY|O_CREAT|O_TRUNC) + write 64 B + close
+ *                              + unlink, N times: a new path each time, so nothing aggregates
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -51,6 +53,19 @@ int main(int argc, char **argv)
             if (write(fd, buf, sizeof(buf)) != sizeof(buf))
                 return 1;
             close(fd);
+        }
+    } else if (!strcmp(argv[1], "openunlink") && argc > 3) {
+        char buf[64], path[4096];
+        memset(buf, 'x', sizeof(buf));
+        for (long i = 0; i < n; i++) {
+            snprintf(path, sizeof(path), "%s/f%ld", argv[3], i);
+            int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (fd < 0)
+                return 1;
+            if (write(fd, buf, sizeof(buf)) != sizeof(buf))
+                return 1;
+            close(fd);
+            unlink(path);
         }
     } else if (!strcmp(argv[1], "connect") && argc > 3) {
         struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(atoi(argv[3]))};

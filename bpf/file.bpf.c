@@ -8,7 +8,8 @@
  *       sensitive prefix or suffix tries (filled by user space from the rules) -> EVT_FILE_OPEN
  *       with kind SENSITIVE on the high-priority ring, aggregated the same way
  *   syscalls:sys_enter/exit_rename, renameat, renameat2, unlink, unlinkat, chmod, fchmodat,
- *       fchmodat2, fchmod -> one record each, high-priority ring (setuid bits are in `mode`)
+ *       fchmodat2, fchmod -> one record each on the bulk ring (a create/unlink flood must not
+ *       crowd execs out), except a chmod that sets setuid/setgid: high-priority ring
  * The path is read on syscall exit: the kernel has faulted the caller's page in by then.
  * Blind spots: paths are as the caller wrote them (relative paths are not resolved: prefix
  * rules only match absolute paths, suffix rules match both); paths past PATH_LEN are truncated;
@@ -230,7 +231,7 @@ static __always_inline void rename_exit(long ret)
     if (!unstash(ST_RENAME, &s))
         return;
     struct rename_event *e;
-    if (!(e = reserve_hi(sizeof(*e), EVT_RENAME)))
+    if (!(e = reserve_bulk(sizeof(*e), EVT_RENAME)))
         return;
     fill_hdr(&e->hdr, EVT_RENAME, s.scope_id);
     e->ret = ret;
@@ -239,7 +240,7 @@ static __always_inline void rename_exit(long ret)
     e->newpath[0] = 0;
     read_user_path(e->oldpath, (void *)s.a[0]);
     read_user_path(e->newpath, (void *)s.a[1]);
-    events_hi.ringbuf_submit(e, WAKE_LATER);
+    events_bulk.ringbuf_submit(e, bulk_submit_flags());
 }
 
 #ifdef TP_syscalls__sys_enter_rename
@@ -298,8 +299,15 @@ static __always_inline void path_exit(__u32 kind, __u32 type, long ret)
     struct inflight s;
     if (!unstash(kind, &s))
         return;
+    /* a file flood (create + unlink loops) must not crowd execs out of the high-priority
+     * ring: unlink and plain chmod go to the bulk ring, a chmod setting setuid/setgid does not */
+    int urgent = type == EVT_CHMOD && (s.a[2] & 06000);
     struct path_event *e;
-    if (!(e = reserve_hi(sizeof(*e), type)))
+    if (urgent)
+        e = reserve_hi(sizeof(*e), type);
+    else
+        e = reserve_bulk(sizeof(*e), type);
+    if (!e)
         return;
     fill_hdr(&e->hdr, type, s.scope_id);
     e->ret = ret;
@@ -308,7 +316,10 @@ static __always_inline void path_exit(__u32 kind, __u32 type, long ret)
     e->pad = 0;
     e->path[0] = 0;
     read_user_path(e->path, (void *)s.a[1]);
-    events_hi.ringbuf_submit(e, type == EVT_CHMOD ? WAKE_NOW : WAKE_LATER);
+    if (urgent)
+        events_hi.ringbuf_submit(e, WAKE_NOW);
+    else
+        events_bulk.ringbuf_submit(e, bulk_submit_flags());
 }
 
 #ifdef TP_syscalls__sys_enter_unlink

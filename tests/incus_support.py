@@ -120,6 +120,24 @@ class Env:
             time.sleep(0.2)
         raise AssertionError(f"{n} {state} session(s) did not appear: {self.sessions()}")
 
+    def remove_policies(self) -> list[str]:
+        """Remove the network policies (table inet coi_sentinel) of this workspace's sessions
+        that are still there; return their names. Nothing without nftables."""
+        from coi_sentinel.errors import NetworkError
+        from coi_sentinel.network import Firewall
+        from coi_sentinel.sessions import naming
+
+        try:
+            fw = Firewall()
+        except NetworkError:
+            return []
+        ours = naming.workspace_hash(self.ws)
+        stale = [s["session"] for s in fw.sessions()
+                 if (parsed := naming.parse_name(s["session"])) is not None and parsed.hash8 == ours]
+        for name in stale:
+            fw.remove(name)
+        return stale
+
     def containers(self) -> list[str]:
         """Every container of this workspace, managed or not, straight from the API."""
         from coi_sentinel.sessions import incus, naming

@@ -34,8 +34,9 @@
 #endif
 #define MAX_LEVELS 8
 
-/* Security-critical records (exec, fork, exit, connect, dup, sensitive opens, rename, unlink,
- * chmod, priv) never queue behind bulk file records: they have a ring of their own. */
+/* Security-critical records (exec, fork, exit, connect, dup, sensitive opens, setuid chmods,
+ * priv) never queue behind bulk file records (write-opens, rename, unlink, chmod): they have a
+ * ring of their own. */
 BPF_RINGBUF_OUTPUT(events_hi, HI_PAGES);
 BPF_RINGBUF_OUTPUT(events_bulk, BULK_PAGES);
 

@@ -34,6 +34,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "audit": ("audit", "audit"),
     "rules": ("rules", "rules"),
     "net": ("net", "net"),
+    "resume-session": ("resume", "resume_session"),
+    "unfreeze": ("resume", "resume_session"),
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "COI_SENTINEL",

@@ -1,4 +1,5 @@
-"""``coi-sentinel net``: the live network policy of sessions (table ``inet coi_sentinel``)."""
+"""``coi-sentinel net``: the live network policy of sessions (table ``inet coi_sentinel``),
+and run-time blocks."""
 
 from __future__ import annotations
 
@@ -16,13 +17,15 @@ def _firewall():
 @click.group()
 def net() -> None:
     """Show the per-session network policy that is in the kernel now (nftables table
-    `inet coi_sentinel`; docs/network.md). Needs root.
+    `inet coi_sentinel`; docs/network.md), and block or unblock destinations of a running
+    session. `run` applies the policy; the session's end removes it. Needs root.
 
     \b
     Examples:
       sudo coi-sentinel net list
       sudo coi-sentinel net show coi-1a2b3c4d-1
       sudo coi-sentinel net show coi-1a2b3c4d-1 --json
+      sudo coi-sentinel net block coi-1a2b3c4d-1 203.0.113.9 --port 4444
     """
 
 
@@ -87,3 +90,44 @@ def show_cmd(name: str, as_json: bool) -> None:
                 lines.append(f"  {set_name:<10} {e['value']}{expires}")
     for line in lines:
         click.echo(line[:80])
+
+
+@net.command("block")
+@click.argument("name")
+@click.argument("address")
+@click.option("--port", type=click.IntRange(1, 65535),
+              help="Only this destination port (TCP and UDP).")
+@click.option("--timeout", type=click.IntRange(1, None), metavar="SECONDS",
+              help="Lift the block after this long (default: until the session ends).")
+def block_cmd(name: str, address: str, port: int | None, timeout: int | None) -> None:
+    """Drop everything session NAME sends to ADDRESS (IPv4 or IPv6), or only to --port,
+    whatever its mode. This is what the response engine's `block` action does; the
+    `blocked` counter of `net show` counts the packets stopped.
+
+    \b
+    Examples:
+      sudo coi-sentinel net block coi-1a2b3c4d-1 203.0.113.9
+      sudo coi-sentinel net block coi-1a2b3c4d-1 2001:db8::9 --port 4444 --timeout 3600
+    """
+    _firewall().block(name, address, port, timeout=timeout)
+    what = f"{address} port {port}" if port else address
+    click.echo(f"{name}: {what} blocked" + (f" for {timeout} s" if timeout else ""))
+
+
+@net.command("unblock")
+@click.argument("name")
+@click.argument("address")
+@click.option("--port", type=click.IntRange(1, 65535), help="The port given to `net block`.")
+def unblock_cmd(name: str, address: str, port: int | None) -> None:
+    """Lift a block made by `net block` (or the response engine). Exit code 1 if ADDRESS
+    (with --port, if given) was not blocked for NAME.
+
+    \b
+    Examples:
+      sudo coi-sentinel net unblock coi-1a2b3c4d-1 203.0.113.9
+      sudo coi-sentinel net unblock coi-1a2b3c4d-1 2001:db8::9 --port 4444
+    """
+    what = f"{address} port {port}" if port else address
+    if not _firewall().unblock(name, address, port):
+        raise click.ClickException(f"{name}: {what} was not blocked")
+    click.echo(f"{name}: {what} unblocked")

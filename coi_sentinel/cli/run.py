@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from ..sessions.config import NETWORK_MODES
 from ..sessions.session import EXIT_KILLED, EXIT_STOPPED
 
 
@@ -22,7 +23,8 @@ from ..sessions.session import EXIT_KILLED, EXIT_STOPPED
 @click.option("--preserve-path", is_flag=True,
               help="Mount the workspace at its host path instead of /workspace.")
 @click.option("--image", help="Image alias (default: coi/debian12).")
-@click.option("--network", type=click.Choice(["none", "bridge"]), help="Network mode.")
+@click.option("--network", type=click.Choice(NETWORK_MODES),
+              help="Network policy: none (no NIC), allowlist, restricted (default), open.")
 @click.option("--resume", "resume", is_flag=False, flag_value="", default=None, metavar="[ID]",
               help="Restore the profile's saved state (the latest of this workspace, or ID).")
 @click.option("-d", "--detach", is_flag=True, help="Start the agent in tmux but do not attach.")
@@ -39,7 +41,7 @@ def run(tool: str | None, workspace: Path | None, slot: int | None,
 
     \b
     Exit codes: 0 ok; COMMAND's own code when headless; 1 error (one line on stderr);
-    2 usage; 3 the monitor killed the agent; 4 the session was shut down
+    2 usage; 3 the monitor killed the agent (or a process of it); 4 the session was shut down
     (`coi-sentinel shutdown`) while COMMAND ran; 130 interrupted.
 
     \b
@@ -48,6 +50,7 @@ def run(tool: str | None, workspace: Path | None, slot: int | None,
       sudo coi-sentinel run --tool claude --resume    # continue the last claude session
       sudo coi-sentinel run -- sh -c 'make test'      # headless
       sudo coi-sentinel run --slot 2 --persistent -d  # a second, kept session, detached
+      sudo coi-sentinel run --network allowlist -- make deps   # network_allow_* in config
     """
     from ..sessions import config as config_mod
     from ..sessions import profiles
@@ -69,7 +72,9 @@ def _manager(spec):
     from ..sessions.monitor import default_factory
     from ..sessions.session import SessionManager
 
-    return SessionManager(monitor_factory=default_factory(spec.config.monitoring))
+    # headless: this process owns the monitor, and shows each action as it is taken
+    return SessionManager(monitor_factory=default_factory(
+        spec.config, notify=lambda text: click.echo(text, err=True)))
 
 
 def _headless(spec) -> int:

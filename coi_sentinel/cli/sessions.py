@@ -29,6 +29,8 @@ def list_(as_json: bool) -> None:
     """List sessions: name, tool, state, uptime, alerts, workspace.
 
     An orphan is a running session whose `run` process is gone (see `clean --orphans`).
+    FROZEN is a session paused by its monitor or guardian (the cgroup2 freezer, which Incus does
+    not see); --json says why ("paused"). `resume-session NAME` thaws it.
 
     \b
     Examples:
@@ -45,7 +47,7 @@ def list_(as_json: bool) -> None:
     click.echo(f"{'NAME':<17} {'TOOL':<8} {'STATE':<8} {'UPTIME':>7} {'ALERTS':>6}  WORKSPACE")
     for s in sessions:
         d = s.to_dict()
-        state = "ORPHAN" if s.orphan else s.status.upper()
+        state = "FROZEN" if s.status == "Frozen" else "ORPHAN" if s.orphan else s.status.upper()
         ws = s.workspace if len(s.workspace) <= 27 else "..." + s.workspace[-24:]
         click.echo(f"{s.name:<17} {s.tool[:8]:<8} {state[:8]:<8} {_uptime(d['uptime']):>7} "
                    f"{s.alerts:>6}  {ws}")
@@ -132,7 +134,8 @@ def clean(orphans: bool, workspace: str | None) -> None:
     """Delete stopped sessions, and with --orphans what crashed runs left behind.
 
     An orphan is a running session whose `run` (or keeper) process died, e.g. by SIGKILL. Its
-    entries in the kernel filter went with that process (the BPF maps are not pinned).
+    entries in the kernel filter went with that process (the BPF maps are not pinned); its
+    network policy is removed here, with the policies whose container is already gone.
 
     \b
     Examples:

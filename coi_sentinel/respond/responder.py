@@ -5,6 +5,11 @@ cgroup path and optional hooks to tell the session layer (pause state, network b
 responder never acts on a process outside the target's cgroup. Each action is recorded as an
 ``{"record": "action", ...}`` dict (for the audit log and the terminal of ``run``) with its
 latency from the event's kernel timestamp to the action complete.
+
+Repeats are deduplicated per rule and target for ``dedupe_ns``; ``kill-process`` and ``block``
+are deduplicated per process and per destination as well, so a second offending process or a
+second destination is acted on. :meth:`Responder.resumed` forgets a paused target's history when
+the user resumes it: the same rule firing again pauses it again.
 """
 
 from __future__ import annotations
@@ -63,15 +68,17 @@ class Responder:
             return None
         target = self.targets.get(alert.container, self.default_target)
         now = time.monotonic_ns()
-        key = (alert.rule, alert.container)
+        key = _dedupe_key(action, alert)
         last = self._last.get(key)
         if last is not None and now - last < self.dedupe_ns:
             return None
         self._last[key] = now
+        proc = alert.process
         record: dict[str, Any] = {
-            "record": "action", "action": action.value, "rule": alert.rule,
+            "record": "action", "action": action.value, "by": "rules", "rule": alert.rule,
             "severity": alert.severity.label, "container": alert.container,
-            "pid": alert.process.pid, "event_ts_ns": alert.ts_ns,
+            "pid": proc.pid, "process": {"name": proc.name, "exe": proc.exe, "cmdline": proc.cmdline},
+            "output": alert.output, "event_ts_ns": alert.ts_ns,
         }
         try:
             if target is None:
@@ -88,6 +95,15 @@ class Responder:
         for cb in self.on_action:
             cb(record)
         return record
+
+    def resumed(self, name: str) -> None:
+        """The target ``name`` was thawed by the user: running again, and what fired on it
+        before no longer suppresses an action."""
+        target = self.targets.get(name)
+        if target is not None and target.state == "paused":
+            target.state = "running"
+        for key in [k for k in self._last if k[1] == name]:
+            del self._last[key]
 
     def _do(self, action: Action, alert, target: Target) -> dict[str, Any]:
         if target.state == "killed" or (target.state == "paused" and STRENGTH[action] <= STRENGTH[Action.PAUSE]
@@ -120,6 +136,16 @@ class Responder:
             target.block(*dest)
             return {"blocked": f"{dest[0]}:{dest[1]}"}
         return {}
+
+
+def _dedupe_key(action: Action, alert) -> tuple:
+    """(rule, container[, what]): one pause or kill per rule and container in the window, but
+    every offending process (kill-process) and every destination (block) gets its action."""
+    if action is Action.KILL_PROCESS:
+        return (alert.rule, alert.container, alert.process.pid)
+    if action is Action.BLOCK:
+        return (alert.rule, alert.container, _destination(alert))
+    return (alert.rule, alert.container)
 
 
 def _destination(alert) -> tuple[str, int] | None:

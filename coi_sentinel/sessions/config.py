@@ -4,7 +4,7 @@ workspace's ``.coi-sentinel.toml``, then command-line flags.
 A workspace file comes with the code an agent works on, so it is not trusted by default: it may
 tighten protection but not weaken it. It may not turn monitoring off, open the network further,
 drop a protected path, mount anything outside the workspace, forward more host environment
-variables, or pick another Incus profile, unless the user lists the workspace in
+variables, or pick another Incus profile or bridge, unless the user lists the workspace in
 ``trusted_workspaces`` of their own config. Such a file is refused with one line naming the key,
 rather than applied in part.
 """
@@ -12,21 +12,27 @@ rather than applied in part.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NetworkError
+from ..network.naming import check_ifname
+from ..network.policy import Service, check_domain
 from . import paths
 from .naming import check_prefix
+from .response import ResponseSettings
+from .response import parse as parse_response
+from .response import weakenings as response_weakenings
 
 WORKSPACE_FILE = ".coi-sentinel.toml"
 
 #: network modes from the most closed to the most open; a workspace may only move left.
-#: The network-policy layer adds its modes here.
-NETWORK_MODES = ("none", "bridge")
+#: ``none``: no NIC; the others are the policies of coi_sentinel.network (docs/network.md).
+NETWORK_MODES = ("none", "allowlist", "restricted", "open")
 
 IDMAP_MODES = ("auto", "shift", "raw")
 
@@ -48,7 +54,16 @@ class Config:
     incus_profile: str = "coi-sentinel"
     max_slots: int = 10
     persistent: bool = False
-    network: str = "bridge"
+    network: str = "restricted"
+    #: allowlist mode: host names resolved on the host, and networks, the session may reach
+    network_allow_domains: tuple[str, ...] = ()
+    network_allow_cidrs: tuple[str, ...] = ()
+    #: every mode: host services the session needs ("10.123.45.1:3128/tcp")
+    network_needs: tuple[str, ...] = ()
+    #: ports blocked (TCP and UDP) on top of the C2 ports, in restricted and allowlist
+    network_block_ports: tuple[int, ...] = ()
+    #: a host bridge for the session's NIC instead of the Incus profile's NIC ("" = the profile's)
+    network_bridge: str = ""
     monitoring: bool = True
     idmap: str = "auto"
     agent_uid: int = 1000
@@ -57,6 +72,10 @@ class Config:
     mounts: tuple[Mount, ...] = ()
     limits: tuple[tuple[str, str], ...] = ()     # Incus limits.* keys without the prefix
     trusted_workspaces: tuple[str, ...] = ()
+    #: rule files or folders added to the bundled rules (absolute after loading)
+    rules: tuple[str, ...] = ()
+    #: what the monitor does when a rule fires or it cannot vouch for a session ([response])
+    response: ResponseSettings = ResponseSettings()
     #: where each value came from, for `run -v` and error messages: key -> file
     sources: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
@@ -68,7 +87,9 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "prefix": str, "tool": str, "image": str, "incus_profile": str, "max_slots": int,
     "persistent": bool, "network": str, "monitoring": bool, "idmap": str, "agent_uid": int,
     "protected_paths": list, "env": list, "mounts": list, "limits": dict,
-    "trusted_workspaces": list,
+    "trusted_workspaces": list, "network_allow_domains": list, "network_allow_cidrs": list,
+    "network_needs": list, "network_block_ports": list, "network_bridge": str,
+    "rules": list, "response": dict,
 }
 
 #: keys that only the user's own config (or the command line) may set
@@ -106,7 +127,10 @@ def _normalise(values: dict[str, Any], origin: str, base: Path) -> dict[str, Any
     if "prefix" in out:
         check_prefix(out["prefix"])
     if "network" in out and out["network"] not in NETWORK_MODES:
-        raise ConfigError(f"{origin}: network must be one of {', '.join(NETWORK_MODES)}")
+        raise ConfigError(f"{origin}: network must be one of {', '.join(NETWORK_MODES)}",
+                          hint="'bridge' is now 'restricted' (the default) or 'open'"
+                          if out["network"] == "bridge" else None)
+    _normalise_network(out, origin)
     if "idmap" in out and out["idmap"] not in IDMAP_MODES:
         raise ConfigError(f"{origin}: idmap must be one of {', '.join(IDMAP_MODES)}")
     if "max_slots" in out and not 1 <= out["max_slots"] <= 999:
@@ -139,7 +163,67 @@ def _normalise(values: dict[str, Any], origin: str, base: Path) -> dict[str, Any
         out["mounts"] = tuple(mounts)
     if "limits" in out:
         out["limits"] = tuple(sorted((str(k), str(v)) for k, v in out["limits"].items()))
+    if "rules" in out:
+        if not all(isinstance(v, str) and v for v in out["rules"]):
+            raise ConfigError(f"{origin}: rules must be a list of rule files or folders")
+        out["rules"] = tuple(os.path.realpath(base / os.path.expanduser(p)) for p in out["rules"])
+    if "response" in out:
+        out["response"] = parse_response(out["response"], origin)
     return out
+
+
+def _normalise_network(out: dict[str, Any], origin: str) -> None:
+    """The network_* keys in canonical form (so a workspace's lists compare with the user's)."""
+    try:
+        for key, canon in (("network_allow_domains", check_domain),
+                           ("network_allow_cidrs", lambda c: str(ipaddress.ip_network(c.strip()))),
+                           ("network_needs", lambda n: str(Service.parse(n)))):
+            if key in out:
+                if not all(isinstance(v, str) and v for v in out[key]):
+                    raise ConfigError(f"{origin}: {key} must be a list of non-empty strings")
+                out[key] = tuple(dict.fromkeys(canon(v) for v in out[key]))
+        if out.get("network_bridge"):
+            check_ifname(out["network_bridge"])
+    except NetworkError as err:
+        raise ConfigError(f"{origin}: {err}") from err
+    except ValueError as err:       # ip_network: host bits set, not a network
+        raise ConfigError(f"{origin}: network_allow_cidrs: {err}") from err
+    if "network_block_ports" in out:
+        ports = out["network_block_ports"]
+        if not all(isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in ports):
+            raise ConfigError(f"{origin}: network_block_ports must be a list of ports (1-65535)")
+        out["network_block_ports"] = tuple(sorted(set(ports)))
+
+
+def _outside(cidrs: tuple[str, ...], allowed: tuple[str, ...]) -> list[str]:
+    """The networks of ``cidrs`` that are not inside one of ``allowed``."""
+    nets = [ipaddress.ip_network(a) for a in allowed]
+    return [c for c in cidrs
+            if not any(n.version == ipaddress.ip_network(c).version and ipaddress.ip_network(c).subnet_of(n)
+                       for n in nets)]
+
+
+def _network_weakenings(current: Config, ws: dict[str, Any]) -> list[str]:
+    """What a workspace's network keys ask for beyond ``current``. Allowing a name, a network
+    or a service the user did not allow is a weakening even in allowlist mode: an allowed name
+    may resolve to a private address, and an allowed network may be the host's."""
+    bad = []
+    if "network" in ws and NETWORK_MODES.index(ws["network"]) > NETWORK_MODES.index(current.network):
+        bad.append(f"network = {ws['network']!r}")
+    for key in ("network_allow_domains", "network_needs"):
+        added = sorted(set(ws.get(key, ())) - set(getattr(current, key)))
+        if added:
+            bad.append(f"{key} {', '.join(added)}")
+    added = _outside(ws.get("network_allow_cidrs", ()), current.network_allow_cidrs)
+    if added:
+        bad.append(f"network_allow_cidrs {', '.join(added)}")
+    dropped = sorted(set(current.network_block_ports) - set(ws.get("network_block_ports",
+                                                                   current.network_block_ports)))
+    if dropped:
+        bad.append(f"network_block_ports without {', '.join(map(str, dropped))}")
+    if "network_bridge" in ws and ws["network_bridge"] != current.network_bridge:
+        bad.append(f"network_bridge = {ws['network_bridge']!r}")
+    return bad
 
 
 def _weakenings(current: Config, ws: dict[str, Any], workspace: Path) -> list[str]:
@@ -147,8 +231,7 @@ def _weakenings(current: Config, ws: dict[str, Any], workspace: Path) -> list[st
     bad = []
     if ws.get("monitoring") is False and current.monitoring:
         bad.append("monitoring = false")
-    if "network" in ws and NETWORK_MODES.index(ws["network"]) > NETWORK_MODES.index(current.network):
-        bad.append(f"network = {ws['network']!r}")
+    bad += _network_weakenings(current, ws)
     if "protected_paths" in ws:
         dropped = set(current.protected_paths) - set(ws["protected_paths"])
         if dropped:
@@ -167,10 +250,15 @@ def _weakenings(current: Config, ws: dict[str, Any], workspace: Path) -> list[st
         bad.append(f"idmap = {ws['idmap']!r}")
     if "limits" in ws and ws["limits"] != current.limits:
         bad.append("limits")
+    bad += response_weakenings(current.response, ws.get("response"), ws.get("rules"))
     return bad
 
 
 def _apply(cfg: Config, values: dict[str, Any], origin: str) -> Config:
+    if "response" in values:           # a table is merged over the one before, key by key
+        values = {**values, "response": cfg.response.merged(values["response"])}
+    if "rules" in values:              # rule files add up
+        values = {**values, "rules": tuple(dict.fromkeys(cfg.rules + values["rules"]))}
     sources = dict(cfg.sources)
     sources.update({k: origin for k in values})
     return dataclasses.replace(cfg, **values, sources=tuple(sorted(sources.items())))

@@ -7,6 +7,11 @@ stop the container. The parent only attaches the user's terminal, so detaching (
 terminal) leaves the session running and monitored. ``coi-sentinel shutdown`` sends the keeper
 SIGTERM, which ends the session the same way. The keeper logs to
 ``~/.local/state/coi-sentinel/logs/keeper-<pid>.log`` (removed when it ends cleanly).
+
+The keeper owns the monitor, so the monitor's guardian watches the keeper: a keeper killed
+with SIGKILL leaves its session frozen, not running unwatched. An attached terminal shows each
+action of the monitor (one block, :mod:`.notices`) by following the session's audit log; a
+paused session cannot be attached to (its tmux is frozen) until it is resumed.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import signal
 import sys
 
 from ..errors import SentinelError, SessionError
-from . import incus, paths, terminal
+from . import incus, notices, paths, paused, terminal
 from .session import (KEY, TMUX_SESSION, PATH_ENV, SessionSpec, StopRequested, agent_home,
                       on_sigterm_stop)
 
@@ -93,7 +98,8 @@ def _keeper(spec: SessionSpec, fd: int, term: str, width: int, height: int) -> i
     from .session import SessionManager
 
     try:
-        session = SessionManager(monitor_factory=default_factory(spec.config.monitoring)).start(spec)
+        factory = default_factory(spec.config, notify=lambda text: log.warning("%s", text))
+        session = SessionManager(monitor_factory=factory).start(spec)
     except (StopRequested, KeyboardInterrupt):
         _report(fd, json.dumps({"error": "start-up interrupted"}))
         return 1
@@ -144,8 +150,14 @@ def attach(name: str, term: str, client=None) -> int:
         raise SessionError(f"{name} is not a coi-sentinel session")
     if inst.get("status") != "Running":
         raise SessionError(f"session {name} is {inst.get('status', '?').lower()}, not running")
+    if paused.is_frozen(name):
+        why = (paused.reason_of(cfg) or {}).get("reason")
+        raise SessionError(f"session {name} is paused" + (f": {why}" if why else ""),
+                           hint=f"resume it with `coi-sentinel resume-session {name}`, or kill it")
     uid = int(cfg.get(KEY + "uid", "1000"))
     home = agent_home(client, name, uid) or "/"
     env = {"TERM": term, "HOME": home, "PATH": PATH_ENV, "LANG": "C.UTF-8"}
+    follower = notices.AuditFollower(cfg[KEY + "audit"]) if cfg.get(KEY + "audit") else None
     return terminal.attach(client, name, ["tmux", "attach-session", "-t", TMUX_SESSION],
-                           environment=env, uid=uid, gid=uid, cwd=cfg.get(KEY + "mount", "/"))
+                           environment=env, uid=uid, gid=uid, cwd=cfg.get(KEY + "mount", "/"),
+                           notices=follower)

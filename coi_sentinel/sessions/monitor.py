@@ -2,8 +2,9 @@
 
 A session calls ``start(container_name, cgroup_path, audit_path)`` right after its container
 starts and before the agent runs, and ``stop()`` when the session ends (or start-up fails).
-``start`` must not return before the container's cgroup is in the kernel filter: the agent's
-first exec has to be seen. A monitor that cannot start raises
+``start`` must not return before the container's cgroup is in the kernel filter (the agent's
+first exec has to be seen) and before whatever keeps the session from running unwatched when
+the monitor dies is in place (:mod:`.guardian`). A monitor that cannot start raises
 :class:`~coi_sentinel.errors.MonitorError` and the session does not run.
 
 :class:`ProbeMonitor` (the BPF probes, an audit log) lives in :mod:`.probe_monitor`, imported
@@ -14,7 +15,10 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol
+
+if TYPE_CHECKING:
+    from .config import Config
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +32,13 @@ class Monitor(Protocol):
     @property
     def alerts(self) -> list[dict]: ...
 
-    #: True when the monitor killed the session's agent (``run`` then exits with EXIT_KILLED)
+    #: True when the monitor killed the session's agent, or a process of it (``run`` then
+    #: exits with EXIT_KILLED)
     @property
     def killed(self) -> bool: ...
+
+    # optional: ``settle()`` returns once the monitor has read what happened until the call
+    # (``run`` asks before it reads ``killed``)
 
 
 MonitorFactory = Callable[[], Monitor]
@@ -49,13 +57,21 @@ class Unmonitored:
         return None
 
 
-def default_factory(enabled: bool) -> MonitorFactory:
-    if not enabled:
+def default_factory(config: "Config", *, notify: Callable[[str], None] | None = None) -> MonitorFactory:
+    """Monitors for sessions of ``config``: the bundled rules plus ``config.rules``, answered as
+    ``config.response`` says (see :mod:`.response`); ``notify`` shows each action taken (one
+    block of text). The rules are loaded here, before any container exists, so a bad rule file
+    stops ``run`` at once."""
+    if not config.monitoring:
         return Unmonitored
+    from ..rules import load_ruleset   # no bcc
+
+    ruleset = load_ruleset([Path(p) for p in config.rules] or None)
 
     def make() -> Monitor:
         from .probe_monitor import ProbeMonitor   # bcc is imported only here
 
-        return ProbeMonitor()
+        return ProbeMonitor(ruleset, config.response, tool=config.tool, network=config.network,
+                            notify=notify)
 
     return make

@@ -4,15 +4,20 @@ Start-up, in order (each step undone if a later one fails, or on Ctrl-C):
 
 1. check the workspace, the profile, the image and the Incus profile (nothing made yet);
 2. create the container (``<prefix>-<hash8>-<slot>``, ephemeral unless persistent) with the
-   workspace disk, the read-only protected paths and the id mapping for the agent uid;
-3. start it, find its cgroup and start the monitor (before any agent process exists);
+   workspace disk, the read-only protected paths, the id mapping for the agent uid and its NIC
+   with a pinned host-side name (:mod:`.network`);
+3. hook that name in the network policy's table, dropping everything; start the container;
+   switch the hook to the session's policy; find its cgroup and start the monitor (before any
+   agent process exists);
 4. run the profile's install check, stage credentials, restore a saved state (``--resume``).
 
 Then either :meth:`Session.run_headless` (CMD without a terminal, output streamed, its exit code
 returned) or :meth:`Session.start_tmux` (the agent in tmux, for ``attach``). :meth:`Session.finish`
 saves the profile's state directory, stops the monitor and stops the container (an ephemeral
-one is then deleted by Incus). :meth:`Session.abort` is the error path: monitor stopped, the
-container this run made force-deleted.
+one is then deleted by Incus), then removes the network policy. :meth:`Session.abort` is the
+error path: monitor stopped, the container this run made force-deleted, its policy removed. A
+policy is removed only once its container is stopped or gone; if that fails, the policy stays
+(fail closed) until ``clean --orphans``.
 
 Who owns a running session is written in the container's config (``user.coi.keeper``: boot id,
 pid and start time of the process that stops the monitor and the container at the end); a
@@ -35,6 +40,8 @@ from ..errors import (ContainerDied, ImageMissing, IncusError, MonitorError, Nam
                       SessionError, SessionNotFound, SlotLimit, StagingError,
                       ToolNotInstalled, WorkspaceError)
 from . import incus, naming, paths, staging, streams
+from . import network as net
+from . import paused as pause_state
 from . import state as state_mod
 from .config import Config
 from .monitor import Monitor, MonitorFactory
@@ -128,6 +135,9 @@ class SessionInfo:
     keeper_alive: bool
     audit: str
     alerts: int
+    network: str = "?"
+    #: why a frozen session is paused (``user.coi.paused``: by, rule, reason), see .paused
+    paused: dict | None = None
 
     @property
     def orphan(self) -> bool:
@@ -137,7 +147,8 @@ class SessionInfo:
         return {"name": self.name, "tool": self.tool, "workspace": self.workspace,
                 "state": self.status, "mode": self.mode, "persistent": self.persistent,
                 "uptime": None if self.started is None else round(time.time() - self.started, 1),
-                "alerts": self.alerts, "orphan": self.orphan, "audit": self.audit}
+                "alerts": self.alerts, "orphan": self.orphan, "audit": self.audit,
+                "network": self.network, "paused": self.paused}
 
 
 def _count_alerts(path: str) -> int:
@@ -226,22 +237,29 @@ def id_mapping(workspace: Path, config: Config) -> tuple[bool, str | None]:
 
 
 # ---------------------------------------------------------------- manager
-#: called with a session's name when `clean` removes it: returns what else it removed, one line
-#: each (the network layer's per-session nftables chains and sets, for example)
+#: called with a session's name once `kill`, `shutdown` or `clean` stopped or deleted its
+#: container: returns what else it removed, one line each (the session's network policy)
 Cleaner = Callable[[str], list[str]]
+#: called by `clean --orphans` with the names of every instance that exists and the workspace
+#: (None: all): removes what a layer keeps for sessions whose container is gone, one line each
+Sweeper = Callable[[set[str], "str | None"], list[str]]
 
 
 class SessionManager:
     """Sessions on one Incus daemon. ``monitor_factory`` makes one monitor per session;
-    ``cleaners`` remove what other layers keep per session (see :data:`Cleaner`). The kernel
-    filter entries need no cleaner: the BPF maps are not pinned and die with the process that
-    loaded them."""
+    ``cleaners`` and ``sweepers`` remove what other layers keep per session (see
+    :data:`Cleaner`, :data:`Sweeper`; by default the network policy's). The kernel filter
+    entries need neither: the BPF maps are not pinned and die with the process that loaded
+    them. ``resolver`` resolves allowlisted domains (default: getaddrinfo on the host)."""
 
     def __init__(self, client=None, monitor_factory: MonitorFactory | None = None,
-                 cleaners: tuple[Cleaner, ...] = ()) -> None:
+                 cleaners: tuple[Cleaner, ...] | None = None,
+                 sweepers: tuple[Sweeper, ...] | None = None, resolver=None) -> None:
         self.client = client if client is not None else incus.connect()
         self.monitor_factory = monitor_factory
-        self.cleaners = cleaners
+        self.cleaners = cleaners if cleaners is not None else (net.remove_policy,)
+        self.sweepers = sweepers if sweepers is not None else (net.sweep,)
+        self.resolver = resolver
 
     # ---- queries ----
     def _instances(self) -> list[dict]:
@@ -256,11 +274,13 @@ class SessionManager:
             started = cfg.get(KEY + "started")
             out.append(SessionInfo(
                 name=inst["name"], tool=cfg.get(KEY + "tool", "?"),
-                workspace=cfg.get(KEY + "workspace", "?"), status=inst.get("status", "?"),
+                workspace=cfg.get(KEY + "workspace", "?"),
+                status=pause_state.effective_status(inst["name"], inst.get("status", "?")),
                 mode=cfg.get(KEY + "mode", "?"), persistent=not inst.get("ephemeral", False),
                 started=float(started) if started else None,
                 keeper_alive=keeper_alive(cfg.get(KEY + "keeper")),
-                audit=cfg.get(KEY + "audit", ""), alerts=_count_alerts(cfg.get(KEY + "audit", ""))))
+                audit=cfg.get(KEY + "audit", ""), alerts=_count_alerts(cfg.get(KEY + "audit", "")),
+                network=cfg.get(KEY + "network", "?"), paused=pause_state.reason_of(cfg)))
         return sorted(out, key=lambda s: s.name)
 
     def get(self, name: str) -> SessionInfo:
@@ -274,6 +294,14 @@ class SessionManager:
         """Force-stop and delete at once: no state saved. A live keeper sees its container go."""
         self.get(name)
         delete_container(self.client, name)
+        self._clean_after(name)
+
+    def _clean_after(self, name: str) -> list[str]:
+        """The container ``name`` is stopped or gone: what other layers keep for it goes too."""
+        removed = []
+        for cleaner in self.cleaners:
+            removed.extend(cleaner(name))
+        return removed
 
     def shutdown(self, name: str, timeout: float = 20.0) -> str:
         """End a session normally (state saved): ask its keeper, or do it here if it has none."""
@@ -287,11 +315,13 @@ class SessionManager:
             while time.monotonic() < deadline:
                 inst = self._instance_or_none(name)
                 if inst is None or inst.get("status") == "Stopped":
+                    self._clean_after(name)     # the keeper does it too; whoever is first
                     return f"{name} shut down by its keeper"
                 time.sleep(0.1)
             log.warning("keeper of %s did not finish in %.0f s; stopping it here", name, timeout)
         self._save_without_keeper(info)
         stop_container(self.client, name, force=False)
+        self._clean_after(name)
         return f"{name} shut down"
 
     def _instance_or_none(self, name: str) -> dict | None:
@@ -325,8 +355,9 @@ class SessionManager:
 
     def clean(self, orphans: bool = False, workspace: str | None = None) -> list[str]:
         """Delete stopped sessions; with ``orphans``, also running ones whose keeper died
-        (a `run` killed with SIGKILL). Only those of ``workspace`` when given. Returns what
-        was removed, one line each."""
+        (a `run` killed with SIGKILL), and what other layers keep for sessions whose container
+        is gone (:data:`Sweeper`). Only those of ``workspace`` when given. Returns what was
+        removed, one line each."""
         removed = []
         for s in self.sessions():
             if workspace is not None and s.workspace != workspace:
@@ -339,8 +370,11 @@ class SessionManager:
                 removed.append(f"{s.name} (orphan: its keeper is gone)")
             else:
                 continue
-            for cleaner in self.cleaners:
-                removed.extend(cleaner(s.name))
+            removed.extend(self._clean_after(s.name))
+        if orphans:
+            live = {i["name"] for i in incus.raw_get(self.client, "instances", recursion=1)}
+            for sweeper in self.sweepers:
+                removed.extend(sweeper(live, workspace))
         return removed
 
     def names(self) -> set[str]:
@@ -363,7 +397,8 @@ class SessionManager:
                                    hint="run `bash scripts/setup-incus.sh`") from None
             raise
 
-    def _instance_body(self, spec: SessionSpec, name: str, slot: int) -> dict:
+    def _instance_body(self, spec: SessionSpec, name: str, slot: int,
+                       nics: Mapping[str, Mapping[str, str]]) -> dict:
         cfg = spec.config
         ws = spec.workspace
         shift, raw_idmap = id_mapping(ws, cfg)
@@ -382,8 +417,7 @@ class SessionManager:
                 raise SessionError(f"mount source {m.source} does not exist")
             devices[f"mount{i}"] = {**disk, "source": m.source, "path": m.path,
                                     "readonly": "true" if m.readonly else "false"}
-        if cfg.network == "none":
-            devices["eth0"] = {"type": "none"}
+        devices.update({k: dict(v) for k, v in nics.items()})    # see network.plan_nic
         config = {
             KEY + "managed": "true",
             KEY + "workspace": str(ws),
@@ -394,6 +428,7 @@ class SessionManager:
             KEY + "audit": str(paths.audit_log(name)),
             KEY + "mount": mount,
             KEY + "uid": str(cfg.agent_uid),
+            KEY + "network": cfg.network,
             KEY + "started": f"{time.time():.0f}",
             "security.privileged": "false",
             "security.nesting": "false",
@@ -412,6 +447,9 @@ class SessionManager:
         cfg = spec.config
         check_workspace(spec.workspace)
         self._check_incus_objects(cfg)
+        policy = net.policy_of(cfg)
+        nics = net.profile_nics(self.client, cfg.incus_profile)
+        firewall = None
         existing = self.names()
         if spec.slot is not None:
             name = naming.container_name(cfg.prefix, spec.workspace, spec.slot)
@@ -425,8 +463,14 @@ class SessionManager:
         session = None
         for slot in slots:
             name = naming.container_name(cfg.prefix, spec.workspace, slot)
-            body = self._instance_body(spec, name, slot)
+            plan = net.plan_nic(cfg, name, nics)
+            body = self._instance_body(spec, name, slot, plan.devices)
+            if policy is not None and plan.ifname is not None and firewall is None:
+                firewall = net.open_firewall()      # no nftables: fail before anything exists
             session = Session(self, spec, name, body["config"][KEY + "keeper"])
+            if policy is not None and plan.ifname is not None:
+                session.network = net.SessionNetwork(name, policy, plan.ifname, plan.device,
+                                                     firewall=firewall, resolver=self.resolver)
             step(f"creating {name}")
             try:
                 session.create(body)
@@ -458,6 +502,9 @@ class Session:
         self.name = name
         self.token = token
         self.monitor: Monitor | None = None
+        #: the network policy (None: mode none, or no NIC); its firewall session name is
+        #: ``self.name``. The response engine blocks with ``network.block(address, port)``.
+        self.network: net.SessionNetwork | None = None
         self.home = "/root"
         self.uid = spec.config.agent_uid
         self.gid = spec.config.agent_uid
@@ -481,8 +528,10 @@ class Session:
                 self._create_op = None
         except IncusError as err:
             text = str(err).lower()
-            # the name is taken, or another run is creating it right now
-            if "already exists" in text or 'busy running a "create"' in text:
+            # the name is taken, or another run is creating it right now (its database row
+            # may win the race: "UNIQUE constraint failed: instances.project_id, instances.name")
+            if "already exists" in text or 'busy running a "create"' in text \
+                    or "unique constraint failed: instances." in text:
                 self._created = False
                 self._create_op = None
                 raise NameClash(self.name) from None
@@ -490,10 +539,16 @@ class Session:
 
     def boot(self, step: Callable[[str], None]) -> None:
         t0 = time.monotonic()
+        if self.network is not None:
+            self.network.prepare()                 # before start: the veth drops everything
         with incus.api_call(f"start {self.name}"):
             resp = self.api.state.put(json={"action": "start", "timeout": 30})
             self.client.operations.wait_for_operation(resp.json()["operation"])
         self.timings["start"] = time.monotonic() - t0
+        if self.network is not None:
+            step(f"network: {self.network.mode}")
+            self.network.apply(self.client)        # before the monitor and any agent exec
+        self.timings["network"] = time.monotonic() - t0
         from ..probes.cgroups import container_cgroup
 
         cgroup = container_cgroup(self.name)
@@ -595,13 +650,25 @@ class Session:
             if code is not None and self.is_running():
                 return code
             if not self.is_running():
+                if self._monitor_killed():
+                    return EXIT_KILLED
                 raise ContainerDied(self.name) from e
             raise
         if not self._still_running(code):
+            if self._monitor_killed():      # the monitor's `kill` (cgroup.kill) ended it
+                return EXIT_KILLED
             raise ContainerDied(self.name)
-        if self.monitor is not None and getattr(self.monitor, "killed", False):
+        if self._monitor_killed():
             return EXIT_KILLED
         return code
+
+    def _monitor_killed(self) -> bool:
+        if self.monitor is None:
+            return False
+        settle = getattr(self.monitor, "settle", None)
+        if settle is not None:
+            settle()                # what happened before CMD ended, the monitor has read
+        return bool(getattr(self.monitor, "killed", False))
 
     def _still_running(self, code: int) -> bool:
         """After CMD ended: is the container still up? A CMD killed by a signal may be the
@@ -667,6 +734,15 @@ class Session:
         return saved
 
     # ---- end ----
+    def _remove_network(self) -> None:
+        """The container is stopped or gone: its policy goes."""
+        if self.network is not None:
+            self.network.remove()
+
+    def _stop_network(self) -> None:
+        if self.network is not None:
+            self.network.stop()
+
     def _stop_monitor(self) -> None:
         if self.monitor is not None:
             monitor, self.monitor = self.monitor, None
@@ -687,7 +763,9 @@ class Session:
             finally:
                 try:
                     stop_container(self.client, self.name, force=not self.spec.config.persistent)
+                    self._remove_network()
                 finally:
+                    self._stop_network()
                     self._stop_monitor()
 
     def abort(self) -> None:
@@ -702,7 +780,9 @@ class Session:
                         log.debug("%s: create ended with %s", self.name, err)
                 if self._created:
                     delete_container(self.client, self.name, only_keeper=self.token)
+                self._remove_network()
             finally:
+                self._stop_network()
                 self._stop_monitor()
 
 
@@ -779,8 +859,8 @@ def stop_container(client, name: str, *, force: bool, timeout: int = 10) -> None
         raise
     if inst.get("status") in ("Running", "Frozen"):
         with incus.api_call(f"stop {name}"):
-            if inst.get("status") == "Frozen":
-                force = True
+            if inst.get("status") == "Frozen" or pause_state.is_frozen(name):
+                force = True            # a frozen init cannot shut down cleanly
             resp = api.state.put(json={"action": "stop", "force": force,
                                        "timeout": -1 if force else timeout})
             client.operations.wait_for_operation(resp.json()["operation"])

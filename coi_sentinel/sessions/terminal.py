@@ -2,8 +2,11 @@
 
 An interactive exec gives two websockets: the pty (both ways) and a control channel (window
 size). The local terminal is put in raw mode; keys go to the pty, the pty's output to stdout,
-SIGWINCH becomes a ``window-resize`` message. Returns when the command ends (for ``tmux attach``:
-when the user detaches or the session ends) with its exit code.
+SIGWINCH becomes a ``window-resize`` message. ``notices`` (its ``text()`` polled ten times a
+second) writes text of the host's own onto the terminal (the monitor's action blocks); when its
+``detach`` becomes true (the session was paused: its tmux no longer answers) the terminal is
+given back at once, without waiting for the command. Returns when the command ends (for
+``tmux attach``: when the user detaches or the session ends) with its exit code.
 """
 
 from __future__ import annotations
@@ -18,12 +21,18 @@ import sys
 import termios
 import threading
 import tty
-from typing import Mapping
+from typing import Mapping, Protocol
 
 from . import incus
 from .streams import quiet_client_class
 
 log = logging.getLogger(__name__)
+
+
+class Notices(Protocol):
+    detach: bool
+
+    def text(self) -> bytes: ...
 
 
 def _clients():
@@ -61,7 +70,7 @@ def _clients():
 
 def attach(client, name: str, command: list[str], *, environment: Mapping[str, str],
            uid: int, gid: int, cwd: str, stdin_fd: int | None = None,
-           stdout_fd: int | None = None) -> int:
+           stdout_fd: int | None = None, notices: Notices | None = None) -> int:
     stdin_fd = sys.stdin.fileno() if stdin_fd is None else stdin_fd
     stdout_fd = sys.stdout.fileno() if stdout_fd is None else stdout_fd
     cols, rows = shutil.get_terminal_size((80, 24))
@@ -114,6 +123,12 @@ def attach(client, name: str, command: list[str], *, environment: Mapping[str, s
         # the pty; it completes the operation only once we close the pty's websocket (below)
         while not pty.done.is_set():
             ready, _, _ = select.select([stdin_fd], [], [], 0.1)
+            if notices is not None:
+                text = notices.text()
+                if text:
+                    os.write(stdout_fd, text)
+                if notices.detach:
+                    break
             if ready:
                 data = os.read(stdin_fd, 4096)
                 if not data:
@@ -133,6 +148,8 @@ def attach(client, name: str, command: list[str], *, environment: Mapping[str, s
                     ws.close()
                 except (OSError, RuntimeError):   # closed by the server meanwhile
                     pass
+    if notices is not None and notices.detach:
+        return 0                    # the command is frozen: its operation ends when it is thawed
     waiter.join(timeout=15)
     if "error" in result:
         with incus.api_call(f"attach to {name}"):

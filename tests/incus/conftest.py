@@ -22,4 +22,8 @@ def env(tmp_path: Path):
         client = incus.connect()
         for name in left:
             delete_container(client, name)
+    stale = e.remove_policies()        # after the containers: never a running one's
+    if left:
         pytest.fail(f"containers left behind: {left}")
+    if stale:
+        pytest.fail(f"network policies left behind: {stale}")

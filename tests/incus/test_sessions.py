@@ -265,7 +265,7 @@ def test_container_dying_mid_session(env):
 
 
 def test_workspace_config_cannot_weaken_protection(env):
-    (env.ws / ".coi-sentinel.toml").write_text('protected_paths = []\nnetwork = "bridge"\n')
+    (env.ws / ".coi-sentinel.toml").write_text('protected_paths = []\nnetwork = "open"\n')
     env.config(image="coi/busybox", monitoring=False, network="none")
     r = env.run("run", "--", "true")
     assert r.code == 1

@@ -24,6 +24,9 @@ class Sev:
 @dataclass
 class Proc:
     pid: int
+    name: str = "sh"
+    exe: str = "/bin/sh"
+    cmdline: str = "sh -c x"
 
 
 @dataclass
@@ -35,11 +38,12 @@ class FakeAlert:
     ts_ns: int
     events: tuple
     process: Proc
+    output: str = "something happened"
 
 
-def alert(rule="r", sev="high", action=None, container="c1", events=()):
+def alert(rule="r", sev="high", action=None, container="c1", events=(), pid=1):
     import time
-    return FakeAlert(rule, Sev(sev), action, container, time.monotonic_ns(), events, Proc(1))
+    return FakeAlert(rule, Sev(sev), action, container, time.monotonic_ns(), events, Proc(pid))
 
 
 def test_defaults_overrides_and_caps():
@@ -95,3 +99,48 @@ def test_block_takes_the_destination_of_the_alert(tmp_path):
     ev = model.ConnectEvent(1, 2, 2, 1, 0, 0, "curl", 5, 5, "c1", 3, "inet", "198.51.100.7", 3333, 0)
     rec = r(alert(action="block", events=(ev,)))
     assert rec["ok"] and blocked == [("198.51.100.7", 3333)]
+
+
+def test_record_says_who_what_and_why(tmp_path):
+    r = Responder(ActionPolicy(), ProcessTable())
+    r.add_target(Target("c1", tmp_path, block=lambda a, p: None))
+    ev = model.ConnectEvent(1, 2, 2, 1, 0, 0, "curl", 5, 5, "c1", 3, "inet", "198.51.100.7", 3333, 0)
+    rec = r(alert(action="block", events=(ev,)))
+    assert rec["by"] == "rules" and rec["output"] == "something happened"
+    assert rec["process"] == {"name": "sh", "exe": "/bin/sh", "cmdline": "sh -c x"}
+
+
+def test_kill_process_and_block_are_per_process_and_destination(tmp_path):
+    blocked = []
+    r = Responder(ActionPolicy(), ProcessTable())
+    r.add_target(Target("c1", tmp_path, block=lambda a, p: blocked.append((a, p))))
+    ev1 = model.ConnectEvent(1, 2, 2, 1, 0, 0, "curl", 5, 5, "c1", 3, "inet", "198.51.100.7", 3333, 0)
+    ev2 = model.ConnectEvent(1, 2, 2, 1, 0, 0, "curl", 5, 5, "c1", 3, "inet", "198.51.100.8", 3333, 0)
+    assert r(alert(action="block", events=(ev1,)))["ok"]
+    assert r(alert(action="block", events=(ev1,))) is None          # same destination: deduped
+    assert r(alert(action="block", events=(ev2,)))["ok"]            # another one is blocked too
+    assert blocked == [("198.51.100.7", 3333), ("198.51.100.8", 3333)]
+    # kill-process: a second offending process is not hidden by the first (pids that do not
+    # exist: nothing is signalled, but each gets its own action)
+    first = r(alert(action="kill-process", pid=2 ** 22 + 11))
+    second = r(alert(action="kill-process", pid=2 ** 22 + 13))
+    assert first is not None and second is not None
+    assert r(alert(action="kill-process", pid=2 ** 22 + 13)) is None
+
+
+def test_resumed_target_is_paused_again_by_the_same_rule(tmp_path):
+    cg = tmp_path / "cg"
+    cg.mkdir()
+    (cg / "cgroup.freeze").write_text("0")
+    (cg / "cgroup.events").write_text("populated 1\nfrozen 1\n")
+    r = Responder(ActionPolicy(), ProcessTable())
+    target = Target("c1", cg)
+    r.add_target(target)
+    assert r(alert())["action"] == "pause" and target.state == "paused"
+    assert r(alert()) is None                                        # deduped while paused
+    (cg / "cgroup.freeze").write_text("0")                           # the user thawed it
+    r.resumed("c1")
+    assert target.state == "running"
+    again = r(alert())
+    assert again is not None and again["ok"] and not again.get("skipped")
+    assert (cg / "cgroup.freeze").read_text() == "1"

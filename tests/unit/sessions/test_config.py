@@ -28,7 +28,7 @@ def test_defaults_without_files(files):
     cfg = files()
     assert cfg == config.Config()
     assert cfg.protected_paths == (".git/hooks", ".git/config", ".vscode", ".husky")
-    assert cfg.monitoring and cfg.network == "bridge" and not cfg.persistent
+    assert cfg.monitoring and cfg.network == "restricted" and not cfg.persistent
 
 
 def test_user_then_workspace_then_overrides(files, tmp_path):
@@ -59,9 +59,55 @@ def test_workspace_cannot_weaken(files, ws_text, named):
 
 
 def test_workspace_network_may_only_tighten(files):
-    assert files('network = "bridge"\n', 'network = "none"\n').network == "none"
-    with pytest.raises(ConfigError, match="network = 'bridge'"):
-        files('network = "none"\n', 'network = "bridge"\n')
+    assert config.NETWORK_MODES == ("none", "allowlist", "restricted", "open")
+    assert files('network = "open"\n', 'network = "none"\n').network == "none"
+    assert files("", 'network = "allowlist"\n').network == "allowlist"
+    for user, ws in (("none", "allowlist"), ("allowlist", "restricted"), ("restricted", "open")):
+        with pytest.raises(ConfigError, match=f"network = '{ws}'"):
+            files(f'network = "{user}"\n', f'network = "{ws}"\n')
+
+
+USER_NET = ('network = "allowlist"\nnetwork_allow_domains = ["PyPI.org.", "files.example"]\n'
+            'network_allow_cidrs = ["198.51.100.0/24"]\nnetwork_needs = ["10.123.45.1:3128"]\n'
+            'network_block_ports = [2222, 25]\n')
+
+
+def test_network_keys_are_canonical(files):
+    cfg = files(USER_NET)
+    assert cfg.network_allow_domains == ("pypi.org", "files.example")
+    assert cfg.network_allow_cidrs == ("198.51.100.0/24",)
+    assert cfg.network_needs == ("10.123.45.1:3128/tcp",)
+    assert cfg.network_block_ports == (25, 2222)
+    assert cfg.network_bridge == ""
+
+
+def test_workspace_may_narrow_the_network_lists(files):
+    cfg = files(USER_NET, 'network_allow_domains = ["pypi.org"]\nnetwork_allow_cidrs = ["198.51.100.7/32"]\n'
+                          'network_needs = []\nnetwork_block_ports = [25, 2222, 4000]\n')
+    assert cfg.network_allow_domains == ("pypi.org",)
+    assert cfg.network_allow_cidrs == ("198.51.100.7/32",)
+    assert cfg.network_block_ports == (25, 2222, 4000)
+
+
+@pytest.mark.parametrize("ws_text, named", [
+    ('network_allow_domains = ["pypi.org", "evil.example"]\n', "network_allow_domains evil.example"),
+    ('network_allow_cidrs = ["10.0.0.0/8"]\n', "network_allow_cidrs 10.0.0.0/8"),
+    ('network_allow_cidrs = ["198.51.0.0/16"]\n', "network_allow_cidrs 198.51.0.0/16"),
+    ('network_needs = ["10.123.45.1:22"]\n', "network_needs 10.123.45.1:22/tcp"),
+    ("network_block_ports = [25]\n", "network_block_ports without 2222"),
+    ('network_bridge = "br-lan"\n', "network_bridge = 'br-lan'"),
+])
+def test_workspace_cannot_widen_the_network(files, ws_text, named):
+    with pytest.raises(ConfigError) as err:
+        files(USER_NET, ws_text)
+    assert "would weaken protection" in str(err.value) and named in str(err.value)
+
+
+def test_old_bridge_mode_names_its_successors(files):
+    with pytest.raises(ConfigError) as err:
+        files('network = "bridge"\n')
+    assert "network must be one of none, allowlist, restricted, open" in str(err.value)
+    assert "restricted" in err.value.hint
 
 
 def test_workspace_may_add_protected_paths_and_mounts_inside(files):
@@ -89,6 +135,13 @@ def test_workspace_cannot_trust_itself(files):
     ("monitoring = 1\n", "monitoring must be a bool"),
     ("max_slots = true\n", "max_slots must be a int"),
     ('network = "open-sesame"\n', "network must be one of"),
+    ('network_allow_domains = ["bad_name.example"]\n', "invalid domain"),
+    ('network_allow_domains = ["192.0.2.1"]\n', "put it in allow_cidrs"),
+    ('network_allow_cidrs = ["198.51.100.1/24"]\n', "has host bits set"),
+    ('network_needs = ["10.123.45.1"]\n', "invalid service"),
+    ("network_block_ports = [0]\n", "network_block_ports must be a list of ports"),
+    ('network_block_ports = ["22"]\n', "network_block_ports must be a list of ports"),
+    ('network_bridge = "a bridge"\n', "invalid interface name"),
     ('prefix = "Bad"\n', "prefix"),
     ('protected_paths = ["/etc"]\n', "relative to the workspace"),
     ('protected_paths = ["../x"]\n', "relative to the workspace"),
