@@ -122,7 +122,7 @@ static __always_inline void fill_hdr(struct event_hdr *h, __u32 type, __u64 scop
  * the other high-priority records never wake it. The bulk ring wakes the reader on every
  * BULK_WAKEUP_EVERY-th record only. */
 #ifndef WAKE_INTERVAL_NS
-#define WAKE_INTERVAL_NS 1000000ULL
+#define WAKE_INTERVAL_NS 2000000ULL
 #endif
 #define WAKE_LATER BPF_RB_NO_WAKEUP
 BPF_ARRAY(last_wake, __u64, 1);

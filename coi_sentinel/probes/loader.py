@@ -65,7 +65,7 @@ class ProbeOptions:
     hi_pages: int = 256          # 1 MiB
     bulk_pages: int = 1024       # 4 MiB
     bulk_wakeup_every: int = 64
-    wake_interval_ns: int = 1_000_000
+    wake_interval_ns: int = 2_000_000
     max_aggs: int = 16384
 
 
