@@ -6,24 +6,6 @@ from coi_sentinel.sessions import config
 pytestmark = pytest.mark.unit
 
 
-@pytest.fixture
-def files(tmp_path):
-    user = tmp_path / "user.toml"
-    ws = tmp_path / "ws"
-    ws.mkdir()
-
-    def write(user_text=None, ws_text=None):
-        if user_text is not None:
-            user.write_text(user_text)
-        if ws_text is not None:
-            (ws / config.WORKSPACE_FILE).write_text(ws_text)
-        return config.load(ws, user_file=user)
-
-    write.ws = ws
-    write.user = user
-    return write
-
-
 def test_defaults_without_files(files):
     cfg = files()
     assert cfg == config.Config()

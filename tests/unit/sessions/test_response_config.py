@@ -11,24 +11,6 @@ from coi_sentinel.sessions.response import DropWatch, ResponseSettings
 pytestmark = pytest.mark.unit
 
 
-@pytest.fixture
-def files(tmp_path):
-    user = tmp_path / "user.toml"
-    ws = tmp_path / "ws"
-    ws.mkdir()
-
-    def write(user_text=None, ws_text=None):
-        if user_text is not None:
-            user.write_text(user_text)
-        if ws_text is not None:
-            (ws / config.WORKSPACE_FILE).write_text(ws_text)
-        return config.load(ws, user_file=user)
-
-    write.ws = ws
-    write.user = user
-    return write
-
-
 def test_defaults_pause_high_kill_critical_and_kill_in_the_kernel(files):
     r = files().response
     policy = r.policy()
