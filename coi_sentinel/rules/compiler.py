@@ -121,27 +121,27 @@ class CodeGen:
         return f"_t{self._tmp}"
 
     # ---- nodes ----
+    def _join(self, items, op: str, *, absorbing: bool) -> Code:
+        """``and`` / ``or`` of the items, folding constants: ``absorbing`` decides the whole
+        (False for and, True for or), its opposite drops out."""
+        parts = []
+        for item in items:
+            code = self.expr(item)
+            if code is absorbing:
+                return absorbing
+            if code is not (not absorbing):
+                parts.append(code)
+        if not parts:
+            return not absorbing
+        return parts[0] if len(parts) == 1 else "(" + f" {op} ".join(parts) + ")"
+
     def expr(self, node: TNode) -> Code:
         if isinstance(node, TConst):
             return node.value
         if isinstance(node, TAnd):
-            parts = []
-            for item in node.items:
-                code = self.expr(item)
-                if code is False:
-                    return False
-                if code is not True:
-                    parts.append(code)
-            return True if not parts else parts[0] if len(parts) == 1 else "(" + " and ".join(parts) + ")"
+            return self._join(node.items, "and", absorbing=False)
         if isinstance(node, TOr):
-            parts = []
-            for item in node.items:
-                code = self.expr(item)
-                if code is True:
-                    return True
-                if code is not False:
-                    parts.append(code)
-            return False if not parts else parts[0] if len(parts) == 1 else "(" + " or ".join(parts) + ")"
+            return self._join(node.items, "or", absorbing=True)
         if isinstance(node, TNot):
             code = self.expr(node.item)
             return (not code) if isinstance(code, bool) else f"(not {code})"
