@@ -25,6 +25,7 @@ from ..errors import IncusError, ScopeError, SessionError
 from ..probes.cgroups import container_cgroup
 from ..respond import freezer
 from . import incus
+from .owner import keeper_alive
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +91,6 @@ def monitor_state(name: str, config: dict[str, str], *, wait: float = MONITOR_FR
     session as soon as its owner reconnects)."""
     from ..daemon import protocol as P
     from ..daemon.client import DaemonClient
-    from .session import keeper_alive   # the session module imports this one
 
     if not keeper_alive(config.get("user.coi.keeper")):
         return "the process that owned it is gone"
