@@ -63,6 +63,19 @@ class CidrSet:
         return any(addr in n for n in self.v4)
 
 
+class PathPrefixes:
+    """Falco's ``pmatch``: the path is one of the directories or below one of them."""
+
+    __slots__ = ("exact", "below")
+
+    def __init__(self, paths: tuple[Any, ...]) -> None:
+        self.exact = frozenset(str(p) for p in paths)
+        self.below = tuple("/" if p == "/" else f"{p}/" for p in self.exact)
+
+    def __call__(self, path: str) -> bool:
+        return path in self.exact or path.startswith(self.below)
+
+
 class Namespace:
     """Globals of the generated code: helpers, the context sentinel, and bound constants."""
 
@@ -205,10 +218,14 @@ class CodeGen:
             flags = re.IGNORECASE if op == "icontains" else 0
             k = self.ns.const(key, lambda: re.compile("|".join(re.escape(str(x)) for x in values), flags).search)
             return f"({k}({v}) is not None)"
-        if op == "glob":
+        if op in ("glob", "iglob"):
             pattern = "|".join(f"(?:{fnmatch.translate(str(x))})" for x in values)
-            k = self.ns.const(key, lambda: re.compile(pattern).match)
+            flags = re.IGNORECASE if op == "iglob" else 0
+            k = self.ns.const(key, lambda: re.compile(pattern, flags).match)
             return f"({k}({v}) is not None)"
+        if op == "pmatch":
+            k = self.ns.const(key, lambda: PathPrefixes(values))
+            return f"{k}({v})"
         if op == "regex":
             pattern = values[0] if len(values) == 1 else "|".join(f"(?:{x})" for x in values)
             k = self.ns.const(key, lambda: re.compile(str(pattern)).search)

@@ -72,7 +72,7 @@ def _compare_filter(n: TCompare) -> Filter:
     if name == "file.is_write" and op == "=":
         return _EMPTY if n.values[0] is True else None
     if name == "file.path":
-        if op == "startswith" or op in ("=", "in"):
+        if op in ("startswith", "pmatch") or op in ("=", "in"):
             return frozenset(("prefix", str(v)) for v in n.values)
         if op == "endswith":
             return frozenset(("suffix", str(v)) for v in n.values)

@@ -9,7 +9,8 @@ Grammar (Falco-like; keywords are lower case)::
     primary    := '(' or ')' | comparison | NAME          # NAME: a macro or a boolean field
     comparison := FIELD ('=' | '!=' | '<' | '<=' | '>' | '>=') VALUE
                 | FIELD ('in' | 'cidr' | 'contains' | 'icontains' | 'startswith' | 'endswith'
-                         | 'glob' | 'regex') (VALUE | '(' [VALUE (',' VALUE)*] ')')
+                         | 'glob' | 'iglob' | 'regex' | 'pmatch' | 'intersects' | 'bcontains'
+                         | 'bstartswith') (VALUE | '(' [VALUE (',' VALUE)*] ')')
                 | FIELD 'exists'
     VALUE      := a bare word, or text in single or double quotes
 
@@ -24,7 +25,9 @@ import difflib
 from dataclasses import dataclass
 
 COMPARE_OPS = ("=", "!=", "<", "<=", ">", ">=")
-WORD_OPS = ("in", "cidr", "contains", "icontains", "startswith", "endswith", "glob", "regex")
+WORD_OPS = ("in", "cidr", "contains", "icontains", "startswith", "endswith", "glob", "regex",
+            # Falco's: path prefix, set overlap, hex bytes, case-insensitive glob
+            "pmatch", "intersects", "bcontains", "bstartswith", "iglob")
 OPERATORS = COMPARE_OPS + WORD_OPS + ("exists",)
 KEYWORDS = frozenset({"and", "or", "not", *WORD_OPS, "exists"})
 
@@ -227,6 +230,11 @@ class _Parser:
 
     def value(self, op: str) -> Value:
         tok = self.take()
+        if tok.kind == "word" and tok.text == "val" and self.peek().kind == "(":
+            raise self.fail("val() compares two fields, which is not supported: compare the field "
+                            "with a value or a list", tok)
+        if tok.kind == "op" and tok.text in ("<", ">") and op in ("=", "!="):
+            return Value(tok.text, False, tok.pos)     # Falco's evt.dir = <
         if tok.kind == "word" and tok.text not in ("and", "or", "not"):
             return Value(tok.text, False, tok.pos)
         if tok.kind == "str":
