@@ -22,6 +22,7 @@ def rules() -> None:
       coi-sentinel rules lint                      # the bundled rules
       coi-sentinel rules lint ~/my-rules/          # bundled rules plus mine
       coi-sentinel rules fields
+      coi-sentinel rules import-sigma sigma/rules/linux/ -o sigma.yaml
     """
 
 
@@ -108,6 +109,45 @@ def _wrap(text: str, width: int) -> list[str]:
     if current:
         lines.append(current)
     return lines
+
+
+@rules.command("import-sigma")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", "out", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the converted rules to this rule file (default: stdout).")
+@json_option
+def import_sigma(paths: tuple[Path, ...], out: Path | None, as_json: bool) -> None:
+    """Convert Sigma rules (product linux) into a coi-sentinel rule file, through pySigma.
+
+    PATHS are Sigma rule files or directories (searched recursively for *.yml and *.yaml).
+    Each rule is reported on stderr as converted or skipped with the reason (path:line);
+    a summary counts the skipped rules by reason. Converted rules keep the Sigma id, title,
+    level, tags and references, and pass `rules lint`. Log sources: process_creation,
+    file_event, file_delete, network_connection, and service auditd (docs/rules.md). Exit
+    code 0 when at least one rule converted or none was given, 1 when all were skipped.
+
+    \b
+    Examples:
+      coi-sentinel rules import-sigma sigma/rules/linux/ -o ~/my-rules/sigma.yaml
+      coi-sentinel rules import-sigma proc_creation_lnx_susp_curl.yml
+      coi-sentinel rules import-sigma ./sigma --json > report.json
+    """
+    from ..rules.sigma import convert_paths
+
+    report = convert_paths(list(paths))
+    if as_json:
+        echo_json({"results": [r.to_dict() for r in report.results], "converted": len(report.converted),
+                   "skipped": len(report.skipped), "summary": report.summary()})
+    else:
+        for result in report.results:
+            click.echo(result.text(), err=True)
+        click.echo(report.summary(), err=True)
+    if out is not None:
+        out.write_text(report.yaml())
+    elif not as_json:
+        click.echo(report.yaml(), nl=False)
+    if report.results and not report.converted:
+        sys.exit(1)
 
 
 from .rule_tests import run_tests as _run_tests; rules.add_command(_run_tests)  # noqa: E402,E702
