@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from ..events.types import EventType
 from .fields import FIELDS, HELPERS, FieldDef
-from .resolve import TAnd, TBool, TCompare, TConst, TNode, TNot, TOr
+from .resolve import FieldRef, FieldUse, TAnd, TBool, TCompare, TConst, TNode, TNot, TOr
 
 Code = str | bool       # Python source, or a value known at compile time
 
@@ -166,6 +166,8 @@ class CodeGen:
         return self.compare(node)
 
     def compare(self, n: TCompare) -> Code:
+        if n.values and isinstance(n.values[0], FieldRef):
+            return self.compare_fields(n, n.values[0].use)
         fdef = n.field.fdef
         if fdef.name == "evt.type" and n.op in ("=", "!=", "in", "exists"):
             return _fold_event_type(self.etype, n)
@@ -190,6 +192,21 @@ class CodeGen:
                 return test and f"({x} is not None)"
             return f"(({t} := {x}) is not None and {test})"
         return self.op(f"({x})", n)
+
+    def compare_fields(self, n: TCompare, other: FieldUse) -> Code:
+        """``FIELD op val(OTHER)``: false when either has no value."""
+        x = self.field(n.field.fdef, n.field.index)
+        y = self.field(other.fdef, other.index)
+        if x is None or y is None:
+            return False
+        tx, ty = self.temp(), self.temp()
+        if n.op in ("startswith", "endswith"):
+            test = f"{tx}.{n.op}({ty})"
+        elif n.op == "contains":
+            test = f"({ty} in {tx})"
+        else:
+            test = f"({tx} {'==' if n.op == '=' else n.op} {ty})"
+        return f"((({tx} := {x}) is not None) and (({ty} := {y}) is not None) and {test})"
 
     def op(self, v: str, n: TCompare) -> Code:
         op, values = n.op, n.values

@@ -7,7 +7,7 @@ Grammar (Falco-like; keywords are lower case)::
     and        := not ('and' not)*
     not        := 'not' not | primary
     primary    := '(' or ')' | comparison | NAME          # NAME: a macro or a boolean field
-    comparison := FIELD ('=' | '!=' | '<' | '<=' | '>' | '>=') VALUE
+    comparison := FIELD ('=' | '!=' | '<' | '<=' | '>' | '>=') (VALUE | 'val(' FIELD ')')
                 | FIELD ('in' | 'cidr' | 'contains' | 'icontains' | 'startswith' | 'endswith'
                          | 'glob' | 'iglob' | 'regex' | 'pmatch' | 'intersects' | 'bcontains'
                          | 'bstartswith') (VALUE | '(' [VALUE (',' VALUE)*] ')')
@@ -47,6 +47,8 @@ class Value:
     text: str
     quoted: bool
     pos: int
+    #: ``val(FIELD)``: the value of another field of the same event (Falco's); ``text`` names it
+    ref: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,8 +233,12 @@ class _Parser:
     def value(self, op: str) -> Value:
         tok = self.take()
         if tok.kind == "word" and tok.text == "val" and self.peek().kind == "(":
-            raise self.fail("val() compares two fields, which is not supported: compare the field "
-                            "with a value or a list", tok)
+            self.take()
+            name = self.take()
+            close = self.take()
+            if name.kind != "word" or close.kind != ")":
+                raise self.fail("val() takes one field name: val(proc.pname)", name)
+            return Value(name.text, False, name.pos, ref=True)
         if tok.kind == "op" and tok.text in ("<", ">") and op in ("=", "!="):
             return Value(tok.text, False, tok.pos)     # Falco's evt.dir = <
         if tok.kind == "word" and tok.text not in ("and", "or", "not"):

@@ -54,6 +54,17 @@ class FieldUse:
 
 
 @dataclass(frozen=True, slots=True)
+class FieldRef:
+    """``val(FIELD)`` as a value: the other field's value for the same event."""
+
+    use: FieldUse
+
+
+#: operators that may compare a field with val(another field)
+REF_OPS = ("=", "!=", "<", "<=", ">", ">=", "startswith", "endswith", "contains")
+
+
+@dataclass(frozen=True, slots=True)
 class TCompare:
     field: FieldUse
     op: str
@@ -106,6 +117,10 @@ def fields_used(node: TNode) -> Iterator[tuple[FieldUse, Source]]:
     for n in walk(node):
         if isinstance(n, (TCompare, TBool)):
             yield n.field, n.source
+        if isinstance(n, TCompare):
+            for v in n.values:
+                if isinstance(v, FieldRef):
+                    yield v.use, n.source
 
 
 class Unresolved(Exception):
@@ -223,6 +238,8 @@ class Resolver:
     def _compare(self, cmp: syn.Compare, part: CondText) -> TNode:
         src = part.source_at(cmp.pos, cmp.field)
         use = self.field(cmp.field, src)
+        if cmp.values and cmp.values[0].ref:
+            return self._field_ref(use, cmp.op, self.field(cmp.values[0].text, src), src)
         return self.comparison(use, cmp.op, [(v.text, v.quoted, part.source_at(v.pos, v.text)) for v in cmp.values],
                                cmp.parenthesised, src)
 
@@ -261,6 +278,24 @@ class Resolver:
             self._error(src, f"'{op}' needs at least one value")
             raise Unresolved
         return TCompare(use, base_op, typed, src)
+
+    def _field_ref(self, use: FieldUse, op: str, other: FieldUse, src: Source) -> TNode:
+        """``FIELD op val(OTHER)``: both fields of the same event."""
+        if op not in REF_OPS:
+            self._error(src, f"val() works with {', '.join(REF_OPS)}, not '{op}'")
+            raise Unresolved
+        if use.multi or other.multi:
+            self._error(src, f"val() compares single values: index the list field ({use.name}, {other.name})")
+            raise Unresolved
+        kinds = {use.fdef.type, other.fdef.type}
+        if len(kinds) > 1 and kinds != {FieldType.STR, FieldType.IP}:
+            self._error(src, f"val() compares {use.name} ({use.fdef.type.value}) with {other.name} "
+                             f"({other.fdef.type.value}): use fields of one type")
+            raise Unresolved
+        if use.fdef.type is not FieldType.INT and op in ("<", "<=", ">", ">="):
+            self._error(src, f"operator '{op}' compares numbers; {use.name} is a {use.fdef.type.value} field")
+            raise Unresolved
+        return TCompare(use, op, (FieldRef(other),), src)
 
     def _event_types(self, use: FieldUse, raw: list[tuple[object, Source]], src: Source) -> TNode:
         """``evt.type`` compared with our event types or Falco's syscall names: the event types

@@ -150,8 +150,10 @@ def falco_errors(tmp_path: Path, condition: str, extra: str = "") -> list[str]:
                                   "metadata is not collected: use container.name"),
     ("fd.cip = 10.0.0.1", "", "f.yaml:3: error: field 'fd.cip' is not supported: the local end of a connect "
                               "is not recorded: use fd.sip / fd.sport (the remote end)"),
-    ("proc.name = val(proc.pname)", "", "f.yaml:3: error: val() compares two fields, which is not supported: "
-                                        "compare the field with a value or a list"),
+    ("proc.name glob val(proc.pname)", "", "f.yaml:3: error: val() works with =, !=, <, <=, >, >=, startswith, "
+                                           "endswith, contains, not 'glob'"),
+    ("proc.pid = val(proc.name)", "", "f.yaml:3: error: val() compares proc.pid (number) with proc.name "
+                                      "(string): use fields of one type"),
     ("proc.name containz x", "", "f.yaml:3: error: unknown operator 'containz' (did you mean 'contains'?)"),
     ("evt.type = execve", "  source: k8s_audit\n",
      "f.yaml:6: error: rule 'R': source 'k8s_audit' is not supported: coi-sentinel sees syscalls (source: syscall)"),
@@ -192,12 +194,14 @@ def test_falco_operators_and_fields(rules: Any, ev: Any, run: Any) -> None:
                                   "and fd.directory = /srv/keys and fd.filename endswith .pem"),
         falco_rule("Outbound", "outbound and fd.sport = 443 and fd.typechar = 6 and fd.type = ipv6"),
         falco_rule("Exists", "evt.type = chmod and fd.name exists and fd.name glob '/srv/*/run.sh'"),
+        falco_rule("Same name", "spawned_process and proc.name = val(proc.pname) and proc.pid > val(proc.ppid) "
+                                "and proc.cmdline contains val(proc.name)"),
     )
     r = run(rs)
     assert r.feed(ev.fork(10, 11, comm="tmux"), ev.exec(11, "/usr/bin/bash", ppid=10, uid=0),
                   ev.fork(11, 12, comm="bash"),
                   ev.exec(12, "/usr/bin/bash", "bash", "-c", "echo >/dev/tcp/x/1", ppid=11, uid=0)
-                  ) == ["intersects", "intersects", "bytes", "ancestor"]
+                  ) == ["intersects", "intersects", "bytes", "ancestor", "same_name"]
     assert r.feed(ev.exec(13, "/usr/bin/python3.11", ppid=1)) == ["iglob"]
     assert r.feed(ev.open(12, "/etc/shadow", ppid=11), ev.open(12, "/etcetera", ppid=11),
                   ev.open(12, "/srv/keys/a.pem", ppid=11)) == ["pmatch", "pmatch"]
@@ -205,6 +209,10 @@ def test_falco_operators_and_fields(rules: Any, ev: Any, run: Any) -> None:
     assert r.feed(ev.connect(12, "2001:db8::1", 443), ev.connect(12, "::1", 443),
                   ev.connect(12, "192.0.2.1", 443)) == ["outbound"]
     assert r.feed(ev.chmod(12, "/srv/app/run.sh", 0o755)) == ["exists"]
+    # val(): bash started by bash (pid 12 > ppid 11), not python started by bash
+    assert r.feed(ev.fork(12, 14, comm="bash"),
+                  ev.exec(14, "/usr/bin/bash", ppid=12)) == ["intersects", "same_name"]
+    assert r.feed(ev.fork(12, 15, comm="bash"), ev.exec(15, "/usr/bin/node", ppid=12)) == ["intersects"]
 
 
 def test_audit_show_severity_accepts_falco_priorities(tmp_path: Path) -> None:
