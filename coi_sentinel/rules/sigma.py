@@ -29,7 +29,7 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, ClassVar, Iterable
 
@@ -41,7 +41,7 @@ from .diagnostics import Diagnostics
 from .falco import EVENTS as FALCO_EVENTS
 from .falco import UNSUPPORTED_EVENTS, field_def, slug
 from .fields import FieldType
-from .model import CondText, Source
+from .model import CondText, Rule, Source
 
 try:  # pySigma is a dependency; a clear message if an install lacks it
     from sigma.collection import SigmaCollection
@@ -617,7 +617,13 @@ def sigma_file_items(paths: list[Path], diags: Diagnostics) -> list[Any]:
                 log.warning("%s", result.text())
                 continue
             data = load_text(_dump_item(result.item), result.path, diags)
-            out.append(read_file(data, result.path, diags))
+            items = read_file(data, result.path, diags)
+            # alerts and messages name the Sigma file and the line of its title
+            src = Source(result.path, result.line)
+            items.items = [replace(it, source=src, output_source=src,
+                                   condition=tuple(replace(c, source=src, raw="") for c in it.condition))
+                           if isinstance(it, Rule) else it for it in items.items]
+            out.append(items)
     return out
 
 

@@ -206,7 +206,9 @@ def test_watch_loads_sigma_rules_directly() -> None:
     assert set(FIRES) <= set(ruleset.rule_ids)
     warnings = [str(d) for d in ruleset.diagnostics.warnings if "Sigma rule skipped" in d.message]
     assert len(warnings) == 7
-    assert ruleset.rule("git_hook_written").rule.sigma_id
+    rule = ruleset.rule("git_hook_written").rule
+    assert rule.sigma_id
+    assert str(rule.source).endswith("tests/fixtures/sigma/linux/file_event_lnx_git_hook.yml:1")
 
 
 def test_backend_is_a_pysigma_backend_with_a_pipeline() -> None:
