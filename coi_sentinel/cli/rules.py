@@ -31,8 +31,11 @@ def rules() -> None:
 @click.option("--only", "replace_bundled", is_flag=True,
               help="Check PATHS alone, without the bundled rules (as watch --rules DIR --replace).")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+@click.option("--sigma", "sigma_paths", multiple=True, metavar="DIR", type=click.Path(exists=True, path_type=Path),
+              help="Sigma rules converted and checked as watch --sigma loads them (repeatable).")
 @json_option
-def lint(paths: tuple[Path, ...], replace_bundled: bool, strict: bool, as_json: bool) -> None:
+def lint(paths: tuple[Path, ...], replace_bundled: bool, strict: bool, sigma_paths: tuple[Path, ...],
+         as_json: bool) -> None:
     """Report every error and warning in rule files (the bundled rules, then PATHS).
 
     PATHS are rule files or directories of *.yaml files, loaded after the bundled rules the
@@ -45,10 +48,11 @@ def lint(paths: tuple[Path, ...], replace_bundled: bool, strict: bool, as_json: 
       coi-sentinel rules lint
       coi-sentinel rules lint my-rules.yaml --strict
       coi-sentinel rules lint --only ./rules-dir --json
+      coi-sentinel rules lint --sigma sigma/rules/linux/
     """
     from ..rules.lint import lint as run_lint
 
-    report = run_lint(list(paths), replace_bundled=replace_bundled)
+    report = run_lint(list(paths), replace_bundled=replace_bundled, sigma_paths=list(sigma_paths))
     if as_json:
         echo_json(report.to_dict())
     else:

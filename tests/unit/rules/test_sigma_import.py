@@ -219,3 +219,11 @@ def test_backend_is_a_pysigma_backend_with_a_pipeline() -> None:
     assert isinstance(SentinelBackend.backend_processing_pipeline, ProcessingPipeline)
     ids = [i.identifier for i in SentinelBackend.backend_processing_pipeline.items]
     assert "coi_fields_process_creation" in ids and "coi_unsupported_field" in ids
+
+
+def test_cli_lint_checks_sigma_rules_as_watch_loads_them() -> None:
+    result = CliRunner().invoke(cli, ["rules", "lint", "--only", "--sigma", str(SIGMA)])
+    assert result.exit_code == 0, result.output
+    skipped = [x for x in result.output.splitlines() if "Sigma rule skipped" in x]
+    assert len(skipped) == 7
+    assert "proc_creation_lnx_keywords.yml:16: warning: Sigma rule skipped: keyword searches" in "".join(skipped)
