@@ -434,22 +434,32 @@ def _kind(message: str) -> str:
     for word, kind in (("log source", "logsource"), ("field '", "field"), ("keyword", "keyword"),
                        ("fieldref", "modifier"), ("placeholder", "modifier"), ("regular expression", "regex"),
                        ("syscall", "event"), ("record type", "event"), ("correlation", "correlation"),
-                       ("not valid Sigma", "invalid"), ("Initiated", "field")):
+                       ("not valid Sigma", "invalid"), ("Initiated", "field"),
+                       ("does not resolve", "condition"), ("quote", "value"), ("is a number", "value")):
         if word in message:
             return kind
     return "other"
 
 
-def _line_of(text: str, *needles: str) -> int:
-    """Line of the first line that mentions one of ``needles`` as a YAML key (1 if none)."""
+def _line_of(text: str, *needles: str, start: int = 0) -> int:
+    """Line of the first line from offset ``start`` that has one of ``needles`` as a YAML key
+    (the line of ``start`` if none)."""
     for needle in needles:
         if not needle:
             continue
-        rx = re.compile(rf"^\s*-?\s*['\"]?{re.escape(needle)}['\"]?\s*[:|]", re.M)
-        m = rx.search(text)
+        rx = re.compile(rf"^[ \t]*-?[ \t]*['\"]?{re.escape(needle)}['\"]?[ \t]*[:|]", re.M)
+        m = rx.search(text, start)
         if m is not None:
             return text.count("\n", 0, m.start()) + 1
-    return 1
+    return text.count("\n", 0, start) + 1
+
+
+def _rule_text(text: str, title: str) -> str:
+    """The part of a (multi-document) file from the rule's title on."""
+    m = re.search(rf"^title:\s*['\"]?{re.escape(title)}", text, re.M) if title else None
+    if m is None:
+        return text
+    return "\n" * text.count("\n", 0, m.start()) + text[m.start():]   # keeps line numbers
 
 
 def _reason_line(text: str, message: str) -> int:
@@ -501,6 +511,7 @@ class Converter:
     def convert_rule(self, rule: Any, text: str, name: str) -> Result:
         title = str(getattr(rule, "title", "") or "")
         sid = str(getattr(rule, "id", "") or "")
+        text = _rule_text(text, title)
         line = _line_of(text, "title")
         if isinstance(rule, SigmaCorrelationRule):
             return Result(name, line, title, sid, reason="correlation rules are not supported: write a "
@@ -520,6 +531,9 @@ class Converter:
     def _item(self, rule: SigmaRule, queries: list[str], path: str, line: int) -> dict[str, Any]:
         logsource = rule.logsource
         category = logsource.category or ""
+        if not queries:
+            raise Unsupported("the rule gives no query (a rule only a correlation uses): write a sequence or "
+                              "threshold rule")
         cond = queries[0] if len(queries) == 1 else " or ".join(f"({q})" for q in queries)
         if category in CATEGORIES:
             types, base, fields = CATEGORIES[category]
@@ -564,7 +578,7 @@ def _check(condition: str, types: tuple[EventType, ...], src: Source) -> tuple[E
     diags = Diagnostics()
     node = Resolver({}, {}, diags).condition((CondText(condition, src),))
     if diags.errors:
-        raise Unsupported(diags.errors[0].message)
+        raise Unsupported(f"the converted condition does not resolve: {diags.errors[0].message}")
     live = live_types(node, types)
     if not live:
         raise Unsupported("the converted condition can never match an event coi-sentinel records")

@@ -227,3 +227,24 @@ def test_cli_lint_checks_sigma_rules_as_watch_loads_them() -> None:
     skipped = [x for x in result.output.splitlines() if "Sigma rule skipped" in x]
     assert len(skipped) == 7
     assert "proc_creation_lnx_keywords.yml:16: warning: Sigma rule skipped: keyword searches" in "".join(skipped)
+
+
+def test_edge_cases_are_skipped_with_their_line(tmp_path: Path) -> None:
+    (tmp_path / "multi.yml").write_text(
+        "title: Base Rule\nname: base_rule\nlogsource: {product: linux, category: process_creation}\n"
+        "detection:\n    sel:\n        Image|endswith: '/ssh'\n    condition: sel\nlevel: low\n---\n"
+        "title: Many SSH\ncorrelation:\n    type: event_count\n    rules: [base_rule]\n"
+        "    group-by: [User]\n    timespan: 5m\n    condition: {gte: 10}\nlevel: high\n")
+    (tmp_path / "expand.yml").write_text(
+        "title: Expand\nlogsource: {product: linux, category: process_creation}\ndetection:\n    sel:\n"
+        "        CommandLine|expand: '%admins%'\n    condition: sel\nlevel: low\n")
+    (tmp_path / "broken.yml").write_text("title: x\ndetection: [\n")
+    lines = [r.text().rsplit("/", 1)[1] for r in convert_paths([tmp_path]).results]
+    assert lines == [
+        "broken.yml:3: skipped: (no title): not valid Sigma: invalid YAML: expected the node content, but "
+        "found '<stream end>'",
+        "expand.yml:5: skipped: Expand: placeholder %admins% (expand modifier) has no value: write the values",
+        "multi.yml:4: skipped: Base Rule: the rule gives no query (a rule only a correlation uses): write a "
+        "sequence or threshold rule",
+        "multi.yml:10: skipped: Many SSH: correlation rules are not supported: write a sequence or threshold rule",
+    ]
