@@ -64,7 +64,6 @@ try:  # pySigma is a dependency; a clear message if an install lacks it
         SigmaCompareExpression,
         SigmaNumber,
         SigmaRegularExpression,
-        SigmaRegularExpressionFlag,
         SigmaString,
         SpecialChars,
     )

@@ -18,8 +18,8 @@ from coi_sentinel.replay import replay
 from coi_sentinel.rules import Severity, load_ruleset
 from coi_sentinel.rules.lint import lint
 from coi_sentinel.rules.loader import bundled_dir, compat_dir
-from coi_sentinel.rules.yamlload import load_file
 from coi_sentinel.rules.diagnostics import Diagnostics
+from coi_sentinel.rules.yamlload import load_file
 
 pytestmark = pytest.mark.unit
 
