@@ -62,13 +62,14 @@ def default_factory(config: "Config", *, notify: Callable[[str], None] | None = 
     bundled rules plus ``config.rules``, answered as ``config.response`` says (see
     :mod:`.response`); ``notify`` shows each action taken (one block of text). The rules are
     checked here, before any container exists, so a bad rule file stops ``run`` at once with
-    its path:line."""
+    its path:line (without extra rule files nothing is loaded here: the daemon has them)."""
     if not config.monitoring:
         return Unmonitored
     from ..rules import load_ruleset   # no bcc
 
     rule_paths = [Path(p) for p in config.rules]
-    load_ruleset(rule_paths or None)
+    if rule_paths:              # the bundled rules are the daemon's, loaded once per host
+        load_ruleset(rule_paths)
 
     def make() -> Monitor:
         from .daemon_monitor import DaemonMonitor
