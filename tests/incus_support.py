@@ -62,7 +62,7 @@ class Result:
 def worker_socket() -> Path:
     """The daemon socket of this pytest worker: the first monitored `run` starts a daemon on
     it (as a user's first run does); the tier's session fixture stops it at the end."""
-    return Path(f"/run/coi-sentinel/test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}.sock")
+    return Path(f"/run/coi-sentinel/test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}.sock")
 
 
 def daemon_pid(sock: Path) -> int | None:
