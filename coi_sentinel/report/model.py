@@ -408,7 +408,7 @@ class _Builder:
             _add_once(p.alerts, rule)
             p.max_rank = max(p.max_rank, rank)
         self.alerts.append(AlertRow(
-            time=str(rec.get("time") or self.wall(ts)), offset_s=self.offset(ts), rule=rule,
+            time=self.wall(ts) or str(rec.get("time", "")), offset_s=self.offset(ts), rule=rule,
             severity=_LABEL[rank], rank=rank, output=str(rec.get("output", rec.get("message", ""))),
             pid=proc.get("pid"), process=_proc_text(proc),
             ancestry=[_proc_text(a) for a in ancestry], source=str(rec.get("source", "")), at=at))
@@ -456,7 +456,7 @@ class _Builder:
         target = self.named(pid) if pid is not None else str(rec.get("container", ""))
         lat = rec.get("latency_ns")
         self.actions.append(ActionRow(
-            time=str(rec.get("time") or self.wall(ts)), offset_s=self.offset(ts), action=act, by=by,
+            time=self.wall(ts) or str(rec.get("time", "")), offset_s=self.offset(ts), action=act, by=by,
             rule=str(rec.get("rule", "")), ok=bool(rec.get("ok", True)),
             latency_ms=lat / 1e6 if isinstance(lat, (int, float)) else None, target=target,
             detail="; ".join(detail), at=at))
@@ -599,7 +599,7 @@ def build(paths: Iterable[str | os.PathLike[str]]) -> SessionReport:
         duration = None
     if duration is None and b.first_ns is not None and b.last_ns is not None:
         duration = (b.last_ns - b.first_ns) / 1e9
-    b.alerts.sort(key=lambda a: (a.time, a.at))
+    b.alerts.sort(key=lambda a: (a.offset_s if a.offset_s is not None else float("inf"), a.time))
     counts = Counter(a.severity for a in b.alerts)
     verdict, level = _verdict(b.alerts, b.actions, chain)
     files_by_dir: dict[str, list[FileRow]] = {}
