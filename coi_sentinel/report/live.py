@@ -41,9 +41,39 @@ class CgroupUsage:
     memory: int | None
 
 
+def _mounts(kind: str, option: str | None = None, mounts: str = "/proc/self/mounts") -> list[Path]:
+    out = []
+    try:
+        with open(mounts) as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) > 3 and parts[2] == kind and (option is None or option in parts[3].split(",")):
+                    out.append(Path(parts[1]))
+    except OSError:
+        pass
+    return out
+
+
+def _v1_memory(cgroup2_dir: Path) -> int | None:
+    """On a hybrid host (cgroup2 without the memory controller) the same cgroup's usage in the
+    v1 memory hierarchy (``memory.usage_in_bytes``)."""
+    for root in _mounts("cgroup2"):
+        try:
+            rel = cgroup2_dir.relative_to(root)
+        except ValueError:
+            continue
+        for mem_root in _mounts("cgroup", "memory"):
+            try:
+                return int((mem_root / rel / "memory.usage_in_bytes").read_text().strip())
+            except (OSError, ValueError):
+                continue
+    return None
+
+
 def cgroup_usage(path: str | Path) -> CgroupUsage:
-    """CPU time used (``cpu.stat`` usage_usec) and memory (``memory.current``) of a cgroup2
-    directory; None for what cannot be read (no controller, the cgroup is gone)."""
+    """CPU time used (``cpu.stat`` usage_usec) and memory (``memory.current``; on a hybrid
+    host the v1 memory controller's usage of the same cgroup) of a cgroup2 directory; None for
+    what cannot be read (no controller, the cgroup is gone)."""
     p = Path(path)
     cpu = mem = None
     try:
@@ -56,6 +86,8 @@ def cgroup_usage(path: str | Path) -> CgroupUsage:
         pass
     try:
         mem = int((p / "memory.current").read_text().strip())
+    except FileNotFoundError:
+        mem = _v1_memory(p) if p.is_dir() else None
     except (OSError, ValueError):
         pass
     return CgroupUsage(cpu, mem)
