@@ -74,7 +74,7 @@ def _manager(spec):
 
     # headless: this process owns the monitor, and shows each action as it is taken
     return SessionManager(monitor_factory=default_factory(
-        spec.config, notify=lambda text: click.echo(text, err=True), workspace=spec.workspace))
+        spec.config, notify=lambda text: click.echo(text, err=True)))
 
 
 def _headless(spec) -> int:

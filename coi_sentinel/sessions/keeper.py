@@ -98,8 +98,7 @@ def _keeper(spec: SessionSpec, fd: int, term: str, width: int, height: int) -> i
     from .session import SessionManager
 
     try:
-        factory = default_factory(spec.config, notify=lambda text: log.warning("%s", text),
-                                  workspace=spec.workspace)
+        factory = default_factory(spec.config, notify=lambda text: log.warning("%s", text))
         session = SessionManager(monitor_factory=factory).start(spec)
     except (StopRequested, KeyboardInterrupt):
         _report(fd, json.dumps({"error": "start-up interrupted"}))

@@ -57,8 +57,7 @@ class Unmonitored:
         return None
 
 
-def default_factory(config: "Config", *, notify: Callable[[str], None] | None = None,
-                    workspace: Path | None = None) -> MonitorFactory:
+def default_factory(config: "Config", *, notify: Callable[[str], None] | None = None) -> MonitorFactory:
     """Monitors for sessions of ``config``: the bundled rules plus ``config.rules``, answered as
     ``config.response`` says (see :mod:`.response`); ``notify`` shows each action taken (one
     block of text). The rules are loaded here, before any container exists, so a bad rule file
@@ -73,6 +72,6 @@ def default_factory(config: "Config", *, notify: Callable[[str], None] | None = 
         from .probe_monitor import ProbeMonitor   # bcc is imported only here
 
         return ProbeMonitor(ruleset, config.response, tool=config.tool, network=config.network,
-                            notify=notify, workspace=str(workspace) if workspace else None)
+                            notify=notify)
 
     return make

@@ -51,12 +51,11 @@ class ProbeMonitor:
     def __init__(self, ruleset=None, settings: ResponseSettings | None = None, *,
                  tool: str | None = None, network: str | None = None,
                  notify: Callable[[str], None] | None = None, poll_ms: int = 10,
-                 guard: bool = True, workspace: str | None = None) -> None:
+                 guard: bool = True) -> None:
         self.ruleset = ruleset
         self.settings = settings or ResponseSettings()
         self.tool = tool
         self.network = network
-        self.workspace = workspace
         self.notify = notify
         self.poll_ms = poll_ms
         self.guard = guard
@@ -118,11 +117,8 @@ class ProbeMonitor:
             kill_policy = self.settings.kernel_policy()
             mon.probes.set_kill_policy(scope, **kill_policy)
             cov = mon.coverage.to_dict() if mon.coverage is not None else {}
-            # tool, network and workspace: for `coi-sentinel report` (docs/traces.md)
             audit = AuditLog(audit_path, make_header("run", coverage=cov, session=container_name,
-                                                     cgroup=str(cgroup_path), tool=self.tool,
-                                                     network=self.network, workspace=self.workspace),
-                             events="all")
+                                                     cgroup=str(cgroup_path)), events="all")
             responder = Responder(self.settings.policy(), mon.pipeline.table)
             self._target = Target(container_name, self._cgroup,
                                   block=self._block if self.network not in (None, "none") else None)
