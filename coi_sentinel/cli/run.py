@@ -103,23 +103,22 @@ def _headless(spec) -> int:
             click.echo(f"  {a.get('severity', '?'):<8} {a.get('rule', '?')}: {a.get('output', '')}",
                        err=True)
     if monitored:
-        _tell_report(session.name)
+        _tell_report(session.name, {"tool": spec.config.tool, "network": spec.config.network,
+                                    "workspace": str(spec.workspace)})
     return EXIT_KILLED if killed else code
 
 
-def _tell_report(name: str) -> None:
+def _tell_report(name: str, facts: dict) -> None:
     """The session is over: write its report (a small log) or say how to make it."""
+    from ..audit.files import log_files
     from ..errors import SentinelError
     from ..report import output
     from ..sessions.paths import audit_log
 
-    log = audit_log(name)
     try:
-        from ..audit.files import log_files
-
-        files = log_files(log)
+        files = log_files(audit_log(name))
         if files and output.log_size(files) <= output.EAGER_MAX_BYTES:
-            path = output.session_report(files, name)
+            path = output.session_report(files, name, facts=facts)
             click.echo(f"coi-sentinel: report: {path}", err=True)
             return
     except SentinelError as err:

@@ -564,9 +564,10 @@ def _verdict(alerts: list[AlertRow], actions: list[ActionRow], chain: ChainStatu
     return "; ".join(parts), level
 
 
-def build(paths: Iterable[str | os.PathLike[str]]) -> SessionReport:
+def build(paths: Iterable[str | os.PathLike[str]], facts: dict[str, Any] | None = None) -> SessionReport:
     """The report of the audit log made of ``paths`` (a log's files; order does not matter:
-    they are read in chain order)."""
+    they are read in chain order). ``facts`` (``tool``, ``network``, ``workspace``) are what the
+    caller knows of the session (``run`` does), over what the log's header says."""
     paths = [os.fspath(p) for p in paths]
     report = verify(paths)
     ordered = report.ordered_paths()
@@ -588,7 +589,7 @@ def build(paths: Iterable[str | os.PathLike[str]]) -> SessionReport:
                     b.record(item, f"{name}:{lineno}")
             b.skipped.update(trace.skipped)
     roots = b.tree()
-    h = b.header
+    h = {**b.header, **{k: v for k, v in (facts or {}).items() if v}}
     start_time = str(h.get("start_time", ""))
     end_time = b.end_time or b.last_time or b.wall(b.last_ns)
     duration = None

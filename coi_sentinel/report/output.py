@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import orjson
 
@@ -93,9 +94,10 @@ def _sudo_owner() -> tuple[int, int] | None:
     return (uid, gid) if uid != 0 else None
 
 
-def session_report(audit_files: list[Path], session: str, fmt: str = "html") -> Path:
+def session_report(audit_files: list[Path], session: str, fmt: str = "html",
+                   facts: dict[str, Any] | None = None) -> Path:
     """Build and write the report of a session to its default place; its path."""
-    text = render(build(audit_files), fmt)
+    text = render(build(audit_files, facts), fmt)
     return write(text, default_path(session, fmt), give_to_sudo_user=True)
 
 
