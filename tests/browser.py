@@ -108,3 +108,22 @@ def parse(dom: str) -> Element:
     parser.feed(dom)
     parser.close()
     return parser.root
+
+
+def terminal_png(ansi: str, png: Path, profile: Path, *, title: str, cols: int = 80,
+                 rows: int = 24) -> Path:
+    """A terminal's screen (``tmux capture-pane -e -p``: text with colour escapes) drawn as a
+    PNG: rich renders it as an SVG terminal window, Chromium takes the picture."""
+    import io
+
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(record=True, width=cols, height=rows, force_terminal=True,
+                      color_system="truecolor", file=io.StringIO())
+    lines = ansi.rstrip("\n").split("\n")[:rows]
+    for line in lines + [""] * (rows - len(lines)):
+        console.print(Text.from_ansi(line), no_wrap=True, overflow="crop", end="\n")
+    svg = png.with_suffix(".svg")
+    svg.write_text(console.export_svg(title=title))
+    return screenshot(svg, png, profile, width=1000, height=640)
