@@ -279,6 +279,12 @@ def _proc_label(p: Proc) -> str:
             + (f"<code class=\"cmd\">{e(_clip(_flat(cmd), 160))}</code> " if cmd else "") + tags)
 
 
+def _some(names: dict[str, int], n: int) -> str:
+    """The first ``n`` names, and how many more."""
+    text = ", ".join(list(names)[:n])
+    return text + (f" (+{len(names) - n} more)" if len(names) > n else "")
+
+
 def _flat(text: str) -> str:
     """A command line on one line: newlines (a `sh -c` script) shown as ⏎."""
     return " ⏎ ".join(part.strip() for part in text.strip().splitlines() if part.strip())
@@ -295,7 +301,7 @@ def _network(rep: SessionReport) -> str:
         f"<tr class=\"dest\" data-dest=\"{e(d.label)}\"><td><code>{e(d.label)}</code></td>"
         f"<td class=\"num\">{d.connects}</td><td class=\"num\">{d.failed or ''}</td>"
         f"<td class=\"num\" data-bytes=\"{d.bytes_sent}\">{e(format_bytes(d.bytes_sent))}</td>"
-        f"<td class=\"num\">{d.send_calls or ''}</td><td>{e(', '.join(d.processes[:6]))}"
+        f"<td class=\"num\">{d.send_calls or ''}</td><td>{e(_some(d.processes, 6))}"
         + (" <span class=\"tag act\">killed in kernel</span>" if d.killed else "") + "</td></tr>"
         for d in rep.destinations)
     table = ("<table><thead><tr><th>destination</th><th class=\"num\">connects</th>"
@@ -317,7 +323,7 @@ def _files(rep: SessionReport) -> str:
             f"<td class=\"num\">{f.opens}</td><td class=\"num\">{f.writes}</td>"
             f"<td class=\"num\">{e(format_bytes(f.bytes))}</td><td>{e('; '.join(f.ops))}"
             + (f" <span class=\"bad\">{f.failed} failed</span>" if f.failed else "")
-            + f"</td><td>{e(', '.join(f.processes[:4]))}</td></tr>" for f in rows)
+            + f"</td><td>{e(_some(f.processes, 4))}</td></tr>" for f in rows)
         blocks.append(
             f"<details class=\"dir\"{'' if many else ' open'} data-dir=\"{e(d)}\"><summary><code>{e(d)}/</code> "
             f"<span class=\"mut\">{len(rows)} file(s), {e(format_bytes(size))}</span></summary>"

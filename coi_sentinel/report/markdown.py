@@ -53,7 +53,7 @@ def render(rep: SessionReport) -> str:
     out += ["```", "", f"## Network destinations ({len(rep.destinations)})", ""]
     if rep.destinations:
         out += _table(["destination", "connects", "failed", "bytes sent", "by"], [
-            [d.label, d.connects, d.failed, format_bytes(d.bytes_sent), ", ".join(d.processes[:6])]
+            [d.label, d.connects, d.failed, format_bytes(d.bytes_sent), ", ".join(list(d.processes)[:6])]
             for d in rep.destinations])
     else:
         out += ["No connection.", ""]
@@ -64,7 +64,7 @@ def render(rep: SessionReport) -> str:
         out.append("")
         out += _table(["file", "opens", "writes", "bytes", "other", "by"], [
             [f.path.rsplit("/", 1)[-1], f.opens, f.writes, format_bytes(f.bytes), "; ".join(f.ops),
-             ", ".join(f.processes[:4])] for f in rows])
+             ", ".join(list(f.processes)[:4])] for f in rows])
     if not rep.files_by_dir:
         out += ["No file written.", ""]
     out += [f"## Secrets read ({len(rep.secrets)})", ""]

@@ -117,7 +117,8 @@ class Destination:
     bytes_sent: int = 0
     send_calls: int = 0
     killed: int = 0
-    processes: list[str] = field(default_factory=list)
+    #: "name(pid)" -> events, in the order first seen
+    processes: dict[str, int] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -135,7 +136,8 @@ class FileRow:
     bytes: int = 0
     failed: int = 0
     ops: list[str] = field(default_factory=list)      # "renamed from x", "deleted", "chmod 0755"
-    processes: list[str] = field(default_factory=list)
+    #: "name(pid)" -> events, in the order first seen
+    processes: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -354,14 +356,16 @@ class _Builder:
         d = self.dests.get(key)
         if d is None:
             d = self.dests[key] = Destination(family, addr, key[2])
-        _add_once(d.processes, f"{p.name}({p.pid})")
+        who = f"{p.name}({p.pid})"
+        d.processes[who] = d.processes.get(who, 0) + 1
         return d
 
     def file(self, path: str, p: Proc) -> FileRow:
         f = self.files.get(path)
         if f is None:
             f = self.files[path] = FileRow(path)
-        _add_once(f.processes, f"{p.name}({p.pid})")
+        who = f"{p.name}({p.pid})"
+        f.processes[who] = f.processes.get(who, 0) + 1
         return f
 
     # -- records

@@ -24,7 +24,7 @@ FORMATS = ("html", "md", "json")
 
 #: `run` writes its session's report at once when the log is at most this big; a bigger log
 #: (an hour of a busy agent) is left for `coi-sentinel report`, so `run` returns at once
-EAGER_MAX_BYTES = 32 << 20
+EAGER_MAX_BYTES = 16 << 20     # about a second of work
 
 
 def render(rep: SessionReport, fmt: str) -> str:

