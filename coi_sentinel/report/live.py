@@ -318,10 +318,10 @@ def alert_line(scope: str, a: dict[str, Any], width: int = 80) -> str:
 def frame_text(frame: Frame, width: int = 80) -> str:
     """A frame as plain text within ``width`` columns (``top --once``)."""
     d = frame.daemon
-    lines = [(f"coi-sentinel daemon pid {d.pid} · rules {d.rules} · {len(frame.scopes)} scope(s) · "
-              f"{fmt_rate(d.rate)} ev/s · drops {d.drops} · kills {d.kills} · rss {fmt_bytes(d.rss)}")[:width]]
-    if d.rates:
-        lines.append(("host: " + " ".join(f"{k} {fmt_rate(v)}/s" for k, v in list(d.rates.items())[:6]))[:width])
+    lines = [(f"coi-sentinel daemon {d.pid} · {d.rules} rules · {len(frame.scopes)} scope(s) · "
+              f"{fmt_rate(d.rate)} ev/s · drops {d.drops} · kills {d.kills}")[:width]]
+    rates = " ".join(f"{k} {fmt_rate(v)}/s" for k, v in list(d.rates.items())[:6]) or "idle"
+    lines.append(f"host: {rates} · daemon rss {fmt_bytes(d.rss)}"[:width])
     lines.append(SCOPE_HEADER[:width])
     lines += [scope_line(s)[:width] for s in frame.scopes]
     recent = [(s.name, a) for s in frame.scopes for a in s.last_alerts]

@@ -244,8 +244,9 @@ class TopApp(App):
         title = Text(" coi-sentinel top", style="bold")
         if f is not None:
             d = f.daemon
-            title.append(f"  daemon {d.pid} · {d.rules} rules · {len(f.scopes)} scope(s) · "
-                         f"{fmt_rate(d.rate)} ev/s · drops {d.drops} · kills {d.kills}")
+            n = len(f.scopes)
+            title.append(f" │ {n} scope{'s' * (n != 1)} │ {fmt_rate(d.rate)} ev/s │ drops {d.drops} │ "
+                         f"kills {d.kills} │ {d.rules} rules │ daemon {d.pid}")
         title.truncate(width)
         self.query_one("#title", Static).update(title)
         host = Text(" host: ")
@@ -298,7 +299,7 @@ class TopApp(App):
         rates = " ".join(f"{k} {fmt_rate(v)}" for k, v in list(s.rates.items())[:7]) or "no events now"
         t.append((" ev/s: " + rates)[:width] + "\n", style="dim")
         try:
-            procs = self.busiest.update(s.name, self.source.processes(s.name))[:3]
+            procs = self.busiest.update(s.name, self.source.processes(s.name))[:2 if self.message else 3]
         except SentinelError as err:
             procs = []
             t.append(f" processes: {err}"[:width] + "\n", style="dim")
@@ -318,7 +319,7 @@ class TopApp(App):
         for received, scope, a in self.alerts[-(ALERT_LINES - 1):][::-1]:
             label = severity_label(a.get("severity", a.get("priority")))
             a = {**a, "received": received}
-            t.append(alert_line(scope, a, width - 1), style=SEV_STYLE.get(label, ""))
+            t.append(" " + alert_line(scope, a, width - 2), style=SEV_STYLE.get(label, ""))
             t.append("\n")
         return t
 

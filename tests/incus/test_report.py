@@ -10,7 +10,9 @@ in `open` mode).
 from __future__ import annotations
 
 import json
+import os
 import re
+import shutil
 import socket
 import threading
 from pathlib import Path
@@ -18,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from browser import dump_dom, parse, screenshot
-from incus_support import BUSYBOX
+from incus_support import BUSYBOX, stop_daemon
 from support import require_bpf
 
 pytestmark = [pytest.mark.incus, pytest.mark.bpf]
@@ -43,6 +45,21 @@ KILL_RULE = """
   false_positives: >
     None; a test rule.
 """
+
+
+@pytest.fixture
+def own_daemon(env):
+    """``env`` whose monitored runs use a daemon of this test's own (the first run starts it,
+    as a user's first run does), stopped and its files removed at the end."""
+    require_bpf()
+    env.socket = Path(f"/run/coi-sentinel/test-viewer-{os.urandom(3).hex()}.sock")
+    yield env
+    stop_daemon(env.socket)
+    from coi_sentinel.daemon.protocol import state_dir_of
+
+    shutil.rmtree(state_dir_of(env.socket), ignore_errors=True)
+    for leftover in (env.socket, Path(str(env.socket) + ".log")):
+        leftover.unlink(missing_ok=True)
 
 
 class Sink:
@@ -90,8 +107,8 @@ def sink():
     s.close()
 
 
-def test_report_of_a_recorded_session_in_chromium(env, sink, tmp_path):
-    require_bpf()
+def test_report_of_a_recorded_session_in_chromium(own_daemon, sink, tmp_path):
+    env = own_daemon
     (env.home / ".config/coi-sentinel/test-rules.yaml").write_text(KILL_RULE)
     # every alert is recorded; only the marker rule acts (kill-process, its own action)
     (env.home / ".config/coi-sentinel/config.toml").write_text(
