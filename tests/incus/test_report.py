@@ -187,3 +187,5 @@ def test_report_of_a_recorded_session_in_chromium(own_daemon, sink, tmp_path):
     assert md.code == 0 and "## Alerts (" in md.out and "test_report_marker" in md.out, md.err
     data = json.loads(env.run("report", name, "--json").out)
     assert data["summary"]["verdict_level"] == "stopped"
+    # made later from the log alone: the daemon's header says the agent and the network
+    assert (data["summary"]["agent"], data["summary"]["network"]) == ("shell", "open")

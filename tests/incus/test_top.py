@@ -8,6 +8,7 @@ SSH key the agent made itself, recorded only (high = "alert").
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -126,6 +127,19 @@ def test_top_shows_a_live_session_its_alert_and_the_pause(own_daemon, tmp_path):
         screen = tmux.wait("the session", lambda s: row(s, name)[1:2] == ["running"], 30)
         assert "coi-sentinel top" in screen and "SESSION" in screen
         assert all(len(line) <= 80 for line in screen.splitlines())
+        once = env.run("top", "--once", "--json", "--interval", "0.2", "--socket", str(env.socket))
+        assert once.code == 0, once.err
+        [scope] = [s for s in json.loads(once.out)["scopes"] if s["name"] == name]
+        assert (scope["state"], scope["tool"], scope["network"]) == ("running", "shell", "open")
+        assert scope["memory"] > 0 and scope["events"] > 0
+        # the filter: a text no session has, then cleared
+        tmux.keys("/")
+        tmux.keys("-l", "zzz")
+        tmux.keys("Enter")
+        tmux.wait("the filter", lambda s: "no session matches the filter" in s, 5)
+        tmux.keys("/")
+        tmux.keys("Escape")
+        tmux.wait("the session again", lambda s: row(s, name)[1:2] == ["running"], 5)
         # 2. the alert, within 2 s of the read that fires it
         (env.ws / "go").touch()
         fired = time.monotonic()
@@ -133,6 +147,11 @@ def test_top_shows_a_live_session_its_alert_and_the_pause(own_daemon, tmp_path):
         shown = time.monotonic() - fired
         assert shown < 2.0, f"the alert showed {shown:.2f} s after it fired"
         assert "HIGH" in screen and name in screen.split("LAST ALERTS", 1)[1]
+        # the session's process tree: the agent's shell, then back
+        tmux.keys("Enter")
+        tree = tmux.wait("the process tree", lambda s: f"processes of {name}" in s and "sh -c" in s, 5)
+        tmux.keys("Escape")
+        tmux.wait("the list again", lambda s: row(s, name)[:1] == [name], 5)
         # 3. pause: a confirmation, then frozen (the container's freezer says so too)
         tmux.keys("p")
         tmux.wait("the confirmation", lambda s: f"Pause {name}?" in s, 5)
