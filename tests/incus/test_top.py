@@ -39,12 +39,8 @@ def own_daemon(env):
     require_bpf()
     env.socket = Path(f"/run/coi-sentinel/test-viewer-{os.urandom(3).hex()}.sock")
     yield env
-    stop_daemon(env.socket)
-    from coi_sentinel.daemon.protocol import state_dir_of
-
-    shutil.rmtree(state_dir_of(env.socket), ignore_errors=True)
-    for leftover in (env.socket, Path(str(env.socket) + ".log")):
-        leftover.unlink(missing_ok=True)
+    stop_daemon(env.socket)             # and its state directory and log
+    env.socket.unlink(missing_ok=True)
 
 
 class Tmux:
