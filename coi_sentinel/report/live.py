@@ -14,6 +14,7 @@ streamed on another by a thread. Nothing here draws: :mod:`.tui` and :func:`fram
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections import deque
@@ -353,22 +354,35 @@ class DaemonSource:
         self._lock = threading.Lock()
         self.error: str | None = None
 
-    def status(self) -> dict[str, Any]:
+    def _request(self, op: str, **fields: Any) -> dict[str, Any]:
+        """One request; a daemon that went away (restarted) is connected to again, once."""
+        from ..daemon.protocol import DaemonUnavailable
+
         with self._lock:
-            return self.client.request("status")
+            try:
+                return self.client.request(op, **fields)
+            except DaemonUnavailable:
+                self.client.close()
+                self.client = self._client_cls.connect(self.socket_path)
+                if self._thread is not None and not self._thread.is_alive():
+                    self.follow()
+                return self.client.request(op, **fields)
+
+    def status(self) -> dict[str, Any]:
+        return self._request("status")
 
     def processes(self, name: str) -> list[dict[str, Any]]:
-        with self._lock:
-            return list(self.client.request("processes", name=name).get("processes") or [])
+        return list(self._request("processes", name=name).get("processes") or [])
 
     def control(self, op: str, name: str) -> str:
         if op not in ("pause", "resume", "kill"):
             raise ValueError(op)
-        with self._lock:
-            return str(self.client.request(op, name=name).get("state", "?"))
+        return str(self._request(op, name=name).get("state", "?"))
 
     def follow(self) -> None:
         """Start streaming alerts and actions (a daemon thread; ends with the connection)."""
+        if self._sub is not None:
+            self._sub.close()
         self._sub = self._client_cls.connect(self.socket_path, timeout=None)
         items = self._sub.subscribe(None, ("alerts", "actions"))
         self._thread = threading.Thread(target=self._read, args=(items,), name="top-follow",
@@ -384,6 +398,8 @@ class DaemonSource:
                 self.feed.append((stream, scope, data))
                 if self.on_item is not None:
                     self.on_item(stream, scope, data)
+        except RuntimeError as err:         # the view has ended while an item came
+            log.debug("subscription dropped: %s", err)
         except (SentinelError, OSError, ValueError) as err:
             self.error = str(err)
             log.debug("subscription ended: %s", err)
@@ -392,6 +408,12 @@ class DaemonSource:
         for c in (self._sub, self.client):
             if c is not None:
                 try:
+                    c.sock.shutdown(socket.SHUT_RDWR)     # wakes the reader thread
+                except OSError:
+                    pass
+                try:
                     c.close()
                 except OSError:
                     pass
+        if self._thread is not None:
+            self._thread.join(timeout=2)
