@@ -32,9 +32,9 @@ def _run(args: list[str], profile: Path, timeout: float = 60) -> subprocess.Comp
                           stdin=subprocess.DEVNULL)
 
 
-def dump_dom(page: Path, profile: Path) -> str:
-    """The page's DOM, serialised after its scripts ran."""
-    p = _run(["--dump-dom", page.resolve().as_uri()], profile)
+def dump_dom(page: Path, profile: Path, fragment: str = "") -> str:
+    """The page's DOM, serialised after its scripts ran (``fragment``: ``#...`` of the URL)."""
+    p = _run(["--dump-dom", page.resolve().as_uri() + fragment], profile)
     assert p.returncode == 0 and "<html" in p.stdout, p.stderr[-2000:]
     return p.stdout
 

@@ -70,17 +70,23 @@ details.dir table{margin:2px 0 8px 14px;width:calc(100% - 14px)}
 footer{color:var(--mut);font-size:12px;margin-top:18px}
 """
 
+#: the severity filter: buttons toggle a severity's rows; ``#severity=critical,high`` in the
+#: address shows only those from the start (a link to a report can say what to look at)
 JS = """
 (function(){
  var on={};
+ function apply(){
+  document.querySelectorAll('.filters button').forEach(function(b){
+   b.classList.toggle('off',!on[b.dataset.sev]);});
+  document.querySelectorAll('tr.alert').forEach(function(r){
+   r.classList.toggle('hidden',!on[r.dataset.severity]);});
+ }
+ var m=/severity=([a-z,]+)/.exec(location.hash), want=m?m[1].split(','):null;
  document.querySelectorAll('.filters button').forEach(function(b){
-  on[b.dataset.sev]=true;
-  b.addEventListener('click',function(){
-   on[b.dataset.sev]=!on[b.dataset.sev];b.classList.toggle('off',!on[b.dataset.sev]);
-   document.querySelectorAll('tr.alert').forEach(function(r){
-    r.classList.toggle('hidden',!on[r.dataset.severity]);});
-  });
+  on[b.dataset.sev]=!want||want.indexOf(b.dataset.sev)>=0;
+  b.addEventListener('click',function(){on[b.dataset.sev]=!on[b.dataset.sev];apply();});
  });
+ apply();
 })();
 """
 

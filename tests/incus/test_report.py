@@ -173,6 +173,12 @@ def test_report_of_a_recorded_session_in_chromium(own_daemon, sink, tmp_path):
     [secret] = [e for e in dom.select("tr", "secret") if "/home/code/.ssh/id_rsa" in e.text]
     assert "cat" in secret.text
 
+    # the page's script: #severity=critical hides the other rows (and only them)
+    filtered = parse(dump_dom(page, tmp_path / "chromium", "#severity=critical"))
+    hidden = {e.attrs["data-rule"] for e in filtered.select("tr", "alert", "hidden")}
+    assert hidden == {r for r, e in rows.items() if e.attrs["data-severity"] != "critical"} != set()
+    assert not dom.select("tr", "alert", "hidden")
+
     png = screenshot(page, tmp_path / "report.png", tmp_path / "chromium")
     assert png.stat().st_size > 50_000
 
