@@ -106,7 +106,7 @@ class ScopeRow:
     rates: dict[str, float]                      # events/s by type, busiest first
     alerts: dict[str, int]                       # by severity label
     actions: int
-    drops: int
+    drops: int | None                            # None: the daemon does not count per scope
     cpu: float | None                            # percent of one CPU
     memory: int | None                           # bytes
     cgroup: str
@@ -227,7 +227,8 @@ class Tracker:
                 tool=str(s.get("tool") or ""), network=str(s.get("network") or ""),
                 events=sum(ev.values()), rate=sum(srates.values()), rates=srates,
                 alerts={k: alerts[k] for k in SEVERITIES if alerts.get(k)},
-                actions=_num(s.get("actions")), drops=_num(s.get("drops")), cpu=cpu,
+                actions=_num(s.get("actions")),
+                drops=_num(s.get("drops")) if "drops" in s else None, cpu=cpu,
                 memory=use.memory, cgroup=cgroup, audit=str(s.get("audit") or ""),
                 last_alerts=[a for a in s.get("last_alerts") or () if isinstance(a, dict)]))
         for gone in set(self._prev) - seen:
@@ -303,7 +304,7 @@ SCOPE_HEADER = f"{'SESSION':<20} {'STATE':<8} {'TOOL':<7} {'EV/S':>6} {'ALERTS':
 def scope_line(s: ScopeRow) -> str:
     cpu = f"{s.cpu:.0f}" if s.cpu is not None else "-"
     return (f"{s.name[:20]:<20} {s.state[:8]:<8} {s.tool[:7]:<7} {fmt_rate(s.rate):>6} "
-            f"{alerts_cell(s.alerts)[:11]:<11} {s.actions:>3} {s.drops:>4} {cpu:>5} "
+            f"{alerts_cell(s.alerts)[:11]:<11} {s.actions:>3} {'-' if s.drops is None else s.drops:>4} {cpu:>5} "
             f"{fmt_bytes(s.memory):>6}")
 
 

@@ -61,10 +61,12 @@ class ProcessTree(Screen):
 
     BINDINGS = [Binding("escape,q", "app.pop_screen", "back"), Binding("r", "reload", "reload")]
 
-    def __init__(self, scope: str, source) -> None:
+    def __init__(self, scope: str, source, alerting: dict[int, list[str]] | None = None) -> None:
         super().__init__()
         self.scope = scope
         self.source = source
+        #: pid -> rules of the alerts it raised (as far as this view has seen them)
+        self.alerting = alerting or {}
 
     def compose(self) -> ComposeResult:
         yield Static(f" processes of {self.scope}  (r reload · esc back)", id="tree-title")
@@ -93,10 +95,14 @@ class ProcessTree(Screen):
                 roots.append(p)
 
         def label(p: dict[str, Any]) -> Text:
+            rules = self.alerting.get(p["pid"], [])
+            hot = bool(rules or p.get("alerts"))
             t = Text(f"{p['pid']} ", style="dim")
-            t.append(str(p.get("name") or "?"), style="bold red" if p.get("alerts") else "bold")
+            t.append(str(p.get("name") or "?"), style="bold red" if hot else "bold")
             t.append(f"  {p.get('events', 0)} ev")
-            if p.get("alerts"):
+            if rules:
+                t.append("  !! " + ", ".join(rules), style="bold red")
+            elif p.get("alerts"):
                 t.append(f"  {p['alerts']} alert(s)", style="bold red")
             cmd = " ".join(str(p.get("cmdline") or "").split())
             if cmd:
@@ -369,7 +375,14 @@ class TopApp(App):
     def action_tree(self) -> None:
         s = self.current()
         if s is not None:
-            self.push_screen(ProcessTree(s.name, self.source))
+            alerting: dict[int, list[str]] = {}
+            for _t, scope, a in self.alerts:
+                proc = a.get("process") if isinstance(a.get("process"), dict) else {}
+                if scope == s.name and isinstance(proc.get("pid"), int):
+                    rules = alerting.setdefault(proc["pid"], [])
+                    if a.get("rule") not in rules:
+                        rules.append(str(a.get("rule")))
+            self.push_screen(ProcessTree(s.name, self.source, alerting))
 
     def action_control(self, op: str) -> None:
         s = self.current()

@@ -3,7 +3,8 @@ live session: the view shows the session, then an alert within 2 s of it firing,
 frozen state after the pause key (and running again after the resume key).
 
 The session runs busybox in `open` mode but sends nothing anywhere; the alert is a read of an
-SSH key the agent made itself, recorded only (high = "alert").
+SSH key the agent made itself (by the script's own shell, which lives on: the process tree
+marks it), recorded only (high = "alert").
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ pytestmark = [pytest.mark.incus, pytest.mark.bpf]
 SCRIPT = """
 mkdir -p ~/.ssh && echo KEY > ~/.ssh/id_rsa
 while [ ! -e /workspace/go ]; do sleep 0.05; done
-cat ~/.ssh/id_rsa > /dev/null
+read key < ~/.ssh/id_rsa
 while [ ! -e /workspace/stop ]; do echo x >> /workspace/ticks; sleep 0.05; done
 echo done
 """
@@ -146,6 +147,7 @@ def test_top_shows_a_live_session_its_alert_and_the_pause(own_daemon, tmp_path):
         # the session's process tree: the agent's shell, then back
         tmux.keys("Enter")
         tree = tmux.wait("the process tree", lambda s: f"processes of {name}" in s and "sh -c" in s, 5)
+        assert "!! ssh_private_key_read" in tree, tree
         tmux.keys("Escape")
         tmux.wait("the list again", lambda s: row(s, name)[:1] == [name], 5)
         # 3. pause: a confirmation, then frozen (the container's freezer says so too)

@@ -59,7 +59,8 @@ def test_rates_alerts_and_cgroup_use_between_two_answers(tmp_path):
     assert a.rates == {"file_write": 200.0, "exec": 50.0} and a.rate == 250.0
     assert a.alerts == {"critical": 2, "high": 1, "medium": 1}          # Falco's warning: medium
     assert a.cpu == pytest.approx(25.0) and a.memory == 12 << 20           # 0.5 s CPU in 2 s
-    assert (w.kind, w.state, w.cpu, w.memory) == ("watch", "orphan", None, None)
+    assert (w.kind, w.state, w.cpu, w.memory, w.drops) == ("watch", "orphan", None, None, None)
+    assert a.drops == 0
     assert f.interval == 2.0
 
 
