@@ -40,6 +40,8 @@ apt_install() {
 step_packages() {
     apt_install python3-bpfcc bpfcc-tools python3-pyroute2 python3-nftables nftables \
         python3-venv python3-pip python3-yaml tmux iproute2 gcc libc6-dev util-linux
+    # headless Chromium: the report tests open the HTML report and read its DOM
+    apt_install chromium
 }
 
 step_headers() {

@@ -37,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "net": ("net", "net"),
     "resume-session": ("resume", "resume_session"),
     "unfreeze": ("resume", "resume_session"),
+    "report": ("report", "report"),
+    "top": ("top", "top"),
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "COI_SENTINEL",

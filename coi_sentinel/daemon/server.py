@@ -367,7 +367,7 @@ class Daemon:
             scope.rules_hash = rhash
             cov = self.mon.coverage.to_dict() if self.mon.coverage is not None else {}
             header = make_header("run", coverage=cov, session=reg.name, cgroup=reg.cgroup,
-                                 daemon=os.getpid())
+                                 daemon=os.getpid(), tool=reg.tool, network=reg.network)
             try:
                 scope.open(self.mon.probes, header, guard=self.options.guard, state_dir=_state_dir())
             except BaseException:
