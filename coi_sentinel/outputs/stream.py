@@ -51,17 +51,31 @@ class FileOutput(Output):
         self._size = os.fstat(self._fd).st_size
 
     def deliver(self, payloads: list[Any]) -> None:
-        data = b"".join(p + b"\n" for p in payloads)
         if self._fd is None:
             self._open()
-        if self._size and self._size + len(data) > self.max_bytes:
-            self._rotate()
+        chunk: list[bytes] = []
+        size = self._size
+        for p in payloads:              # a file never grows past max_bytes (but by one line)
+            line = p + b"\n"
+            if size and size + len(line) > self.max_bytes:
+                self._write(chunk)
+                chunk = []
+                self._rotate()
+                size = 0
+            chunk.append(line)
+            size += len(line)
+        self._write(chunk)
+
+    def _write(self, lines: list[bytes]) -> None:
+        if not lines:
+            return
         assert self._fd is not None
-        view = memoryview(data)
+        view = memoryview(b"".join(lines))
+        total = len(view)
         while view:
             n = os.write(self._fd, view)
             view = view[n:]
-        self._size += len(data)
+        self._size += total
 
     def _rotate(self) -> None:
         self.shut()
