@@ -7,27 +7,9 @@ from typing import Callable
 
 import pytest
 
-from coi_sentinel.events import model as m
+from output_support import RULES, exec_event
+
 from coi_sentinel.rules import Alert, Engine, load_ruleset
-
-RULES = """\
-- rule: shell_in_agent
-  description: a shell under an agent
-  severity: {severity}
-  events: [exec]
-  condition: proc.name in (bash, sh)
-  output: "shell %proc.name (%proc.cmdline) under %proc.pname pid=%proc.pid args=%proc.args"
-  tags: [T1059, shell]
-  false_positives: none
-"""
-
-
-def exec_event(pid: int, filename: str, *argv: str, ppid: int = 10, ts: int = 1_000_000_000) -> m.ExecEvent:
-    comm = filename.rsplit("/", 1)[-1]
-    return m.ExecEvent(ts_ns=ts, pid=pid, tid=pid, ppid=ppid, uid=1000, gid=1000, comm=comm,
-                       cgroup_id=43, scope_id=42, container="agent-1", filename=filename,
-                       argv=tuple(argv) or (comm,), argc=len(argv) or 1, errno=0, fd=-100, flags=0)
-
 
 @pytest.fixture
 def make_alerts(tmp_path: Path) -> Callable[..., list[Alert]]:

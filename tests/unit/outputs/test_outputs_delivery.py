@@ -8,7 +8,7 @@ import time
 
 import orjson
 import pytest
-from output_receivers import OtlpReceiver, WebhookReceiver
+from output_support import OtlpReceiver, WebhookReceiver
 
 from coi_sentinel.errors import ConfigError
 from coi_sentinel.outputs import OutputSet, parse_url

@@ -1,6 +1,7 @@
-"""Receivers the output tests start on loopback: an HTTP server that fails the first N posts
-(or holds them until released), and an OTLP/HTTP logs receiver decoding with
-opentelemetry-proto. Each runs in a thread of the test and stops with it."""
+"""For the output tests: a rule file and events that make alerts, and receivers the tests
+start on loopback - an HTTP server that fails the first N posts (or holds them until
+released), and an OTLP/HTTP logs receiver decoding with opentelemetry-proto. Each receiver runs
+in a thread of the test and stops with it."""
 
 from __future__ import annotations
 
@@ -9,6 +10,26 @@ import threading
 from typing import Any
 
 import orjson
+
+from coi_sentinel.events import model as m
+
+RULES = """\
+- rule: shell_in_agent
+  description: a shell under an agent
+  severity: {severity}
+  events: [exec]
+  condition: proc.name in (bash, sh)
+  output: "shell %proc.name (%proc.cmdline) under %proc.pname pid=%proc.pid args=%proc.args"
+  tags: [T1059, shell]
+  false_positives: none
+"""
+
+
+def exec_event(pid: int, filename: str, *argv: str, ppid: int = 10, ts: int = 1_000_000_000) -> m.ExecEvent:
+    comm = filename.rsplit("/", 1)[-1]
+    return m.ExecEvent(ts_ns=ts, pid=pid, tid=pid, ppid=ppid, uid=1000, gid=1000, comm=comm,
+                       cgroup_id=43, scope_id=42, container="agent-1", filename=filename,
+                       argv=tuple(argv) or (comm,), argc=len(argv) or 1, errno=0, fd=-100, flags=0)
 
 
 class _Server(http.server.ThreadingHTTPServer):
