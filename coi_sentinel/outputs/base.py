@@ -1,22 +1,25 @@
-"""An output behind its own bounded queue and thread: the event loop never waits for it.
+"""An output behind its own bounded queue and thread.
 
-:meth:`Output.offer` runs on the event loop: it checks the minimum severity and the per-rule
-rate limit, then appends to a bounded deque and wakes the worker; a full queue counts the alert
-as lost (reason ``queue_full``) instead of waiting. The worker renders the alerts (JSON happens
-off the event loop) and hands batches to :meth:`Output.deliver`; what a transport finally
-fails to deliver after its retries is counted as lost with the reason. The audit log stays the
-record of truth: every alert is written there whatever the outputs do.
+:meth:`Output.offer` takes a :class:`Record` (an alert already rendered as our alert record):
+it appends it to a bounded deque and wakes the worker thread; a full queue counts the alert as
+lost (reason ``queue_full``) instead of waiting. The worker renders the record the way the
+output sends it and hands batches to :meth:`Output.deliver`; what a transport finally fails to
+deliver after its retries is counted as lost with the reason. Filters (minimum severity, rate
+limit per rule: :class:`Filter`) are applied before, where the alert is emitted.
 
-Counters (``queued``, ``delivered``, ``lost``, ``suppressed`` by the rate limit, ``filtered`` by
-severity) are plain ints, each written by one thread only, read by ``status`` and the metrics.
+These outputs run in the delivery process (:mod:`coi_sentinel.outputs.worker`), so their
+threads never compete with the event loop for the interpreter; an :class:`OutputSet` made with
+``process=False`` runs them in its own process instead (tests, tools).
+
+Counters (``queued``, ``delivered``, ``lost``...) are plain ints, each written by one thread.
 """
 
 from __future__ import annotations
 
 import collections
 import logging
+import struct
 import threading
-import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
@@ -24,13 +27,43 @@ import orjson
 
 from .spec import OutputSpec
 
+from ..severity import Severity
+
 if TYPE_CHECKING:
     from ..rules.alert import Alert
 
 log = logging.getLogger(__name__)
 
-#: an alert waiting in a queue: the alert, its wall-clock offset and the host it came from
-Item = tuple["Alert", int, str]
+#: a frame to the delivery process: payload length, output mask, wall-clock ns (then payload)
+FRAME = struct.Struct("<IQq")
+
+#: Falco's JSON alert: our record's keys that it keeps, in Falco's order
+FALCO_KEYS = ("time", "rule", "priority", "source", "hostname", "output", "tags", "output_fields")
+
+
+class Record:
+    """An alert as every output receives it: our alert record (``data``), its JSON (``raw``)
+    and its wall-clock time in ns since the epoch."""
+
+    __slots__ = ("data", "raw", "wall_ns")
+
+    def __init__(self, data: dict[str, Any], raw: bytes, wall_ns: int) -> None:
+        self.data = data
+        self.raw = raw
+        self.wall_ns = wall_ns
+
+    @classmethod
+    def of(cls, alert: "Alert", wall_offset_ns: int, hostname: str) -> "Record":
+        data = alert.to_dict(wall_offset_ns=wall_offset_ns, hostname=hostname)
+        return cls(data, orjson.dumps(data), alert.ts_ns + wall_offset_ns)
+
+    @property
+    def severity(self) -> Severity:
+        return Severity.lookup(self.data.get("severity")) or Severity.HIGH
+
+    def falco(self) -> dict[str, Any]:
+        return {k: self.data[k] for k in FALCO_KEYS}
+
 
 
 class DeliveryError(Exception):
@@ -67,8 +100,30 @@ class RateLimiter:
         return False
 
 
+class Filter:
+    """Minimum severity and per-rule rate limit of one output, applied where alerts are
+    emitted (before anything is rendered or sent)."""
+
+    __slots__ = ("min_severity", "limiter", "filtered", "suppressed")
+
+    def __init__(self, spec: OutputSpec) -> None:
+        self.min_severity = spec.min_severity
+        self.limiter = RateLimiter(spec.rate.count, spec.rate.period) if spec.rate else None
+        self.filtered = 0
+        self.suppressed = 0
+
+    def passes(self, severity: Severity, rule: str, now: float) -> bool:
+        if severity < self.min_severity:
+            self.filtered += 1
+            return False
+        if self.limiter is not None and not self.limiter.allow(rule, now):
+            self.suppressed += 1
+            return False
+        return True
+
+
 class Output:
-    """Base of every output: queue, worker thread, filters, counters. Subclasses implement
+    """Base of every output: queue, worker thread, counters. Subclasses implement
     :meth:`deliver` (and may override :meth:`open`, :meth:`shut`)."""
 
     #: how many alerts one deliver() call takes at most (webhook/OTLP override from options)
@@ -80,18 +135,14 @@ class Output:
     def __init__(self, spec: OutputSpec) -> None:
         self.spec = spec
         self.name = spec.name
-        self.min_severity = spec.min_severity
-        self.limiter = RateLimiter(spec.rate.count, spec.rate.period) if spec.rate else None
         self.maxlen = spec.queue
-        self._queue: collections.deque[Item] = collections.deque()
+        self._queue: collections.deque[Record] = collections.deque()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._busy = False
-        # event loop's counters
+        # the feeding thread's counters
         self.queued = 0
-        self.filtered = 0
-        self.suppressed = 0
         self.queue_full = 0
         # worker's counters
         self.delivered = 0
@@ -99,19 +150,13 @@ class Output:
         self.retried = 0
         self.last_error: str | None = None
 
-    # ---- event loop side ----
-    def offer(self, alert: "Alert", wall_offset_ns: int, hostname: str) -> bool:
-        """Queue an alert if it passes the filters; never blocks. True if queued."""
-        if alert.severity < self.min_severity:
-            self.filtered += 1
-            return False
-        if self.limiter is not None and not self.limiter.allow(alert.rule, time.monotonic()):
-            self.suppressed += 1
-            return False
+    # ---- feeding side ----
+    def offer(self, record: Record) -> bool:
+        """Queue a record; never blocks. False (counted lost) when the queue is full."""
         if len(self._queue) >= self.maxlen:
             self.queue_full += 1
             return False
-        self._queue.append((alert, wall_offset_ns, hostname))
+        self._queue.append(record)
         self.queued += 1
         if not self._wake.is_set():
             self._wake.set()
@@ -121,12 +166,11 @@ class Output:
     def lost(self) -> int:
         return self.queue_full + sum(self.failed.values())
 
-    def status(self) -> dict[str, Any]:
-        return {**self.spec.describe(), "queued": len(self._queue), "accepted": self.queued,
-                "delivered": self.delivered, "lost": self.lost,
-                "lost_by_reason": {"queue_full": self.queue_full, **self.failed} if self.lost else {},
-                "suppressed": self.suppressed, "filtered": self.filtered, "retries": self.retried,
-                "last_error": self.last_error}
+    def counters(self) -> dict[str, Any]:
+        """What this output did (merged with its filter's counts by the OutputSet)."""
+        return {"queued": len(self._queue), "accepted": self.queued, "delivered": self.delivered,
+                "lost_by_reason": {"queue_full": self.queue_full, **self.failed},
+                "retries": self.retried, "busy": self._busy, "last_error": self.last_error}
 
     # ---- lifecycle ----
     def start(self) -> None:
@@ -175,7 +219,7 @@ class Output:
             if self._stop.is_set() and not self._queue:
                 return
 
-    def _take(self) -> list[Item]:
+    def _take(self) -> list[Record]:
         out = []
         q = self._queue
         for _ in range(self.batch_size):
@@ -185,7 +229,7 @@ class Output:
                 break
         return out
 
-    def _deliver_with_retries(self, batch: list[Item]) -> None:
+    def _deliver_with_retries(self, batch: list[Record]) -> None:
         try:
             payloads = [self.render(item) for item in batch]
         except Exception as err:  # a rendering bug must be counted, not kill the worker
@@ -221,12 +265,11 @@ class Output:
         log.warning("output %s: %d alert(s) not delivered (%s): %s", self.name, n, reason, err)
 
     # ---- for subclasses ----
-    def render(self, item: Item) -> Any:
+    def render(self, record: Record) -> Any:
         """An alert as this output sends it (default: JSON bytes, our record or Falco's)."""
-        alert, offset, host = item
         if self.spec.format == "falco":
-            return orjson.dumps(alert.to_falco(wall_offset_ns=offset, hostname=host))
-        return orjson.dumps(alert.to_dict(wall_offset_ns=offset, hostname=host))
+            return orjson.dumps(record.falco())
+        return record.raw
 
     def open(self) -> None:
         """Called once before the worker starts (connect lazily where possible)."""

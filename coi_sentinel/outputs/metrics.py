@@ -222,12 +222,12 @@ class _Collector:
         supp = CounterMetricFamily(f"{PREFIX}_output_suppressed", "Alerts held back by the per-rule rate limit",
                                    labels=["output"])
         for outset in self.m.outputs:
-            for o in outset.outputs:
-                qlen.add_metric([o.name], len(o._queue))
-                done.add_metric([o.name], o.delivered)
-                supp.add_metric([o.name], o.suppressed)
-                for reason, n in {"queue_full": o.queue_full, **o.failed}.items():
-                    lost.add_metric([o.name, reason], n)
+            for name, st in outset.status().items():
+                qlen.add_metric([name], st["queued"])
+                done.add_metric([name], st["delivered"])
+                supp.add_metric([name], st["suppressed"])
+                for reason, n in {"queue_full": 0, **st["lost_by_reason"]}.items():
+                    lost.add_metric([name, reason], n)
         yield from (qlen, done, lost, supp)
 
 

@@ -15,27 +15,29 @@ import logging
 import time
 from typing import Any
 
-from .base import DeliveryError, Item, Output
+from .base import DeliveryError, Output, Record
 from .spec import OutputSpec
 
 SCOPE = "coi_sentinel.outputs"
 
 
-def attributes(alert: Any, fields: dict[str, Any]) -> dict[str, Any]:
-    """An alert's OTLP attributes: primitives or lists of them, nothing None."""
+def attributes(d: dict[str, Any]) -> dict[str, Any]:
+    """An alert record's OTLP attributes: primitives or lists of them, nothing None."""
+    session = d.get("session") or {}
+    proc = d.get("process") or {}
     attrs: dict[str, Any] = {
-        "rule": alert.rule, "severity": alert.severity.label, "priority": alert.severity.falco,
-        "source": "syscall", "kind": alert.kind, "tags": list(alert.tags),
-        "container": alert.container, "scope_id": alert.scope_id,
-        "rule_location": alert.source, "action": alert.action,
-        "session.id": alert.session_id, "session.tool": alert.session_tool,
-        "process.pid": alert.process.pid, "process.ppid": alert.process.ppid,
-        "process.name": alert.process.name, "process.exe": alert.process.exe,
-        "process.command_line": alert.process.cmdline, "process.uid": alert.process.uid,
-        "ancestry": [f"{a.name}({a.pid})" for a in alert.ancestry],
-        "value": alert.value,
+        "rule": d.get("rule"), "severity": d.get("severity"), "priority": d.get("priority"),
+        "source": d.get("source"), "kind": d.get("kind"), "tags": d.get("tags"),
+        "container": d.get("container"), "scope_id": d.get("scope_id"),
+        "rule_location": d.get("rule_location"), "action": d.get("action"),
+        "session.id": session.get("id"), "session.tool": session.get("tool"),
+        "process.pid": proc.get("pid"), "process.ppid": proc.get("ppid"),
+        "process.name": proc.get("name"), "process.exe": proc.get("exe"),
+        "process.command_line": proc.get("cmdline"), "process.uid": proc.get("uid"),
+        "ancestry": [f"{a.get('name')}({a.get('pid')})" for a in d.get("ancestry") or ()],
+        "value": d.get("value"),
     }
-    for name, value in fields.items():
+    for name, value in (d.get("output_fields") or {}).items():
         attrs[f"output_fields.{name}"] = value
     out: dict[str, Any] = {}
     for key, value in attrs.items():
@@ -83,17 +85,17 @@ class OtlpOutput(Output):
             self._resources[host] = res
         return res
 
-    def render(self, item: Item) -> Any:
+    def render(self, record: Record) -> Any:
         from opentelemetry._logs import LogRecord, SeverityNumber
         from opentelemetry.sdk._logs import ReadableLogRecord
 
-        alert, offset, host = item
-        record = LogRecord(
-            timestamp=alert.ts_ns + offset, observed_timestamp=time.time_ns(),
-            severity_number=SeverityNumber(alert.severity.otel), severity_text=alert.severity.falco,
-            body=alert.output, attributes=attributes(alert, dict(alert.output_fields)),
-            event_name="coi_sentinel.alert")
-        return ReadableLogRecord(log_record=record, resource=self._resource(host),
+        d = record.data
+        sev = record.severity
+        log_record = LogRecord(
+            timestamp=record.wall_ns, observed_timestamp=time.time_ns(),
+            severity_number=SeverityNumber(sev.otel), severity_text=sev.falco,
+            body=d.get("output", ""), attributes=attributes(d), event_name="coi_sentinel.alert")
+        return ReadableLogRecord(log_record=log_record, resource=self._resource(str(d.get("hostname", ""))),
                                  instrumentation_scope=self._scope)
 
     def deliver(self, payloads: list[Any]) -> None:

@@ -88,6 +88,21 @@ class OutputSpec:
     def opt(self, key: str, default: Any) -> Any:
         return self.options.get(key, default)
 
+    def to_json(self) -> dict[str, Any]:
+        """Everything, for the delivery process (headers included: sent on a pipe, not argv)."""
+        return {"kind": self.kind, "target": self.target, "name": self.name, "format": self.format,
+                "min_severity": self.min_severity.label,
+                "rate": [self.rate.count, self.rate.period] if self.rate else None,
+                "queue": self.queue, "transport": self.transport,
+                "headers": [list(h) for h in self.headers], "options": dict(self.options)}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> "OutputSpec":
+        rate = d.get("rate")
+        return cls(d["kind"], d["target"], d["name"], d["format"], Severity.parse(d["min_severity"]),
+                   Rate(int(rate[0]), float(rate[1])) if rate else None, int(d["queue"]), d["transport"],
+                   tuple((str(k), str(v)) for k, v in d["headers"]), dict(d["options"]))
+
     def describe(self) -> dict[str, Any]:
         """For status and --json: what it is, without header values (they may hold secrets)."""
         return {"name": self.name, "kind": self.kind, "target": self.target, "format": self.format,

@@ -16,7 +16,7 @@ import socket
 import ssl
 from typing import Any
 
-from .base import DeliveryError, Item, Output
+from .base import DeliveryError, Output, Record
 from .spec import OutputSpec
 
 APP_NAME = "coi-sentinel"
@@ -48,18 +48,18 @@ class SyslogOutput(Output):
         if self.transport in ("udp", "unix"):
             self.batch_size = 1         # one datagram each: a failed one is retried alone
         self._sock: socket.socket | None = None
-        self._procid = str(os.getpid())
+        self._procid = _field(str(spec.opt("procid", os.getpid())), 128)
 
     # one message
-    def render(self, item: Item) -> Any:
-        alert, offset, host = item
-        body = super().render(item)
-        pri = self.facility * 8 + alert.severity.syslog
-        ts = alert.time(offset)             # ...HH:MM:SS.nnnnnnnnnZ: cut to microseconds
-        ts = ts[:26] + "Z"
-        sd = (f'[{SD_ID} rule="{_sd_value(alert.rule)}" severity="{alert.severity.label}" '
-              f'priority="{alert.severity.falco}" container="{_sd_value(alert.container)}"]')
-        head = f"<{pri}>1 {ts} {_field(host, 255)} {self.app_name} {self._procid} alert {sd} "
+    def render(self, record: Record) -> Any:
+        body = super().render(record)
+        d = record.data
+        sev = record.severity
+        pri = self.facility * 8 + sev.syslog
+        ts = d["time"][:26] + "Z"           # ...HH:MM:SS.nnnnnnnnnZ cut to microseconds (5424)
+        sd = (f'[{SD_ID} rule="{_sd_value(d["rule"])}" severity="{sev.label}" '
+              f'priority="{sev.falco}" container="{_sd_value(str(d.get("container", "")))}"]')
+        head = f"<{pri}>1 {ts} {_field(d['hostname'], 255)} {self.app_name} {self._procid} alert {sd} "
         return head.encode() + BOM + body
 
     def _connect(self) -> socket.socket:

@@ -36,29 +36,63 @@ def test_webhook_retries_until_every_alert_is_delivered(make_alerts) -> None:
                           "output_fields"} for g in got)
 
 
+def _until(check, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def test_webhook_emit_never_waits_for_the_receiver(make_alerts) -> None:
     """The receiver holds every request until released: all emits return meanwhile (the event
     loop is not held), the queue takes what fits, the rest is counted lost, not waited for."""
     alerts = make_alerts(30)
     with WebhookReceiver(hold=True) as recv:
         outs = OutputSet.from_options([f"{recv.url}?queue=10"])
+        name = outs.outputs[0].name
         outs.emit(alerts[0])
-        for _ in range(1000):                        # the worker takes it and waits on the receiver
-            if recv.posts == 0 and outs.status()[outs.outputs[0].name]["queued"] == 0:
-                break
-            time.sleep(0.005)
+        assert _until(lambda: outs.status()[name]["busy"])      # its thread waits on the receiver
         for a in alerts[1:]:
             outs.emit(a)                             # would hang here if emit waited
-        name = outs.outputs[0].name
+        assert _until(lambda: outs.status()[name]["lost"] == 19)
         before = outs.status()[name]
         recv.release()
         assert outs.wait_idle(10)
         outs.close()
         after = outs.status()[name]
-    # one alert was taken by the worker (held in flight), ten wait in the queue, the rest is lost
-    assert before["lost_by_reason"] == {"queue_full": 19} and before["queued"] == 10
+    # one alert in flight (held by the receiver), ten wait in the queue (11 not yet delivered), 19 lost
+    assert before["lost_by_reason"] == {"queue_full": 19} and before["queued"] == 11
     assert after["delivered"] == 11 and after["lost"] == 19
     assert outs.take_losses() == {name: {"queue_full": 19}} and outs.take_losses() == {}
+
+
+def test_in_process_outputs_work_the_same(make_alerts) -> None:
+    with WebhookReceiver(fail_first=2) as recv:
+        outs = OutputSet.from_options([f"{recv.url}?backoff=0.01"], process=False)
+        for a in make_alerts(5):
+            outs.emit(a)
+        assert outs.wait_idle(10)
+        outs.close()
+    st = outs.status()[outs.outputs[0].name]
+    assert (st["delivered"], st["lost"], len(recv.alerts())) == (5, 0, 5)
+
+
+def test_a_dead_delivery_process_is_counted_not_waited_for(make_alerts) -> None:
+    with WebhookReceiver() as recv:
+        outs = OutputSet.from_options([f"{recv.url}?name=h"])
+        alerts = make_alerts(4)
+        outs.emit(alerts[0])
+        assert outs.wait_idle(10)
+        outs._proc.kill()                        # the delivery process dies
+        outs._proc.wait()
+        for a in alerts[1:]:
+            outs.emit(a)
+        outs.close()
+    st = outs.status()["h"]
+    assert st["delivered"] == 1 and st["lost"] == 3 and st["queued"] == 0
+    assert set(st["lost_by_reason"]) <= {"worker_died", "shutdown"}
 
 
 def test_webhook_rejection_is_lost_at_once_with_reason(make_alerts) -> None:
@@ -69,7 +103,7 @@ def test_webhook_rejection_is_lost_at_once_with_reason(make_alerts) -> None:
         assert outs.wait_idle(10)
         outs.close()
     st = outs.status()[outs.outputs[0].name]
-    assert recv.posts == 3 and st["lost_by_reason"] == {"queue_full": 0, "rejected": 3}
+    assert recv.posts == 3 and st["lost_by_reason"] == {"rejected": 3}
 
 
 def test_otlp_receiver_gets_each_alert_with_its_attributes(make_alerts) -> None:
