@@ -6,7 +6,7 @@
 #
 # Idempotent: a second run only checks and takes seconds.
 #  packages  apt: python3-bpfcc (bcc), pyroute2, python3-nftables, nftables, tmux, venv...,
-#            rsyslog and prometheus (receivers for the output tests)
+#            rsyslog (+ gnutls), prometheus, openssl (receivers for the output tests)
 #  headers   bcc compiles against /lib/modules/$(uname -r)/build. Installs the exact
 #            linux-headers-$(uname -r) when the distribution has it; otherwise the generic
 #            headers package, linked in as build/source, with a warning: their struct layouts
@@ -42,8 +42,9 @@ step_packages() {
     apt_install python3-bpfcc bpfcc-tools python3-pyroute2 python3-nftables nftables \
         python3-venv python3-pip python3-yaml tmux iproute2 gcc libc6-dev util-linux
     # real receivers the output tests start on loopback with private configs (rsyslog: RFC 5424
-    # over TCP/UDP/unix socket; prometheus: scrapes --metrics). Their own services are not used.
-    apt_install rsyslog prometheus
+    # over TCP/UDP/TLS/unix socket; prometheus: scrapes --metrics; openssl makes the test
+    # certificate). Their own services are not used.
+    apt_install rsyslog rsyslog-gnutls prometheus openssl
 }
 
 step_headers() {

@@ -102,6 +102,11 @@ class SyslogOutput(Output):
     def shut(self) -> None:
         if self._sock is not None:
             try:
-                self._sock.close()
+                if isinstance(self._sock, ssl.SSLSocket):
+                    self._sock.settimeout(1.0)
+                    self._sock.unwrap()             # close_notify: a clean end for the receiver
+            except (OSError, ssl.SSLError):
+                pass
             finally:
+                self._sock.close()
                 self._sock = None
