@@ -95,7 +95,7 @@ def watch(containers: tuple[str, ...], cgroups: tuple[str, ...], as_json: bool,
                 responder.on_action.append(on_action)
 
             def on_alert(alert) -> None:
-                d = alert.to_dict()
+                d = sinks.record(alert)
                 if audit is not None:
                     audit.write_alert(d, scope_id=alert.event.scope_id)
                 sinks.emit(alert)

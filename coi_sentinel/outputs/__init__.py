@@ -32,6 +32,7 @@ import select
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
@@ -111,6 +112,7 @@ class OutputSet:
         self._wfd = -1
         self._stats_fd = -1
         self._stats_buf = b""
+        self._stats_lock = threading.Lock()   # the metrics server reads status() too
         self._child: dict[str, Any] = {}
         self._spill = bytearray()
         self._received_target = 0
@@ -203,8 +205,9 @@ class OutputSet:
             self._proc.kill()
             self._proc.wait()
         self._read_stats(final=True)
-        os.close(self._stats_fd)
-        self._stats_fd = -1
+        with self._stats_lock:
+            os.close(self._stats_fd)
+            self._stats_fd = -1
 
     def __enter__(self) -> "OutputSet":
         return self
@@ -309,6 +312,10 @@ class OutputSet:
 
     # ---- what happened ----
     def _read_stats(self, final: bool = False) -> None:
+        with self._stats_lock:
+            self._read_stats_locked(final)
+
+    def _read_stats_locked(self, final: bool) -> None:
         if self._stats_fd < 0:
             return
         if final:

@@ -58,6 +58,9 @@ class AlertSinks:
         self._snapshot: dict[str, Any] = {}
         self._tick_at = 0.0
         self._closed = False
+        #: live alerts' clock offset (wall - monotonic), one value for every form of an alert;
+        #: taken again once a second in tick(), so clock adjustments are followed
+        self.wall_offset_ns = time.time_ns() - time.monotonic_ns()
 
     @classmethod
     def open(cls, alerts_to: tuple[str, ...] = (), outputs_config: str | None = None,
@@ -106,7 +109,12 @@ class AlertSinks:
         if self.metrics is not None:
             self.metrics.alert(alert)
         if self.outputs is not None:
-            self.outputs.emit(alert, wall_offset_ns=wall_offset_ns, hostname=hostname)
+            self.outputs.emit(alert, wall_offset_ns=self.wall_offset_ns if wall_offset_ns is None else wall_offset_ns,
+                              hostname=hostname)
+
+    def record(self, alert: "Alert") -> dict[str, Any]:
+        """The alert record (audit log, --json) with the same time as every output's."""
+        return alert.to_dict(wall_offset_ns=self.wall_offset_ns, hostname=self.hostname)
 
     def action(self, record: dict) -> None:
         if self.metrics is not None:
@@ -119,6 +127,7 @@ class AlertSinks:
         if now - self._tick_at < 1.0:
             return
         self._tick_at = now
+        self.wall_offset_ns = time.time_ns() - time.monotonic_ns()
         if self._monitor is not None and self.metrics is not None and self._monitor.stream is not None:
             self._snapshot = self._monitor.summary()
         self._record_losses(audit)
@@ -153,8 +162,8 @@ class AlertSinks:
 
     # ---- printing ----
     def falco_line(self, alert: "Alert", *, wall_offset_ns: int | None = None, hostname: str | None = None) -> str:
-        return orjson.dumps(alert.to_falco(wall_offset_ns=wall_offset_ns,
-                                           hostname=hostname or self.hostname)).decode()
+        offset = self.wall_offset_ns if wall_offset_ns is None else wall_offset_ns
+        return orjson.dumps(alert.to_falco(wall_offset_ns=offset, hostname=hostname or self.hostname)).decode()
 
 
 def print_outputs_status(status: dict[str, Any] | None, as_json: bool, file: Any = None) -> None:
