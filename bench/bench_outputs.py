@@ -14,10 +14,14 @@ in 20 events). Four runs over the same events, each with a fresh process table a
   slow       + the same webhook, but its receiver answers each POST after 100 ms
   otlp       + an OTLP/HTTP output to a local receiver instead of the webhook
 
-Prints events/s of each and its ratio to the baseline (goal: >= 100,000 events/s on one core,
+After a warm-up run, prints events/s of each - wall clock, and per CPU-second of the event
+loop's thread (what the event path itself costs, whatever else the machine runs) - and its
+ratio to the baseline (goal: >= 100,000 events/s on one core,
 and a ratio near 1: an output's slowness must not reach the event path), the emit latency per
-alert (p50, p99, max: what the event loop pays), and each output's delivered/lost counts
-(a slow output loses what overflows its queue - counted - and never blocks).
+alert (p50, p99, max: what the event loop pays: filters, one rendering, one pipe write), the
+latency per event (p50, p99, p99.9, max) and each output's delivered/lost counts (a slow output
+loses what overflows its queue - counted - and never blocks). The outputs run in the delivery
+process, so on a machine with a free core they do not compete with the event loop at all.
 """
 
 from __future__ import annotations
@@ -123,12 +127,14 @@ def one_run(events, ruleset, urls: list[str] | None, metrics: bool) -> dict:
     sink = met.timed(engine) if met is not None else engine
     apply = table.apply
     lat = [0] * len(events)
+    c0 = time.thread_time()
     t0 = time.perf_counter()
     for i, ev in enumerate(events):
         e0 = clock()
         sink(ev, apply(ev))
         lat[i] = clock() - e0
     dt = time.perf_counter() - t0
+    cpu = max(time.thread_time() - c0, 1e-9)
     lat.sort()
     status = None
     if outs is not None:
@@ -143,7 +149,8 @@ def one_run(events, ruleset, urls: list[str] | None, metrics: bool) -> dict:
     def lpct(q: float) -> float:
         return round(lat[min(len(lat) - 1, int(q * len(lat)))] / 1000, 1)
 
-    return {"events_per_s": round(len(events) / dt), "seconds": round(dt, 3), "alerts": sum(alerts.values()),
+    return {"events_per_s": round(len(events) / dt), "events_per_cpu_s": round(len(events) / cpu),
+            "seconds": round(dt, 3), "alerts": sum(alerts.values()),
             "emit_us": {"p50": pct(0.5), "p99": pct(0.99), "max": pct(1.0)},
             "event_us": {"p50": lpct(0.5), "p99": lpct(0.99), "p999": lpct(0.999), "max": lpct(1.0)},
             "outputs": status}
@@ -165,6 +172,7 @@ def run(n: int) -> dict:
             hook = f"http://127.0.0.1:{fast.server_address[1]}/?batch=64&name=webhook"
             slow_hook = f"http://127.0.0.1:{slow.server_address[1]}/?batch=64&queue=1000&name=slow-webhook"
             otlp_url = f"otlp+http://127.0.0.1:{otlp.server_address[1]}?name=otlp"
+            one_run(events[: len(events) // 4], ruleset, None, False)      # warm-up, not counted
             runs = {
                 "baseline": one_run(events, ruleset, None, False),
                 "outputs": one_run(events, ruleset, [file_url, syslog_url, hook], True),
@@ -177,9 +185,11 @@ def run(n: int) -> dict:
                 srv.server_close()
             udp.close()
     base = runs["baseline"]["events_per_s"]
+    base_cpu = runs["baseline"]["events_per_cpu_s"]
     for r in runs.values():
         r["ratio_to_baseline"] = round(r["events_per_s"] / base, 3)
-        r["ratio_to_target"] = round(r["events_per_s"] / TARGET, 2)
+        r["cpu_ratio_to_baseline"] = round(r["events_per_cpu_s"] / base_cpu, 3)
+        r["ratio_to_target"] = round(r["events_per_cpu_s"] / TARGET, 2)
     return {"events": n, "rules": len(ruleset), "cpu_count": os.cpu_count(), "runs": runs}
 
 
@@ -194,9 +204,10 @@ def main() -> None:
         return
     print(f"rules: {r['rules']} (bundled + bench_cc), events: {r['events']:,} synthetic")
     for name, d in r["runs"].items():
-        print(f"{name:<9} {d['events_per_s']:>9,} events/s  {d['ratio_to_baseline']:>5}x baseline  "
-              f"{d['ratio_to_target']:>5}x the {TARGET:,} target  alerts {d['alerts']:,}  "
-              f"emit us p50 {d['emit_us']['p50']} p99 {d['emit_us']['p99']} max {d['emit_us']['max']}")
+        print(f"{name:<9} {d['events_per_s']:>9,} events/s wall ({d['ratio_to_baseline']}x baseline), "
+              f"{d['events_per_cpu_s']:>9,} per CPU-second of the event loop ({d['cpu_ratio_to_baseline']}x "
+              f"baseline, {d['ratio_to_target']}x the {TARGET:,} target); alerts {d['alerts']:,}")
+        print(f"          emit us p50 {d['emit_us']['p50']} p99 {d['emit_us']['p99']} max {d['emit_us']['max']}")
         e = d["event_us"]
         print(f"          per event us: p50 {e['p50']} p99 {e['p99']} p99.9 {e['p999']} max {e['max']}")
         for out, s in (d["outputs"] or {}).items():

@@ -24,6 +24,7 @@ in :mod:`coi_sentinel.outputs.spec`.
 
 from __future__ import annotations
 
+import collections
 import errno
 import fcntl
 import logging
@@ -114,7 +115,10 @@ class OutputSet:
         self._stats_buf = b""
         self._stats_lock = threading.Lock()   # the metrics server reads status() too
         self._child: dict[str, Any] = {}
-        self._spill = bytearray()
+        self._spill: collections.deque[memoryview] = collections.deque()
+        self._spill_bytes = 0
+        #: bytes of frames kept here when the pipe is full; past that alerts are lost
+        self.spill_limit = SPILL_BYTES
         self._received_target = 0
         self._reported: dict[str, dict[str, int]] = {}
         self._closed = False
@@ -194,6 +198,7 @@ class OutputSet:
         except OSError:
             pass
         self._spill.clear()             # not sent in time: counted "shutdown" below
+        self._spill_bytes = 0
         try:
             self._proc.stdin.close()        # type: ignore[union-attr]
         except OSError:
@@ -261,15 +266,17 @@ class OutputSet:
             if n == len(frame):
                 self._count(mask, "sent")
                 return
-            frame = frame[n:] if n else frame
             if n:                       # a partial frame must go out whole: keep the rest
-                self._spill += frame
+                rest = memoryview(frame)[n:]
+                self._spill.append(rest)
+                self._spill_bytes += len(rest)
                 self._count(mask, "sent")
                 return
-        if len(self._spill) + len(frame) > SPILL_BYTES:
+        if self._spill_bytes + len(frame) > self.spill_limit:
             self._count(mask, "pipe_full")
             return
-        self._spill += frame
+        self._spill.append(memoryview(frame))
+        self._spill_bytes += len(frame)
         self._count(mask, "sent")
 
     def _count(self, mask: int, what: str) -> None:
@@ -278,19 +285,28 @@ class OutputSet:
                 setattr(h, what, getattr(h, what) + 1)
 
     def _flush_spill(self, timeout: float) -> None:
+        """Write spilled frames, oldest first, until the pipe is full (``timeout`` 0) or for
+        up to ``timeout`` seconds."""
         deadline = time.monotonic() + max(0.0, timeout)
-        while self._spill and self._wfd >= 0:
+        spill = self._spill
+        while spill and self._wfd >= 0:
+            head = spill[0]
             try:
-                n = os.write(self._wfd, self._spill)
-                del self._spill[:n]
+                n = os.write(self._wfd, head)
             except BlockingIOError:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return
                 select.select([], [self._wfd], [], min(left, 0.05))
+                continue
             except OSError:
                 self._dead()
                 return
+            self._spill_bytes -= n
+            if n == len(head):
+                spill.popleft()
+            else:
+                spill[0] = head[n:]
 
     def _dead(self) -> None:
         if self._wfd >= 0:

@@ -218,3 +218,31 @@ def test_sinks_write_losses_to_the_audit_log(tmp_path, make_alerts) -> None:
     assert loss and loss[0]["lost"] == {"hook": {"rejected": 2}}
     assert [r["status"]["hook"]["lost"] for r in records if r.get("record") == "outputs"] == [2]
     assert status is not None and status["hook"]["delivered"] == 0
+
+
+def test_a_stalled_delivery_process_never_blocks_emit(tmp_path, make_alerts) -> None:
+    """The delivery process is stopped (SIGSTOP): the pipe fills, then the bounded spill
+    buffer; past that alerts are counted lost (queue_full) while emit keeps returning. Resumed,
+    it delivers everything that was kept; delivered + lost = emitted."""
+    import os
+    import signal
+
+    alerts = make_alerts(2000)                  # ~2.4 MB of records: more than pipe + spill
+    outs = OutputSet.from_options([f"file:{tmp_path}/out/a.jsonl?name=f&max_bytes=1G"])
+    outs.spill_limit = 64 * 1024
+    assert outs.wait_idle(10)
+    os.kill(outs._proc.pid, signal.SIGSTOP)
+    try:
+        for a in alerts:
+            outs.emit(a)                        # would hang here if emit waited for the pipe
+        stalled = outs.status()["f"]
+    finally:
+        os.kill(outs._proc.pid, signal.SIGCONT)
+    assert outs.wait_idle(20)
+    outs.close()
+    st = outs.status()["f"]
+    assert stalled["lost_by_reason"].get("queue_full", 0) > 0 and stalled["delivered"] == 0
+    assert st["lost_by_reason"] == stalled["lost_by_reason"]
+    assert st["delivered"] + st["lost"] == 2000 and st["queued"] == 0
+    lines = (tmp_path / "out" / "a.jsonl").read_bytes().splitlines()
+    assert len(lines) == st["delivered"]
