@@ -98,9 +98,11 @@ class WebhookReceiver:
 class OtlpReceiver:
     """POST /v1/logs with an ExportLogsServiceRequest (protobuf): the requests, decoded."""
 
-    def __init__(self) -> None:
+    def __init__(self, fail_first: int = 0) -> None:
         from opentelemetry.proto.collector.logs.v1 import logs_service_pb2
 
+        self.fail_first = fail_first
+        self.posts = 0
         self.requests: list[Any] = []
         self.paths: list[str] = []
         self.lock = threading.Lock()
@@ -113,8 +115,17 @@ class OtlpReceiver:
                 req = logs_service_pb2.ExportLogsServiceRequest()
                 req.ParseFromString(body)
                 with recv.lock:
-                    recv.requests.append(req)
-                    recv.paths.append(self.path)
+                    recv.posts += 1
+                    if recv.posts <= recv.fail_first:
+                        ok = None
+                    else:
+                        recv.requests.append(req)
+                        recv.paths.append(self.path)
+                if ok is None:
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 answer = logs_service_pb2.ExportLogsServiceResponse().SerializeToString()
                 self.send_response(200 if ok else 415)
                 self.send_header("Content-Type", "application/x-protobuf")

@@ -137,6 +137,20 @@ def test_otlp_receiver_gets_each_alert_with_its_attributes(make_alerts) -> None:
     assert outs.status()[outs.outputs[0].name]["delivered"] == 5
 
 
+def test_otlp_retries_until_delivered(make_alerts) -> None:
+    with OtlpReceiver(fail_first=1) as recv:
+        outs = OutputSet.from_options([f"otlp+http://{recv.endpoint}?name=o&backoff=0.01&retries=4"])
+        for a in make_alerts(6):
+            outs.emit(a)
+        assert outs.wait_idle(20)
+        outs.close()
+        pids = sorted(next(kv.value.int_value for kv in r.attributes if kv.key == "process.pid")
+                      for *_x, r in recv.records())
+    assert pids == list(range(100, 106)) and recv.posts >= 2
+    st = outs.status()["o"]
+    assert (st["delivered"], st["lost"]) == (6, 0)
+
+
 def test_file_output_rotates(tmp_path, make_alerts) -> None:
     tmp_path = tmp_path / "out"
     path = tmp_path / "alerts.jsonl"
