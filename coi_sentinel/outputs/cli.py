@@ -55,7 +55,6 @@ class AlertSinks:
         self.fmt = fmt
         self.hostname = socket.gethostname()
         self._monitor: Any = None
-        self._snapshot: dict[str, Any] = {}
         self._tick_at = 0.0
         self._closed = False
         #: live alerts' clock offset (wall - monotonic), one value for every form of an alert;
@@ -90,15 +89,11 @@ class AlertSinks:
 
     # ---- wiring helpers ----
     def watch_monitor(self, mon: Any) -> None:
-        """Metrics of a live monitor: events from its pipeline; drops, full maps and decode
-        errors from a snapshot the event loop takes once a second (in :meth:`tick`)."""
+        """Metrics of a live monitor: events from its pipeline (read when scraped); drops, full
+        maps and decode errors from the summary the event loop takes once a second (tick)."""
         self._monitor = mon
         if self.metrics is not None:
-            m = self.metrics
-            m.watch_pipeline(mon.pipeline)
-            m.set_source("drops", lambda: self._snapshot.get("drops") or {})
-            m.set_source("maps_full", lambda: self._snapshot.get("aggregation_maps_full") or {})
-            m.set_source("decode_errors", lambda: {"": self._snapshot.get("decode_errors", 0)})
+            self.metrics.watch_pipeline(mon.pipeline)
 
     def timed(self, sink: Callable[..., None]) -> Callable[..., None]:
         """The engine as a pipeline sink, timed 1 in N events when metrics are on."""
@@ -129,7 +124,7 @@ class AlertSinks:
         self._tick_at = now
         self.wall_offset_ns = time.time_ns() - time.monotonic_ns()
         if self._monitor is not None and self.metrics is not None and self._monitor.stream is not None:
-            self._snapshot = self._monitor.summary()
+            self.metrics.update_monitor(self._monitor.summary())
         self._record_losses(audit)
 
     def close(self, audit: Any = None, timeout: float = 3.0) -> dict[str, Any] | None:

@@ -6,7 +6,8 @@ aggregation maps, ring-buffer fill, sessions by state, the outputs' counters) ar
 actions and a 1-in-``sample`` timing of the rule engine are recorded as they happen.
 
     metrics = Metrics()
-    metrics.watch_monitor(mon)              # events, drops, maps full
+    metrics.watch_pipeline(mon.pipeline)    # events by type, read when scraped
+    metrics.update_monitor(mon.summary())   # drops, maps full: from the event loop, 1/s
     metrics.watch_outputs(outputs)
     engine.add_callback(metrics.alert)
     pipeline.add_sink(metrics.timed(engine))
@@ -109,13 +110,14 @@ class Metrics:
         self.address: tuple[str, int] | None = None
 
     # ---- wiring ----
-    def watch_monitor(self, mon: Any) -> None:
-        """Events by type from the pipeline; drops, full maps and decode errors from the
-        monitor's stream (read from the kernel maps when scraped)."""
-        self.sources["events"] = lambda: mon.pipeline.counts
-        self.sources["drops"] = lambda: mon.probes.drop_counts()
-        self.sources["maps_full"] = lambda: mon.probes.agg_full_counts()
-        self.sources["decode_errors"] = lambda: {"": mon.stream.stats.decode_errors} if mon.stream else {}
+    def update_monitor(self, summary: Mapping[str, Any]) -> None:
+        """Drops, full aggregation maps and decode errors from a monitor's ``summary()``. Call
+        it from the event loop (once a second is plenty): the kernel maps are read there, never
+        from the metrics server's thread."""
+        snap = dict(summary)
+        self.sources["drops"] = lambda: snap.get("drops") or {}
+        self.sources["maps_full"] = lambda: snap.get("aggregation_maps_full") or {}
+        self.sources["decode_errors"] = lambda: {"": snap.get("decode_errors", 0)}
 
     def watch_pipeline(self, pipeline: Any) -> None:
         """Events by type from a pipeline (replay, tests, the bench)."""

@@ -55,8 +55,8 @@ def test_exposition_names_and_values(tmp_path: Path) -> None:
     outs.close()
     metrics.set_source("sessions", lambda: {"running": 2, "frozen": 1})
     metrics.set_source("ringbuf_fill", lambda: {"hi": 0.25})
-    metrics.set_source("drops", lambda: {"file_write": 3})
-    metrics.set_source("maps_full", lambda: {"file_agg": 1})
+    metrics.update_monitor({"drops": {"file_write": 3}, "aggregation_maps_full": {"file_agg": 1},
+                            "decode_errors": 2})
     metrics.action({"action": "kill-process", "ok": True, "latency_ns": 2_000_000})
     text = metrics.text().decode()
     for name in NAMES:
@@ -65,6 +65,8 @@ def test_exposition_names_and_values(tmp_path: Path) -> None:
     assert 'coi_sentinel_alerts_total{rule="shell_in_agent",severity="high"} 4.0' in text
     assert 'coi_sentinel_output_delivered_total{output="file"} 4.0' in text
     assert 'coi_sentinel_drops_total{type="file_write"} 3.0' in text
+    assert 'coi_sentinel_aggregation_maps_full_total{map="file_agg"} 1.0' in text
+    assert "coi_sentinel_decode_errors_total 2.0" in text
     assert 'coi_sentinel_sessions{state="frozen"} 1.0' in text
     assert 'coi_sentinel_rule_engine_seconds_count 25.0' in text          # 201 events, 1 in 8 timed
     assert 'coi_sentinel_action_latency_seconds_count{action="kill-process"} 1.0' in text
