@@ -20,6 +20,7 @@ from ..errors import SentinelError
 #: `--help` and the commands that need no kernel never import bcc or pylxd
 COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("watch", "watch"),
+    "daemon": ("daemon", "daemon"),
     "doctor": ("doctor", "doctor"),
     "record": ("record", "record"),
     "status": ("status", "status"),

@@ -111,3 +111,28 @@ def _wrap(text: str, width: int) -> list[str]:
 
 
 from .rule_tests import run_tests as _run_tests; rules.add_command(_run_tests)  # noqa: E402,E702
+
+
+@rules.command()
+@click.option("--socket", "sock", metavar="PATH", default=None,
+              help="The daemon's socket (default $COI_SENTINEL_SOCKET or /run/coi-sentinel/sentinel.sock).")
+@json_option
+def reload(sock: str | None, as_json: bool) -> None:
+    """Reload the running daemon's rules without restarting anything: the new files are linted
+    first and swapped in at once for every session; on any error the old set stays and the
+    first error is printed with its path:line (exit 1). Each session's audit log records the
+    new rule set's sha256. `kill -HUP` of the daemon does the same.
+
+    \b
+    Examples:
+      sudo coi-sentinel rules reload
+      sudo coi-sentinel rules reload --json
+    """
+    from ..daemon.client import DaemonClient
+
+    with DaemonClient.connect(sock) as c:
+        r = c.request("reload")
+    if as_json:
+        echo_json(r)
+    else:
+        click.echo(f"rules reloaded: {r['rules']} rules, sha256 {r['hash']}")
