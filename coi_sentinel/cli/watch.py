@@ -88,8 +88,9 @@ def watch(containers: tuple[str, ...], cgroups: tuple[str, ...], as_json: bool,
                 sinks.action(record)
                 if audit is not None:
                     audit.write_action(record)
-                out.write((codec.orjson.dumps(record).decode() if as_json else _action_line(record)) + "\n")
-                out.flush()
+                dest = sys.stderr if sinks.falco else out      # stdout holds Falco alerts only
+                dest.write((codec.orjson.dumps(record).decode() if as_json else _action_line(record)) + "\n")
+                dest.flush()
 
             if responder is not None:
                 responder.on_action.append(on_action)
