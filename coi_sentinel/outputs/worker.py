@@ -2,7 +2,8 @@
 
 An :class:`~coi_sentinel.outputs.OutputSet` starts it and writes frames to its stdin; it runs
 every output (each with its own queue and thread) so that rendering, TLS, HTTP and protobuf
-never take the event loop's interpreter. It ignores SIGINT and SIGTERM (Ctrl-C on ``watch``
+never take the event loop's interpreter; it runs as SCHED_BATCH at nice 5, so waking it never
+preempts the event loop. It ignores SIGINT and SIGTERM (Ctrl-C on ``watch``
 reaches the whole process group; the parent decides when to stop) and ends at the end of its
 input, after delivering what it holds for at most the time the last ``close`` frame gave.
 
@@ -138,9 +139,24 @@ def serve(stream: BinaryIO, stats_fd: int) -> int:
     return 0
 
 
+def _yield_to_the_event_loop() -> None:
+    """SCHED_BATCH and nice 5: each frame the event loop writes wakes this process, and a
+    woken batch task does not preempt the writer; delivery is throughput work, the event loop
+    is latency work."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
+    except (AttributeError, OSError):
+        pass
+    try:
+        os.nice(5)
+    except OSError:
+        pass
+
+
 def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    _yield_to_the_event_loop()
     logging.basicConfig(level=logging.ERROR, format="coi-sentinel outputs: %(message)s")
     stats_fd = int(sys.argv[1])
     return serve(sys.stdin.buffer, stats_fd)
