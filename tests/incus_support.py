@@ -85,15 +85,28 @@ def stop_daemon(sock: Path, timeout: float = 20.0) -> int | None:
     try:
         pid = int((state_dir_of(sock) / "daemon.pid").read_text())
     except (OSError, ValueError):
+        forget_daemon(sock)
         return None
     try:
         os.kill(pid, signal.SIGTERM)
     except ProcessLookupError:
+        forget_daemon(sock)
         return None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
         time.sleep(0.05)
+    forget_daemon(sock)
     return pid
+
+
+def forget_daemon(sock: Path) -> None:
+    """A stopped test daemon's state directory and log: nothing left behind."""
+    import shutil
+
+    from coi_sentinel.daemon.protocol import state_dir_of
+
+    shutil.rmtree(state_dir_of(sock), ignore_errors=True)
+    Path(str(sock) + ".log").unlink(missing_ok=True)
 
 
 class Env:

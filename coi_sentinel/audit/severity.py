@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..severity import LABELS, Severity
+from ..severity import Severity
 
 HIGH = int(Severity.HIGH)
 
-#: names accepted on the command line, lowest first (Sigma's and Falco's lowest as well)
-LEVELS = ("debug", "informational", *LABELS)
+#: names accepted on the command line, lowest first: ours, Sigma's levels and Falco's
+#: priorities (every one of them a name of coi_sentinel.severity.ALIASES)
+LEVELS = ("debug", "informational", "info", "low", "notice", "medium", "warning", "high", "error",
+          "critical", "alert", "emergency")
 
 
 def rank(severity: Any) -> int:
