@@ -34,17 +34,22 @@ from .output import TABLE_HEADER, Clock, alert_line, echo_json, json_option, pri
                    "'alert' (never outside the watched scope).")
 @click.option("--families", metavar="LIST", default=None,
               help="Probe families to load, comma-separated (default: all). See `doctor`.")
+@click.option("--standalone", is_flag=True,
+              help="Load probes of its own even when the host's daemon watches the --container.")
 @alert_output_options()
 def watch(containers: tuple[str, ...], cgroups: tuple[str, ...], as_json: bool,
           duration: float | None, rule_paths: tuple[str, ...], no_bundled: bool, sigma_paths: tuple[str, ...],
           alerts_only: bool,
           output: str | None, respond: bool, families: str | None, alerts_to: tuple[str, ...],
-          outputs_config: str | None, fmt: str | None, metrics_addr: str | None) -> None:
+          outputs_config: str | None, fmt: str | None, metrics_addr: str | None,
+          standalone: bool = False) -> None:
     """Watch what processes do and raise alerts from the threat rules: exec, fork/exit,
     connect, sockets on stdio, file writes, secret reads, renames, chmods, privileged syscalls,
     all seen in the kernel.
 
-    Host-wide by default; --container and --cgroup limit it (filtered in the kernel). Prints
+    Host-wide by default; --container and --cgroup limit it (filtered in the kernel). When the
+    host's daemon already watches every --container given (and no option that needs probes of
+    its own is used), it follows the daemon's stream of them instead. Prints
     events and alerts (JSON lines with --json: events have "type", alerts "type": "alert").
     Ctrl-C or SIGTERM detaches every probe and prints a summary with events by type, alerts
     and drops on stderr. An invalid rule file stops it before anything is loaded.
@@ -61,7 +66,13 @@ def watch(containers: tuple[str, ...], cgroups: tuple[str, ...], as_json: bool,
     """
     from ..monitor import Monitor, MonitorOptions
     from ..rules import Engine, load_ruleset
+    from .watch_daemon import follow, watched_by_daemon
 
+    own = cgroups or rule_paths or no_bundled or sigma_paths or output or respond or families or \
+        alerts_to or outputs_config or fmt or metrics_addr
+    if containers and not own and not standalone and watched_by_daemon(containers):
+        follow(containers, as_json=as_json, alerts_only=alerts_only, duration=duration)
+        return
     ruleset = load_ruleset([Path(p) for p in rule_paths] or None, replace_bundled=no_bundled,
                            sigma_paths=[Path(p) for p in sigma_paths])
     opts = MonitorOptions(
@@ -98,10 +109,9 @@ def watch(containers: tuple[str, ...], cgroups: tuple[str, ...], as_json: bool,
                 dest.write((codec.orjson.dumps(record).decode() if as_json else _action_line(record)) + "\n")
                 dest.flush()
 
-            if responder is not None:
-                responder.on_action.append(on_action)
-
             def on_alert(alert) -> None:
+                # act first (the kill is not behind the audit log's fsync), then record
+                rec = responder(alert) if responder is not None else None
                 d = sinks.record(alert)
                 if audit is not None:
                     audit.write_alert(d, scope_id=alert.event.scope_id)
@@ -109,8 +119,8 @@ def watch(containers: tuple[str, ...], cgroups: tuple[str, ...], as_json: bool,
                 out.write((sinks.falco_line(alert) if sinks.falco else codec.orjson.dumps(d).decode()
                            if as_json else alert_line(alert, clock)) + "\n")
                 out.flush()
-                if responder is not None:
-                    responder(alert)
+                if rec is not None:
+                    on_action(rec)
 
             engine = Engine(ruleset, on_alert=on_alert, table=mon.pipeline.table)
             mon.pipeline.add_sink(sinks.timed(engine))

@@ -175,6 +175,14 @@ def test_two_sessions_see_only_their_own_events_and_alerts(daemon, tmp_path):
             assert alert["rule"] == "test_base_marker" and alert["container"] == name
         st = json.loads(cli("status", "--json", "--socket", str(sock)).stdout)
         assert {s["name"] for s in st["daemon"]["scopes"]} == {na, nb}
+        # `watch --container` follows the daemon's stream of that session only
+        w = subprocess.run([sys.executable, "-m", "coi_sentinel.cli.main", "watch", "--container", nb,
+                            "--json", "--duration", "2"], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "COI_SENTINEL_SOCKET": str(sock)})
+        assert w.returncode == 0, w.stderr
+        assert "following the daemon's stream" in w.stderr
+        lines = [json.loads(x) for x in w.stdout.splitlines()]
+        assert any(x["type"] == "exec" for x in lines) and all(x["container"] == nb for x in lines)
     finally:
         stop_all(pa, pb)
     assert pa.returncode == 4 and pb.returncode == 4
