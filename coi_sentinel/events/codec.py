@@ -7,6 +7,7 @@ decoded event compares equal to the original.
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import orjson
@@ -19,6 +20,9 @@ SCHEMA_VERSION = 1
 
 _FIELDS = model.FIELD_NAMES
 _ARGV_INDEX = _FIELDS[model.ExecEvent].index("argv")
+#: label -> (event class, a getter of its fields' values in order: one C call per event)
+_DECODERS = {label: (model.EVENT_CLASSES[etype], operator.itemgetter(*_FIELDS[model.EVENT_CLASSES[etype]]))
+             for label, etype in EVENT_TYPE_BY_LABEL.items()}
 
 
 def to_dict(event: model.Event) -> dict[str, Any]:
@@ -52,18 +56,18 @@ def _escape(v: Any) -> Any:
 
 def from_dict(d: dict[str, Any], *, source: str | None = None, line: int | None = None) -> model.Event:
     try:
-        label = d["type"]
+        cls, take = _DECODERS[d["type"]]
     except (KeyError, TypeError):
-        raise EventDecodeError("event has no \"type\"", source=source, line=line) from None
-    etype = EVENT_TYPE_BY_LABEL.get(label)
-    if etype is None:
-        raise EventDecodeError(f"unknown event type {label!r}", source=source, line=line)
-    cls = model.EVENT_CLASSES[etype]
+        if not isinstance(d, dict) or "type" not in d:
+            raise EventDecodeError("event has no \"type\"", source=source, line=line) from None
+        raise EventDecodeError(f"unknown event type {d['type']!r}", source=source, line=line) from None
     try:
-        values = [d[name] for name in _FIELDS[cls]]
+        values = take(d)
     except KeyError as err:
-        raise EventDecodeError(f"{label} event lacks field {err.args[0]!r}", source=source, line=line) from None
+        raise EventDecodeError(f"{d['type']} event lacks field {err.args[0]!r}", source=source,
+                               line=line) from None
     if cls is model.ExecEvent:
+        values = list(values)
         values[_ARGV_INDEX] = tuple(values[_ARGV_INDEX])
     return cls(*values)
 

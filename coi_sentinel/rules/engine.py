@@ -66,6 +66,8 @@ class Engine:
         self._sweep_at = 0
         self._lineage_of: Event | None = None
         self._lineage_pids: list[int] = []
+        #: (id of a tuple of FieldUse, event type) -> their getters (FieldUse hashes slowly)
+        self._getters: dict[tuple[int, Any], tuple[Callable[..., Any] | None, ...]] = {}
 
     # ---- wiring ----
     def add_callback(self, callback: AlertCallback) -> None:
@@ -170,7 +172,15 @@ class Engine:
                        pseudo={"threshold.value": total, "threshold.count": count, "threshold.window": window})
 
     def _by_values(self, uses: tuple[FieldUse, ...], event: Event, process: Process) -> tuple[Any, ...]:
-        return tuple(self._value(u, event, process) for u in uses)
+        if not uses:
+            return ()
+        key = (id(uses), event.type)
+        getters = self._getters.get(key)
+        if getters is None:
+            getters = tuple(self.ruleset.getter(u, event.type) for u in uses)
+            self._getters[key] = getters
+        ctx = self.ctx
+        return tuple(None if g is None else g(event, process, ctx) for g in getters)
 
     def _value(self, use: FieldUse, event: Event, process: Process) -> Any:
         getter = self.ruleset.getter(use, event.type)

@@ -207,6 +207,10 @@ class FieldIndex:
                 if hit is not None:
                     out += hit
 
+    @property
+    def exact_only(self) -> bool:
+        return not self._affix
+
     def __len__(self) -> int:
         return (sum(map(len, self.exact.values())) + sum(map(len, self.prefix.values()))
                 + sum(map(len, self.suffix_tail.values()))
@@ -269,8 +273,14 @@ def build_indexed_function(ns: Namespace, etype: EventType, conditions: Iterable
         for use, index in indexes.items():
             text = gen.field(use.fdef, use.index)
             assert text is not None
-            k = ns.const(("index", label, id(index)), lambda index=index: index)
-            probe.append(f"    {k}({text}, found)")
+            if index.exact_only:    # one dict lookup, inline
+                k = ns.const(("index", label, id(index)), lambda index=index: index.exact)
+                probe.append(f"    _f = {k}.get({text})")
+                probe.append("    if _f is not None:")
+                probe.append("        found += _f")
+            else:
+                k = ns.const(("index", label, id(index)), lambda index=index: index)
+                probe.append(f"    {k}({text}, found)")
         probe.append("    if found:")
         probe.append(f"        return {run}(hits, found, {fns_name}, ev, p, E)")
     lines = [f"def {name}(ev, p, E):"]
