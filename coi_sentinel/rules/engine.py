@@ -66,6 +66,8 @@ class Engine:
         self._sweep_at = 0
         self._lineage_of: Event | None = None
         self._lineage_pids: list[int] = []
+        self._about_of: Event | None = None
+        self._about: tuple[Any, ...] = (None,)
         #: (id of a tuple of FieldUse, event type) -> their getters (FieldUse hashes slowly)
         self._getters: dict[tuple[int, Any], tuple[Callable[..., Any] | None, ...]] = {}
 
@@ -201,11 +203,15 @@ class Engine:
         except Exception as err:  # a field helper failing on odd data must not lose the alert
             log.warning("rule %s: cannot render its output: %s", rule.id, err)
             output = rule.output.text
-        session = self.ctx.session(event)
+        if self._about_of is not event or self._about[0] is not process:
+            # several rules firing on one event describe its process once
+            self._about_of = event
+            self._about = (process, self.ctx.session(event), ProcessInfo.of(process),
+                           tuple(ProcessInfo.of(a) for a in self.ctx.ancestors(process)))
+        _, session, info, ancestry = self._about
         alert = Alert(
             rule=rule.id, severity=rule.severity, output=output, ts_ns=event.ts_ns,
-            events=tuple(ev for ev, _ in chain), process=ProcessInfo.of(process),
-            ancestry=tuple(ProcessInfo.of(a) for a in self.ctx.ancestors(process)),
+            events=tuple(ev for ev, _ in chain), process=info, ancestry=ancestry,
             container=event.container, scope_id=event.scope_id, session_id=session.id,
             session_tool=session.tool,
             tags=rule.rule.tags, action=rule.rule.action, source=str(rule.rule.source), kind=rule.kind,

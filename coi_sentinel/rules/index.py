@@ -217,14 +217,14 @@ class FieldIndex:
                 + sum(len(c) for d in self.suffix_len.values() for c in d.values()))
 
 
-def _run_candidates(hits: list[int], found: list[int], fns: dict[int, Callable[..., bool]],
+def _run_candidates(hits: list[int], found: list[int], fns: dict[int, tuple[Callable[..., bool], tuple[int, ...]]],
                     ev: Any, p: Any, E: Any) -> list[int]:
-    """Test the conditions the indexes found (each once, in id order) after the unguarded ones."""
-    inline = len(hits)
-    for cid in (sorted(set(found)) if len(found) > 1 else found):
-        if fns[cid](ev, p, E):
-            hits.append(cid)
-    if inline and len(hits) > inline:
+    """Test the conditions the indexes found (each once) after the unguarded ones; ids ascending."""
+    for gid in (set(found) if len(found) > 1 else found):
+        fn, members = fns[gid]
+        if fn(ev, p, E):
+            hits += members
+    if len(hits) > 1:
         hits.sort()
     return hits
 
@@ -233,37 +233,55 @@ def build_indexed_function(ns: Namespace, etype: EventType, conditions: Iterable
                            ) -> tuple[Callable[..., list[int]] | None, str, dict[str, int]]:
     """Like :func:`~coi_sentinel.rules.compiler.build_match_function`, with the index.
 
-    Returns the function (None when no condition can hold for the type), its source, and
-    counts: ``inline`` conditions tested on every event, ``indexed`` ones, ``fields`` indexed.
+    Equal conditions (rules that differ only in their output, severity, action...) are tested
+    once for all of them. Returns the function (None when no condition can hold for the type),
+    its source, and counts: ``inline`` conditions tested on every event, ``indexed`` ones,
+    ``fields`` indexed.
     """
     gen = CodeGen(ns, etype, lazy_locals=True)
     body: list[str] = []
-    inline: list[int] = []
+    inline = indexed = 0
     indexes: dict[FieldUse, FieldIndex] = {}
-    guarded: dict[int, Callable[..., bool]] = {}
+    guarded: dict[int, tuple[Callable[..., bool], tuple[int, ...]]] = {}
     extra_src: list[str] = []
     label = etype.label
+    groups: dict[Any, list[tuple[int, TNode]]] = {}
     for cid, node in conditions:
+        try:
+            key: Any = node
+            hash(key)
+        except TypeError:
+            key = ("unique", cid)
+        groups.setdefault(key, []).append((cid, node))
+    multi_inline = False
+    for members in groups.values():
+        gid, node = members[0]
+        ids = tuple(cid for cid, _ in members)
         code = CodeGen(ns, etype, lazy_locals=True).expr(node)
         if code is False:
             continue
         g = guard(node, etype) if code is not True else None
         if not g:   # no guard (or one claiming "never" where the compiler sees otherwise)
             code = gen.expr(node)
-            inline.append(cid)
+            inline += len(ids)
+            add = f"hits.append({gid})" if len(ids) == 1 else f"hits += {ids!r}"
+            multi_inline |= len(ids) > 1
             if code is True:
-                body.append(f"    hits.append({cid})")
+                body.append(f"    {add}")
             else:
                 body.append(f"    if {code}:")
-                body.append(f"        hits.append({cid})")
+                body.append(f"        {add}")
             continue
-        fn, src = _condition_function(ns, etype, cid, node)
-        guarded[cid] = fn
+        fn, src = _condition_function(ns, etype, gid, node)
+        guarded[gid] = (fn, ids)
+        indexed += len(ids)
         extra_src.append(src)
         for use, kind, literal in g:
-            indexes.setdefault(use, FieldIndex()).add(kind, literal, cid)
+            indexes.setdefault(use, FieldIndex()).add(kind, literal, gid)
     if not inline and not guarded:
         return None, "", {"inline": 0, "indexed": 0, "fields": 0}
+    if multi_inline:
+        body.append("    hits.sort()")
     name = f"_match_{label}"
     probe: list[str] = []
     if indexes:
@@ -291,7 +309,7 @@ def build_indexed_function(ns: Namespace, etype: EventType, conditions: Iterable
     lines.append("    return hits")
     src = "\n".join(lines) + "\n"
     exec(compile(src, f"<rules:{label}>", "exec"), ns.globals)  # noqa: S102 - our own code
-    counts = {"inline": len(inline), "indexed": len(guarded), "fields": len(indexes)}
+    counts = {"inline": inline, "indexed": indexed, "fields": len(indexes)}
     return ns.globals[name], "".join(extra_src) + src, counts
 
 
