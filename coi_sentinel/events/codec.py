@@ -20,15 +20,17 @@ SCHEMA_VERSION = 1
 
 _FIELDS = model.FIELD_NAMES
 _ARGV_INDEX = _FIELDS[model.ExecEvent].index("argv")
+#: event class -> (label, field names, a getter of their values in order)
+_ENCODERS = {cls: (cls.type.label, names, operator.attrgetter(*names)) for cls, names in _FIELDS.items()}
 #: label -> (event class, a getter of its fields' values in order: one C call per event)
 _DECODERS = {label: (model.EVENT_CLASSES[etype], operator.itemgetter(*_FIELDS[model.EVENT_CLASSES[etype]]))
              for label, etype in EVENT_TYPE_BY_LABEL.items()}
 
 
 def to_dict(event: model.Event) -> dict[str, Any]:
-    d: dict[str, Any] = {"type": event.type.label}
-    for name in _FIELDS[type(event)]:
-        d[name] = getattr(event, name)
+    label, names, take = _ENCODERS[type(event)]
+    d: dict[str, Any] = {"type": label}
+    d.update(zip(names, take(event)))
     return d
 
 

@@ -28,6 +28,7 @@ checks that on the rule test corpus.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Iterable
 
 from ..events.types import EventType
@@ -149,7 +150,8 @@ class FieldIndex:
     """Literals of one field -> the conditions they guard. Called with the field's value and
     a list, it appends the ids of the conditions whose guard the value passes."""
 
-    __slots__ = ("exact", "prefix", "suffix_tail", "suffix_len", "_lens", "_affix")
+    __slots__ = ("exact", "prefix", "suffix_tail", "suffix_len", "_lens", "_affix", "_prefix_dir_max",
+                 "_prefixes", "_suffixes", "_pgate", "_sgate")
 
     def __init__(self) -> None:
         self.exact: dict[Any, list[int]] = {}
@@ -161,18 +163,33 @@ class FieldIndex:
         self.suffix_len: dict[int, dict[str, list[int]]] = {}
         self._lens: tuple[int, ...] = ()
         self._affix = False
+        self._prefix_dir_max = -1
+        self._prefixes: set[str] = set()
+        self._suffixes: set[str] = set()
+        #: one anchored regex of every prefix (and of every reversed suffix): a value that
+        #: passes neither costs two scans in C, not a walk in Python
+        self._pgate: Callable[[str], Any] | None = None
+        self._sgate: Callable[[str], Any] | None = None
 
     def add(self, kind: str, literal: Any, cid: int) -> None:
         if kind == "eq":
             self.exact.setdefault(literal, []).append(cid)
         elif kind == "prefix":
             self.prefix.setdefault(literal[:literal.rfind("/") + 1], []).append((literal, cid))
-        elif "/" in literal:
-            self.suffix_tail.setdefault(literal[literal.rfind("/") + 1:], []).append((literal, cid))
+            if literal not in self._prefixes:
+                self._prefixes.add(literal)
+                self._pgate = _gate(self._prefixes)
         else:
-            self.suffix_len.setdefault(len(literal), {}).setdefault(literal, []).append(cid)
+            if "/" in literal:
+                self.suffix_tail.setdefault(literal[literal.rfind("/") + 1:], []).append((literal, cid))
+            else:
+                self.suffix_len.setdefault(len(literal), {}).setdefault(literal, []).append(cid)
+            if literal not in self._suffixes:
+                self._suffixes.add(literal)
+                self._sgate = _gate({x[::-1] for x in self._suffixes})
         self._lens = tuple(sorted(self.suffix_len))
         self._affix = bool(self.prefix or self.suffix_tail or self.suffix_len)
+        self._prefix_dir_max = max(map(len, self.prefix), default=-1)
 
     def __call__(self, value: Any, out: list[int]) -> None:
         hit = self.exact.get(value)
@@ -180,10 +197,11 @@ class FieldIndex:
             out += hit
         if not self._affix or type(value) is not str:
             return
-        if self.prefix:
-            start = 0
-            while True:
-                bucket = self.prefix.get(value[:start])
+        prefix = self.prefix
+        if prefix and self._pgate(value) is not None:       # type: ignore[misc]
+            start, last = 0, self._prefix_dir_max
+            while start <= last:            # directory parts no longer than the longest key
+                bucket = prefix.get(value[:start])
                 if bucket is not None:
                     for literal, cid in bucket:
                         if value.startswith(literal):
@@ -192,6 +210,8 @@ class FieldIndex:
                 if slash < 0:
                     break
                 start = slash + 1
+        if self._sgate is None or self._sgate(value[::-1]) is None:
+            return
         if self.suffix_tail:
             bucket = self.suffix_tail.get(value[value.rfind("/") + 1:])
             if bucket is not None:
@@ -215,6 +235,12 @@ class FieldIndex:
         return (sum(map(len, self.exact.values())) + sum(map(len, self.prefix.values()))
                 + sum(map(len, self.suffix_tail.values()))
                 + sum(len(c) for d in self.suffix_len.values() for c in d.values()))
+
+
+def _gate(literals: set[str]) -> Callable[[str], Any]:
+    """``match`` of a regex true at position 0 for a string that starts with any literal."""
+    return re.compile("|".join(re.escape(x) for x in sorted(literals, key=lambda x: (-len(x), x))),
+                      re.DOTALL).match
 
 
 def _run_candidates(hits: list[int], found: list[int], fns: dict[int, tuple[Callable[..., bool], tuple[int, ...]]],
