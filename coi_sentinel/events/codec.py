@@ -20,6 +20,14 @@ SCHEMA_VERSION = 1
 
 _FIELDS = model.FIELD_NAMES
 _ARGV_INDEX = _FIELDS[model.ExecEvent].index("argv")
+_last: tuple[Any, bytes] = (None, b"")
+
+
+def _remember(entry: tuple[Any, bytes]) -> None:
+    global _last
+    _last = entry       # one assignment: a thread reading it sees the old pair or the new one
+
+
 #: event class -> (label, field names, a getter of their values in order)
 _ENCODERS = {cls: (cls.type.label, names, operator.attrgetter(*names)) for cls, names in _FIELDS.items()}
 #: label -> (event class, a getter of its fields' values in order: one C call per event)
@@ -36,12 +44,20 @@ def to_dict(event: model.Event) -> dict[str, Any]:
 
 def dumps(event: model.Event) -> bytes:
     """One JSON line, without the newline. Bytes that were not UTF-8 in a path or argv (kept
-    in the model as surrogate escapes) are written as ``\\xNN`` text."""
+    in the model as surrogate escapes) are written as ``\\xNN`` text.
+
+    The last event's line is kept: `watch --json --output` writes each event to stdout and to
+    the audit log, and events are frozen, so the second write reuses the first's bytes."""
+    last = _last
+    if last[0] is event:
+        return last[1]
     d = to_dict(event)
     try:
-        return orjson.dumps(d)
+        data = orjson.dumps(d)
     except TypeError:  # a lone surrogate: orjson refuses it
-        return orjson.dumps({k: _escape(v) for k, v in d.items()})
+        data = orjson.dumps({k: _escape(v) for k, v in d.items()})
+    _remember((event, data))
+    return data
 
 
 def _escape(v: Any) -> Any:
