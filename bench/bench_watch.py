@@ -26,7 +26,10 @@ Prints:
 Goals (issue 18): exec <= 1.10x, connect <= 1.10x, open+write+close <= 1.20x with 0 drops,
 build <= 1.05x, out of scope <= 1.05x, >= 100k events/s live, exec -> alert line p99 <= 2 ms
 idle and <= 20 ms beside the flood with no marker exec lost.
-Peers (auditd, bpftrace) are not measured by this script yet.
+Peers, when installed (``--install-peers`` installs Debian's auditd and bpftrace for the run
+and removes nothing else): the same loops with auditd recording execve, connect, open and
+unlink (host-wide: audit rules cannot be scoped to a cgroup), and with a bpftrace script
+printing the same syscalls (scoped to the bench cgroup like the watcher, unless --host-wide).
 The machine may be shared: ratios are of medians of alternating runs; repeat and compare.
 """
 
@@ -164,6 +167,95 @@ def loops(exe: Path, src: Path, shm: Path, port: int, scale: int) -> dict[str, l
             "build": ["make", "-s", "-j2", "-B", "-C", str(src)]}
 
 
+AUDIT_RULE = ["-a", "always,exit", "-F", "arch=b64", "-S", "execve", "-S", "execveat", "-S", "connect",
+              "-S", "openat", "-S", "open", "-S", "creat", "-S", "unlink", "-S", "unlinkat", "-k", "coi-bench"]
+BPFTRACE = """\
+tracepoint:syscalls:sys_enter_execve {FILTER} { printf("exec %d %s\\n", pid, str(args->filename)); }
+tracepoint:syscalls:sys_enter_connect {FILTER} { printf("connect %d %d\\n", pid, args->fd); }
+tracepoint:syscalls:sys_enter_openat {FILTER} { printf("open %d %s\\n", pid, str(args->filename)); }
+tracepoint:syscalls:sys_enter_unlinkat {FILTER} { printf("unlink %d %s\\n", pid, str(args->pathname)); }
+"""
+
+
+def install_peers() -> None:
+    """Debian's auditd and bpftrace, for this run (their services are not started)."""
+    policy = Path("/usr/sbin/policy-rc.d")
+    own = not policy.exists()
+    if own:
+        policy.write_text("#!/bin/sh\nexit 101\n")
+        policy.chmod(0o755)
+    try:
+        subprocess.run(["apt-get", "install", "-y", "-q", "auditd", "bpftrace"], check=True,
+                       stdout=subprocess.DEVNULL, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    finally:
+        if own:
+            policy.unlink()
+
+
+class Auditd:
+    """auditd started by this bench, with one rule set of ours; stopped and removed after."""
+
+    name = "auditd"
+
+    @staticmethod
+    def available() -> bool:
+        return shutil.which("auditd") is not None and shutil.which("auditctl") is not None
+
+    def __enter__(self) -> "Auditd":
+        pidfile = Path("/run/auditd.pid")
+        if pidfile.exists():
+            raise SystemExit("auditd already runs here: not measuring it beside another one")
+        subprocess.run(["auditd"], check=True)
+        deadline = time.monotonic() + 10
+        while not pidfile.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.pid = int(pidfile.read_text().split()[0])
+        subprocess.run(["auditctl", *AUDIT_RULE], check=True, stdout=subprocess.DEVNULL)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        subprocess.run(["auditctl", "-d", *AUDIT_RULE[1:]], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL)
+        os.kill(self.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{self.pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+class Bpftrace:
+    name = "bpftrace"
+
+    def __init__(self, tmp: Path, cgroup: Path | None) -> None:
+        filt = "" if cgroup is None else f'/cgroup == cgroupid("{cgroup}")/'
+        self.script = tmp / "peer.bt"
+        self.script.write_text(BPFTRACE.replace("{FILTER}", filt))
+        self.out = tmp / "bpftrace.out"
+
+    @staticmethod
+    def available() -> bool:
+        return shutil.which("bpftrace") is not None
+
+    def __enter__(self) -> "Bpftrace":
+        self.proc = subprocess.Popen(["bpftrace", "-o", str(self.out), str(self.script)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:      # "Attaching N probes..." is its first line
+            if self.out.exists() and self.out.stat().st_size > 0:
+                return self
+            if self.proc.poll() is not None:
+                raise SystemExit(f"bpftrace failed: {self.proc.stderr.read()!r}")
+            time.sleep(0.05)
+        raise SystemExit("bpftrace did not attach within 60 s")
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
 def marker_latency(w: Watcher, inside: WorkloadCgroup, marker: Path, n: int, pace_s: float) -> dict:
     with w.lock:
         w.marks.clear()
@@ -205,6 +297,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--host-wide", action="store_true", help="watch the whole host, not a cgroup")
     ap.add_argument("--rss-events", type=int, default=1_000_000, help="events before the last RSS figure")
+    ap.add_argument("--install-peers", action="store_true", help="apt-get install auditd and bpftrace first")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if os.geteuid() != 0:
@@ -278,6 +371,22 @@ def main() -> None:
                 f.unlink()
             shm.rmdir()
         res["drops_flood"] = s2.get("drops", {})
+        # ---- peers: the same loops beside auditd and bpftrace
+        if args.install_peers:
+            install_peers()
+        res["peers"] = {}
+        cgroup = None if args.host_wide else inside.path
+        for peer in (Auditd(), Bpftrace(tmp, cgroup)):
+            if not peer.available():
+                res["peers"][peer.name] = None
+                continue
+            times = {k: [] for k in work}
+            with peer:
+                for k, argv in work.items():
+                    for _ in range(repeats):
+                        times[k].append(run_in(inside, argv))
+            res["peers"][peer.name] = {k: statistics.median(v) / statistics.median(base[k])
+                                       for k, v in times.items()}
         seen = sum(s2.get("events", {}).values())
         lost = sum(res["drops_flood"].values())
         res["flood"]["handled"] = seen
@@ -307,6 +416,11 @@ def main() -> None:
         else:
             print(f"exec -> alert line, {k}: no alert line seen of {v['n']}")
     print(f"RSS after {res['events_total']:,} events written: {res['rss_after_mib']:.0f} MiB")
+    for name, ratios in res["peers"].items():
+        if ratios is None:
+            print(f"peer {name}: not installed (--install-peers)")
+        else:
+            print(f"peer {name:<8}: " + ", ".join(f"{k} {v:.2f}x" for k, v in ratios.items()))
 
 
 if __name__ == "__main__":
