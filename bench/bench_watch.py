@@ -185,7 +185,8 @@ def install_peers() -> None:
         policy.write_text("#!/bin/sh\nexit 101\n")
         policy.chmod(0o755)
     try:
-        subprocess.run(["apt-get", "install", "-y", "-q", "auditd", "bpftrace"], check=True,
+        subprocess.run(["apt-get", "-o", "DPkg::Lock::Timeout=300", "install", "-y", "-q", "auditd", "bpftrace"],
+                       check=True,
                        stdout=subprocess.DEVNULL, env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
     finally:
         if own:
