@@ -79,7 +79,9 @@ def guard(node: TNode, etype: EventType) -> Guard:
         return None
     if isinstance(node, TBool):
         return None if node.field.fdef.expr(etype, node.field.index) is not None else _NEVER
-    return _compare_guard(node, etype)
+    if isinstance(node, TCompare):
+        return _compare_guard(node, etype)
+    return None     # a node kind this module does not know: tested on every event, as before
 
 
 def _compare_guard(n: TCompare, etype: EventType) -> Guard:
