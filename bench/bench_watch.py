@@ -307,12 +307,13 @@ def main() -> None:
     repeats = 1 if args.quick else args.repeats
     res: dict = {"loops": {}, "startup_s": [], "latency": {}}
     with tempfile.TemporaryDirectory() as d, WorkloadCgroup("coi-bench-w-in") as inside, \
-            WorkloadCgroup("coi-bench-w-out") as outside:
+            WorkloadCgroup("coi-bench-w-out") as outside, \
+            tempfile.TemporaryDirectory(prefix="coi-bench-w-", dir="/dev/shm") as shm_dir:
         tmp = Path(d)
+        shm = Path(shm_dir)
         exe, marker, src = build_tools(tmp)
         rules = tmp / "marker.yaml"
         rules.write_text(MARKER_RULES)
-        shm = Path(tempfile.mkdtemp(prefix="coi-bench-w-", dir="/dev/shm"))
         import socket
         s = socket.socket()
         s.bind(("127.0.0.1", 0))
@@ -368,9 +369,6 @@ def main() -> None:
             res["events_total"] = w.lines
         finally:
             s2 = w.stop()
-            for f in shm.iterdir():
-                f.unlink()
-            shm.rmdir()
         res["drops_flood"] = s2.get("drops", {})
         # ---- peers: the same loops beside auditd and bpftrace
         if args.install_peers:
