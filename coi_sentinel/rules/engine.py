@@ -47,7 +47,8 @@ class Engine:
         self.ctx = EvalContext(self.table, sessions)
         self.limits = limits or Limits()
         self._fns = dict(ruleset.match_fns)
-        self._matchers = ruleset.matchers
+        #: (rule, step, kind) per match id: the kind looked up once, not per hit
+        self._matchers = [(rule, step, rule.kind) for rule, step in ruleset.matchers]
         self._sequences: dict[int, SequenceState] = {}
         self._thresholds: dict[int, ThresholdState] = {}
         self._ids = {c.index: c.id for c in ruleset.rules}
@@ -103,8 +104,7 @@ class Engine:
     def _dispatch(self, hits: list[int], event: Event, process: Process) -> None:
         seq_steps: dict[int, tuple["CompiledRule", list[int]]] = {}
         for mid in hits:
-            rule, step = self._matchers[mid]
-            kind = rule.kind
+            rule, step, kind = self._matchers[mid]
             if kind == "event":
                 self._emit(rule, [(event, process)])
             elif kind == "sequence":
