@@ -10,8 +10,8 @@ hold unless one field has one of a few literal values: ``proc.name in (nc, ncat)
 - a comparison ``=`` / ``in`` gives exact values, ``startswith`` prefixes, ``endswith``
   suffixes, ``glob`` the literal text before its first wildcard (a prefix);
 - ``A and B`` needs the guard of either side: the most selective one is taken (exact values
-  before suffixes before prefixes, then longer literals; fields with few distinct values,
-  :data:`WEAK_FIELDS`, last);
+  before suffixes before prefixes, then longer literals; a guard on a field with few distinct
+  values, :data:`WEAK_FIELDS`, is not used at all);
 - ``A or B`` needs a guard on both sides (their union, possibly on different fields);
 - ``not ...``, boolean fields, ``contains``, ``regex``, ``cidr``, ranges and list-valued fields
   guard nothing: such a condition is tested on every event of its types, as before.
@@ -46,6 +46,12 @@ _NEVER: frozenset[Alt] = frozenset()
 _WILDCARDS = "*?["
 #: a prefix shorter than this passes too many events to be worth indexing
 MIN_PREFIX = 2
+#: a guard scoring less (a field of WEAK_FIELDS, one needing ancestry or the session) is not
+#: used: the condition is tested inline, which is cheaper than a lookup that nearly always hits
+MIN_SCORE = 2
+#: an event type with at most this many conditions is tested inline: for so few, the lookups
+#: and calls of the index cost more than the tests they save
+INDEX_MIN_CONDITIONS = 8
 #: fields with few distinct values (kinds, errnos, ids of the few containers...): a guard on
 #: them passes for many events, so it is taken only when a condition has no other
 WEAK_FIELDS = frozenset({
@@ -289,6 +295,8 @@ def build_indexed_function(ns: Namespace, etype: EventType, conditions: Iterable
         if code is False:
             continue
         g = guard(node, etype) if code is not True else None
+        if g and _selectivity(g)[0] < MIN_SCORE:
+            g = None    # a weak field (or one needing ancestry or the session): cheaper inline
         if not g:   # no guard (or one claiming "never" where the compiler sees otherwise)
             code = gen.expr(node)
             inline += len(ids)
@@ -348,18 +356,19 @@ def _condition_function(ns: Namespace, etype: EventType, cid: int, node: TNode
     name = f"_cond_{cid}_{etype.label}"
     lines = [f"def {name}(ev, p, E):"]
     lines += [f"    {local} = {init}" for local, init in gen.locals.items()]
-    lines.append(f"    return bool({code})")
+    lines.append(f"    return {code}")
     src = "\n".join(lines) + "\n"
     exec(compile(src, f"<rules:{etype.label}:{cid}>", "exec"), ns.globals)  # noqa: S102 - our own code
     return ns.globals[name], src
 
 
-def match_functions(ns: Namespace, matchers: list[tuple[Any, int]], *, indexed: bool = True
-                    ) -> tuple[dict[type, Callable[..., list[int]]], dict[EventType, str], dict[str, dict[str, int]]]:
+def match_functions(ns: Namespace, matchers: list[tuple[Any, int]], *, indexed: bool = True,
+                    min_conditions: int = INDEX_MIN_CONDITIONS) -> tuple[dict[type, Callable[..., list[int]]], dict[EventType, str], dict[str, dict[str, int]]]:
     """The match function of every event type for ``matchers`` (``RuleSet.matchers``: the
     compiled rule and the step, -1 for a rule that is not a sequence), keyed by event class;
     their sources by type; and per type the counts of :func:`build_indexed_function`.
-    ``indexed=False`` builds the plain functions (tests compare the two)."""
+    ``indexed=False`` builds the plain functions (tests compare the two); so does a type with
+    at most ``min_conditions`` conditions."""
     from ..events.model import EVENT_CLASSES
     from .compiler import build_match_function
 
@@ -372,7 +381,7 @@ def match_functions(ns: Namespace, matchers: list[tuple[Any, int]], *, indexed: 
     code: dict[EventType, str] = {}
     stats: dict[str, dict[str, int]] = {}
     for etype, conds in per_type.items():
-        if indexed:
+        if indexed and len(conds) > min_conditions:
             fn, src, counts = build_indexed_function(ns, etype, conds)
         else:
             fn, src = build_match_function(ns, etype, conds)
