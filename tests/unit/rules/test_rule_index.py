@@ -76,6 +76,16 @@ def test_guards_of_typed_conditions(rules: Any, rule_yaml: Any) -> None:
     assert stats["exec"] == {"inline": 2, "indexed": 2, "fields": 1}
 
 
+def test_a_guard_on_a_weak_field_is_not_used(rules: Any, rule_yaml: Any) -> None:
+    """evt.errno = 0 holds for nearly every exec: such a condition is cheaper inline."""
+    rs = rules.load(rule_yaml("w", "'evt.errno = 0 and proc.args contains \"-x\"'"),
+                    rule_yaml("s", "'evt.errno = 0 and proc.name = nc'"))
+    [w, s] = [c.conditions[0].node for c in rs.rules]
+    assert guard(w, EventType.EXEC) is not None          # a guard exists...
+    _, _, stats = match_functions(Namespace(), rs.matchers, min_conditions=0)
+    assert stats["exec"] == {"inline": 1, "indexed": 1, "fields": 1}   # ...but only nc's is used
+
+
 def _corpus() -> list[m.Event]:
     traces = sorted((bundled_cases_dir() / "traces").glob("*.jsonl.gz"))
     assert traces, "the rule test corpus is part of the package"
