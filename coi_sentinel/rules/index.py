@@ -53,7 +53,7 @@ MIN_SCORE = 2
 #: and calls of the index cost more than the tests they save
 INDEX_MIN_CONDITIONS = 8
 #: fields with few distinct values (kinds, errnos, ids of the few containers...): a guard on
-#: them passes for many events, so it is taken only when a condition has no other
+#: them passes for most events, so it is never used (see MIN_SCORE)
 WEAK_FIELDS = frozenset({
     "evt.errno", "evt.exit_code", "evt.signal", "evt.clone_flags", "user.uid", "user.gid",
     "container.name", "container.scope_id", "container.cgroup_id", "session.id", "session.tool",
