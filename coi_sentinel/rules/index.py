@@ -29,7 +29,7 @@ checks that on the rule test corpus.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Hashable, Iterable
 
 from ..events.types import EventType
 from .compiler import CodeGen, Namespace, _fold_event_type
@@ -60,6 +60,27 @@ WEAK_FIELDS = frozenset({
     "session.network", "net.family", "fd.num", "fd.oldfd", "fd.newfd", "file.kind", "file.flags",
     "file.mode", "file.mode_octal", "priv.op", "priv.ptrace_request", "proc.argc",
 })
+
+
+def shape(node: TNode) -> Hashable:
+    """The node without where it was written: equal for conditions that test the same thing
+    (copies of a rule in other files or lines); may raise TypeError for an unhashable value."""
+    if isinstance(node, TCompare):
+        key: Hashable = ("cmp", node.field, node.op, node.values)
+    elif isinstance(node, TBool):
+        key = ("bool", node.field)
+    elif isinstance(node, TAnd):
+        key = ("and", tuple(shape(i) for i in node.items))
+    elif isinstance(node, TOr):
+        key = ("or", tuple(shape(i) for i in node.items))
+    elif isinstance(node, TNot):
+        key = ("not", shape(node.item))
+    elif isinstance(node, TConst):
+        key = ("const", node.value)
+    else:
+        key = ("node", id(node))
+    hash(key)
+    return key
 
 
 def guard(node: TNode, etype: EventType) -> Guard:
@@ -282,8 +303,7 @@ def build_indexed_function(ns: Namespace, etype: EventType, conditions: Iterable
     groups: dict[Any, list[tuple[int, TNode]]] = {}
     for cid, node in conditions:
         try:
-            key: Any = node
-            hash(key)
+            key: Any = shape(node)
         except TypeError:
             key = ("unique", cid)
         groups.setdefault(key, []).append((cid, node))
@@ -393,4 +413,4 @@ def match_functions(ns: Namespace, matchers: list[tuple[Any, int]], *, indexed: 
     return fns, code, stats
 
 
-__all__ = ["FieldIndex", "Guard", "build_indexed_function", "guard", "match_functions"]
+__all__ = ["FieldIndex", "Guard", "build_indexed_function", "guard", "match_functions", "shape"]

@@ -136,3 +136,41 @@ def test_code_shows_the_index() -> None:
     rs = load_ruleset(None)
     src = rs.code[EventType.FILE_OPEN]
     assert "found = []" in src and "_cond_" in src
+
+
+def test_equal_stateful_rules_share_their_state_and_all_fire(rules: Any, rule_yaml: Any, ev: Any) -> None:
+    """Copies of a threshold rule (and of a sequence rule) that differ only in id and output
+    are fed once; each alerts."""
+    from coi_sentinel.rules import Engine
+
+    threshold = "\nthreshold:\n  by: [proc.pid]\n  window: 1s\n  above: 2\n"
+    sequence = """
+        sequence:
+          scope: process
+          window: 10s
+          steps:
+            - name: opened
+              events: [file_open]
+              condition: file.name = id_rsa
+            - name: connected
+              events: [connect]
+              condition: net.dport = 443
+        """
+    seq_rule = """\
+- rule: {rid}
+  description: test rule {rid}
+  severity: high
+  output: "seq {rid} %proc.name"
+  tags: [T1059]
+  false_positives: none
+""" + "  " + "\n  ".join(line[8:] for line in sequence.strip("\n").splitlines()) + "\n"
+    rs = rules.load(rule_yaml("t1", "'proc.name = curl'", extra=threshold),
+                    rule_yaml("t2", "'proc.name = curl'", extra=threshold, output="other %proc.pid"),
+                    seq_rule.format(rid="s1"), seq_rule.format(rid="s2"))
+    eng = Engine(rs, on_alert=(alerts := []).append)
+    assert len(eng._sequences) == 1 and len(eng._thresholds) == 1
+    for i in range(3):
+        eng.feed(ev.exec(10, "/usr/bin/curl", "curl", ts=1_000_000_000 + i))
+    eng.feed(ev.open(20, "/home/u/.ssh/id_rsa", ts=2_000_000_000))
+    eng.feed(ev.connect(20, "10.0.0.1", 443, ts=2_000_000_001))
+    assert sorted(a.rule for a in alerts) == ["s1", "s2", "t1", "t2"]
