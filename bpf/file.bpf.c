@@ -10,16 +10,24 @@
  *   syscalls:sys_enter/exit_rename, renameat, renameat2, unlink, unlinkat, chmod, fchmodat,
  *       fchmodat2, fchmod -> one record each on the bulk ring (a create/unlink flood must not
  *       crowd execs out), except a chmod that sets setuid/setgid: high-priority ring
+ *   syscalls:sys_enter/exit_link, linkat, symlink, symlinkat -> EVT_LINK (bulk ring)
+ *   syscalls:sys_enter/exit_chdir, fchdir -> EVT_CHDIR (bulk ring): user space keeps each
+ *       process's cwd and resolves relative and *at() paths (coi_sentinel/probes/paths.py)
+ *   opens of /proc/<pid>/mem -> EVT_PRIV op proc_mem_open; O_TMPFILE opens and unlinked paths
+ *       are remembered for exec.bpf.c (EXEC_FROM_TMPFILE, EXEC_UNLINKED)
  * The path is read on syscall exit: the kernel has faulted the caller's page in by then.
- * Blind spots: paths are as the caller wrote them (relative paths are not resolved: prefix
- * rules only match absolute paths, suffix rules match both); paths past PATH_LEN are truncated;
- * files opened through io_uring or name_to_handle_at; hard links made with link/linkat.
+ * Blind spots: paths are sent as the caller wrote them and resolved in user space (the
+ * in-kernel sensitive-prefix set only matches absolute paths; suffixes match both); a dirfd's
+ * path is read from /proc when the event is handled (a process that closed it or exited by
+ * then leaves the path relative); paths past PATH_LEN are truncated; files opened through
+ * io_uring (uring.bpf.c reports the op) or name_to_handle_at.
  */
 #include "scope.h"
 
 #define O_ACCMODE_V 00000003
 #define O_CREAT_V 00000100
 #define O_TRUNC_V 00001000
+#define O_TMPFILE_V 020200000   /* __O_TMPFILE | O_DIRECTORY */
 #define FAILED_KIND 0x100
 
 struct open_scratch {
@@ -84,6 +92,33 @@ static __always_inline int is_sensitive(struct open_scratch *sc, int len)
     return sens_suffix.lookup(&sc->lpm) ? 1 : 0;
 }
 
+/* "/proc/<pid or self or thread-self>/mem": len counts the NUL */
+static __always_inline int is_proc_mem(const char *p, int len)
+{
+    if (len < 11 || len > 40)
+        return 0;
+    if (p[0] != '/' || p[1] != 'p' || p[2] != 'r' || p[3] != 'o' || p[4] != 'c' || p[5] != '/')
+        return 0;
+    int n = len - 1;
+    return p[(n - 4) & (PATH_LEN - 1)] == '/' && p[(n - 3) & (PATH_LEN - 1)] == 'm' &&
+           p[(n - 2) & (PATH_LEN - 1)] == 'e' && p[(n - 1) & (PATH_LEN - 1)] == 'm';
+}
+
+/* an open of /proc/<pid>/mem: a priv event (reading or writing another process's memory) */
+static __always_inline void proc_mem_event(struct inflight *s, long ret, __u32 flags, const char *path)
+{
+    struct priv_event *e;
+    if (!(e = reserve_hi(sizeof(*e), EVT_PRIV)))
+        return;
+    fill_hdr(&e->hdr, EVT_PRIV, s->scope_id);
+    e->ret = ret;
+    e->op = PRIV_PROC_MEM_OPEN;
+    e->arg0 = flags;
+    e->arg1 = 0;
+    bpf_probe_read_kernel_str(e->str, PATH_LEN, path);
+    events_hi.ringbuf_submit(e, WAKE_NOW);
+}
+
 static __always_inline void open_exit(long ret)
 {
     struct inflight s;
@@ -98,6 +133,13 @@ static __always_inline void open_exit(long ret)
     int len = bpf_probe_read_user_str(sc->path, PATH_LEN, (void *)s.a[1]);
     if (len <= 0)
         return;
+    if (ret >= 0 && (flags & O_TMPFILE_V) == O_TMPFILE_V) {
+        struct fd_key fk = {.tgid = current_tgid(), .fd = (int)ret};
+        __u32 anon = ANON_TMPFILE;
+        memfds.update(&fk, &anon);
+    }
+    if (is_proc_mem(sc->path, len))
+        proc_mem_event(&s, ret, flags, sc->path);
     __u32 kind;
     if ((flags & O_ACCMODE_V) || (flags & (O_CREAT_V | O_TRUNC_V)))
         kind = FILE_KIND_WRITE;
@@ -294,11 +336,30 @@ static __always_inline void path_enter(__u32 kind, int fd, const char *path, __u
         stash(kind, scope_id, (__u64)(__s64)fd, (__u64)path, num, 0);
 }
 
+/* a path unlinked in scope: its hash goes to unlinked_paths, so an exec through an fd still
+ * open on it is recognised (exec.bpf.c, EXEC_UNLINKED) */
+static __always_inline void note_unlinked(const char *upath)
+{
+    __u32 zero = 0;
+    struct open_scratch *sc = open_scratch_map.lookup(&zero);
+    if (!sc)
+        return;
+    __builtin_memset(sc->path, 0, sizeof(sc->path));
+    int len = bpf_probe_read_user_str(sc->path, PATH_LEN, upath);
+    if (len <= 0)
+        return;
+    __u64 h = path_hash(sc->path, len);
+    __u8 one = 1;
+    unlinked_paths.update(&h, &one);
+}
+
 static __always_inline void path_exit(__u32 kind, __u32 type, long ret)
 {
     struct inflight s;
     if (!unstash(kind, &s))
         return;
+    if (type == EVT_UNLINK && ret == 0)
+        note_unlinked((const char *)s.a[1]);
     /* a file flood (create + unlink loops) must not crowd execs out of the high-priority
      * ring: unlink and plain chmod go to the bulk ring, a chmod setting setuid/setgid does not */
     int urgent = type == EVT_CHMOD && (s.a[2] & 06000);
@@ -403,6 +464,87 @@ TRACEPOINT_PROBE(syscalls, sys_enter_fchmod)
 TRACEPOINT_PROBE(syscalls, sys_exit_fchmod)
 {
     path_exit(ST_CHMOD, EVT_CHMOD, args->ret);
+    return 0;
+}
+#endif
+
+/* ---- link, linkat, symlink, symlinkat: a new name for a file (EVT_LINK, rename_event) ---- */
+static __always_inline void link_enter(const char *oldp, const char *newp, __u32 flags)
+{
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id))
+        stash(ST_LINK, scope_id, (__u64)oldp, (__u64)newp, flags, 0);
+}
+
+static __always_inline void link_exit(long ret)
+{
+    struct inflight s;
+    if (!unstash(ST_LINK, &s))
+        return;
+    struct rename_event *e;
+    if (!(e = reserve_bulk(sizeof(*e), EVT_LINK)))
+        return;
+    fill_hdr(&e->hdr, EVT_LINK, s.scope_id);
+    e->ret = ret;
+    e->flags = (__u32)s.a[2];
+    e->oldpath[0] = 0;
+    e->newpath[0] = 0;
+    read_user_path(e->oldpath, (void *)s.a[0]);
+    read_user_path(e->newpath, (void *)s.a[1]);
+    events_bulk.ringbuf_submit(e, bulk_submit_flags());
+}
+
+#define LINK_HOOKS(name, oldp, newp, flags)                                                 \
+    TRACEPOINT_PROBE(syscalls, sys_enter_##name)                                            \
+    {                                                                                       \
+        link_enter(oldp, newp, flags);                                                      \
+        return 0;                                                                           \
+    }                                                                                       \
+    TRACEPOINT_PROBE(syscalls, sys_exit_##name)                                             \
+    {                                                                                       \
+        link_exit(args->ret);                                                               \
+        return 0;                                                                           \
+    }
+
+#if defined(TP_syscalls__sys_enter_link) && defined(TP_syscalls__sys_exit_link)
+LINK_HOOKS(link, args->oldname, args->newname, 0)
+#endif
+#if defined(TP_syscalls__sys_enter_linkat) && defined(TP_syscalls__sys_exit_linkat)
+LINK_HOOKS(linkat, args->oldname, args->newname, (__u32)args->flags)
+#endif
+#if defined(TP_syscalls__sys_enter_symlink) && defined(TP_syscalls__sys_exit_symlink)
+LINK_HOOKS(symlink, args->oldname, args->newname, LINK_SYMLINK)
+#endif
+#if defined(TP_syscalls__sys_enter_symlinkat) && defined(TP_syscalls__sys_exit_symlinkat)
+LINK_HOOKS(symlinkat, args->oldname, args->newname, LINK_SYMLINK)
+#endif
+
+/* ---- chdir, fchdir: user space follows each process's cwd to resolve relative paths ---- */
+#ifdef TP_syscalls__sys_enter_chdir
+TRACEPOINT_PROBE(syscalls, sys_enter_chdir)
+{
+    path_enter(ST_CHDIR, -100, args->filename, 0);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_chdir
+TRACEPOINT_PROBE(syscalls, sys_exit_chdir)
+{
+    path_exit(ST_CHDIR, EVT_CHDIR, args->ret);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_enter_fchdir
+TRACEPOINT_PROBE(syscalls, sys_enter_fchdir)
+{
+    path_enter(ST_CHDIR, (int)args->fd, 0, 0);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_fchdir
+TRACEPOINT_PROBE(syscalls, sys_exit_fchdir)
+{
+    path_exit(ST_CHDIR, EVT_CHDIR, args->ret);
     return 0;
 }
 #endif

@@ -4,13 +4,19 @@
  *   syscalls:sys_enter/exit_write, writev, sendto, sendmsg   add the returned byte count to
  *       file_aggs (fds opened with write intent, see file.bpf.c) or net_aggs (connected sockets,
  *       see net.bpf.c); nothing is sent per call
+ *   syscalls:sys_enter/exit_pwrite64, pwritev, pwritev2, sendfile64, splice, copy_file_range
+ *       the same, on the fd written to; dup'd fds carry the file's key (net.bpf.c), so
+ *       `echo x > f` in sh (open, dup2 onto 1, write 1) is counted on f
+ *   syscalls:sys_enter_mmap      a shared writable mapping of a file: EVT_MMAP_WRITE, and its
+ *       length counted as one write (the bytes really changed are unknowable here)
  *   syscalls:sys_enter_close     forgets the fd; a socket's totals go out as EVT_NET_SEND
  * Why: an open/write/close loop makes ~200k syscalls/s here and Python takes far fewer events;
  * aggregating per (process, file) and (process, socket) keeps totals exact with no drops.
  * User space reads the aggregation maps on process exit and on a timer (coi_sentinel/probes/
  * aggregates.py).
- * Blind spots: mmap'd writes, splice/sendfile/io_uring, pwrite/sendmmsg; sockets inherited
- * from a parent are counted only on fds 0-2.
+ * Blind spots: bytes changed through a mapping (its length is counted instead), io_uring
+ * writes (io_uring's own events, uring.bpf.c), sendmmsg, vmsplice; sockets and files inherited
+ * from a parent are counted only on fds 0-2 (sockets) or not at all (files).
  */
 #include "scope.h"
 
@@ -25,7 +31,7 @@ static __always_inline void io_enter(int fd)
         stash(ST_WRITE_SOCK, 0, (__u64)fd, 0, 0, 0);
         return;
     }
-    if (fd < 0 || fd > 2)
+    if (fd < 0 || fd > 2 || sock_entry(tgid, fd))   /* an entry here: a tombstone */
         return;
     /* stdio inherited from a parent that connected it (bash >& /dev/tcp/..., nc -e) */
     struct sock_info *si = sock_inherited(tgid, fd);
@@ -139,6 +145,79 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
 TRACEPOINT_PROBE(syscalls, sys_exit_sendmsg)
 {
     io_exit(args->ret);
+    return 0;
+}
+#endif
+
+/* the positional and zero-copy write paths: the same accounting, on the fd written to */
+#define IO_HOOKS(name, fdexpr)                                                              \
+    TRACEPOINT_PROBE(syscalls, sys_enter_##name)                                            \
+    {                                                                                       \
+        io_enter((int)(fdexpr));                                                            \
+        return 0;                                                                           \
+    }                                                                                       \
+    TRACEPOINT_PROBE(syscalls, sys_exit_##name)                                             \
+    {                                                                                       \
+        io_exit(args->ret);                                                                 \
+        return 0;                                                                           \
+    }
+
+#if defined(TP_syscalls__sys_enter_pwrite64) && defined(TP_syscalls__sys_exit_pwrite64)
+IO_HOOKS(pwrite64, args->fd)
+#endif
+#if defined(TP_syscalls__sys_enter_pwritev) && defined(TP_syscalls__sys_exit_pwritev)
+IO_HOOKS(pwritev, args->fd)
+#endif
+#if defined(TP_syscalls__sys_enter_pwritev2) && defined(TP_syscalls__sys_exit_pwritev2)
+IO_HOOKS(pwritev2, args->fd)
+#endif
+#if defined(TP_syscalls__sys_enter_sendfile64) && defined(TP_syscalls__sys_exit_sendfile64)
+IO_HOOKS(sendfile64, args->out_fd)
+#endif
+#if defined(TP_syscalls__sys_enter_splice) && defined(TP_syscalls__sys_exit_splice)
+IO_HOOKS(splice, args->fd_out)
+#endif
+#if defined(TP_syscalls__sys_enter_copy_file_range) && defined(TP_syscalls__sys_exit_copy_file_range)
+IO_HOOKS(copy_file_range, args->fd_out)
+#endif
+
+/* A shared, writable mapping of a file changes it with no write call at all: reported once per
+ * mmap (EVT_MMAP_WRITE, with the path when the fd was opened with write intent in scope), and
+ * counted as one write of `len` bytes on the file's summary (the bytes actually changed are
+ * not known; docs/events.md says so). */
+#define PROT_WRITE_V 0x2
+#define MAP_SHARED_V 0x1
+#define MAP_SHARED_VALIDATE_V 0x3
+#ifdef TP_syscalls__sys_enter_mmap
+TRACEPOINT_PROBE(syscalls, sys_enter_mmap)
+{
+    int fd = (int)args->fd;
+    if (fd < 0 || !(args->prot & PROT_WRITE_V) || (args->flags & 0x3) == 0 || (args->flags & 0x3) == 0x2)
+        return 0;
+    __u64 scope_id = 0;
+    if (!in_scope(&scope_id))
+        return 0;
+    __u32 tgid = current_tgid();
+    struct file_key *fk = file_get(tgid, fd);
+    struct file_agg *a = fk ? file_aggs.lookup(fk) : 0;
+    if (a) {
+        __sync_fetch_and_add(&a->bytes, args->len);
+        __sync_fetch_and_add(&a->writes, 1);
+        a->last_ts = bpf_ktime_get_ns();
+    }
+    struct mmap_event *e;
+    if (!(e = reserve_bulk(sizeof(*e), EVT_MMAP_WRITE)))
+        return 0;
+    fill_hdr(&e->hdr, EVT_MMAP_WRITE, scope_id);
+    e->fd = fd;
+    e->prot = (__u32)args->prot;
+    e->flags = (__u32)args->flags;
+    e->pad = 0;
+    e->len = args->len;
+    e->path[0] = 0;
+    if (a)
+        bpf_probe_read_kernel_str(e->path, PATH_LEN, a->path);
+    events_bulk.ringbuf_submit(e, bulk_submit_flags());
     return 0;
 }
 #endif

@@ -5,8 +5,10 @@
  * return value, on the high-priority ring. memfd_create also records the new fd in `memfds`
  * so exec.bpf.c can flag an exec from it.
  * Why: these are rare in agent work and each one is a step of an escalation or escape.
- * Blind spots: kernels built without module support have no init_module/finit_module
- * tracepoints (reported as not covered); io_uring operations themselves are not seen.
+ * Also: io_uring_register, process_vm_readv/writev, setxattr/lsetxattr/fsetxattr of
+ * security.capability (file capabilities), and init_module/finit_module through
+ * raw_syscalls:sys_enter/exit filtered by number where the kernel has no tracepoint for them.
+ * Blind spots: io_uring operations are uring.bpf.c's; setxattrat (6.13+) is not hooked.
  */
 #include "scope.h"
 
@@ -128,4 +130,94 @@ TRACEPOINT_PROBE(syscalls, sys_enter_setuid)
     return 0;
 }
 PRIV_EXIT(setuid)
+#endif
+
+#ifdef TP_syscalls__sys_enter_io_uring_register
+TRACEPOINT_PROBE(syscalls, sys_enter_io_uring_register)
+{
+    priv_enter(PRIV_IO_URING_REGISTER, (__u64)args->fd, (__u64)args->opcode, 0);
+    return 0;
+}
+PRIV_EXIT(io_uring_register)
+#endif
+
+/* ---- another process's memory ---- */
+#ifdef TP_syscalls__sys_enter_process_vm_readv
+TRACEPOINT_PROBE(syscalls, sys_enter_process_vm_readv)
+{
+    priv_enter(PRIV_PROCESS_VM_READV, (__u64)args->pid, (__u64)args->riovcnt, 0);
+    return 0;
+}
+PRIV_EXIT(process_vm_readv)
+#endif
+
+#ifdef TP_syscalls__sys_enter_process_vm_writev
+TRACEPOINT_PROBE(syscalls, sys_enter_process_vm_writev)
+{
+    priv_enter(PRIV_PROCESS_VM_WRITEV, (__u64)args->pid, (__u64)args->riovcnt, 0);
+    return 0;
+}
+PRIV_EXIT(process_vm_writev)
+#endif
+
+/* ---- file capabilities: setxattr of "security.capability" ----
+ * The name is compared on entry (a read of 20 bytes); other attributes cost only that. The
+ * record's str is the file's path (fd for fsetxattr: arg0). */
+static __always_inline int is_cap_xattr(const char *uname)
+{
+    /* "security.capability" and its NUL: 20 bytes, compared as words */
+    __u64 w[3] = {};
+    if (bpf_probe_read_user(w, 20, uname))
+        return 0;
+    return w[0] == 0x7974697275636573ULL &&        /* "security" */
+           w[1] == 0x6c6962617061632eULL &&        /* ".capabil" */
+           (w[2] & 0xffffffffULL) == 0x00797469ULL; /* "ity\0" */
+}
+
+#define XATTR_HOOKS(sc, fdarg, patharg)                                                     \
+    TRACEPOINT_PROBE(syscalls, sys_enter_##sc)                                              \
+    {                                                                                       \
+        if (is_cap_xattr(args->name))                                                       \
+            priv_enter(PRIV_SET_FILE_CAP, (__u64)(fdarg), (__u64)args->size, patharg);      \
+        return 0;                                                                           \
+    }                                                                                       \
+    PRIV_EXIT(sc)
+
+#if defined(TP_syscalls__sys_enter_setxattr) && defined(TP_syscalls__sys_exit_setxattr)
+XATTR_HOOKS(setxattr, -100, args->pathname)
+#endif
+#if defined(TP_syscalls__sys_enter_lsetxattr) && defined(TP_syscalls__sys_exit_lsetxattr)
+XATTR_HOOKS(lsetxattr, -100, args->pathname)
+#endif
+#if defined(TP_syscalls__sys_enter_fsetxattr) && defined(TP_syscalls__sys_exit_fsetxattr)
+XATTR_HOOKS(fsetxattr, args->fd, 0)
+#endif
+
+/* ---- system calls without a tracepoint of their own on this kernel ----
+ * raw_syscalls:sys_enter/sys_exit run for every system call of the machine: the syscall number
+ * is compared first (one load, two compares), then the scope; NR_INIT_MODULE and
+ * NR_FINIT_MODULE come from the loader (-D, per architecture). Attached only when the kernel
+ * has no syscalls:sys_enter_init_module (kernels without module support). */
+#if defined(TP_raw_syscalls__sys_enter) && defined(NR_INIT_MODULE) && defined(NR_FINIT_MODULE)
+TRACEPOINT_PROBE(raw_syscalls, sys_enter)
+{
+    long id = args->id;
+    if (id != NR_INIT_MODULE && id != NR_FINIT_MODULE)
+        return 0;
+    if (id == NR_INIT_MODULE)
+        priv_enter(PRIV_INIT_MODULE, args->args[1], 0, (const void *)args->args[2]);
+    else
+        priv_enter(PRIV_FINIT_MODULE, args->args[0], args->args[2], (const void *)args->args[1]);
+    return 0;
+}
+#endif
+#if defined(TP_raw_syscalls__sys_exit) && defined(NR_INIT_MODULE) && defined(NR_FINIT_MODULE)
+TRACEPOINT_PROBE(raw_syscalls, sys_exit)
+{
+    long id = args->id;
+    if (id != NR_INIT_MODULE && id != NR_FINIT_MODULE)
+        return 0;
+    priv_exit(args->ret);
+    return 0;
+}
 #endif

@@ -13,6 +13,7 @@ import ctypes
 import ipaddress
 import logging
 import os
+import platform
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -31,7 +32,7 @@ from ..events.types import (
     EventType,
 )
 from . import features
-from .hooks import FAMILIES, Hook, hooks
+from .hooks import FAMILIES, GENERIC_FOR, MODULE_SYSCALLS, RAW_SYSCALLS, Hook, hooks
 
 log = logging.getLogger(__name__)
 
@@ -90,9 +91,23 @@ class ProbeSet:
 
         wanted = hooks(self.options.families)
         absent = set(features.missing_tracepoints(wanted))
-        present = [h for h in wanted if h not in absent]
-        for h in absent:
-            self.coverage.missing.append((h, "tracepoint not in this kernel"))
+        generic_needed = any(h.tracepoint in GENERIC_FOR for h in absent)
+        nrs = MODULE_SYSCALLS.get(platform.machine())
+        present = []
+        for h in wanted:
+            if h.tracepoint in RAW_SYSCALLS:
+                if not generic_needed:
+                    continue                  # the kernel has the specific tracepoints
+                if nrs is None:
+                    self.coverage.missing.append((h, f"no syscall numbers for {platform.machine()}"))
+                    continue
+            if h in absent:
+                self.coverage.missing.append((h, "tracepoint not in this kernel"))
+                continue
+            present.append(h)
+        if generic_needed and nrs is not None:
+            self.coverage.notes.append("init_module/finit_module have no tracepoint: seen through "
+                                       "raw_syscalls, filtered by number in the kernel")
         bpf_dir = asset_dir("bpf")
         o = self.options
         cflags = [
@@ -102,6 +117,8 @@ class ProbeSet:
             f"-DWAKE_INTERVAL_NS={o.wake_interval_ns}ULL",
             "-Wno-macro-redefined", "-Wno-unused-function",
         ] + [h.define for h in present]
+        if nrs is not None:
+            cflags += [f"-DNR_INIT_MODULE={nrs[0]}", f"-DNR_FINIT_MODULE={nrs[1]}"]
         if not features.check_btf().ok:
             cflags.append("-DNO_TASK_BTF=1")
             self.coverage.notes.append("no kernel BTF: argv of successful execs is not read")
