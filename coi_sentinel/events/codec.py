@@ -7,6 +7,8 @@ decoded event compares equal to the original.
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Any
 
 import orjson
@@ -19,6 +21,12 @@ SCHEMA_VERSION = 1
 
 _FIELDS = model.FIELD_NAMES
 _ARGV_INDEX = _FIELDS[model.ExecEvent].index("argv")
+#: fields added after a type's first version carry a default: a line written before them
+#: (a trace of an older coi-sentinel) still reads
+_DEFAULTS: dict[type, dict[str, Any]] = {
+    cls: {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+    for cls in model.EVENT_CLASSES.values()
+}
 
 
 def to_dict(event: model.Event) -> dict[str, Any]:
@@ -62,6 +70,13 @@ def from_dict(d: dict[str, Any], *, source: str | None = None, line: int | None 
     try:
         values = [d[name] for name in _FIELDS[cls]]
     except KeyError as err:
+        defaults = _DEFAULTS[cls]
+        if err.args[0] in defaults:
+            values = [d[name] if name in d else defaults[name] for name in _FIELDS[cls]]
+            if all(name in d or name in defaults for name in _FIELDS[cls]):
+                if cls is model.ExecEvent:
+                    values[_ARGV_INDEX] = tuple(values[_ARGV_INDEX])
+                return cls(*values)
         raise EventDecodeError(f"{label} event lacks field {err.args[0]!r}", source=source, line=line) from None
     if cls is model.ExecEvent:
         values[_ARGV_INDEX] = tuple(values[_ARGV_INDEX])

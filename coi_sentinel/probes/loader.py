@@ -26,6 +26,9 @@ from ..events.types import (
     KILL_BLOCKED_CONNECT,
     KILL_MEMFD_EXEC,
     KILL_REASONS,
+    KILL_SHELL_SOCKET,
+    KILL_UNLINKED_EXEC,
+    KILL_URING_CONNECT,
     PATH_LEN,
     SCOPE_ALL,
     SCOPE_LISTED,
@@ -140,6 +143,7 @@ class ProbeSet:
         # nothing is traced until the caller says what: set_host_wide() or add_scope()
         self._host_wide = False
         self._write_config()
+        self.set_shell_names(shell_task_names())
         log.info("probes: %d hooks attached, %d missing", len(self.coverage.attached),
                  len(self.coverage.missing))
         return self.coverage
@@ -227,10 +231,16 @@ class ProbeSet:
     # ---- in-kernel kill policy ----
     def set_kill_policy(self, scope_id: int, *, memfd_exec: bool = False,
                         blocked: list[str] | tuple[str, ...] = (),
-                        blocked_ports: list[int] | tuple[int, ...] = ()) -> None:
+                        blocked_ports: list[int] | tuple[int, ...] = (),
+                        shell_socket: bool = False, uring_connect: bool = False,
+                        unlinked_exec: bool = False) -> None:
         """What the kernel kills on its own in one scope (bpf_send_signal(SIGKILL) from the probe,
-        before the process can act): an exec from a memfd, a connect to a blocked network
-        (CIDR, v4 or v6) or port. Replaces the scope's previous policy."""
+        before the process can act): an exec from a memfd (``memfd_exec``) or from an O_TMPFILE
+        or unlinked file (``unlinked_exec``), a connect to a blocked network (CIDR, v4 or v6) or
+        port, a shell or interpreter with a network socket on fd 0 or 1 (``shell_socket``: at
+        its exec, or at the dup that puts it there), a connect submitted through io_uring
+        (``uring_connect``: its destination cannot be known). Replaces the scope's previous
+        policy."""
         b = self._require()
         self.clear_kill_policy(scope_id)
         nets = b[b"blocked_nets"]
@@ -251,10 +261,25 @@ class ProbeSet:
                 raise ProbeError(f"blocked port {port!r} is not a port number")
             ports[ports.Key(scope_id, int(port))] = ctypes.c_uint8(1)
         flags = (KILL_MEMFD_EXEC if memfd_exec else 0) | \
-            (KILL_BLOCKED_CONNECT if (blocked or blocked_ports) else 0)
+            (KILL_BLOCKED_CONNECT if (blocked or blocked_ports) else 0) | \
+            (KILL_SHELL_SOCKET if shell_socket else 0) | \
+            (KILL_URING_CONNECT if uring_connect else 0) | \
+            (KILL_UNLINKED_EXEC if unlinked_exec else 0)
         if flags:
             b[b"kill_cfg"][ctypes.c_uint64(scope_id)] = ctypes.c_uint32(flags)
         self._kill_policies[scope_id] = (list(blocked), [int(p) for p in blocked_ports])
+
+    def set_shell_names(self, names) -> None:
+        """The task names (comm, 15 characters at most) the KILL_SHELL_SOCKET policy treats as
+        shells and interpreters; replaces the set."""
+        b = self._require()
+        table = b[b"shell_comms"]
+        table.clear()
+        for name in names:
+            raw = name.encode()
+            if not raw or len(raw) >= 16:
+                raise ProbeError(f"task name {name!r} is empty or longer than 15 bytes")
+            table[table.Key(raw)] = ctypes.c_uint8(1)
 
     def clear_kill_policy(self, scope_id: int) -> None:
         b = self._require()
@@ -388,6 +413,25 @@ def _max_fd() -> int:
         return max(int(x) for x in os.listdir("/proc/self/fd")) + 1
     except (OSError, ValueError):
         return 1024
+
+
+#: versioned names of interpreters as their binaries are called (python3.12, ruby3.1, php8.2)
+_VERSIONED = ("python", "ruby", "php", "lua", "perl", "tclsh", "node", "pypy")
+
+
+def shell_task_names() -> list[str]:
+    """The task names of shells and interpreters, as the kernel sets them at exec (the basename
+    of the path executed, cut to 15 bytes): the rules' SHELLS and INTERPRETERS lists, plus
+    the usual versioned spellings of interpreters."""
+    from ..rules.fields import INTERPRETERS, SHELLS
+
+    names = set(SHELLS) | set(INTERPRETERS)
+    for base in _VERSIONED:
+        for major in (1, 2, 3, 5, 7, 8, 18, 20, 22):
+            names.add(f"{base}{major}")
+            for minor in range(0, 21):
+                names.add(f"{base}{major}.{minor}")
+    return sorted(n for n in names if len(n.encode()) < 16)
 
 
 def program_text(bpf_dir, families) -> str:

@@ -24,6 +24,7 @@ from ..pipeline import Pipeline
 from .aggregates import Aggregates
 from .cgroups import ContainerNames
 from .loader import ProbeSet
+from .paths import PathResolver
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class EventStream:
         self.pipeline = pipeline
         self.decoder = Decoder(resolve or ContainerNames())
         self.aggregates = Aggregates(probes.bpf, self.decoder, pipeline.table)
+        self.paths = PathResolver(pipeline.table)
         self.sweep_interval = sweep_interval
         self.poll_ms = poll_ms
         self.stats = StreamStats()
@@ -109,6 +111,7 @@ class EventStream:
         return fed
 
     def _feed(self, ev: model.Event) -> None:
+        ev = self.paths.resolve(ev)
         self.stats.events[ev.type.label] += 1
         self.pipeline.feed(ev)
 
