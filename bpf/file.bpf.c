@@ -137,6 +137,19 @@ static __always_inline void open_exit(long ret)
         struct fd_key fk = {.tgid = current_tgid(), .fd = (int)ret};
         __u32 anon = ANON_TMPFILE;
         memfds.update(&fk, &anon);
+    } else if (ret >= 0 && sc->path[0] == '/' && (sc->path[1] == 'p' || sc->path[1] == 'd')) {
+        /* a nameless file reopened through /proc/self/fd/N (a read-only fd to exec: the
+         * writable one would make the exec fail with ETXTBSY) is as nameless as N */
+        int from = fd_from_path(sc->path);
+        if (from >= 0) {
+            struct fd_key fk = {.tgid = current_tgid(), .fd = from};
+            __u32 *anon = memfds.lookup(&fk);
+            if (anon) {
+                __u32 copy = *anon;
+                fk.fd = (int)ret;
+                memfds.update(&fk, &copy);
+            }
+        }
     }
     if (is_proc_mem(sc->path, len))
         proc_mem_event(&s, ret, flags, sc->path);
@@ -145,8 +158,17 @@ static __always_inline void open_exit(long ret)
         kind = FILE_KIND_WRITE;
     else if (is_sensitive(sc, len))
         kind = FILE_KIND_SENSITIVE;
-    else
+    else {
+        /* a read-only open of a file this process wrote: the fd is remembered with the
+         * file's key, so an exec through it after an unlink is seen (EXEC_UNLINKED) */
+        if (ret >= 0) {
+            struct file_key wk = {.tgid = current_tgid(), .kind = FILE_KIND_WRITE};
+            wk.path_hash = path_hash(sc->path, len);
+            if (file_aggs.lookup(&wk))
+                file_put(wk.tgid, (int)ret, &wk);
+        }
         return;
+    }
 
     __u32 tgid = current_tgid();
     struct file_key key = {.tgid = tgid, .kind = kind | (ret < 0 ? FAILED_KIND : 0)};

@@ -426,6 +426,38 @@ static __always_inline int comm_is_shell(void)
     return shell_comms.lookup(&k) ? 1 : 0;
 }
 
+#define FD_PATH_HEAD 32   /* enough for "/proc/self/fd/" and 5 digits */
+
+/* up to 5 decimal digits ending the string at d, else -1 (constant offsets only: the
+ * verifier rejects a masked variable index into a stack buffer) */
+static __always_inline int parse_fd(const char *d)
+{
+    int fd = 0;
+#pragma unroll
+    for (int k = 0; k < 6; k++) {
+        char c = d[k];
+        if (c == 0)
+            return k ? fd : -1;
+        if (c < '0' || c > '9' || k == 5)
+            return -1;
+        fd = fd * 10 + (c - '0');
+    }
+    return -1;
+}
+
+/* "/dev/fd/N" or "/proc/self/fd/N" -> N, else -1; p holds FD_PATH_HEAD bytes */
+static __always_inline int fd_from_path(const char *p)
+{
+    if (p[0] == '/' && p[1] == 'd' && p[2] == 'e' && p[3] == 'v' && p[4] == '/' && p[5] == 'f' &&
+        p[6] == 'd' && p[7] == '/')
+        return parse_fd(p + 8);
+    if (p[0] == '/' && p[1] == 'p' && p[2] == 'r' && p[3] == 'o' && p[4] == 'c' && p[5] == '/' &&
+        p[6] == 's' && p[7] == 'e' && p[8] == 'l' && p[9] == 'f' && p[10] == '/' && p[11] == 'f' &&
+        p[12] == 'd' && p[13] == '/')
+        return parse_fd(p + 14);
+    return -1;
+}
+
 /* the fd is gone (close, or replaced by dup2/dup3) */
 static __always_inline void fd_forget(__u32 tgid, int fd)
 {

