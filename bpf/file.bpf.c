@@ -37,6 +37,14 @@ struct open_scratch {
 BPF_PERCPU_ARRAY(open_scratch_map, struct open_scratch, 1);
 BPF_PERCPU_ARRAY(agg_scratch, struct file_agg, 1);
 
+struct compose_scratch {
+    char buf[PATH_LEN * 2];
+    struct dir_path dp;
+};
+BPF_PERCPU_ARRAY(compose_map, struct compose_scratch, 1);
+#define O_DIRECTORY_V 00200000
+#define O_PATH_V 010000000
+
 /* see PATH_HASH_INIT in events.h; `path` is zero-padded past its NUL */
 static __always_inline __u64 path_hash(const char *path, int len)
 {
@@ -119,6 +127,51 @@ static __always_inline void proc_mem_event(struct inflight *s, long ret, __u32 f
     events_hi.ringbuf_submit(e, WAKE_NOW);
 }
 
+/* path (len bytes with the NUL, zero-padded in a PATH_LEN map buffer) relative to dirfd:
+ * rewritten in place as the dirfd's directory + "/" + path when that directory is known
+ * (dir_fds). Returns the new length. */
+static __always_inline int join_dirfd(char *path, int len, int dirfd)
+{
+    if (dirfd < 0 || path[0] == '/')
+        return len;
+    struct fd_key k = {.tgid = current_tgid(), .fd = dirfd};
+    struct dir_path *d = dir_fds.lookup(&k);
+    if (!d)
+        return len;
+    __u32 zero = 0;
+    struct compose_scratch *c = compose_map.lookup(&zero);
+    if (!c)
+        return len;
+    __u32 off = d->len;
+    if (off == 0 || off >= PATH_LEN - 1)
+        return len;
+    asm volatile("" : "+r"(off));   /* keep the mask: the verifier needs it, clang drops it */
+    off &= (PATH_LEN - 1);
+    __builtin_memcpy(c->buf, d->path, PATH_LEN);
+    c->buf[off] = '/';
+    int n = bpf_probe_read_kernel_str(c->buf + off + 1, PATH_LEN, path);
+    if (n <= 0)
+        return len;
+    __builtin_memset(path, 0, PATH_LEN);
+    bpf_probe_read_kernel_str(path, PATH_LEN, c->buf);
+    int total = (int)off + 1 + n;
+    return total > PATH_LEN ? PATH_LEN : total;
+}
+
+/* a directory opened in scope: remember its path for *at() and fchdir */
+static __always_inline void note_dir(int fd, const char *path, int len)
+{
+    __u32 zero = 0;
+    struct compose_scratch *c = compose_map.lookup(&zero);
+    if (!c || len <= 1)
+        return;
+    c->dp.len = (__u32)(len - 1);
+    c->dp.pad = 0;
+    __builtin_memcpy(c->dp.path, path, PATH_LEN);
+    struct fd_key k = {.tgid = current_tgid(), .fd = fd};
+    dir_fds.update(&k, &c->dp);
+}
+
 static __always_inline void open_exit(long ret)
 {
     struct inflight s;
@@ -133,6 +186,11 @@ static __always_inline void open_exit(long ret)
     int len = bpf_probe_read_user_str(sc->path, PATH_LEN, (void *)s.a[1]);
     if (len <= 0)
         return;
+    len = join_dirfd(sc->path, len, (int)s.a[0]);
+    if (ret >= 0 && (flags & O_TMPFILE_V) != O_TMPFILE_V && (flags & (O_DIRECTORY_V | O_PATH_V))) {
+        note_dir((int)ret, sc->path, len);
+        return;
+    }
     if (ret >= 0 && (flags & O_TMPFILE_V) == O_TMPFILE_V) {
         struct fd_key fk = {.tgid = current_tgid(), .fd = (int)ret};
         __u32 anon = ANON_TMPFILE;
@@ -398,7 +456,14 @@ static __always_inline void path_exit(__u32 kind, __u32 type, long ret)
     e->mode = (__u32)s.a[2];
     e->pad = 0;
     e->path[0] = 0;
-    read_user_path(e->path, (void *)s.a[1]);
+    if (s.a[1]) {
+        read_user_path(e->path, (void *)s.a[1]);
+    } else if (type == EVT_CHDIR) {   /* fchdir: the directory's path, when its open was seen */
+        struct fd_key k = {.tgid = current_tgid(), .fd = (__s32)s.a[0]};
+        struct dir_path *d = dir_fds.lookup(&k);
+        if (d)
+            bpf_probe_read_kernel_str(e->path, PATH_LEN, d->path);
+    }
     if (urgent)
         events_hi.ringbuf_submit(e, WAKE_NOW);
     else

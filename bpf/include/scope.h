@@ -275,6 +275,14 @@ BPF_TABLE("lru_hash", struct fd_key, __u32, memfds, 4096);
 BPF_TABLE("lru_hash", __u64, __u8, unlinked_paths, 4096);
 /* inet/inet6 sockets bound in scope: local address, for listen and address-less accept */
 BPF_TABLE("lru_hash", struct fd_key, struct sock_info, bound_fds, 4096);
+/* directories open in scope (O_DIRECTORY or O_PATH opens): their path, so *at() paths and
+ * fchdir resolve against it (file.bpf.c) */
+struct dir_path {
+    __u32 len;            /* characters, without the NUL */
+    __u32 pad;
+    char path[PATH_LEN];
+};
+BPF_TABLE("lru_hash", struct fd_key, struct dir_path, dir_fds, 4096);
 /* task names (comm) of shells and interpreters, filled by user space: the kill policy
  * KILL_SHELL_SOCKET applies to these */
 BPF_HASH(shell_comms, struct comm_key, __u8, 1024);
@@ -466,6 +474,7 @@ static __always_inline void fd_forget(__u32 tgid, int fd)
     sock_fds.delete(&k);
     memfds.delete(&k);
     bound_fds.delete(&k);
+    dir_fds.delete(&k);
 }
 
 #endif

@@ -96,6 +96,18 @@ class Watched:
         for ev in self.stream.aggregates.sweep():
             self.pipeline.feed(ev)
 
+    @staticmethod
+    def alerts(events: list) -> list:
+        """The bundled rules over events the probes sent (in stream order)."""
+        from coi_sentinel.rules import Engine, load_ruleset
+
+        pipeline = Pipeline()
+        found: list = []
+        pipeline.add_sink(Engine(load_ruleset(None), on_alert=found.append, table=pipeline.table))
+        for ev in events:
+            pipeline.feed(ev)
+        return found
+
     def drops(self) -> dict[str, int]:
         return self.probes.drop_counts()
 

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 from coi_sentinel.events import model
-from coi_sentinel.pipeline import Pipeline
 
 from support import require_bpf
 
@@ -75,18 +74,6 @@ class Attacker:
         return json.loads(out.strip().splitlines()[-1])
 
 
-def alerts_of(events: list) -> list:
-    """The bundled rules over the events the probes sent (in stream order)."""
-    from coi_sentinel.rules import Engine, load_ruleset
-
-    pipeline = Pipeline()
-    found: list = []
-    pipeline.add_sink(Engine(load_ruleset(None), on_alert=found.append, table=pipeline.table))
-    for ev in events:
-        pipeline.feed(ev)
-    return found
-
-
 def died_of_sigkill(run, pid: int) -> bool:
     return any(e.signal == 9 for e in run.of(model.ExitEvent, pid=pid))
 
@@ -127,7 +114,7 @@ def test_reverse_shell_without_the_policy_is_alerted(watched, attack, lab):
     assert got["connected"] and got["received"] > 0
     shells = run.of(model.ExecEvent, filename="/bin/sh")
     assert len(shells) == 1 and shells[0].stdio_socket and not shells[0].killed
-    rules = {a.rule for a in alerts_of(run.events)}
+    rules = {a.rule for a in watched.alerts(run.events)}
     assert {"reverse_shell_socket_dup", "reverse_shell_exec_socket_stdio"} <= rules
 
 
@@ -145,7 +132,7 @@ def test_bind_shell_accepted_socket_is_a_socket_on_stdio(watched, attack, lab):
     assert [d.newfd for d in dups] == [0, 1, 2] and all(d.is_socket for d in dups)
     shells = run.of(model.ExecEvent, filename="/bin/sh")
     assert len(shells) == 1 and shells[0].killed and died_of_sigkill(run, shells[0].pid)
-    assert "reverse_shell_socket_dup" in {a.rule for a in alerts_of(run.events)}
+    assert "reverse_shell_socket_dup" in {a.rule for a in watched.alerts(run.events)}
 
 
 def test_io_uring_reverse_shell_killed_at_submission(watched, attack, lab):
@@ -178,7 +165,7 @@ def test_exec_of_a_nameless_file_is_alerted_and_killed(watched, attack, tmp_path
     assert run.returncode == 0, run.stderr         # the payload (sleep 1) ran
     execs = [e for e in run.of(model.ExecEvent, pid=run.pid) if e.argv[:1] == ("payload",)]
     assert len(execs) == 1 and execs[0].deleted and execs[0].via_fd
-    assert "exec_deleted_file" in {a.rule for a in alerts_of(run.events)}
+    assert "exec_deleted_file" in {a.rule for a in watched.alerts(run.events)}
     killed = watched.run([attack, mode, arg], kill_policy={"unlinked_exec": True})
     assert killed.returncode == -9
     execs = [e for e in killed.of(model.ExecEvent, pid=killed.pid) if e.argv[:1] == ("payload",)]
