@@ -47,6 +47,8 @@ HOST_SCOPE_LEVEL = 1
 class Coverage:
     attached: list[Hook] = field(default_factory=list)
     missing: list[tuple[Hook, str]] = field(default_factory=list)
+    #: tracepoints this kernel lacks whose system calls a generic hook covers: (hook, by what)
+    substituted: list[tuple[Hook, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def families(self) -> dict[str, dict]:
@@ -54,13 +56,15 @@ class Coverage:
         for fam in FAMILIES:
             ok = [h.tracepoint for h in self.attached if h.family == fam]
             bad = {h.tracepoint: why for h, why in self.missing if h.family == fam}
-            if ok or bad:
-                out[fam] = {"attached": ok, "missing": bad}
+            sub = {h.tracepoint: by for h, by in self.substituted if h.family == fam}
+            if ok or bad or sub:
+                out[fam] = {"attached": ok, "missing": bad, "substituted": sub}
         return out
 
     def to_dict(self) -> dict:
         return {"attached": len(self.attached), "missing": len(self.missing),
-                "families": self.families(), "notes": list(self.notes)}
+                "substituted": len(self.substituted), "families": self.families(),
+                "notes": list(self.notes)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,9 +112,6 @@ class ProbeSet:
                 self.coverage.missing.append((h, "tracepoint not in this kernel"))
                 continue
             present.append(h)
-        if generic_needed and nrs is not None:
-            self.coverage.notes.append("init_module/finit_module have no tracepoint: seen through "
-                                       "raw_syscalls, filtered by number in the kernel")
         bpf_dir = asset_dir("bpf")
         o = self.options
         cflags = [
@@ -140,6 +141,16 @@ class ProbeSet:
         if not self.coverage.attached:
             self.close()
             raise ProbeError("no probe could be attached")
+        attached = {h.tracepoint for h in self.coverage.attached}
+        if set(RAW_SYSCALLS) <= attached:
+            by = "raw_syscalls (syscall number filtered in the kernel)"
+            still = []
+            for h, why in self.coverage.missing:
+                if h.tracepoint.replace("sys_exit_", "sys_enter_") in GENERIC_FOR:
+                    self.coverage.substituted.append((h, by))
+                else:
+                    still.append((h, why))
+            self.coverage.missing = still
         # nothing is traced until the caller says what: set_host_wide() or add_scope()
         self._host_wide = False
         self._write_config()
