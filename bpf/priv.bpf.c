@@ -7,7 +7,7 @@
  * Why: these are rare in agent work and each one is a step of an escalation or escape.
  * Also: io_uring_register, process_vm_readv/writev, setxattr/lsetxattr/fsetxattr of
  * security.capability (file capabilities), and init_module/finit_module through
- * raw_syscalls:sys_enter/exit filtered by number where the kernel has no tracepoint for them.
+ * raw_syscalls:sys_enter filtered by number where the kernel has no tracepoint for them.
  * Blind spots: io_uring operations are uring.bpf.c's; setxattrat (6.13+) is not hooked.
  */
 #include "scope.h"
@@ -194,30 +194,46 @@ XATTR_HOOKS(fsetxattr, args->fd, 0)
 #endif
 
 /* ---- system calls without a tracepoint of their own on this kernel ----
- * raw_syscalls:sys_enter/sys_exit run for every system call of the machine: the syscall number
- * is compared first (one load, two compares), then the scope; NR_INIT_MODULE and
- * NR_FINIT_MODULE come from the loader (-D, per architecture). Attached only when the kernel
- * has no syscalls:sys_enter_init_module (kernels without module support). */
+ * A system call has no syscalls:* tracepoint when the kernel was built without it (modules:
+ * CONFIG_MODULES=n); it is then sys_ni_syscall and fails with ENOSYS, every time. So the
+ * attempt is what there is to report, and raw_syscalls:sys_enter alone is hooked: it runs for
+ * every system call of the machine, and this program compares the number first (one load,
+ * two compares: cheaper than the scope look-up, which only the two numbers reach). The record
+ * is sent from the entry with errno ENOSYS. NR_INIT_MODULE and NR_FINIT_MODULE come from the
+ * loader (-D, per architecture); attached only when syscalls:sys_enter_init_module is missing. */
+#define ENOSYS_V 38
 #if defined(TP_raw_syscalls__sys_enter) && defined(NR_INIT_MODULE) && defined(NR_FINIT_MODULE)
 TRACEPOINT_PROBE(raw_syscalls, sys_enter)
 {
     long id = args->id;
     if (id != NR_INIT_MODULE && id != NR_FINIT_MODULE)
         return 0;
-    if (id == NR_INIT_MODULE)
-        priv_enter(PRIV_INIT_MODULE, args->args[1], 0, (const void *)args->args[2]);
-    else
-        priv_enter(PRIV_FINIT_MODULE, args->args[0], args->args[2], (const void *)args->args[1]);
-    return 0;
-}
-#endif
-#if defined(TP_raw_syscalls__sys_exit) && defined(NR_INIT_MODULE) && defined(NR_FINIT_MODULE)
-TRACEPOINT_PROBE(raw_syscalls, sys_exit)
-{
-    long id = args->id;
-    if (id != NR_INIT_MODULE && id != NR_FINIT_MODULE)
+    /* the arguments first: the context may not be read at a computed offset later */
+    __u64 a0 = 0, a1 = 0, a2 = 0;
+    bpf_probe_read_kernel(&a0, sizeof(a0), &args->args[0]);
+    bpf_probe_read_kernel(&a1, sizeof(a1), &args->args[1]);
+    bpf_probe_read_kernel(&a2, sizeof(a2), &args->args[2]);
+    __u64 scope_id = 0;
+    if (!in_scope(&scope_id))
         return 0;
-    priv_exit(args->ret);
+    struct priv_event *e;
+    if (!(e = reserve_hi(sizeof(*e), EVT_PRIV)))
+        return 0;
+    fill_hdr(&e->hdr, EVT_PRIV, scope_id);
+    e->ret = -ENOSYS_V;
+    e->str[0] = 0;
+    if (id == NR_INIT_MODULE) {
+        e->op = PRIV_INIT_MODULE;
+        e->arg0 = a1;                        /* len */
+        e->arg1 = 0;
+        bpf_probe_read_user_str(e->str, PATH_LEN, (void *)a2);
+    } else {
+        e->op = PRIV_FINIT_MODULE;
+        e->arg0 = a0;                        /* fd */
+        e->arg1 = a2;                        /* flags */
+        bpf_probe_read_user_str(e->str, PATH_LEN, (void *)a1);
+    }
+    events_hi.ringbuf_submit(e, WAKE_NOW);
     return 0;
 }
 #endif

@@ -18,7 +18,7 @@ def _sys(*names: str) -> tuple[str, ...]:
 
 
 #: the generic hooks for system calls with no tracepoint of their own (see GENERIC_FOR)
-RAW_SYSCALLS = ("raw_syscalls:sys_enter", "raw_syscalls:sys_exit")
+RAW_SYSCALLS = ("raw_syscalls:sys_enter",)
 #: the generic hooks stand in for these tracepoints: attached only when they are missing
 GENERIC_FOR = ("syscalls:sys_enter_init_module", "syscalls:sys_enter_finit_module")
 #: syscall numbers the generic hooks filter on, per machine (init_module, finit_module)
