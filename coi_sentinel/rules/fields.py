@@ -125,6 +125,9 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
              "non-blocking connect)", _on(ERRNO_TYPES, "ev.errno")),
     FieldDef("evt.failed", B, "the syscall failed", {**_on(ERRNO_TYPES, "(ev.errno != 0)"),
                                                       T.FILE_WRITE: "ev.failed"}),
+    FieldDef("evt.killed", B, "the kernel's kill policy sent SIGKILL at the hook, before the call "
+             "returned (exec, connect, dup, uring)",
+             {T.EXEC: "ev.killed", T.CONNECT: "ev.killed", T.DUP: "ev.killed", T.URING: "ev.killed"}),
     FieldDef("evt.exit_code", I, "exit code, -1 when killed by a signal", {T.EXIT: "ev.exit_code"}),
     FieldDef("evt.signal", I, "fatal signal number, 0 if none", {T.EXIT: "ev.signal"}),
     FieldDef("evt.child_pid", I, "pid of the new process", {T.FORK: "ev.child_pid"}),

@@ -145,6 +145,7 @@ def test_io_uring_reverse_shell_killed_at_submission(watched, attack, lab):
     assert len(connects) == 1 and connects[0].killed and connects[0].pid == run.pid
     assert not run.of(model.ExecEvent, filename="/bin/sh")
     assert watched.probes.kill_counts().get("uring_connect", 0) >= 1
+    assert "io_uring_connect" in {a.rule for a in watched.alerts(run.events)}
 
 
 def test_io_uring_file_write_is_seen(watched, attack, tmp_path):
