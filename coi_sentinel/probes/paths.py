@@ -6,9 +6,11 @@ walking its structures). This module resolves them before the rules see them:
 - a relative path with ``AT_FDCWD`` against the process's working directory, which is
   followed through ``chdir``/``fchdir`` events and inherited at fork; a process first seen
   without a known cwd has it read from ``/proc/<pid>/cwd``;
-- a path relative to a dirfd against that fd's directory, read from ``/proc/<pid>/fd/<n>``
-  when the event is handled (a process that closed the fd or exited by then keeps the path
-  as written: the one gap, documented in docs/events.md);
+- a path relative to a dirfd: the kernel joins it to the directory's path when that directory
+  was opened in scope with O_DIRECTORY or O_PATH (bpf/file.bpf.c, dir_fds); otherwise it is
+  resolved here against ``/proc/<pid>/fd/<n>`` when the event is handled (a process that
+  closed the fd or exited by then keeps the path as written: documented in docs/events.md);
+  rename and link paths are resolved against the cwd only (their dirfds are not sent);
 - a file summary (``file_write``) gets the path its ``file_open`` was resolved to.
 
 Absolute paths are only normalised (``a/../b``); symlinks are not followed (the kernel's
