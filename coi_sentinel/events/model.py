@@ -305,6 +305,25 @@ class PrivEvent(Event):
     errno: int
 
 
+def kernel_kill_reason(ev: Event) -> str:
+    """Why the kernel's kill policy sent SIGKILL with this event (its ``killed`` is true)."""
+    if isinstance(ev, ExecEvent):
+        if ev.from_memfd:
+            return "exec from a memfd"
+        if ev.deleted:
+            return "exec of a file with no name (unlinked, or O_TMPFILE)"
+        if ev.stdio_socket:
+            return f"{ev.comm} started with a network socket on its stdin or stdout"
+        return "exec"
+    if isinstance(ev, ConnectEvent):
+        return f"connect to {ev.daddr}:{ev.dport} (blocked)"
+    if isinstance(ev, DupEvent):
+        return f"{ev.comm} put a network socket ({ev.daddr}:{ev.dport}) on its fd {ev.newfd}"
+    if isinstance(ev, UringEvent):
+        return "connect through io_uring (destination unknown)"
+    return ev.type.label
+
+
 EVENT_CLASSES: dict[EventType, type[Event]] = {
     cls.type: cls
     for cls in (
@@ -325,5 +344,5 @@ __all__ = [
     "DupEvent", "NetSendEvent",
     "FileOpenEvent", "FileWriteEvent", "RenameEvent", "UnlinkEvent", "ChmodEvent", "PrivEvent",
     "AcceptEvent", "BindEvent", "ListenEvent", "UringEvent", "LinkEvent", "ChdirEvent",
-    "MmapWriteEvent", "EVENT_CLASSES", "FIELD_NAMES", "HEADER_FIELDS",
+    "MmapWriteEvent", "EVENT_CLASSES", "kernel_kill_reason", "FIELD_NAMES", "HEADER_FIELDS",
 ]

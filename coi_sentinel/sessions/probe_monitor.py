@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import AuditError, MonitorError, ResponseError, SentinelError
+from ..events.model import kernel_kill_reason
 from ..respond import freezer
 from .notices import block as notice_block
 from .response import DropWatch, ResponseSettings
@@ -172,8 +173,7 @@ class ProbeMonitor:
 
     def _kernel_kill(self, event, process) -> None:
         self.killed = True
-        reason = "exec from a memfd" if event.type.label == "exec" else \
-            f"connect to {getattr(event, 'daddr', '?')}:{getattr(event, 'dport', '?')} (blocked)"
+        reason = kernel_kill_reason(event)
         rec = {"record": "action", "action": "kill-process", "by": "kernel", "ok": True,
                "container": self._name, "pid": event.pid,
                "process": {"name": process.name, "exe": process.exe, "cmdline": process.cmdline}
