@@ -43,6 +43,7 @@ struct compose_scratch {
 };
 BPF_PERCPU_ARRAY(compose_map, struct compose_scratch, 1);
 #define O_DIRECTORY_V 00200000
+#define AT_FDCWD_V (-100)
 #define O_PATH_V 010000000
 
 /* see PATH_HASH_INIT in events.h; `path` is zero-padded past its NUL */
@@ -127,15 +128,24 @@ static __always_inline void proc_mem_event(struct inflight *s, long ret, __u32 f
     events_hi.ringbuf_submit(e, WAKE_NOW);
 }
 
-/* path (len bytes with the NUL, zero-padded in a PATH_LEN map buffer) relative to dirfd:
- * rewritten in place as the dirfd's directory + "/" + path when that directory is known
- * (dir_fds). Returns the new length. */
+/* path (len bytes with the NUL, in a PATH_LEN buffer) relative to dirfd: rewritten in place
+ * (zero-padded) as the dirfd's directory + "/" + path when that directory is known (dir_fds;
+ * AT_FDCWD: the cwd, kept under fd -100 from chdir/fchdir, else the parent's). Returns the
+ * new length. "." and ".." are left for user space to fold. */
 static __always_inline int join_dirfd(char *path, int len, int dirfd)
 {
-    if (dirfd < 0 || path[0] == '/')
+    if ((dirfd < 0 && dirfd != AT_FDCWD_V) || len <= 1 || path[0] == '/')
         return len;
     struct fd_key k = {.tgid = current_tgid(), .fd = dirfd};
     struct dir_path *d = dir_fds.lookup(&k);
+    if (!d && dirfd == AT_FDCWD_V) {
+        /* no chdir of its own seen: the cwd it inherited (its parent's, as known now) */
+        __u32 *pp = parents.lookup(&k.tgid);
+        if (pp) {
+            k.tgid = *pp;
+            d = dir_fds.lookup(&k);
+        }
+    }
     if (!d)
         return len;
     __u32 zero = 0;
@@ -340,35 +350,46 @@ TRACEPOINT_PROBE(syscalls, sys_exit_creat)
 #endif
 
 /* ---- rename ---- */
-static __always_inline void rename_enter(const char *oldp, const char *newp, __u32 flags)
+static __always_inline void rename_enter(const char *oldp, const char *newp, __u32 flags,
+                                         int olddfd, int newdfd)
 {
     __u64 scope_id = 0;
     if (in_scope(&scope_id))
-        stash(ST_RENAME, scope_id, (__u64)oldp, (__u64)newp, flags, 0);
+        stash(ST_RENAME, scope_id, (__u64)oldp, (__u64)newp, flags,
+              ((__u64)(__u32)olddfd << 32) | (__u32)newdfd);
+}
+
+/* EVT_RENAME and EVT_LINK: both paths joined to their dirfds (s->a[3]: olddfd << 32 | newdfd),
+ * the old one only when it is a path (not a symlink's text) */
+static __always_inline void two_paths_exit(struct inflight *s, __u32 type, long ret, int old_is_path)
+{
+    struct rename_event *e;
+    if (!(e = reserve_bulk(sizeof(*e), type)))
+        return;
+    fill_hdr(&e->hdr, type, s->scope_id);
+    e->ret = ret;
+    e->flags = (__u32)s->a[2];
+    e->oldpath[0] = 0;
+    e->newpath[0] = 0;
+    int n = read_user_path(e->oldpath, (void *)s->a[0]);
+    if (old_is_path)
+        join_dirfd(e->oldpath, n, (__s32)(s->a[3] >> 32));
+    n = read_user_path(e->newpath, (void *)s->a[1]);
+    join_dirfd(e->newpath, n, (__s32)(__u32)s->a[3]);
+    events_bulk.ringbuf_submit(e, bulk_submit_flags());
 }
 
 static __always_inline void rename_exit(long ret)
 {
     struct inflight s;
-    if (!unstash(ST_RENAME, &s))
-        return;
-    struct rename_event *e;
-    if (!(e = reserve_bulk(sizeof(*e), EVT_RENAME)))
-        return;
-    fill_hdr(&e->hdr, EVT_RENAME, s.scope_id);
-    e->ret = ret;
-    e->flags = (__u32)s.a[2];
-    e->oldpath[0] = 0;
-    e->newpath[0] = 0;
-    read_user_path(e->oldpath, (void *)s.a[0]);
-    read_user_path(e->newpath, (void *)s.a[1]);
-    events_bulk.ringbuf_submit(e, bulk_submit_flags());
+    if (unstash(ST_RENAME, &s))
+        two_paths_exit(&s, EVT_RENAME, ret, 1);
 }
 
 #ifdef TP_syscalls__sys_enter_rename
 TRACEPOINT_PROBE(syscalls, sys_enter_rename)
 {
-    rename_enter(args->oldname, args->newname, 0);
+    rename_enter(args->oldname, args->newname, 0, AT_FDCWD_V, AT_FDCWD_V);
     return 0;
 }
 #endif
@@ -382,7 +403,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_rename)
 #ifdef TP_syscalls__sys_enter_renameat
 TRACEPOINT_PROBE(syscalls, sys_enter_renameat)
 {
-    rename_enter(args->oldname, args->newname, 0);
+    rename_enter(args->oldname, args->newname, 0, (int)args->olddfd, (int)args->newdfd);
     return 0;
 }
 #endif
@@ -396,7 +417,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_renameat)
 #ifdef TP_syscalls__sys_enter_renameat2
 TRACEPOINT_PROBE(syscalls, sys_enter_renameat2)
 {
-    rename_enter(args->oldname, args->newname, args->flags);
+    rename_enter(args->oldname, args->newname, args->flags, (int)args->olddfd, (int)args->newdfd);
     return 0;
 }
 #endif
@@ -416,30 +437,46 @@ static __always_inline void path_enter(__u32 kind, int fd, const char *path, __u
         stash(kind, scope_id, (__u64)(__s64)fd, (__u64)path, num, 0);
 }
 
-/* a path unlinked in scope: its hash goes to unlinked_paths, so an exec through an fd still
- * open on it is recognised (exec.bpf.c, EXEC_UNLINKED) */
-static __always_inline void note_unlinked(const char *upath)
-{
-    __u32 zero = 0;
-    struct open_scratch *sc = open_scratch_map.lookup(&zero);
-    if (!sc)
-        return;
-    __builtin_memset(sc->path, 0, sizeof(sc->path));
-    int len = bpf_probe_read_user_str(sc->path, PATH_LEN, upath);
-    if (len <= 0)
-        return;
-    __u64 h = path_hash(sc->path, len);
-    __u8 one = 1;
-    unlinked_paths.update(&h, &one);
-}
-
 static __always_inline void path_exit(__u32 kind, __u32 type, long ret)
 {
     struct inflight s;
     if (!unstash(kind, &s))
         return;
-    if (type == EVT_UNLINK && ret == 0)
-        note_unlinked((const char *)s.a[1]);
+    __u32 zero = 0;
+    struct open_scratch *sc = open_scratch_map.lookup(&zero);
+    if (!sc)
+        return;
+    __builtin_memset(sc->path, 0, sizeof(sc->path));
+    int len = 0;
+    __u32 tgid = current_tgid();
+    if (s.a[1]) {
+        len = bpf_probe_read_user_str(sc->path, PATH_LEN, (void *)s.a[1]);
+        if (len > 0)
+            len = join_dirfd(sc->path, len, (__s32)s.a[0]);
+    } else if (type == EVT_CHDIR) {   /* fchdir: the directory's path, when its open was seen */
+        struct fd_key k = {.tgid = tgid, .fd = (__s32)s.a[0]};
+        struct dir_path *d = dir_fds.lookup(&k);
+        if (d) {
+            __builtin_memcpy(sc->path, d->path, PATH_LEN);
+            len = (int)(d->len & (PATH_LEN - 1)) + 1;
+        }
+    }
+    if (type == EVT_UNLINK && ret == 0 && len > 0) {
+        /* its hash goes to unlinked_paths: an exec through an fd still open on the file is
+         * then recognised (exec.bpf.c, EXEC_UNLINKED) */
+        __u64 h = path_hash(sc->path, len);
+        __u8 one = 1;
+        unlinked_paths.update(&h, &one);
+    }
+    if (type == EVT_CHDIR && ret == 0) {
+        /* the new cwd, for AT_FDCWD-relative paths (join_dirfd); unknown when relative */
+        if (len > 1 && sc->path[0] == '/') {
+            note_dir(AT_FDCWD_V, sc->path, len);
+        } else {
+            struct fd_key k = {.tgid = tgid, .fd = AT_FDCWD_V};
+            dir_fds.delete(&k);
+        }
+    }
     /* a file flood (create + unlink loops) must not crowd execs out of the high-priority
      * ring: unlink and plain chmod go to the bulk ring, a chmod setting setuid/setgid does not */
     int urgent = type == EVT_CHMOD && (s.a[2] & 06000);
@@ -455,15 +492,7 @@ static __always_inline void path_exit(__u32 kind, __u32 type, long ret)
     e->fd = (__s32)s.a[0];
     e->mode = (__u32)s.a[2];
     e->pad = 0;
-    e->path[0] = 0;
-    if (s.a[1]) {
-        read_user_path(e->path, (void *)s.a[1]);
-    } else if (type == EVT_CHDIR) {   /* fchdir: the directory's path, when its open was seen */
-        struct fd_key k = {.tgid = current_tgid(), .fd = (__s32)s.a[0]};
-        struct dir_path *d = dir_fds.lookup(&k);
-        if (d)
-            bpf_probe_read_kernel_str(e->path, PATH_LEN, d->path);
-    }
+    __builtin_memcpy(e->path, sc->path, PATH_LEN);
     if (urgent)
         events_hi.ringbuf_submit(e, WAKE_NOW);
     else
@@ -556,35 +585,26 @@ TRACEPOINT_PROBE(syscalls, sys_exit_fchmod)
 #endif
 
 /* ---- link, linkat, symlink, symlinkat: a new name for a file (EVT_LINK, rename_event) ---- */
-static __always_inline void link_enter(const char *oldp, const char *newp, __u32 flags)
+static __always_inline void link_enter(const char *oldp, const char *newp, __u32 flags, int olddfd,
+                                       int newdfd)
 {
     __u64 scope_id = 0;
     if (in_scope(&scope_id))
-        stash(ST_LINK, scope_id, (__u64)oldp, (__u64)newp, flags, 0);
+        stash(ST_LINK, scope_id, (__u64)oldp, (__u64)newp, flags,
+              ((__u64)(__u32)olddfd << 32) | (__u32)newdfd);
 }
 
 static __always_inline void link_exit(long ret)
 {
     struct inflight s;
-    if (!unstash(ST_LINK, &s))
-        return;
-    struct rename_event *e;
-    if (!(e = reserve_bulk(sizeof(*e), EVT_LINK)))
-        return;
-    fill_hdr(&e->hdr, EVT_LINK, s.scope_id);
-    e->ret = ret;
-    e->flags = (__u32)s.a[2];
-    e->oldpath[0] = 0;
-    e->newpath[0] = 0;
-    read_user_path(e->oldpath, (void *)s.a[0]);
-    read_user_path(e->newpath, (void *)s.a[1]);
-    events_bulk.ringbuf_submit(e, bulk_submit_flags());
+    if (unstash(ST_LINK, &s))
+        two_paths_exit(&s, EVT_LINK, ret, !((__u32)s.a[2] & LINK_SYMLINK));
 }
 
-#define LINK_HOOKS(name, oldp, newp, flags)                                                 \
+#define LINK_HOOKS(name, oldp, newp, flags, olddfd, newdfd)                                 \
     TRACEPOINT_PROBE(syscalls, sys_enter_##name)                                            \
     {                                                                                       \
-        link_enter(oldp, newp, flags);                                                      \
+        link_enter(oldp, newp, flags, olddfd, newdfd);                                      \
         return 0;                                                                           \
     }                                                                                       \
     TRACEPOINT_PROBE(syscalls, sys_exit_##name)                                             \
@@ -594,16 +614,16 @@ static __always_inline void link_exit(long ret)
     }
 
 #if defined(TP_syscalls__sys_enter_link) && defined(TP_syscalls__sys_exit_link)
-LINK_HOOKS(link, args->oldname, args->newname, 0)
+LINK_HOOKS(link, args->oldname, args->newname, 0, AT_FDCWD_V, AT_FDCWD_V)
 #endif
 #if defined(TP_syscalls__sys_enter_linkat) && defined(TP_syscalls__sys_exit_linkat)
-LINK_HOOKS(linkat, args->oldname, args->newname, (__u32)args->flags)
+LINK_HOOKS(linkat, args->oldname, args->newname, (__u32)args->flags, (int)args->olddfd, (int)args->newdfd)
 #endif
 #if defined(TP_syscalls__sys_enter_symlink) && defined(TP_syscalls__sys_exit_symlink)
-LINK_HOOKS(symlink, args->oldname, args->newname, LINK_SYMLINK)
+LINK_HOOKS(symlink, args->oldname, args->newname, LINK_SYMLINK, AT_FDCWD_V, AT_FDCWD_V)
 #endif
 #if defined(TP_syscalls__sys_enter_symlinkat) && defined(TP_syscalls__sys_exit_symlinkat)
-LINK_HOOKS(symlinkat, args->oldname, args->newname, LINK_SYMLINK)
+LINK_HOOKS(symlinkat, args->oldname, args->newname, LINK_SYMLINK, AT_FDCWD_V, (int)args->newdfd)
 #endif
 
 /* ---- chdir, fchdir: user space follows each process's cwd to resolve relative paths ---- */

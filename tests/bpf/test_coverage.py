@@ -34,6 +34,18 @@ HOOK_VARIANTS = {
             f.write('#!/bin/sh\\n')
         os.link('notes.txt', '.git/hooks/pre-push')
     """,
+    # renameat() with directory fds, from a child that inherited the cwd
+    "renameat_dirfd": """
+        os.chdir(repo)
+        os.rename('.git/hooks', '.git/hooks.orig')
+        with open('post-merge', 'w') as f:
+            f.write('#!/bin/sh\\n')
+        if os.fork() == 0:
+            os.mkdir('.git/hooks')
+            os.rename('post-merge', 'post-merge', dst_dir_fd=os.open('.git/hooks', os.O_PATH))
+            os._exit(0)
+        os.wait()
+    """,
     # a whole directory renamed onto .git/hooks
     "rename_dir": """
         os.chdir(repo)
@@ -145,3 +157,22 @@ def test_generic_hooks_modules_process_memory_and_file_capabilities(watched, py,
     generic = {h.tracepoint for h in watched.probes.coverage.attached}
     if "syscalls:sys_enter_init_module" not in generic:
         assert "raw_syscalls:sys_enter" in generic
+
+
+def test_relative_sensitive_read_after_chdir_is_resolved_in_the_kernel(watched, py, tmp_path):
+    """The kernel keeps the cwd (chdir) and joins relative paths to it: a sensitive-prefix
+    match needs the absolute path, and it is there before user space sees the event."""
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "id_ed25519").write_text("k")
+    watched.probes.set_sensitive([str(creds) + "/id_"], [])
+    try:
+        run = watched.run([py, "-c", f"import os\nos.chdir({str(tmp_path)!r})\nos.chdir('creds')\n"
+                                     "open('id_ed25519').read()\n"])
+    finally:
+        watched.probes.set_sensitive([], [])
+    assert run.returncode == 0, run.stderr
+    opens = run.of(model.FileOpenEvent, kind="sensitive")
+    assert [o.path for o in opens] == [str(creds / "id_ed25519")]
+    chdirs = [c.path for c in run.of(model.ChdirEvent, pid=run.pid)]
+    assert chdirs == [str(tmp_path), str(creds)]
