@@ -14,14 +14,16 @@
  *       escape); the record has EXEC_KILLED. KILL_MEMFD_EXEC: an exec from a memfd;
  *       KILL_UNLINKED_EXEC: from an O_TMPFILE fd or an fd whose path was unlinked (a dropper
  *       running /proc/self/fd/N); KILL_SHELL_SOCKET: a shell or interpreter (task name in
- *       shell_comms) with an inet/inet6 socket on fd 0 or 1, connected or accepted, by itself
- *       or by its parent before the fork: a reverse or bind shell dies before its first byte.
+ *       shell_comms) with an inet/inet6 socket on fd 0 or 1, or any program with such sockets
+ *       on both, connected or accepted, by itself or by its parent before the fork: a reverse
+ *       or bind shell dies before its first byte.
  * Why: sched_process_exec is the one point where the kernel has resolved the binary.
  * Blind spots: argv past MAX_ARGS strings or ARGS_BUF bytes (flagged truncated); without kernel
  * BTF (NO_TASK_BTF) argv of successful execs is empty; a binary started by the kernel itself
  * (usermode helpers) has no enter stash, so fd-based flags are missing for it; a shell under
- * another name (a script named build.py) or with a pty between it and the socket is not a
- * "shell on a socket" (the dup of the socket by the interpreter is: net.bpf.c); an unlinked
+ * another name (a script named build.py) with a socket on only one of fds 0 and 1, or with a
+ * pty between it and the socket, is not a "shell on a socket" (the dup of the socket by the
+ * interpreter holding it is: net.bpf.c); an unlinked
  * file is recognised only when it was opened with write intent and unlinked by the same path.
  */
 #include "scope.h"
@@ -162,7 +164,14 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     __u32 tgid = current_tgid();
     __u32 eflags = 0;
     /* stdio before the new generation: a parent's socket counts if it predates the fork */
-    if (stdio_net(tgid, 0) || stdio_net(tgid, 1))
+    __u32 net_in = 0, net_out = 0;
+    if (stdio_net(tgid, 0))
+        net_in = 1;
+    asm volatile("" : "+r"(net_in));   /* a flag, not the pointer: no |= on pointers */
+    if (stdio_net(tgid, 1))
+        net_out = 1;
+    asm volatile("" : "+r"(net_out));
+    if (net_in | net_out)
         eflags |= EXEC_STDIO_SOCKET;
     new_fd_gen(tgid);   /* fds exec closed (O_CLOEXEC) must not be taken for live ones */
     int fd = -1;
@@ -184,7 +193,8 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
         } else if ((eflags & (EXEC_FROM_TMPFILE | EXEC_UNLINKED)) && (kill & KILL_UNLINKED_EXEC)) {
             kill_current(KILL_REASON_UNLINKED_EXEC);
             eflags |= EXEC_KILLED;
-        } else if ((eflags & EXEC_STDIO_SOCKET) && (kill & KILL_SHELL_SOCKET) && comm_is_shell()) {
+        } else if ((eflags & EXEC_STDIO_SOCKET) && (kill & KILL_SHELL_SOCKET) &&
+                   ((net_in && net_out) || comm_is_shell())) {
             kill_current(KILL_REASON_SHELL_SOCKET);
             eflags |= EXEC_KILLED;
         }

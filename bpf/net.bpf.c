@@ -18,8 +18,8 @@
  *       reverse shell is); inet/inet6 binds and every listen are reported (EVT_BIND,
  *       EVT_LISTEN, EVT_ACCEPT, all sock_event)
  *   Kill policy KILL_SHELL_SOCKET: a shell or interpreter (shell_comms) that dups a network
- *       socket onto its own fd 0 or 1 gets SIGKILL on syscall exit (DUP_KILLED); exec.bpf.c
- *       kills one exec'd with it there.
+ *       socket onto its own fd 0 or 1, or any process whose fds 0 and 1 are then both network
+ *       sockets, gets SIGKILL on syscall exit (DUP_KILLED); exec.bpf.c kills one exec'd so.
  * Why: a reverse shell is a connect plus a dup onto stdio, whatever the binary is called.
  *   syscalls:sys_enter/exit_fcntl (F_DUPFD, F_DUPFD_CLOEXEC only)  the same, for perl & co
  * Blind spots: sockets received over SCM_RIGHTS; unix-socket accepts;
@@ -197,7 +197,10 @@ static __always_inline void dup_exit(long ret)
          * (bash -i >& /dev/tcp/..., python's os.dup2(s.fileno(), 0)): killed before it
          * returns to user space, so nothing it would print reaches the socket */
         if (si && (newfd == 0 || newfd == 1) && (copy.family == AF_INET_V || copy.family == AF_INET6_V) &&
-            (kill_flags(s.scope_id) & KILL_SHELL_SOCKET) && comm_is_shell()) {
+            (kill_flags(s.scope_id) & KILL_SHELL_SOCKET) &&
+            (comm_is_shell() || stdio_net(tgid, 1 - newfd))) {
+            /* ... or any program that now has network sockets on both stdin and stdout: the
+             * shape of a shell loop whatever the binary is called (a renamed bash) */
             kill_current(KILL_REASON_SHELL_SOCKET);
             flags |= DUP_KILLED;
         }

