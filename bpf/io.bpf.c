@@ -1,6 +1,8 @@
 /* io.bpf.c - bytes written to files and sent over sockets, counted in the kernel.
  *
  * Hooks:
+ *   syscalls:sys_enter_sendto with MSG_FASTOPEN and an address: a TCP Fast Open connect,
+ *       handled as a connect (kill policy, socket tracking, EVT_CONNECT with CONNECT_FASTOPEN)
  *   syscalls:sys_enter/exit_write, writev, sendto, sendmsg   add the returned byte count to
  *       file_aggs (fds opened with write intent, see file.bpf.c) or net_aggs (connected sockets,
  *       see net.bpf.c); nothing is sent per call
@@ -120,9 +122,44 @@ TRACEPOINT_PROBE(syscalls, sys_exit_writev)
     return 0;
 }
 #endif
+/* TCP Fast Open: sendto(MSG_FASTOPEN) with an address connects and sends in one call, no
+ * connect() at all. Treated as a connect on entry (before the SYN leaves): the kill policy's
+ * blocked destinations apply, the socket is tracked like a connected one, an EVT_CONNECT with
+ * CONNECT_FASTOPEN is sent (ret 0: the connect's own result is not known here). */
+#define MSG_FASTOPEN_V 0x20000000
+static __always_inline void fastopen_connect(int fd, __u64 uaddr, int len)
+{
+    __u64 scope_id = 0;
+    if (!in_scope(&scope_id))
+        return;
+    struct sock_info si = {};
+    if (read_sockaddr(&si, 0, uaddr, len) < 0 || (si.family != AF_INET_V && si.family != AF_INET6_V))
+        return;
+    __u32 flags = CONNECT_FASTOPEN;
+    if ((kill_flags(scope_id) & KILL_BLOCKED_CONNECT) && connect_blocked(scope_id, uaddr, len)) {
+        kill_current(KILL_REASON_BLOCKED_CONNECT);
+        flags |= CONNECT_KILLED;
+    }
+    __u32 tgid = current_tgid();
+    sock_put(tgid, fd, &si);
+    struct connect_event *e;
+    if (!(e = reserve_hi(sizeof(*e), EVT_CONNECT)))
+        return;
+    fill_hdr(&e->hdr, EVT_CONNECT, scope_id);
+    e->ret = 0;
+    e->fd = fd;
+    __builtin_memcpy(&e->sock, &si, sizeof(e->sock));
+    e->unix_path[0] = 0;
+    e->flags = flags;
+    events_hi.ringbuf_submit(e, WAKE_NOW);
+}
+
 #ifdef TP_syscalls__sys_enter_sendto
 TRACEPOINT_PROBE(syscalls, sys_enter_sendto)
 {
+    __u64 uaddr = (__u64)args->addr;
+    if (uaddr && (args->flags & MSG_FASTOPEN_V))
+        fastopen_connect((int)args->fd, uaddr, (int)args->addr_len);
     io_enter(args->fd);
     return 0;
 }

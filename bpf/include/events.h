@@ -54,6 +54,7 @@ enum event_type {
 
 /* connect_event.flags */
 #define CONNECT_KILLED          (1u << 0)  /* the kernel sent SIGKILL (kill policy: blocked dest) */
+#define CONNECT_FASTOPEN        (1u << 1)  /* sendto(MSG_FASTOPEN): a connect with data, no connect() */
 
 /* sock_info.flags */
 #define SOCK_ACCEPTED           (1u << 0)  /* came from accept/accept4 (addr is the peer) */

@@ -406,6 +406,58 @@ static __always_inline void file_put(__u32 tgid, int fd, struct file_key *key)
     fd_files.update(&k, &v);
 }
 
+/* ---- sockaddr reading and the blocked-destination check (net.bpf.c, io.bpf.c) ---- */
+#define AF_UNIX_V 1
+#define AF_INET_V 2
+#define AF_INET6_V 10
+#define EINPROGRESS_V 115
+
+static __always_inline int read_sockaddr(struct sock_info *si, char *unix_path, __u64 uaddr, int len)
+{
+    __u16 family = 0;
+    if (!uaddr || bpf_probe_read_user(&family, sizeof(family), (void *)uaddr))
+        return -1;
+    si->family = family;
+    si->flags = 0;
+    if (family == AF_INET_V) {
+        __u16 port = 0;
+        bpf_probe_read_user(&port, 2, (void *)(uaddr + 2));
+        si->port = __builtin_bswap16(port);
+        bpf_probe_read_user(si->addr, 4, (void *)(uaddr + 4));
+    } else if (family == AF_INET6_V) {
+        __u16 port = 0;
+        bpf_probe_read_user(&port, 2, (void *)(uaddr + 2));
+        si->port = __builtin_bswap16(port);
+        bpf_probe_read_user(si->addr, 16, (void *)(uaddr + 8));
+    } else if (family == AF_UNIX_V) {
+        si->port = 0;
+        if (unix_path)
+            bpf_probe_read_user(unix_path, UNIX_PATH_LEN, (void *)(uaddr + 2));
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+/* 1 when the destination is in the scope's blocked nets or ports */
+static __always_inline int connect_blocked(__u64 scope_id, __u64 uaddr, int len)
+{
+    struct sock_info si = {};
+    if (read_sockaddr(&si, 0, uaddr, len) < 0 || si.family == AF_UNIX_V)
+        return 0;
+    struct blocked_port_key pk = {.scope_id = scope_id, .port = si.port};
+    if (blocked_ports.lookup(&pk))
+        return 1;
+    struct blocked_key k = {};
+    k.prefixlen = 64 + 8 + (si.family == AF_INET_V ? 32 : 128);
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+        k.scope[i] = (scope_id >> (56 - 8 * i)) & 0xff;
+    k.family = (__u8)si.family;
+    __builtin_memcpy(k.addr, si.addr, sizeof(k.addr));
+    return blocked_nets.lookup(&k) ? 1 : 0;
+}
+
 /* fd (0-2) now refers to something that is not a socket: a tombstone stops the lookup of the
  * parent's entry (sock_inherited) for it */
 static __always_inline void sock_tombstone(__u32 tgid, int fd)

@@ -72,6 +72,7 @@ EXEC_STDIO_SOCKET = 1 << 8
 
 # connect_event.flags
 CONNECT_KILLED = 1 << 0
+CONNECT_FASTOPEN = 1 << 1
 
 # sock_info.flags
 SOCK_ACCEPTED = 1 << 0
