@@ -108,6 +108,8 @@ class EventStream:
                 self.aggregates.note_file_open(ev)
             elif isinstance(ev, model.ConnectEvent):
                 self.aggregates.note_connect(ev)
+            elif isinstance(ev, model.AcceptEvent):
+                self.aggregates.note_accept(ev)
         return fed
 
     def _feed(self, ev: model.Event) -> None:

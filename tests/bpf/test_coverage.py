@@ -176,3 +176,50 @@ def test_relative_sensitive_read_after_chdir_is_resolved_in_the_kernel(watched, 
     assert [o.path for o in opens] == [str(creds / "id_ed25519")]
     chdirs = [c.path for c in run.of(model.ChdirEvent, pid=run.pid)]
     assert chdirs == [str(tmp_path), str(creds)]
+
+
+def test_bytes_sent_on_an_accepted_socket_are_counted(watched, py, tmp_path):
+    """An accepted socket carries the fd state of a connected one: its bytes are counted."""
+    import socket
+    import threading
+    import time
+
+    portfile = tmp_path / "port"
+    script = textwrap.dedent(f"""
+        import socket
+        srv = socket.socket()
+        srv.bind(('127.0.0.1', 0))
+        srv.listen(1)
+        open({str(portfile)!r}, 'w').write(str(srv.getsockname()[1]))
+        conn, _ = srv.accept()
+        for i in range(7):
+            conn.send(b'y' * 100)
+        conn.close()
+    """)
+    got: list[int] = []
+
+    def client() -> None:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            port = portfile.read_text() if portfile.exists() else ""
+            if port:
+                with socket.create_connection(("127.0.0.1", int(port))) as c:
+                    data = b""
+                    while chunk := c.recv(4096):
+                        data += chunk
+                got.append(len(data))
+                return
+            time.sleep(0.02)
+
+    t = threading.Thread(target=client)
+    t.start()
+    try:
+        run = watched.run([py, "-c", script])
+    finally:
+        t.join(timeout=25)
+    assert run.returncode == 0, run.stderr
+    assert got == [700]
+    accepts = run.of(model.AcceptEvent, pid=run.pid)
+    assert len(accepts) == 1 and accepts[0].daddr == "127.0.0.1" and accepts[0].fd >= 0
+    sent = [s for s in run.of(model.NetSendEvent, pid=run.pid) if s.fd == accepts[0].fd]
+    assert sum(s.bytes for s in sent) == 700 and sum(s.calls for s in sent) == 7
