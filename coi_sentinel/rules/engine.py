@@ -187,10 +187,10 @@ class Engine:
             return None
 
         try:
-            output = rule.output.render(value_of, pseudo)
+            output, fields = rule.output.render_fields(value_of, pseudo)
         except Exception as err:  # a field helper failing on odd data must not lose the alert
             log.warning("rule %s: cannot render its output: %s", rule.id, err)
-            output = rule.output.text
+            output, fields = rule.output.text, {}
         session = self.ctx.session(event)
         alert = Alert(
             rule=rule.id, severity=rule.severity, output=output, ts_ns=event.ts_ns,
@@ -199,7 +199,7 @@ class Engine:
             container=event.container, scope_id=event.scope_id, session_id=session.id,
             session_tool=session.tool,
             tags=rule.rule.tags, action=rule.rule.action, source=str(rule.rule.source), kind=rule.kind,
-            value=value,
+            value=value, output_fields=fields,
         )
         self.alerts[rule.id] += 1
         for callback in self.callbacks:
