@@ -9,13 +9,22 @@
  *       in a fork+exec loop)
  *   syscalls:sys_exit_execve / sys_exit_execveat      failed exec: errno, path and argv read from
  *       the caller, whose pages the kernel just faulted in
- * Kill policy: an exec from a memfd in a scope whose kill_cfg has KILL_MEMFD_EXEC gets SIGKILL
- *       from bpf_send_signal here, before the new image runs one instruction, and before any
- *       ring-buffer reserve (a full ring cannot let it escape); the record has EXEC_KILLED.
+ * Kill policy (kill_cfg of the scope): SIGKILL from bpf_send_signal here, before the new image
+ *       runs one instruction, and before any ring-buffer reserve (a full ring cannot let it
+ *       escape); the record has EXEC_KILLED. KILL_MEMFD_EXEC: an exec from a memfd;
+ *       KILL_UNLINKED_EXEC: from an O_TMPFILE fd or an fd whose path was unlinked (a dropper
+ *       running /proc/self/fd/N); KILL_SHELL_SOCKET: a shell or interpreter (task name in
+ *       shell_comms) with an inet/inet6 socket on fd 0 or 1, or any program with such sockets
+ *       on both, connected or accepted, by itself or by its parent before the fork: a reverse
+ *       or bind shell dies before its first byte.
  * Why: sched_process_exec is the one point where the kernel has resolved the binary.
  * Blind spots: argv past MAX_ARGS strings or ARGS_BUF bytes (flagged truncated); without kernel
  * BTF (NO_TASK_BTF) argv of successful execs is empty; a binary started by the kernel itself
- * (usermode helpers) has no enter stash, so fd-based flags are missing for it.
+ * (usermode helpers) has no enter stash, so fd-based flags are missing for it; a shell under
+ * another name (a script named build.py) with a socket on only one of fds 0 and 1, or with a
+ * pty between it and the socket, is not a "shell on a socket" (the dup of the socket by the
+ * interpreter holding it is: net.bpf.c); an unlinked
+ * file is recognised only when it was opened with write intent and unlinked by the same path.
  */
 #include "scope.h"
 
@@ -57,51 +66,28 @@ done:
     return count;
 }
 
-#define FD_PATH_HEAD 32   /* enough for "/proc/self/fd/" and 5 digits */
-
-/* up to 5 decimal digits ending the string at d, else -1 (constant offsets only: the
- * verifier rejects a masked variable index into a stack buffer) */
-static __always_inline int parse_fd(const char *d)
-{
-    int fd = 0;
-#pragma unroll
-    for (int k = 0; k < 6; k++) {
-        char c = d[k];
-        if (c == 0)
-            return k ? fd : -1;
-        if (c < '0' || c > '9' || k == 5)
-            return -1;
-        fd = fd * 10 + (c - '0');
-    }
-    return -1;
-}
-
-/* "/dev/fd/N" or "/proc/self/fd/N" -> N, else -1; p holds FD_PATH_HEAD bytes */
-static __always_inline int fd_from_path(const char *p)
-{
-    if (p[0] == '/' && p[1] == 'd' && p[2] == 'e' && p[3] == 'v' && p[4] == '/' && p[5] == 'f' &&
-        p[6] == 'd' && p[7] == '/')
-        return parse_fd(p + 8);
-    if (p[0] == '/' && p[1] == 'p' && p[2] == 'r' && p[3] == 'o' && p[4] == 'c' && p[5] == '/' &&
-        p[6] == 's' && p[7] == 'e' && p[8] == 'l' && p[9] == 'f' && p[10] == '/' && p[11] == 'f' &&
-        p[12] == 'd' && p[13] == '/')
-        return parse_fd(p + 14);
-    return -1;
-}
-
-/* EXEC_VIA_FD, plus EXEC_FROM_MEMFD when this process (or its parent, before fork) got the fd
- * from memfd_create */
-static __always_inline __u32 memfd_flags(__u32 tgid, int fd)
+/* EXEC_VIA_FD, plus EXEC_FROM_MEMFD / EXEC_FROM_TMPFILE when this process (or its parent,
+ * before fork) got the fd from memfd_create / open(O_TMPFILE), or EXEC_UNLINKED when the fd
+ * was opened (with write intent, in scope) on a path unlinked since */
+static __always_inline __u32 fd_exec_flags(__u32 tgid, int fd)
 {
     struct fd_key k = {.tgid = tgid, .fd = fd};
-    if (memfds.lookup(&k))
-        return EXEC_VIA_FD | EXEC_FROM_MEMFD;
+    __u32 *anon = memfds.lookup(&k);
     __u32 *pp = parents.lookup(&tgid);
-    if (pp) {
+    if (!anon && pp) {
         k.tgid = *pp;
-        if (memfds.lookup(&k))
-            return EXEC_VIA_FD | EXEC_FROM_MEMFD;
+        anon = memfds.lookup(&k);
     }
+    if (anon)
+        return EXEC_VIA_FD | (*anon == ANON_TMPFILE ? EXEC_FROM_TMPFILE : EXEC_FROM_MEMFD);
+    k.tgid = tgid;
+    struct file_fd *ff = fd_files.lookup(&k);
+    if (!ff && pp) {
+        k.tgid = *pp;
+        ff = fd_files.lookup(&k);
+    }
+    if (ff && unlinked_paths.lookup(&ff->key.path_hash))
+        return EXEC_VIA_FD | EXEC_UNLINKED;
     return EXEC_VIA_FD;
 }
 
@@ -176,6 +162,17 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
 
     /* the kill decision comes first and needs no ring-buffer space */
     __u32 tgid = current_tgid();
+    __u32 eflags = 0;
+    /* stdio before the new generation: a parent's socket counts if it predates the fork */
+    __u32 net_in = 0, net_out = 0;
+    if (stdio_net(tgid, 0))
+        net_in = 1;
+    asm volatile("" : "+r"(net_in));   /* a flag, not the pointer: no |= on pointers */
+    if (stdio_net(tgid, 1))
+        net_out = 1;
+    asm volatile("" : "+r"(net_out));
+    if (net_in | net_out)
+        eflags |= EXEC_STDIO_SOCKET;
     new_fd_gen(tgid);   /* fds exec closed (O_CLOEXEC) must not be taken for live ones */
     int fd = -1;
     if (have_stash && (s.a[1] & AT_EMPTY_PATH_FLAG)) {
@@ -186,12 +183,21 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
         bpf_probe_read_kernel_str(head, sizeof(head), (void *)args + loc0);
         fd = fd_from_path(head);
     }
-    __u32 eflags = 0;
     if (fd >= 0)
-        eflags = memfd_flags(tgid, fd);
-    if ((eflags & EXEC_FROM_MEMFD) && (kill_flags(scope_id) & KILL_MEMFD_EXEC)) {
-        kill_current(KILL_REASON_MEMFD_EXEC);
-        eflags |= EXEC_KILLED;
+        eflags |= fd_exec_flags(tgid, fd);
+    __u32 kill = kill_flags(scope_id);
+    if (kill) {
+        if ((eflags & EXEC_FROM_MEMFD) && (kill & KILL_MEMFD_EXEC)) {
+            kill_current(KILL_REASON_MEMFD_EXEC);
+            eflags |= EXEC_KILLED;
+        } else if ((eflags & (EXEC_FROM_TMPFILE | EXEC_UNLINKED)) && (kill & KILL_UNLINKED_EXEC)) {
+            kill_current(KILL_REASON_UNLINKED_EXEC);
+            eflags |= EXEC_KILLED;
+        } else if ((eflags & EXEC_STDIO_SOCKET) && (kill & KILL_SHELL_SOCKET) &&
+                   ((net_in && net_out) || comm_is_shell())) {
+            kill_current(KILL_REASON_SHELL_SOCKET);
+            eflags |= EXEC_KILLED;
+        }
     }
 
     struct exec_event *e;

@@ -10,16 +10,24 @@
  *   syscalls:sys_enter/exit_rename, renameat, renameat2, unlink, unlinkat, chmod, fchmodat,
  *       fchmodat2, fchmod -> one record each on the bulk ring (a create/unlink flood must not
  *       crowd execs out), except a chmod that sets setuid/setgid: high-priority ring
+ *   syscalls:sys_enter/exit_link, linkat, symlink, symlinkat -> EVT_LINK (bulk ring)
+ *   syscalls:sys_enter/exit_chdir, fchdir -> EVT_CHDIR (bulk ring): user space keeps each
+ *       process's cwd and resolves relative and *at() paths (coi_sentinel/probes/paths.py)
+ *   opens of /proc/<pid>/mem -> EVT_PRIV op proc_mem_open; O_TMPFILE opens and unlinked paths
+ *       are remembered for exec.bpf.c (EXEC_FROM_TMPFILE, EXEC_UNLINKED)
  * The path is read on syscall exit: the kernel has faulted the caller's page in by then.
- * Blind spots: paths are as the caller wrote them (relative paths are not resolved: prefix
- * rules only match absolute paths, suffix rules match both); paths past PATH_LEN are truncated;
- * files opened through io_uring or name_to_handle_at; hard links made with link/linkat.
+ * Blind spots: paths are sent as the caller wrote them and resolved in user space (the
+ * in-kernel sensitive-prefix set only matches absolute paths; suffixes match both); a dirfd's
+ * path is read from /proc when the event is handled (a process that closed it or exited by
+ * then leaves the path relative); paths past PATH_LEN are truncated; files opened through
+ * io_uring (uring.bpf.c reports the op) or name_to_handle_at.
  */
 #include "scope.h"
 
 #define O_ACCMODE_V 00000003
 #define O_CREAT_V 00000100
 #define O_TRUNC_V 00001000
+#define O_TMPFILE_V 020200000   /* __O_TMPFILE | O_DIRECTORY */
 #define FAILED_KIND 0x100
 
 struct open_scratch {
@@ -28,6 +36,15 @@ struct open_scratch {
 };
 BPF_PERCPU_ARRAY(open_scratch_map, struct open_scratch, 1);
 BPF_PERCPU_ARRAY(agg_scratch, struct file_agg, 1);
+
+struct compose_scratch {
+    char buf[PATH_LEN * 2];
+    struct dir_path dp;
+};
+BPF_PERCPU_ARRAY(compose_map, struct compose_scratch, 1);
+#define O_DIRECTORY_V 00200000
+#define AT_FDCWD_V (-100)
+#define O_PATH_V 010000000
 
 /* see PATH_HASH_INIT in events.h; `path` is zero-padded past its NUL */
 static __always_inline __u64 path_hash(const char *path, int len)
@@ -84,6 +101,87 @@ static __always_inline int is_sensitive(struct open_scratch *sc, int len)
     return sens_suffix.lookup(&sc->lpm) ? 1 : 0;
 }
 
+/* "/proc/<pid or self or thread-self>/mem": len counts the NUL */
+static __always_inline int is_proc_mem(const char *p, int len)
+{
+    if (len < 11 || len > 40)
+        return 0;
+    if (p[0] != '/' || p[1] != 'p' || p[2] != 'r' || p[3] != 'o' || p[4] != 'c' || p[5] != '/')
+        return 0;
+    int n = len - 1;
+    return p[(n - 4) & (PATH_LEN - 1)] == '/' && p[(n - 3) & (PATH_LEN - 1)] == 'm' &&
+           p[(n - 2) & (PATH_LEN - 1)] == 'e' && p[(n - 1) & (PATH_LEN - 1)] == 'm';
+}
+
+/* an open of /proc/<pid>/mem: a priv event (reading or writing another process's memory) */
+static __always_inline void proc_mem_event(struct inflight *s, long ret, __u32 flags, const char *path)
+{
+    struct priv_event *e;
+    if (!(e = reserve_hi(sizeof(*e), EVT_PRIV)))
+        return;
+    fill_hdr(&e->hdr, EVT_PRIV, s->scope_id);
+    e->ret = ret;
+    e->op = PRIV_PROC_MEM_OPEN;
+    e->arg0 = flags;
+    e->arg1 = 0;
+    bpf_probe_read_kernel_str(e->str, PATH_LEN, path);
+    events_hi.ringbuf_submit(e, WAKE_NOW);
+}
+
+/* path (len bytes with the NUL, in a PATH_LEN buffer) relative to dirfd: rewritten in place
+ * (zero-padded) as the dirfd's directory + "/" + path when that directory is known (dir_fds;
+ * AT_FDCWD: the cwd, kept under fd -100 from chdir/fchdir, else the parent's). Returns the
+ * new length. "." and ".." are left for user space to fold. */
+static __always_inline int join_dirfd(char *path, int len, int dirfd)
+{
+    if ((dirfd < 0 && dirfd != AT_FDCWD_V) || len <= 1 || path[0] == '/')
+        return len;
+    struct fd_key k = {.tgid = current_tgid(), .fd = dirfd};
+    struct dir_path *d = dir_fds.lookup(&k);
+    if (!d && dirfd == AT_FDCWD_V) {
+        /* no chdir of its own seen: the cwd it inherited (its parent's, as known now) */
+        __u32 *pp = parents.lookup(&k.tgid);
+        if (pp) {
+            k.tgid = *pp;
+            d = dir_fds.lookup(&k);
+        }
+    }
+    if (!d)
+        return len;
+    __u32 zero = 0;
+    struct compose_scratch *c = compose_map.lookup(&zero);
+    if (!c)
+        return len;
+    __u32 off = d->len;
+    if (off == 0 || off >= PATH_LEN - 1)
+        return len;
+    asm volatile("" : "+r"(off));   /* keep the mask: the verifier needs it, clang drops it */
+    off &= (PATH_LEN - 1);
+    __builtin_memcpy(c->buf, d->path, PATH_LEN);
+    c->buf[off] = '/';
+    int n = bpf_probe_read_kernel_str(c->buf + off + 1, PATH_LEN, path);
+    if (n <= 0)
+        return len;
+    __builtin_memset(path, 0, PATH_LEN);
+    bpf_probe_read_kernel_str(path, PATH_LEN, c->buf);
+    int total = (int)off + 1 + n;
+    return total > PATH_LEN ? PATH_LEN : total;
+}
+
+/* a directory opened in scope: remember its path for *at() and fchdir */
+static __always_inline void note_dir(int fd, const char *path, int len)
+{
+    __u32 zero = 0;
+    struct compose_scratch *c = compose_map.lookup(&zero);
+    if (!c || len <= 1)
+        return;
+    c->dp.len = (__u32)(len - 1);
+    c->dp.pad = 0;
+    __builtin_memcpy(c->dp.path, path, PATH_LEN);
+    struct fd_key k = {.tgid = current_tgid(), .fd = fd};
+    dir_fds.update(&k, &c->dp);
+}
+
 static __always_inline void open_exit(long ret)
 {
     struct inflight s;
@@ -98,13 +196,47 @@ static __always_inline void open_exit(long ret)
     int len = bpf_probe_read_user_str(sc->path, PATH_LEN, (void *)s.a[1]);
     if (len <= 0)
         return;
+    len = join_dirfd(sc->path, len, (int)s.a[0]);
+    if (ret >= 0 && (flags & O_TMPFILE_V) != O_TMPFILE_V && (flags & (O_DIRECTORY_V | O_PATH_V))) {
+        note_dir((int)ret, sc->path, len);
+        return;
+    }
+    if (ret >= 0 && (flags & O_TMPFILE_V) == O_TMPFILE_V) {
+        struct fd_key fk = {.tgid = current_tgid(), .fd = (int)ret};
+        __u32 anon = ANON_TMPFILE;
+        memfds.update(&fk, &anon);
+    } else if (ret >= 0 && sc->path[0] == '/' && (sc->path[1] == 'p' || sc->path[1] == 'd')) {
+        /* a nameless file reopened through /proc/self/fd/N (a read-only fd to exec: the
+         * writable one would make the exec fail with ETXTBSY) is as nameless as N */
+        int from = fd_from_path(sc->path);
+        if (from >= 0) {
+            struct fd_key fk = {.tgid = current_tgid(), .fd = from};
+            __u32 *anon = memfds.lookup(&fk);
+            if (anon) {
+                __u32 copy = *anon;
+                fk.fd = (int)ret;
+                memfds.update(&fk, &copy);
+            }
+        }
+    }
+    if (is_proc_mem(sc->path, len))
+        proc_mem_event(&s, ret, flags, sc->path);
     __u32 kind;
     if ((flags & O_ACCMODE_V) || (flags & (O_CREAT_V | O_TRUNC_V)))
         kind = FILE_KIND_WRITE;
     else if (is_sensitive(sc, len))
         kind = FILE_KIND_SENSITIVE;
-    else
+    else {
+        /* a read-only open of a file this process wrote: the fd is remembered with the
+         * file's key, so an exec through it after an unlink is seen (EXEC_UNLINKED) */
+        if (ret >= 0) {
+            struct file_key wk = {.tgid = current_tgid(), .kind = FILE_KIND_WRITE};
+            wk.path_hash = path_hash(sc->path, len);
+            if (file_aggs.lookup(&wk))
+                file_put(wk.tgid, (int)ret, &wk);
+        }
         return;
+    }
 
     __u32 tgid = current_tgid();
     struct file_key key = {.tgid = tgid, .kind = kind | (ret < 0 ? FAILED_KIND : 0)};
@@ -218,35 +350,46 @@ TRACEPOINT_PROBE(syscalls, sys_exit_creat)
 #endif
 
 /* ---- rename ---- */
-static __always_inline void rename_enter(const char *oldp, const char *newp, __u32 flags)
+static __always_inline void rename_enter(const char *oldp, const char *newp, __u32 flags,
+                                         int olddfd, int newdfd)
 {
     __u64 scope_id = 0;
     if (in_scope(&scope_id))
-        stash(ST_RENAME, scope_id, (__u64)oldp, (__u64)newp, flags, 0);
+        stash(ST_RENAME, scope_id, (__u64)oldp, (__u64)newp, flags,
+              ((__u64)(__u32)olddfd << 32) | (__u32)newdfd);
+}
+
+/* EVT_RENAME and EVT_LINK: both paths joined to their dirfds (s->a[3]: olddfd << 32 | newdfd),
+ * the old one only when it is a path (not a symlink's text) */
+static __always_inline void two_paths_exit(struct inflight *s, __u32 type, long ret, int old_is_path)
+{
+    struct rename_event *e;
+    if (!(e = reserve_bulk(sizeof(*e), type)))
+        return;
+    fill_hdr(&e->hdr, type, s->scope_id);
+    e->ret = ret;
+    e->flags = (__u32)s->a[2];
+    e->oldpath[0] = 0;
+    e->newpath[0] = 0;
+    int n = read_user_path(e->oldpath, (void *)s->a[0]);
+    if (old_is_path)
+        join_dirfd(e->oldpath, n, (__s32)(s->a[3] >> 32));
+    n = read_user_path(e->newpath, (void *)s->a[1]);
+    join_dirfd(e->newpath, n, (__s32)(__u32)s->a[3]);
+    events_bulk.ringbuf_submit(e, bulk_submit_flags());
 }
 
 static __always_inline void rename_exit(long ret)
 {
     struct inflight s;
-    if (!unstash(ST_RENAME, &s))
-        return;
-    struct rename_event *e;
-    if (!(e = reserve_bulk(sizeof(*e), EVT_RENAME)))
-        return;
-    fill_hdr(&e->hdr, EVT_RENAME, s.scope_id);
-    e->ret = ret;
-    e->flags = (__u32)s.a[2];
-    e->oldpath[0] = 0;
-    e->newpath[0] = 0;
-    read_user_path(e->oldpath, (void *)s.a[0]);
-    read_user_path(e->newpath, (void *)s.a[1]);
-    events_bulk.ringbuf_submit(e, bulk_submit_flags());
+    if (unstash(ST_RENAME, &s))
+        two_paths_exit(&s, EVT_RENAME, ret, 1);
 }
 
 #ifdef TP_syscalls__sys_enter_rename
 TRACEPOINT_PROBE(syscalls, sys_enter_rename)
 {
-    rename_enter(args->oldname, args->newname, 0);
+    rename_enter(args->oldname, args->newname, 0, AT_FDCWD_V, AT_FDCWD_V);
     return 0;
 }
 #endif
@@ -260,7 +403,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_rename)
 #ifdef TP_syscalls__sys_enter_renameat
 TRACEPOINT_PROBE(syscalls, sys_enter_renameat)
 {
-    rename_enter(args->oldname, args->newname, 0);
+    rename_enter(args->oldname, args->newname, 0, (int)args->olddfd, (int)args->newdfd);
     return 0;
 }
 #endif
@@ -274,7 +417,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_renameat)
 #ifdef TP_syscalls__sys_enter_renameat2
 TRACEPOINT_PROBE(syscalls, sys_enter_renameat2)
 {
-    rename_enter(args->oldname, args->newname, args->flags);
+    rename_enter(args->oldname, args->newname, args->flags, (int)args->olddfd, (int)args->newdfd);
     return 0;
 }
 #endif
@@ -299,6 +442,41 @@ static __always_inline void path_exit(__u32 kind, __u32 type, long ret)
     struct inflight s;
     if (!unstash(kind, &s))
         return;
+    __u32 zero = 0;
+    struct open_scratch *sc = open_scratch_map.lookup(&zero);
+    if (!sc)
+        return;
+    __builtin_memset(sc->path, 0, sizeof(sc->path));
+    int len = 0;
+    __u32 tgid = current_tgid();
+    if (s.a[1]) {
+        len = bpf_probe_read_user_str(sc->path, PATH_LEN, (void *)s.a[1]);
+        if (len > 0)
+            len = join_dirfd(sc->path, len, (__s32)s.a[0]);
+    } else if (type == EVT_CHDIR) {   /* fchdir: the directory's path, when its open was seen */
+        struct fd_key k = {.tgid = tgid, .fd = (__s32)s.a[0]};
+        struct dir_path *d = dir_fds.lookup(&k);
+        if (d) {
+            __builtin_memcpy(sc->path, d->path, PATH_LEN);
+            len = (int)(d->len & (PATH_LEN - 1)) + 1;
+        }
+    }
+    if (type == EVT_UNLINK && ret == 0 && len > 0) {
+        /* its hash goes to unlinked_paths: an exec through an fd still open on the file is
+         * then recognised (exec.bpf.c, EXEC_UNLINKED) */
+        __u64 h = path_hash(sc->path, len);
+        __u8 one = 1;
+        unlinked_paths.update(&h, &one);
+    }
+    if (type == EVT_CHDIR && ret == 0) {
+        /* the new cwd, for AT_FDCWD-relative paths (join_dirfd); unknown when relative */
+        if (len > 1 && sc->path[0] == '/') {
+            note_dir(AT_FDCWD_V, sc->path, len);
+        } else {
+            struct fd_key k = {.tgid = tgid, .fd = AT_FDCWD_V};
+            dir_fds.delete(&k);
+        }
+    }
     /* a file flood (create + unlink loops) must not crowd execs out of the high-priority
      * ring: unlink and plain chmod go to the bulk ring, a chmod setting setuid/setgid does not */
     int urgent = type == EVT_CHMOD && (s.a[2] & 06000);
@@ -314,8 +492,7 @@ static __always_inline void path_exit(__u32 kind, __u32 type, long ret)
     e->fd = (__s32)s.a[0];
     e->mode = (__u32)s.a[2];
     e->pad = 0;
-    e->path[0] = 0;
-    read_user_path(e->path, (void *)s.a[1]);
+    __builtin_memcpy(e->path, sc->path, PATH_LEN);
     if (urgent)
         events_hi.ringbuf_submit(e, WAKE_NOW);
     else
@@ -403,6 +580,78 @@ TRACEPOINT_PROBE(syscalls, sys_enter_fchmod)
 TRACEPOINT_PROBE(syscalls, sys_exit_fchmod)
 {
     path_exit(ST_CHMOD, EVT_CHMOD, args->ret);
+    return 0;
+}
+#endif
+
+/* ---- link, linkat, symlink, symlinkat: a new name for a file (EVT_LINK, rename_event) ---- */
+static __always_inline void link_enter(const char *oldp, const char *newp, __u32 flags, int olddfd,
+                                       int newdfd)
+{
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id))
+        stash(ST_LINK, scope_id, (__u64)oldp, (__u64)newp, flags,
+              ((__u64)(__u32)olddfd << 32) | (__u32)newdfd);
+}
+
+static __always_inline void link_exit(long ret)
+{
+    struct inflight s;
+    if (unstash(ST_LINK, &s))
+        two_paths_exit(&s, EVT_LINK, ret, !((__u32)s.a[2] & LINK_SYMLINK));
+}
+
+#define LINK_HOOKS(name, oldp, newp, flags, olddfd, newdfd)                                 \
+    TRACEPOINT_PROBE(syscalls, sys_enter_##name)                                            \
+    {                                                                                       \
+        link_enter(oldp, newp, flags, olddfd, newdfd);                                      \
+        return 0;                                                                           \
+    }                                                                                       \
+    TRACEPOINT_PROBE(syscalls, sys_exit_##name)                                             \
+    {                                                                                       \
+        link_exit(args->ret);                                                               \
+        return 0;                                                                           \
+    }
+
+#if defined(TP_syscalls__sys_enter_link) && defined(TP_syscalls__sys_exit_link)
+LINK_HOOKS(link, args->oldname, args->newname, 0, AT_FDCWD_V, AT_FDCWD_V)
+#endif
+#if defined(TP_syscalls__sys_enter_linkat) && defined(TP_syscalls__sys_exit_linkat)
+LINK_HOOKS(linkat, args->oldname, args->newname, (__u32)args->flags, (int)args->olddfd, (int)args->newdfd)
+#endif
+#if defined(TP_syscalls__sys_enter_symlink) && defined(TP_syscalls__sys_exit_symlink)
+LINK_HOOKS(symlink, args->oldname, args->newname, LINK_SYMLINK, AT_FDCWD_V, AT_FDCWD_V)
+#endif
+#if defined(TP_syscalls__sys_enter_symlinkat) && defined(TP_syscalls__sys_exit_symlinkat)
+LINK_HOOKS(symlinkat, args->oldname, args->newname, LINK_SYMLINK, AT_FDCWD_V, (int)args->newdfd)
+#endif
+
+/* ---- chdir, fchdir: user space follows each process's cwd to resolve relative paths ---- */
+#ifdef TP_syscalls__sys_enter_chdir
+TRACEPOINT_PROBE(syscalls, sys_enter_chdir)
+{
+    path_enter(ST_CHDIR, -100, args->filename, 0);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_chdir
+TRACEPOINT_PROBE(syscalls, sys_exit_chdir)
+{
+    path_exit(ST_CHDIR, EVT_CHDIR, args->ret);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_enter_fchdir
+TRACEPOINT_PROBE(syscalls, sys_enter_fchdir)
+{
+    path_enter(ST_CHDIR, (int)args->fd, 0, 0);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_fchdir
+TRACEPOINT_PROBE(syscalls, sys_exit_fchdir)
+{
+    path_exit(ST_CHDIR, EVT_CHDIR, args->ret);
     return 0;
 }
 #endif

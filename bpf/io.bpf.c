@@ -1,16 +1,24 @@
 /* io.bpf.c - bytes written to files and sent over sockets, counted in the kernel.
  *
  * Hooks:
+ *   syscalls:sys_enter_sendto/sendmsg with MSG_FASTOPEN and an address: a TCP Fast Open connect,
+ *       handled as a connect (kill policy, socket tracking, EVT_CONNECT with CONNECT_FASTOPEN)
  *   syscalls:sys_enter/exit_write, writev, sendto, sendmsg   add the returned byte count to
  *       file_aggs (fds opened with write intent, see file.bpf.c) or net_aggs (connected sockets,
  *       see net.bpf.c); nothing is sent per call
+ *   syscalls:sys_enter/exit_pwrite64, pwritev, pwritev2, sendfile64, splice, copy_file_range
+ *       the same, on the fd written to; dup'd fds carry the file's key (net.bpf.c), so
+ *       `echo x > f` in sh (open, dup2 onto 1, write 1) is counted on f
+ *   syscalls:sys_enter_mmap      a shared writable mapping of a file: EVT_MMAP_WRITE, and its
+ *       length counted as one write (the bytes really changed are unknowable here)
  *   syscalls:sys_enter_close     forgets the fd; a socket's totals go out as EVT_NET_SEND
  * Why: an open/write/close loop makes ~200k syscalls/s here and Python takes far fewer events;
  * aggregating per (process, file) and (process, socket) keeps totals exact with no drops.
  * User space reads the aggregation maps on process exit and on a timer (coi_sentinel/probes/
  * aggregates.py).
- * Blind spots: mmap'd writes, splice/sendfile/io_uring, pwrite/sendmmsg; sockets inherited
- * from a parent are counted only on fds 0-2.
+ * Blind spots: bytes changed through a mapping (its length is counted instead), io_uring
+ * writes (io_uring's own events, uring.bpf.c), sendmmsg, vmsplice; sockets and files inherited
+ * from a parent are counted only on fds 0-2 (sockets) or not at all (files).
  */
 #include "scope.h"
 
@@ -25,7 +33,7 @@ static __always_inline void io_enter(int fd)
         stash(ST_WRITE_SOCK, 0, (__u64)fd, 0, 0, 0);
         return;
     }
-    if (fd < 0 || fd > 2)
+    if (fd < 0 || fd > 2 || sock_entry(tgid, fd))   /* an entry here: a tombstone */
         return;
     /* stdio inherited from a parent that connected it (bash >& /dev/tcp/..., nc -e) */
     struct sock_info *si = sock_inherited(tgid, fd);
@@ -114,9 +122,44 @@ TRACEPOINT_PROBE(syscalls, sys_exit_writev)
     return 0;
 }
 #endif
+/* TCP Fast Open: sendto(MSG_FASTOPEN) with an address connects and sends in one call, no
+ * connect() at all. Treated as a connect on entry (before the SYN leaves): the kill policy's
+ * blocked destinations apply, the socket is tracked like a connected one, an EVT_CONNECT with
+ * CONNECT_FASTOPEN is sent (ret 0: the connect's own result is not known here). */
+#define MSG_FASTOPEN_V 0x20000000
+static __always_inline void fastopen_connect(int fd, __u64 uaddr, int len)
+{
+    __u64 scope_id = 0;
+    if (!in_scope(&scope_id))
+        return;
+    struct sock_info si = {};
+    if (read_sockaddr(&si, 0, uaddr, len) < 0 || (si.family != AF_INET_V && si.family != AF_INET6_V))
+        return;
+    __u32 flags = CONNECT_FASTOPEN;
+    if ((kill_flags(scope_id) & KILL_BLOCKED_CONNECT) && connect_blocked(scope_id, uaddr, len)) {
+        kill_current(KILL_REASON_BLOCKED_CONNECT);
+        flags |= CONNECT_KILLED;
+    }
+    __u32 tgid = current_tgid();
+    sock_put(tgid, fd, &si);
+    struct connect_event *e;
+    if (!(e = reserve_hi(sizeof(*e), EVT_CONNECT)))
+        return;
+    fill_hdr(&e->hdr, EVT_CONNECT, scope_id);
+    e->ret = 0;
+    e->fd = fd;
+    __builtin_memcpy(&e->sock, &si, sizeof(e->sock));
+    e->unix_path[0] = 0;
+    e->flags = flags;
+    events_hi.ringbuf_submit(e, WAKE_NOW);
+}
+
 #ifdef TP_syscalls__sys_enter_sendto
 TRACEPOINT_PROBE(syscalls, sys_enter_sendto)
 {
+    __u64 uaddr = (__u64)args->addr;
+    if (uaddr && (args->flags & MSG_FASTOPEN_V))
+        fastopen_connect((int)args->fd, uaddr, (int)args->addr_len);
     io_enter(args->fd);
     return 0;
 }
@@ -131,6 +174,11 @@ TRACEPOINT_PROBE(syscalls, sys_exit_sendto)
 #ifdef TP_syscalls__sys_enter_sendmsg
 TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
 {
+    if (args->flags & MSG_FASTOPEN_V) {
+        struct { __u64 name; __u32 namelen; __u32 pad; } hdr = {};   /* struct msghdr's head */
+        if (args->msg && !bpf_probe_read_user(&hdr, sizeof(hdr), (void *)args->msg) && hdr.name)
+            fastopen_connect((int)args->fd, hdr.name, (int)hdr.namelen);
+    }
     io_enter(args->fd);
     return 0;
 }
@@ -139,6 +187,79 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
 TRACEPOINT_PROBE(syscalls, sys_exit_sendmsg)
 {
     io_exit(args->ret);
+    return 0;
+}
+#endif
+
+/* the positional and zero-copy write paths: the same accounting, on the fd written to */
+#define IO_HOOKS(name, fdexpr)                                                              \
+    TRACEPOINT_PROBE(syscalls, sys_enter_##name)                                            \
+    {                                                                                       \
+        io_enter((int)(fdexpr));                                                            \
+        return 0;                                                                           \
+    }                                                                                       \
+    TRACEPOINT_PROBE(syscalls, sys_exit_##name)                                             \
+    {                                                                                       \
+        io_exit(args->ret);                                                                 \
+        return 0;                                                                           \
+    }
+
+#if defined(TP_syscalls__sys_enter_pwrite64) && defined(TP_syscalls__sys_exit_pwrite64)
+IO_HOOKS(pwrite64, args->fd)
+#endif
+#if defined(TP_syscalls__sys_enter_pwritev) && defined(TP_syscalls__sys_exit_pwritev)
+IO_HOOKS(pwritev, args->fd)
+#endif
+#if defined(TP_syscalls__sys_enter_pwritev2) && defined(TP_syscalls__sys_exit_pwritev2)
+IO_HOOKS(pwritev2, args->fd)
+#endif
+#if defined(TP_syscalls__sys_enter_sendfile64) && defined(TP_syscalls__sys_exit_sendfile64)
+IO_HOOKS(sendfile64, args->out_fd)
+#endif
+#if defined(TP_syscalls__sys_enter_splice) && defined(TP_syscalls__sys_exit_splice)
+IO_HOOKS(splice, args->fd_out)
+#endif
+#if defined(TP_syscalls__sys_enter_copy_file_range) && defined(TP_syscalls__sys_exit_copy_file_range)
+IO_HOOKS(copy_file_range, args->fd_out)
+#endif
+
+/* A shared, writable mapping of a file changes it with no write call at all: reported once per
+ * mmap (EVT_MMAP_WRITE, with the path when the fd was opened with write intent in scope), and
+ * counted as one write of `len` bytes on the file's summary (the bytes actually changed are
+ * not known; docs/events.md says so). */
+#define PROT_WRITE_V 0x2
+#define MAP_SHARED_V 0x1
+#define MAP_SHARED_VALIDATE_V 0x3
+#ifdef TP_syscalls__sys_enter_mmap
+TRACEPOINT_PROBE(syscalls, sys_enter_mmap)
+{
+    int fd = (int)args->fd;
+    if (fd < 0 || !(args->prot & PROT_WRITE_V) || (args->flags & 0x3) == 0 || (args->flags & 0x3) == 0x2)
+        return 0;
+    __u64 scope_id = 0;
+    if (!in_scope(&scope_id))
+        return 0;
+    __u32 tgid = current_tgid();
+    struct file_key *fk = file_get(tgid, fd);
+    struct file_agg *a = fk ? file_aggs.lookup(fk) : 0;
+    if (a) {
+        __sync_fetch_and_add(&a->bytes, args->len);
+        __sync_fetch_and_add(&a->writes, 1);
+        a->last_ts = bpf_ktime_get_ns();
+    }
+    struct mmap_event *e;
+    if (!(e = reserve_bulk(sizeof(*e), EVT_MMAP_WRITE)))
+        return 0;
+    fill_hdr(&e->hdr, EVT_MMAP_WRITE, scope_id);
+    e->fd = fd;
+    e->prot = (__u32)args->prot;
+    e->flags = (__u32)args->flags;
+    e->pad = 0;
+    e->len = args->len;
+    e->path[0] = 0;
+    if (a)
+        bpf_probe_read_kernel_str(e->path, PATH_LEN, a->path);
+    events_bulk.ringbuf_submit(e, bulk_submit_flags());
     return 0;
 }
 #endif

@@ -13,63 +13,19 @@
  *   Kill policy: when the scope asks for it (kill_cfg), a connect to a destination in
  *       blocked_nets / blocked_ports gets SIGKILL from bpf_send_signal on syscall entry, before
  *       the process can use the socket; the record carries CONNECT_KILLED.
+ *   syscalls:sys_enter/exit_accept, accept4, bind, listen   every socket: accepted inet/inet6
+ *       connections get sock_fds entries like connected ones (a bind shell is caught as a
+ *       reverse shell is); inet/inet6 binds and every listen are reported (EVT_BIND,
+ *       EVT_LISTEN, EVT_ACCEPT, all sock_event)
+ *   Kill policy KILL_SHELL_SOCKET: a shell or interpreter (shell_comms) that dups a network
+ *       socket onto its own fd 0 or 1, or any process whose fds 0 and 1 are then both network
+ *       sockets, gets SIGKILL on syscall exit (DUP_KILLED); exec.bpf.c kills one exec'd so.
  * Why: a reverse shell is a connect plus a dup onto stdio, whatever the binary is called.
  *   syscalls:sys_enter/exit_fcntl (F_DUPFD, F_DUPFD_CLOEXEC only)  the same, for perl & co
- * Blind spots: sockets received over SCM_RIGHTS or accepted (listen/accept);
+ * Blind spots: sockets received over SCM_RIGHTS; unix-socket accepts;
  * sendto() on unconnected UDP sockets has no connect to report.
  */
 #include "scope.h"
-
-#define AF_UNIX_V 1
-#define AF_INET_V 2
-#define AF_INET6_V 10
-#define EINPROGRESS_V 115
-
-static __always_inline int read_sockaddr(struct sock_info *si, char *unix_path, __u64 uaddr, int len)
-{
-    __u16 family = 0;
-    if (!uaddr || bpf_probe_read_user(&family, sizeof(family), (void *)uaddr))
-        return -1;
-    si->family = family;
-    si->pad = 0;
-    if (family == AF_INET_V) {
-        __u16 port = 0;
-        bpf_probe_read_user(&port, 2, (void *)(uaddr + 2));
-        si->port = __builtin_bswap16(port);
-        bpf_probe_read_user(si->addr, 4, (void *)(uaddr + 4));
-    } else if (family == AF_INET6_V) {
-        __u16 port = 0;
-        bpf_probe_read_user(&port, 2, (void *)(uaddr + 2));
-        si->port = __builtin_bswap16(port);
-        bpf_probe_read_user(si->addr, 16, (void *)(uaddr + 8));
-    } else if (family == AF_UNIX_V) {
-        si->port = 0;
-        if (unix_path)
-            bpf_probe_read_user(unix_path, UNIX_PATH_LEN, (void *)(uaddr + 2));
-    } else {
-        return -1;
-    }
-    return 0;
-}
-
-/* 1 when the destination is in the scope's blocked nets or ports */
-static __always_inline int connect_blocked(__u64 scope_id, __u64 uaddr, int len)
-{
-    struct sock_info si = {};
-    if (read_sockaddr(&si, 0, uaddr, len) < 0 || si.family == AF_UNIX_V)
-        return 0;
-    struct blocked_port_key pk = {.scope_id = scope_id, .port = si.port};
-    if (blocked_ports.lookup(&pk))
-        return 1;
-    struct blocked_key k = {};
-    k.prefixlen = 64 + 8 + (si.family == AF_INET_V ? 32 : 128);
-#pragma unroll
-    for (int i = 0; i < 8; i++)
-        k.scope[i] = (scope_id >> (56 - 8 * i)) & 0xff;
-    k.family = (__u8)si.family;
-    __builtin_memcpy(k.addr, si.addr, sizeof(k.addr));
-    return blocked_nets.lookup(&k) ? 1 : 0;
-}
 
 #ifdef TP_syscalls__sys_enter_connect
 TRACEPOINT_PROBE(syscalls, sys_enter_connect)
@@ -166,16 +122,37 @@ static __always_inline void dup_exit(long ret)
     int newfd = ret >= 0 ? (int)ret : (int)s.a[1];
     __u32 tgid = current_tgid();
     struct sock_info *si = sock_get(tgid, oldfd);
-    if (!si)
+    if (!si && !sock_entry(tgid, oldfd))
         si = sock_inherited(tgid, oldfd);   /* forked, then dup'ed the parent's socket */
     struct sock_info copy = {};
     if (si)
         __builtin_memcpy(&copy, si, sizeof(copy));
+    __u32 flags = si ? DUP_OLDFD_SOCKET : 0;
+    /* a file opened with write intent: the copy writes to the same file (io.bpf.c) */
+    struct file_key fcopy = {};
+    struct file_key *fk = file_get(tgid, oldfd);
+    if (fk)
+        __builtin_memcpy(&fcopy, fk, sizeof(fcopy));
     if (ret >= 0) {
         /* newfd was implicitly closed: whatever it was is gone */
         fd_forget(tgid, newfd);
+        if (fk)
+            file_put(tgid, newfd, &fcopy);
         if (si)
             sock_put(tgid, newfd, &copy);
+        else if (newfd >= 0 && newfd <= 2)
+            sock_tombstone(tgid, newfd);
+        /* a shell or interpreter putting a network socket on its own stdin/stdout
+         * (bash -i >& /dev/tcp/..., python's os.dup2(s.fileno(), 0)): killed before it
+         * returns to user space, so nothing it would print reaches the socket */
+        if (si && (newfd == 0 || newfd == 1) && (copy.family == AF_INET_V || copy.family == AF_INET6_V) &&
+            (kill_flags(s.scope_id) & KILL_SHELL_SOCKET) &&
+            (comm_is_shell() || stdio_net(tgid, 1 - newfd))) {
+            /* ... or any program that now has network sockets on both stdin and stdout: the
+             * shape of a shell loop whatever the binary is called (a renamed bash) */
+            kill_current(KILL_REASON_SHELL_SOCKET);
+            flags |= DUP_KILLED;
+        }
     }
     if (newfd < 0 || newfd > 2)
         return;
@@ -186,12 +163,10 @@ static __always_inline void dup_exit(long ret)
     e->ret = ret;
     e->oldfd = oldfd;
     e->newfd = newfd;
-    e->flags = 0;
+    e->flags = flags;
     __builtin_memset(&e->sock, 0, sizeof(e->sock));
-    if (si) {
-        e->flags |= DUP_OLDFD_SOCKET;
+    if (si)
         __builtin_memcpy(&e->sock, &copy, sizeof(e->sock));
-    }
     events_hi.ringbuf_submit(e, WAKE_NOW);
 }
 
@@ -269,6 +244,149 @@ TRACEPOINT_PROBE(syscalls, sys_enter_dup)
 TRACEPOINT_PROBE(syscalls, sys_exit_dup)
 {
     dup_exit(args->ret);
+    return 0;
+}
+#endif
+
+/* ---- every socket: accept, bind, listen ---- */
+
+static __always_inline void send_sock_event(__u32 type, __u64 scope_id, long ret, int fd,
+                                            struct sock_info *si, __u32 backlog)
+{
+    struct sock_event *e;
+    if (!(e = reserve_hi(sizeof(*e), type)))
+        return;
+    fill_hdr(&e->hdr, type, scope_id);
+    e->ret = ret;
+    e->fd = fd;
+    __builtin_memcpy(&e->sock, si, sizeof(e->sock));
+    e->backlog = backlog;
+    e->pad = 0;
+    events_hi.ringbuf_submit(e, WAKE_NOW);
+}
+
+static __always_inline void accept_enter(int fd, __u64 uaddr)
+{
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id))
+        stash(ST_ACCEPT, scope_id, (__u64)fd, uaddr, 0, 0);
+}
+
+/* An accepted inet/inet6 connection gets the same fd state as a connected one (sock_fds): a
+ * bind shell with the accepted socket on stdio is a socket on stdio like a reverse shell. The
+ * peer address is read from the caller's buffer; without one, the listener's bound address
+ * stands in (SOCK_LOCAL_ADDR). Unix-socket accepts are not tracked. */
+static __always_inline void accept_exit(long ret)
+{
+    struct inflight s;
+    if (!unstash(ST_ACCEPT, &s))
+        return;
+    __u32 tgid = current_tgid();
+    int lfd = (int)s.a[0];
+    struct sock_info si = {};
+    if (ret >= 0 && s.a[1] && read_sockaddr(&si, 0, s.a[1], 0) == 0) {
+        si.flags = SOCK_ACCEPTED;
+    } else {
+        struct fd_key k = {.tgid = tgid, .fd = lfd};
+        struct sock_info *b = bound_fds.lookup(&k);
+        if (!b)
+            return;
+        __builtin_memcpy(&si, b, sizeof(si));
+        si.flags = SOCK_ACCEPTED | SOCK_LOCAL_ADDR;
+    }
+    if (si.family != AF_INET_V && si.family != AF_INET6_V)
+        return;
+    if (ret >= 0)
+        sock_put(tgid, (int)ret, &si);
+    send_sock_event(EVT_ACCEPT, s.scope_id, ret, lfd, &si, 0);
+}
+
+#ifdef TP_syscalls__sys_enter_accept
+TRACEPOINT_PROBE(syscalls, sys_enter_accept)
+{
+    accept_enter(args->fd, (__u64)args->upeer_sockaddr);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_accept
+TRACEPOINT_PROBE(syscalls, sys_exit_accept)
+{
+    accept_exit(args->ret);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_enter_accept4
+TRACEPOINT_PROBE(syscalls, sys_enter_accept4)
+{
+    accept_enter(args->fd, (__u64)args->upeer_sockaddr);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_accept4
+TRACEPOINT_PROBE(syscalls, sys_exit_accept4)
+{
+    accept_exit(args->ret);
+    return 0;
+}
+#endif
+
+#ifdef TP_syscalls__sys_enter_bind
+TRACEPOINT_PROBE(syscalls, sys_enter_bind)
+{
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id))
+        stash(ST_BIND, scope_id, (__u64)args->fd, (__u64)args->umyaddr, (__u64)args->addrlen, 0);
+    return 0;
+}
+#endif
+
+/* inet/inet6 binds only (unix sockets are bound by every local server and client library) */
+#ifdef TP_syscalls__sys_exit_bind
+TRACEPOINT_PROBE(syscalls, sys_exit_bind)
+{
+    struct inflight s;
+    if (!unstash(ST_BIND, &s))
+        return 0;
+    struct sock_info si = {};
+    if (read_sockaddr(&si, 0, s.a[1], (int)s.a[2]) < 0)
+        return 0;
+    if (si.family != AF_INET_V && si.family != AF_INET6_V)
+        return 0;
+    si.flags = SOCK_LOCAL_ADDR;
+    long ret = args->ret;
+    if (ret == 0) {
+        struct fd_key k = {.tgid = current_tgid(), .fd = (int)s.a[0]};
+        bound_fds.update(&k, &si);
+    }
+    send_sock_event(EVT_BIND, s.scope_id, ret, (int)s.a[0], &si, 0);
+    return 0;
+}
+#endif
+
+#ifdef TP_syscalls__sys_enter_listen
+TRACEPOINT_PROBE(syscalls, sys_enter_listen)
+{
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id))
+        stash(ST_LISTEN, scope_id, (__u64)args->fd, (__u64)args->backlog, 0, 0);
+    return 0;
+}
+#endif
+
+/* every listen in scope: with the bound address when bind was seen, family 0 otherwise (a
+ * socket listening on a port the kernel chose, or a unix socket) */
+#ifdef TP_syscalls__sys_exit_listen
+TRACEPOINT_PROBE(syscalls, sys_exit_listen)
+{
+    struct inflight s;
+    if (!unstash(ST_LISTEN, &s))
+        return 0;
+    struct fd_key k = {.tgid = current_tgid(), .fd = (int)s.a[0]};
+    struct sock_info si = {};
+    struct sock_info *b = bound_fds.lookup(&k);
+    if (b)
+        __builtin_memcpy(&si, b, sizeof(si));
+    send_sock_event(EVT_LISTEN, s.scope_id, args->ret, k.fd, &si, (__u32)s.a[1]);
     return 0;
 }
 #endif

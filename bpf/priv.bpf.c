@@ -5,8 +5,10 @@
  * return value, on the high-priority ring. memfd_create also records the new fd in `memfds`
  * so exec.bpf.c can flag an exec from it.
  * Why: these are rare in agent work and each one is a step of an escalation or escape.
- * Blind spots: kernels built without module support have no init_module/finit_module
- * tracepoints (reported as not covered); io_uring operations themselves are not seen.
+ * Also: io_uring_register, process_vm_readv/writev, setxattr/lsetxattr/fsetxattr of
+ * security.capability (file capabilities), and init_module/finit_module through
+ * raw_syscalls:sys_enter filtered by number where the kernel has no tracepoint for them.
+ * Blind spots: io_uring operations are uring.bpf.c's; setxattrat (6.13+) is not hooked.
  */
 #include "scope.h"
 
@@ -128,4 +130,110 @@ TRACEPOINT_PROBE(syscalls, sys_enter_setuid)
     return 0;
 }
 PRIV_EXIT(setuid)
+#endif
+
+#ifdef TP_syscalls__sys_enter_io_uring_register
+TRACEPOINT_PROBE(syscalls, sys_enter_io_uring_register)
+{
+    priv_enter(PRIV_IO_URING_REGISTER, (__u64)args->fd, (__u64)args->opcode, 0);
+    return 0;
+}
+PRIV_EXIT(io_uring_register)
+#endif
+
+/* ---- another process's memory ---- */
+#ifdef TP_syscalls__sys_enter_process_vm_readv
+TRACEPOINT_PROBE(syscalls, sys_enter_process_vm_readv)
+{
+    priv_enter(PRIV_PROCESS_VM_READV, (__u64)args->pid, (__u64)args->riovcnt, 0);
+    return 0;
+}
+PRIV_EXIT(process_vm_readv)
+#endif
+
+#ifdef TP_syscalls__sys_enter_process_vm_writev
+TRACEPOINT_PROBE(syscalls, sys_enter_process_vm_writev)
+{
+    priv_enter(PRIV_PROCESS_VM_WRITEV, (__u64)args->pid, (__u64)args->riovcnt, 0);
+    return 0;
+}
+PRIV_EXIT(process_vm_writev)
+#endif
+
+/* ---- file capabilities: setxattr of "security.capability" ----
+ * The name is compared on entry (a read of 20 bytes); other attributes cost only that. The
+ * record's str is the file's path (fd for fsetxattr: arg0). */
+static __always_inline int is_cap_xattr(const char *uname)
+{
+    /* "security.capability" and its NUL: 20 bytes, compared as words */
+    __u64 w[3] = {};
+    if (bpf_probe_read_user(w, 20, uname))
+        return 0;
+    return w[0] == 0x7974697275636573ULL &&        /* "security" */
+           w[1] == 0x6c6962617061632eULL &&        /* ".capabil" */
+           (w[2] & 0xffffffffULL) == 0x00797469ULL; /* "ity\0" */
+}
+
+#define XATTR_HOOKS(sc, fdarg, patharg)                                                     \
+    TRACEPOINT_PROBE(syscalls, sys_enter_##sc)                                              \
+    {                                                                                       \
+        if (is_cap_xattr(args->name))                                                       \
+            priv_enter(PRIV_SET_FILE_CAP, (__u64)(fdarg), (__u64)args->size, patharg);      \
+        return 0;                                                                           \
+    }                                                                                       \
+    PRIV_EXIT(sc)
+
+#if defined(TP_syscalls__sys_enter_setxattr) && defined(TP_syscalls__sys_exit_setxattr)
+XATTR_HOOKS(setxattr, -100, args->pathname)
+#endif
+#if defined(TP_syscalls__sys_enter_lsetxattr) && defined(TP_syscalls__sys_exit_lsetxattr)
+XATTR_HOOKS(lsetxattr, -100, args->pathname)
+#endif
+#if defined(TP_syscalls__sys_enter_fsetxattr) && defined(TP_syscalls__sys_exit_fsetxattr)
+XATTR_HOOKS(fsetxattr, args->fd, 0)
+#endif
+
+/* ---- system calls without a tracepoint of their own on this kernel ----
+ * A system call has no syscalls:* tracepoint when the kernel was built without it (modules:
+ * CONFIG_MODULES=n); it is then sys_ni_syscall and fails with ENOSYS, every time. So the
+ * attempt is what there is to report, and raw_syscalls:sys_enter alone is hooked: it runs for
+ * every system call of the machine, and this program compares the number first (one load,
+ * two compares: cheaper than the scope look-up, which only the two numbers reach). The record
+ * is sent from the entry with errno ENOSYS. NR_INIT_MODULE and NR_FINIT_MODULE come from the
+ * loader (-D, per architecture); attached only when syscalls:sys_enter_init_module is missing. */
+#define ENOSYS_V 38
+#if defined(TP_raw_syscalls__sys_enter) && defined(NR_INIT_MODULE) && defined(NR_FINIT_MODULE)
+TRACEPOINT_PROBE(raw_syscalls, sys_enter)
+{
+    long id = args->id;
+    if (id != NR_INIT_MODULE && id != NR_FINIT_MODULE)
+        return 0;
+    /* the arguments first: the context may not be read at a computed offset later */
+    __u64 a0 = 0, a1 = 0, a2 = 0;
+    bpf_probe_read_kernel(&a0, sizeof(a0), &args->args[0]);
+    bpf_probe_read_kernel(&a1, sizeof(a1), &args->args[1]);
+    bpf_probe_read_kernel(&a2, sizeof(a2), &args->args[2]);
+    __u64 scope_id = 0;
+    if (!in_scope(&scope_id))
+        return 0;
+    struct priv_event *e;
+    if (!(e = reserve_hi(sizeof(*e), EVT_PRIV)))
+        return 0;
+    fill_hdr(&e->hdr, EVT_PRIV, scope_id);
+    e->ret = -ENOSYS_V;
+    e->str[0] = 0;
+    if (id == NR_INIT_MODULE) {
+        e->op = PRIV_INIT_MODULE;
+        e->arg0 = a1;                        /* len */
+        e->arg1 = 0;
+        bpf_probe_read_user_str(e->str, PATH_LEN, (void *)a2);
+    } else {
+        e->op = PRIV_FINIT_MODULE;
+        e->arg0 = a0;                        /* fd */
+        e->arg1 = a2;                        /* flags */
+        bpf_probe_read_user_str(e->str, PATH_LEN, (void *)a1);
+    }
+    events_hi.ringbuf_submit(e, WAKE_NOW);
+    return 0;
+}
 #endif

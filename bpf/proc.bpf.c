@@ -126,6 +126,8 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
         exit_infos.delete(&tgid);
     parents.delete(&tgid);
     fd_gens.delete(&tgid);
+    struct fd_key cwd = {.tgid = tgid, .fd = -100};   /* the cwd kept by file.bpf.c */
+    dir_fds.delete(&cwd);
 #pragma unroll
     for (int fd = 0; fd <= 2; fd++)
         fd_forget(tgid, fd);

@@ -30,7 +30,15 @@ enum event_type {
     EVT_CHMOD = 11,
     EVT_PRIV = 12,       /* a privileged / escape-relevant syscall (ptrace, mount, ...) */
     EVT_CONNECT_REPEAT = 13, /* summary of repeated identical connects, built from conn_aggs */
-    EVT_MAX = 16,        /* size of the per-type drop counter array */
+    EVT_ACCEPT = 14,     /* accept/accept4: a connection received (sock_event) */
+    EVT_BIND = 15,       /* bind of an inet/inet6 socket (sock_event) */
+    EVT_LISTEN = 16,     /* listen (sock_event: the bound address, when bind was seen) */
+    EVT_URING = 17,      /* an io_uring submission of a watched opcode (uring_event) */
+    EVT_LINK = 18,       /* link, linkat, symlink, symlinkat (rename_event layout) */
+    EVT_CHDIR = 19,      /* chdir / fchdir (path_event): user space follows the cwd */
+    EVT_MMAP_WRITE = 20, /* a writable shared mapping of a file (mmap_event) */
+    /* 14..39 probes, 40..49 detection */
+    EVT_MAX = 64,        /* size of the per-type drop counter array */
 };
 
 /* exec_event.flags */
@@ -39,10 +47,25 @@ enum event_type {
 #define EXEC_VIA_FD             (1u << 2)  /* execveat(AT_EMPTY_PATH) or /dev/fd/N, /proc/self/fd/N */
 #define EXEC_FROM_MEMFD         (1u << 3)  /* ... and that fd came from memfd_create */
 #define EXEC_ARGS_FROM_CALLER   (1u << 4)  /* failed exec: argv read from the caller's memory */
-#define EXEC_KILLED             (1u << 5)  /* the kernel sent SIGKILL (kill policy: memfd exec) */
+#define EXEC_KILLED             (1u << 5)  /* the kernel sent SIGKILL (kill policy) */
+#define EXEC_FROM_TMPFILE       (1u << 6)  /* via an fd opened with O_TMPFILE (never had a name) */
+#define EXEC_UNLINKED           (1u << 7)  /* via an fd whose path was unlinked after the open */
+#define EXEC_STDIO_SOCKET       (1u << 8)  /* fd 0 or 1 is an inet/inet6 socket at exec */
 
 /* connect_event.flags */
 #define CONNECT_KILLED          (1u << 0)  /* the kernel sent SIGKILL (kill policy: blocked dest) */
+#define CONNECT_FASTOPEN        (1u << 1)  /* sendto(MSG_FASTOPEN): a connect with data, no connect() */
+
+/* sock_info.flags */
+#define SOCK_ACCEPTED           (1u << 0)  /* came from accept/accept4 (addr is the peer) */
+#define SOCK_LOCAL_ADDR         (1u << 1)  /* addr/port are the local (bound) ones */
+
+/* uring_event.flags */
+#define URING_KILLED            (1u << 0)  /* the kernel sent SIGKILL (kill policy: uring connect) */
+#define URING_SQPOLL            (1u << 1)  /* submitted by the SQPOLL kernel thread */
+
+/* rename_event.flags for EVT_LINK */
+#define LINK_SYMLINK            (1u << 16) /* symlink/symlinkat: oldpath is the link's target text */
 
 /* file_open_event.kind and file_key.kind */
 #define FILE_KIND_WRITE     1   /* O_WRONLY / O_RDWR / O_CREAT / O_TRUNC */
@@ -50,6 +73,7 @@ enum event_type {
 
 /* dup_event.flags */
 #define DUP_OLDFD_SOCKET (1u << 0)  /* oldfd is a socket this process (or its parent) connected */
+#define DUP_KILLED       (1u << 1)  /* the kernel sent SIGKILL (a shell put a net socket on 0/1) */
 
 /* priv_event.op */
 enum priv_op {
@@ -63,6 +87,11 @@ enum priv_op {
     PRIV_MEMFD_CREATE = 8,
     PRIV_SETUID = 9,
     PRIV_BPF = 10,
+    PRIV_PROCESS_VM_READV = 11,
+    PRIV_PROCESS_VM_WRITEV = 12,
+    PRIV_PROC_MEM_OPEN = 13,    /* open of /proc/<pid>/mem */
+    PRIV_SET_FILE_CAP = 14,     /* setxattr/lsetxattr/fsetxattr of security.capability */
+    PRIV_IO_URING_REGISTER = 15,
 };
 
 struct event_hdr {
@@ -104,9 +133,9 @@ struct exit_event {
 };
 
 struct sock_info {
-    __u16 family;         /* AF_INET 2, AF_INET6 10, AF_UNIX 1 */
+    __u16 family;         /* AF_INET 2, AF_INET6 10, AF_UNIX 1; 0 in sock_fds: known not a socket */
     __u16 port;           /* host byte order */
-    __u32 pad;
+    __u32 flags;          /* SOCK_* */
     __u8 addr[16];        /* v4 in the first 4 bytes */
 };                        /* 24 bytes */
 
@@ -117,6 +146,33 @@ struct connect_event {
     struct sock_info sock;
     char unix_path[UNIX_PATH_LEN];
     __u32 flags;          /* CONNECT_* */
+};
+
+struct sock_event {      /* EVT_ACCEPT, EVT_BIND, EVT_LISTEN */
+    struct event_hdr hdr;
+    __s32 ret;            /* accept: the new fd; else 0; or -errno */
+    __s32 fd;             /* the listening / bound socket */
+    struct sock_info sock;/* accept: the peer (SOCK_ACCEPTED); bind, listen: local address */
+    __u32 backlog;        /* listen */
+    __u32 pad;
+};
+
+struct uring_event {      /* EVT_URING */
+    struct event_hdr hdr;
+    __u32 opcode;         /* IORING_OP_* */
+    __u32 flags;          /* URING_* */
+    __u64 user_data;
+    __u64 sqe_flags;
+};
+
+struct mmap_event {       /* EVT_MMAP_WRITE */
+    struct event_hdr hdr;
+    __s32 fd;
+    __u32 prot;
+    __u32 flags;          /* MAP_* */
+    __u32 pad;
+    __u64 len;
+    char path[PATH_LEN];  /* the file, when it was opened with write intent in scope */
 };
 
 struct dup_event {
@@ -243,11 +299,21 @@ struct conn_agg {
 /* ---- in-kernel kill policy, per scope (what the kernel can decide alone) ---- */
 #define KILL_MEMFD_EXEC       (1u << 0)  /* SIGKILL a process that execs from a memfd */
 #define KILL_BLOCKED_CONNECT  (1u << 1)  /* SIGKILL a process connecting to a blocked dest */
+#define KILL_SHELL_SOCKET     (1u << 2)  /* SIGKILL a shell/interpreter with a net socket on 0/1 */
+#define KILL_URING_CONNECT    (1u << 3)  /* SIGKILL an io_uring connect (destination unknown) */
+#define KILL_UNLINKED_EXEC    (1u << 4)  /* SIGKILL an exec of an O_TMPFILE or unlinked file */
 
 enum kill_reason {
     KILL_REASON_MEMFD_EXEC = 0,
     KILL_REASON_BLOCKED_CONNECT = 1,
-    KILL_REASON_MAX = 4,
+    KILL_REASON_SHELL_SOCKET = 2,
+    KILL_REASON_URING_CONNECT = 3,
+    KILL_REASON_UNLINKED_EXEC = 4,
+    KILL_REASON_MAX = 8,
+};
+
+struct comm_key {         /* shell_comms: task names of shells and interpreters */
+    char comm[COMM_LEN];
 };
 
 struct blocked_key {      /* blocked_nets LPM trie: scope id, then the address */

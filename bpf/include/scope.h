@@ -17,6 +17,9 @@
 #include <uapi/linux/bpf.h>
 #include "events.h"
 
+/* a type named in the pwritev2 tracepoint's format that the bcc headers do not define */
+typedef int rwf_t;
+
 #ifndef HI_PAGES
 #define HI_PAGES 256
 #endif
@@ -187,7 +190,7 @@ struct inflight {
 };
 enum stash_kind {
     ST_EXEC = 1, ST_OPEN, ST_CONNECT, ST_DUP, ST_WRITE_FILE, ST_WRITE_SOCK, ST_RENAME,
-    ST_UNLINK, ST_CHMOD, ST_PRIV,
+    ST_UNLINK, ST_CHMOD, ST_PRIV, ST_ACCEPT, ST_BIND, ST_LISTEN, ST_LINK, ST_CHDIR,
 };
 #ifndef NO_TASK_BTF
 /* Task-local storage: no hashing or locking on the syscall path, and a task that never
@@ -262,7 +265,26 @@ struct file_fd {
 BPF_TABLE("lru_hash", struct fd_key, struct sock_fd, sock_fds, MAX_AGGS);   /* connected sockets */
 BPF_TABLE("lru_hash", struct fd_key, struct file_fd, fd_files, MAX_AGGS);   /* fds of file_aggs */
 BPF_HASH(fd_gens, __u32, __u64, MAX_PROCS);
-BPF_TABLE("lru_hash", struct fd_key, __u32, memfds, 4096);                   /* memfd_create fds */
+/* fds of files without a name: 1 memfd_create, 2 open(O_TMPFILE) */
+BPF_TABLE("lru_hash", struct fd_key, __u32, memfds, 4096);
+#define ANON_MEMFD 1
+#define ANON_TMPFILE 2
+/* path hashes (file_key.path_hash) of paths unlinked in scope: an fd opened on one of them and
+ * executed later runs a file that no longer has that name */
+BPF_TABLE("lru_hash", __u64, __u8, unlinked_paths, 4096);
+/* inet/inet6 sockets bound in scope: local address, for listen and address-less accept */
+BPF_TABLE("lru_hash", struct fd_key, struct sock_info, bound_fds, 4096);
+/* directories open in scope (O_DIRECTORY or O_PATH opens): their path, so *at() paths and
+ * fchdir resolve against it (file.bpf.c) */
+struct dir_path {
+    __u32 len;            /* characters, without the NUL */
+    __u32 pad;
+    char path[PATH_LEN];
+};
+BPF_TABLE("lru_hash", struct fd_key, struct dir_path, dir_fds, 4096);
+/* task names (comm) of shells and interpreters, filled by user space: the kill policy
+ * KILL_SHELL_SOCKET applies to these */
+BPF_HASH(shell_comms, struct comm_key, __u8, 1024);
 BPF_HASH(file_aggs, struct file_key, struct file_agg, MAX_AGGS);
 BPF_HASH(net_aggs, struct fd_key, struct net_agg, MAX_AGGS);
 BPF_HASH(conn_aggs, struct conn_key, struct conn_agg, MAX_AGGS);
@@ -311,7 +333,9 @@ static __always_inline __u64 entry_gen(__u32 tgid, int fd)
     return (fd >= 0 && fd <= 2) ? 0 : fd_gen(tgid);
 }
 
-static __always_inline struct sock_info *sock_get(__u32 tgid, int fd)
+/* The process's own entry for fd, tombstones (family 0: "known not a socket", written when
+ * something else lands on fds 0-2) included; 0 when there is none. */
+static __always_inline struct sock_info *sock_entry(__u32 tgid, int fd)
 {
     struct fd_key k = {.tgid = tgid, .fd = fd};
     struct sock_fd *v = sock_fds.lookup(&k);
@@ -322,6 +346,12 @@ static __always_inline struct sock_info *sock_get(__u32 tgid, int fd)
         return 0;
     }
     return &v->si;
+}
+
+static __always_inline struct sock_info *sock_get(__u32 tgid, int fd)
+{
+    struct sock_info *si = sock_entry(tgid, fd);
+    return (si && si->family) ? si : 0;
 }
 
 static __always_inline void sock_put(__u32 tgid, int fd, struct sock_info *si)
@@ -346,7 +376,7 @@ static __always_inline struct sock_info *sock_inherited(__u32 tgid, int fd)
     __u64 born = fd_gen(tgid);
     struct fd_key k = {.tgid = *pp, .fd = fd};
     struct sock_fd *v = sock_fds.lookup(&k);
-    if (!v || !born || v->since >= born)
+    if (!v || !born || v->since >= born || !v->si.family)
         return 0;
     if (v->gen && v->gen != fd_gen(*pp))
         return 0;
@@ -375,6 +405,118 @@ static __always_inline void file_put(__u32 tgid, int fd, struct file_key *key)
     fd_files.update(&k, &v);
 }
 
+/* ---- sockaddr reading and the blocked-destination check (net.bpf.c, io.bpf.c) ---- */
+#define AF_UNIX_V 1
+#define AF_INET_V 2
+#define AF_INET6_V 10
+#define EINPROGRESS_V 115
+
+static __always_inline int read_sockaddr(struct sock_info *si, char *unix_path, __u64 uaddr, int len)
+{
+    __u16 family = 0;
+    if (!uaddr || bpf_probe_read_user(&family, sizeof(family), (void *)uaddr))
+        return -1;
+    si->family = family;
+    si->flags = 0;
+    if (family == AF_INET_V) {
+        __u16 port = 0;
+        bpf_probe_read_user(&port, 2, (void *)(uaddr + 2));
+        si->port = __builtin_bswap16(port);
+        bpf_probe_read_user(si->addr, 4, (void *)(uaddr + 4));
+    } else if (family == AF_INET6_V) {
+        __u16 port = 0;
+        bpf_probe_read_user(&port, 2, (void *)(uaddr + 2));
+        si->port = __builtin_bswap16(port);
+        bpf_probe_read_user(si->addr, 16, (void *)(uaddr + 8));
+    } else if (family == AF_UNIX_V) {
+        si->port = 0;
+        if (unix_path)
+            bpf_probe_read_user(unix_path, UNIX_PATH_LEN, (void *)(uaddr + 2));
+    } else {
+        return -1;
+    }
+    return 0;
+}
+
+/* 1 when the destination is in the scope's blocked nets or ports */
+static __always_inline int connect_blocked(__u64 scope_id, __u64 uaddr, int len)
+{
+    struct sock_info si = {};
+    if (read_sockaddr(&si, 0, uaddr, len) < 0 || si.family == AF_UNIX_V)
+        return 0;
+    struct blocked_port_key pk = {.scope_id = scope_id, .port = si.port};
+    if (blocked_ports.lookup(&pk))
+        return 1;
+    struct blocked_key k = {};
+    k.prefixlen = 64 + 8 + (si.family == AF_INET_V ? 32 : 128);
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+        k.scope[i] = (scope_id >> (56 - 8 * i)) & 0xff;
+    k.family = (__u8)si.family;
+    __builtin_memcpy(k.addr, si.addr, sizeof(k.addr));
+    return blocked_nets.lookup(&k) ? 1 : 0;
+}
+
+/* fd (0-2) now refers to something that is not a socket: a tombstone stops the lookup of the
+ * parent's entry (sock_inherited) for it */
+static __always_inline void sock_tombstone(__u32 tgid, int fd)
+{
+    struct sock_info none = {};
+    sock_put(tgid, fd, &none);
+}
+
+/* The inet/inet6 socket on stdio fd (0-2) of the current process: its own entry, else the
+ * one inherited from its parent; 0 when fd is not a known network socket. */
+static __always_inline struct sock_info *stdio_net(__u32 tgid, int fd)
+{
+    struct sock_info *si = sock_entry(tgid, fd);
+    if (!si)
+        si = sock_inherited(tgid, fd);
+    if (!si || (si->family != 2 && si->family != 10))
+        return 0;
+    return si;
+}
+
+/* 1 when the current task's name is a shell or interpreter (shell_comms) */
+static __always_inline int comm_is_shell(void)
+{
+    struct comm_key k = {};
+    bpf_get_current_comm(k.comm, sizeof(k.comm));
+    return shell_comms.lookup(&k) ? 1 : 0;
+}
+
+#define FD_PATH_HEAD 32   /* enough for "/proc/self/fd/" and 5 digits */
+
+/* up to 5 decimal digits ending the string at d, else -1 (constant offsets only: the
+ * verifier rejects a masked variable index into a stack buffer) */
+static __always_inline int parse_fd(const char *d)
+{
+    int fd = 0;
+#pragma unroll
+    for (int k = 0; k < 6; k++) {
+        char c = d[k];
+        if (c == 0)
+            return k ? fd : -1;
+        if (c < '0' || c > '9' || k == 5)
+            return -1;
+        fd = fd * 10 + (c - '0');
+    }
+    return -1;
+}
+
+/* "/dev/fd/N" or "/proc/self/fd/N" -> N, else -1; p holds FD_PATH_HEAD bytes */
+static __always_inline int fd_from_path(const char *p)
+{
+    if (p[0] == '/' && p[1] == 'd' && p[2] == 'e' && p[3] == 'v' && p[4] == '/' && p[5] == 'f' &&
+        p[6] == 'd' && p[7] == '/')
+        return parse_fd(p + 8);
+    if (p[0] == '/' && p[1] == 'p' && p[2] == 'r' && p[3] == 'o' && p[4] == 'c' && p[5] == '/' &&
+        p[6] == 's' && p[7] == 'e' && p[8] == 'l' && p[9] == 'f' && p[10] == '/' && p[11] == 'f' &&
+        p[12] == 'd' && p[13] == '/')
+        return parse_fd(p + 14);
+    return -1;
+}
+
 /* the fd is gone (close, or replaced by dup2/dup3) */
 static __always_inline void fd_forget(__u32 tgid, int fd)
 {
@@ -382,6 +524,8 @@ static __always_inline void fd_forget(__u32 tgid, int fd)
     fd_files.delete(&k);
     sock_fds.delete(&k);
     memfds.delete(&k);
+    bound_fds.delete(&k);
+    dir_fds.delete(&k);
 }
 
 #endif

@@ -72,6 +72,10 @@ def doctor(as_json: bool, no_load: bool) -> None:
                            f"{n_ok}/{n_ok + n_bad} hooks  {PURPOSE[fam]}")
                 for tp, why in info["missing"].items():
                     click.echo(f"          not covered: {tp} ({why})")
+                for tp, by in info.get("substituted", {}).items():
+                    click.echo(f"          {tp.split(':')[1]}: no tracepoint; {by}")
+            for note in report["probes"].get("notes", []):
+                click.echo(f"  note: {note}")
         for name, (avail, why) in report["optional"].items():
             click.echo(f"  [{'ok ' if avail else '-- '}] {name:<15} {why}")
         click.echo(f"verdict: {verdict}")

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import AuditError, ResponseError, SentinelError
+from ..events.model import kernel_kill_reason
 from ..respond import freezer
 from ..sessions.response import DropWatch, ResponseSettings
 
@@ -229,8 +230,7 @@ class Scope:
 
     def _kernel_kill(self, event, process) -> None:
         self.killed = True
-        reason = "exec from a memfd" if event.type.label == "exec" else \
-            f"connect to {getattr(event, 'daddr', '?')}:{getattr(event, 'dport', '?')} (blocked)"
+        reason = kernel_kill_reason(event)
         rec = {"record": "action", "action": "kill-process", "by": "kernel", "ok": True,
                "container": self.name, "pid": event.pid,
                "process": {"name": process.name, "exe": process.exe, "cmdline": process.cmdline}

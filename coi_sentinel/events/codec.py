@@ -7,6 +7,7 @@ decoded event compares equal to the original.
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from typing import Any
 
@@ -33,6 +34,12 @@ _ENCODERS = {cls: (cls.type.label, names, operator.attrgetter(*names)) for cls, 
 #: label -> (event class, a getter of its fields' values in order: one C call per event)
 _DECODERS = {label: (model.EVENT_CLASSES[etype], operator.itemgetter(*_FIELDS[model.EVENT_CLASSES[etype]]))
              for label, etype in EVENT_TYPE_BY_LABEL.items()}
+#: fields added after a type's first version carry a default: a line written before them
+#: (a trace of an older coi-sentinel) still reads
+_DEFAULTS: dict[type, dict[str, Any]] = {
+    cls: {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
+    for cls in model.EVENT_CLASSES.values()
+}
 
 
 def to_dict(event: model.Event) -> dict[str, Any]:
@@ -82,6 +89,13 @@ def from_dict(d: dict[str, Any], *, source: str | None = None, line: int | None 
     try:
         values = take(d)
     except KeyError as err:
+        defaults = _DEFAULTS[cls]
+        if err.args[0] in defaults:
+            values = [d[name] if name in d else defaults[name] for name in _FIELDS[cls]]
+            if all(name in d or name in defaults for name in _FIELDS[cls]):
+                if cls is model.ExecEvent:
+                    values[_ARGV_INDEX] = tuple(values[_ARGV_INDEX])
+                return cls(*values)
         raise EventDecodeError(f"{d['type']} event lacks field {err.args[0]!r}", source=source,
                                line=line) from None
     if cls is model.ExecEvent:

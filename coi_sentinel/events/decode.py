@@ -14,7 +14,13 @@ from .types import (
     AF_INET,
     AF_INET6,
     AF_UNIX,
+    DUP_KILLED,
     DUP_OLDFD_SOCKET,
+    LINK_SYMLINK,
+    SOCK_LOCAL_ADDR,
+    URING_KILLED,
+    URING_OPS,
+    URING_SQPOLL,
     FAMILY_LABELS,
     FILE_KIND_FAILED,
     FILE_KIND_LABELS,
@@ -81,6 +87,13 @@ class Decoder:
             EventType.UNLINK: self._unlink,
             EventType.CHMOD: self._chmod,
             EventType.PRIV: self._priv,
+            EventType.ACCEPT: self._accept,
+            EventType.BIND: self._bind,
+            EventType.LISTEN: self._listen,
+            EventType.URING: self._uring,
+            EventType.LINK: self._link,
+            EventType.CHDIR: self._chdir,
+            EventType.MMAP_WRITE: self._mmap_write,
         }
 
     def decode(self, raw: bytes) -> model.Event:
@@ -128,7 +141,8 @@ class Decoder:
         ret, oldfd, newfd, flags, family, port, _p, addr = v[10:]
         is_sock = bool(flags & DUP_OLDFD_SOCKET)
         fam, daddr, dport = sock_addr(family, port, addr) if is_sock else ("", "", 0)
-        return model.DupEvent(*self.header(v), oldfd, newfd, _errno(ret), is_sock, fam, daddr, dport)
+        return model.DupEvent(*self.header(v), oldfd, newfd, _errno(ret), is_sock, fam, daddr, dport,
+                              bool(flags & DUP_KILLED))
 
     def _net_send(self, raw: bytes) -> model.Event:
         v = structs.FORMATS[structs.NetSendEvent].unpack_from(raw)
@@ -166,3 +180,44 @@ class Decoder:
         except ValueError:
             op_name = str(op)
         return model.PrivEvent(*self.header(v), op_name, arg0, arg1, cstr(detail), _errno(ret))
+
+    def _sock(self, raw: bytes) -> tuple:
+        v = structs.FORMATS[structs.SockEvent].unpack_from(raw)
+        ret, fd, family, port, sflags, addr, backlog, _pad = v[10:]
+        fam, addr_text, port = sock_addr(family, port, addr) if family else ("", "", 0)
+        return v, ret, fd, fam, addr_text, port, sflags, backlog
+
+    def _accept(self, raw: bytes) -> model.Event:
+        v, ret, fd, fam, addr, port, sflags, _b = self._sock(raw)
+        return model.AcceptEvent(*self.header(v), ret if ret >= 0 else -1, fd, fam, addr, port,
+                                 _errno(ret), bool(sflags & SOCK_LOCAL_ADDR))
+
+    def _bind(self, raw: bytes) -> model.Event:
+        v, ret, fd, fam, addr, port, _f, _b = self._sock(raw)
+        return model.BindEvent(*self.header(v), fd, fam, addr, port, _errno(ret))
+
+    def _listen(self, raw: bytes) -> model.Event:
+        v, ret, fd, fam, addr, port, _f, backlog = self._sock(raw)
+        return model.ListenEvent(*self.header(v), fd, fam, addr, port, backlog, _errno(ret))
+
+    def _uring(self, raw: bytes) -> model.Event:
+        v = structs.FORMATS[structs.UringEvent].unpack_from(raw)
+        opcode, flags, user_data, _sqe_flags = v[10:]
+        return model.UringEvent(*self.header(v), URING_OPS.get(opcode, str(opcode)), opcode, user_data,
+                                bool(flags & URING_SQPOLL), bool(flags & URING_KILLED))
+
+    def _link(self, raw: bytes) -> model.Event:
+        v = structs.FORMATS[structs.RenameEvent].unpack_from(raw)
+        ret, flags, oldp, newp = v[10:]
+        return model.LinkEvent(*self.header(v), cstr(oldp), cstr(newp), bool(flags & LINK_SYMLINK),
+                               flags & ~LINK_SYMLINK, _errno(ret))
+
+    def _chdir(self, raw: bytes) -> model.Event:
+        v = structs.FORMATS[structs.PathEvent].unpack_from(raw)
+        ret, fd, _mode, _pad, path = v[10:]
+        return model.ChdirEvent(*self.header(v), cstr(path), fd, _errno(ret))
+
+    def _mmap_write(self, raw: bytes) -> model.Event:
+        v = structs.FORMATS[structs.MmapEvent].unpack_from(raw)
+        fd, prot, flags, _pad, length, path = v[10:]
+        return model.MmapWriteEvent(*self.header(v), fd, cstr(path), prot, flags, length)

@@ -12,8 +12,11 @@ from typing import ClassVar
 
 from .types import (
     EXEC_ARGS_TRUNCATED,
-    EXEC_KILLED,
     EXEC_FROM_MEMFD,
+    EXEC_FROM_TMPFILE,
+    EXEC_KILLED,
+    EXEC_STDIO_SOCKET,
+    EXEC_UNLINKED,
     EXEC_VIA_FD,
     EventType,
 )
@@ -65,7 +68,13 @@ class ExecEvent(Event):
 
     @property
     def deleted(self) -> bool:
-        return self.filename.endswith(" (deleted)")
+        """The file had no name any more: unlinked after it was opened, or an O_TMPFILE."""
+        return bool(self.flags & (EXEC_UNLINKED | EXEC_FROM_TMPFILE)) or self.filename.endswith(" (deleted)")
+
+    @property
+    def stdio_socket(self) -> bool:
+        """fd 0 or 1 was an inet/inet6 socket (connected or accepted) when the program started."""
+        return bool(self.flags & EXEC_STDIO_SOCKET)
 
     @property
     def killed(self) -> bool:
@@ -113,15 +122,104 @@ class ConnectRepeatEvent(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class AcceptEvent(Event):
+    """A connection accepted (accept/accept4) on an inet/inet6 socket."""
+
+    type: ClassVar[EventType] = EventType.ACCEPT
+    fd: int                       # the new socket, -1 on failure
+    listen_fd: int
+    family: str
+    daddr: str                    # the peer's address (the local one when local_addr)
+    dport: int
+    errno: int
+    local_addr: bool = False      # accept passed no address buffer: daddr/dport are the listener's
+
+
+@dataclass(frozen=True, slots=True)
+class BindEvent(Event):
+    type: ClassVar[EventType] = EventType.BIND
+    fd: int
+    family: str
+    laddr: str
+    lport: int
+    errno: int
+
+    @property
+    def all_interfaces(self) -> bool:
+        return self.laddr in ("0.0.0.0", "::")
+
+
+@dataclass(frozen=True, slots=True)
+class ListenEvent(Event):
+    type: ClassVar[EventType] = EventType.LISTEN
+    fd: int
+    family: str                   # "" when the bind was not seen (port chosen by the kernel)
+    laddr: str
+    lport: int
+    backlog: int
+    errno: int
+
+    @property
+    def all_interfaces(self) -> bool:
+        return self.laddr in ("0.0.0.0", "::")
+
+
+@dataclass(frozen=True, slots=True)
+class UringEvent(Event):
+    """An io_uring submission (the first of its opcode in the process, or any connect, accept,
+    bind, listen). A connect's destination is not known."""
+
+    type: ClassVar[EventType] = EventType.URING
+    op: str                       # "connect", "openat", "write"... (IORING_OP_* in lower case)
+    opcode: int
+    user_data: int
+    sqpoll: bool                  # submitted by the ring's SQPOLL kernel thread
+    killed: bool                  # the kernel's kill policy sent SIGKILL (uring connect)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkEvent(Event):
+    """link/linkat (a hard link) or symlink/symlinkat: a new name, ``path``, for ``target``."""
+
+    type: ClassVar[EventType] = EventType.LINK
+    target: str                   # existing path (link) or the symlink's text (symlink)
+    path: str                     # the new name
+    symlink: bool
+    flags: int
+    errno: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChdirEvent(Event):
+    type: ClassVar[EventType] = EventType.CHDIR
+    path: str                     # chdir's argument resolved; fchdir: the fd's directory
+    fd: int                       # fchdir's fd, -100 for chdir
+    errno: int
+
+
+@dataclass(frozen=True, slots=True)
+class MmapWriteEvent(Event):
+    """A shared, writable mapping of a file: writes through it make no system call."""
+
+    type: ClassVar[EventType] = EventType.MMAP_WRITE
+    fd: int
+    path: str                     # the file, when it was opened with write intent in scope
+    prot: int
+    flags: int
+    length: int
+
+
+@dataclass(frozen=True, slots=True)
 class DupEvent(Event):
     type: ClassVar[EventType] = EventType.DUP
     oldfd: int
     newfd: int
     errno: int
-    is_socket: bool               # oldfd is a socket the kernel saw connected
+    is_socket: bool               # oldfd is a socket the kernel saw connected or accepted
     family: str
     daddr: str
     dport: int
+    killed: bool = False          # a shell put a network socket on its stdio: SIGKILL
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,11 +305,31 @@ class PrivEvent(Event):
     errno: int
 
 
+def kernel_kill_reason(ev: Event) -> str:
+    """Why the kernel's kill policy sent SIGKILL with this event (its ``killed`` is true)."""
+    if isinstance(ev, ExecEvent):
+        if ev.from_memfd:
+            return "exec from a memfd"
+        if ev.deleted:
+            return "exec of a file with no name (unlinked, or O_TMPFILE)"
+        if ev.stdio_socket:
+            return f"{ev.comm} started with a network socket on its stdin or stdout"
+        return "exec"
+    if isinstance(ev, ConnectEvent):
+        return f"connect to {ev.daddr}:{ev.dport} (blocked)"
+    if isinstance(ev, DupEvent):
+        return f"{ev.comm} put a network socket ({ev.daddr}:{ev.dport}) on its fd {ev.newfd}"
+    if isinstance(ev, UringEvent):
+        return "connect through io_uring (destination unknown)"
+    return ev.type.label
+
+
 EVENT_CLASSES: dict[EventType, type[Event]] = {
     cls.type: cls
     for cls in (
         ExecEvent, ForkEvent, ExitEvent, ConnectEvent, ConnectRepeatEvent, DupEvent, NetSendEvent,
         FileOpenEvent, FileWriteEvent, RenameEvent, UnlinkEvent, ChmodEvent, PrivEvent,
+        AcceptEvent, BindEvent, ListenEvent, UringEvent, LinkEvent, ChdirEvent, MmapWriteEvent,
     )
 }
 
@@ -225,5 +343,6 @@ __all__ = [
     "Event", "ExecEvent", "ForkEvent", "ExitEvent", "ConnectEvent", "ConnectRepeatEvent",
     "DupEvent", "NetSendEvent",
     "FileOpenEvent", "FileWriteEvent", "RenameEvent", "UnlinkEvent", "ChmodEvent", "PrivEvent",
-    "EVENT_CLASSES", "FIELD_NAMES", "HEADER_FIELDS",
+    "AcceptEvent", "BindEvent", "ListenEvent", "UringEvent", "LinkEvent", "ChdirEvent",
+    "MmapWriteEvent", "EVENT_CLASSES", "kernel_kill_reason", "FIELD_NAMES", "HEADER_FIELDS",
 ]

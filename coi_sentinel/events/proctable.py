@@ -37,8 +37,10 @@ class Process:
     exit_code: int | None = None
     #: fds 0-2 that are sockets: {fd: (family, daddr, dport)}
     stdio_sockets: dict[int, tuple[str, str, int]] = field(default_factory=dict)
-    #: sockets this process connected: {fd: (family, daddr, dport)}
+    #: sockets this process connected or accepted: {fd: (family, daddr, dport)}
     sockets: dict[int, tuple[str, str, int]] = field(default_factory=dict)
+    #: working directory as followed through chdir events ("" until known)
+    cwd: str = ""
 
     @property
     def name(self) -> str:
@@ -112,7 +114,7 @@ class ProcessTable:
             child = Process(pid=ev.child_pid, ppid=ev.pid, comm=parent.comm, exe=parent.exe,
                             argv=parent.argv, uid=ev.uid, start_ns=ev.ts_ns, scope_id=ev.scope_id,
                             container=ev.container, stdio_sockets=dict(parent.stdio_sockets),
-                            sockets=dict(parent.sockets))
+                            sockets=dict(parent.sockets), cwd=parent.cwd)
             self._exited.pop(ev.child_pid, None)
             self._insert(child)
             return parent
@@ -135,6 +137,12 @@ class ProcessTable:
         elif isinstance(ev, model.ConnectEvent):
             if ev.errno in (0, 115):
                 p.sockets[ev.fd] = (ev.family, ev.daddr, ev.dport)
+        elif isinstance(ev, model.AcceptEvent):
+            if not ev.errno and ev.fd >= 0:
+                p.sockets[ev.fd] = (ev.family, ev.daddr, ev.dport)
+        elif isinstance(ev, model.ChdirEvent):
+            if not ev.errno and ev.path.startswith("/"):
+                p.cwd = ev.path
         elif isinstance(ev, model.DupEvent):
             if not ev.errno:
                 sock = p.sockets.get(ev.oldfd) or p.stdio_sockets.get(ev.oldfd)

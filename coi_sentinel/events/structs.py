@@ -32,7 +32,7 @@ class EventHdr(ctypes.Structure):
 
 
 class SockInfo(ctypes.Structure):
-    _fields_ = [("family", c_u16), ("port", c_u16), ("pad", c_u32), ("addr", c_u8 * 16)]
+    _fields_ = [("family", c_u16), ("port", c_u16), ("flags", c_u32), ("addr", c_u8 * 16)]
 
 
 class ExecEvent(ctypes.Structure):
@@ -66,6 +66,43 @@ class ConnectEvent(ctypes.Structure):
         ("unix_path", ctypes.c_char * UNIX_PATH_LEN),
         ("flags", c_u32),
     ]
+
+
+class SockEvent(ctypes.Structure):
+    _fields_ = [
+        ("hdr", EventHdr),
+        ("ret", c_s32),
+        ("fd", c_s32),
+        ("sock", SockInfo),
+        ("backlog", c_u32),
+        ("pad", c_u32),
+    ]
+
+
+class UringEvent(ctypes.Structure):
+    _fields_ = [
+        ("hdr", EventHdr),
+        ("opcode", c_u32),
+        ("flags", c_u32),
+        ("user_data", c_u64),
+        ("sqe_flags", c_u64),
+    ]
+
+
+class MmapEvent(ctypes.Structure):
+    _fields_ = [
+        ("hdr", EventHdr),
+        ("fd", c_s32),
+        ("prot", c_u32),
+        ("flags", c_u32),
+        ("pad", c_u32),
+        ("len", c_u64),
+        ("path", ctypes.c_char * PATH_LEN),
+    ]
+
+
+class CommKey(ctypes.Structure):
+    _fields_ = [("comm", ctypes.c_char * COMM_LEN)]
 
 
 class DupEvent(ctypes.Structure):
@@ -219,6 +256,9 @@ FORMATS: dict[type[ctypes.Structure], struct.Struct] = {
     ExitEvent: struct.Struct(f"<{HDR_FMT}iI"),
     ConnectEvent: struct.Struct(f"<{HDR_FMT}ii{SOCK_FMT}{UNIX_PATH_LEN}sI"),
     DupEvent: struct.Struct(f"<{HDR_FMT}iiiI{SOCK_FMT}"),
+    SockEvent: struct.Struct(f"<{HDR_FMT}ii{SOCK_FMT}II"),
+    UringEvent: struct.Struct(f"<{HDR_FMT}IIQQ"),
+    MmapEvent: struct.Struct(f"<{HDR_FMT}iIIIQ{PATH_LEN}s"),
     NetSendEvent: struct.Struct(f"<{HDR_FMT}iIQQ{SOCK_FMT}"),
     FileOpenEvent: struct.Struct(f"<{HDR_FMT}iiIIII{PATH_LEN}s"),
     PathEvent: struct.Struct(f"<{HDR_FMT}iiII{PATH_LEN}s"),
@@ -239,6 +279,10 @@ C_NAMES: dict[str, type[ctypes.Structure]] = {
     "exit_event": ExitEvent,
     "connect_event": ConnectEvent,
     "dup_event": DupEvent,
+    "sock_event": SockEvent,
+    "uring_event": UringEvent,
+    "mmap_event": MmapEvent,
+    "comm_key": CommKey,
     "net_send_event": NetSendEvent,
     "file_open_event": FileOpenEvent,
     "path_event": PathEvent,

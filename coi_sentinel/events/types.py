@@ -24,6 +24,13 @@ class EventType(enum.IntEnum):
     CHMOD = 11
     PRIV = 12
     CONNECT_REPEAT = 13
+    ACCEPT = 14
+    BIND = 15
+    LISTEN = 16
+    URING = 17
+    LINK = 18
+    CHDIR = 19
+    MMAP_WRITE = 20
 
     @functools.cached_property
     def label(self) -> str:
@@ -32,7 +39,7 @@ class EventType(enum.IntEnum):
         return self.name.lower()
 
 
-EVT_MAX = 16
+EVT_MAX = 64
 EVENT_TYPE_BY_LABEL = {t.label: t for t in EventType}
 
 
@@ -47,6 +54,11 @@ class PrivOp(enum.IntEnum):
     MEMFD_CREATE = 8
     SETUID = 9
     BPF = 10
+    PROCESS_VM_READV = 11
+    PROCESS_VM_WRITEV = 12
+    PROC_MEM_OPEN = 13
+    SET_FILE_CAP = 14
+    IO_URING_REGISTER = 15
 
 
 # exec_event.flags
@@ -56,15 +68,41 @@ EXEC_VIA_FD = 1 << 2
 EXEC_FROM_MEMFD = 1 << 3
 EXEC_ARGS_FROM_CALLER = 1 << 4
 EXEC_KILLED = 1 << 5
+EXEC_FROM_TMPFILE = 1 << 6
+EXEC_UNLINKED = 1 << 7
+EXEC_STDIO_SOCKET = 1 << 8
 
 # connect_event.flags
 CONNECT_KILLED = 1 << 0
+CONNECT_FASTOPEN = 1 << 1
+
+# sock_info.flags
+SOCK_ACCEPTED = 1 << 0
+SOCK_LOCAL_ADDR = 1 << 1
+
+# uring_event.flags
+URING_KILLED = 1 << 0
+URING_SQPOLL = 1 << 1
+
+# rename_event.flags of a link event
+LINK_SYMLINK = 1 << 16
 
 # kill policy (kill_cfg) and reasons (kills)
 KILL_MEMFD_EXEC = 1 << 0
 KILL_BLOCKED_CONNECT = 1 << 1
-KILL_REASONS = {0: "memfd_exec", 1: "blocked_connect"}
-KILL_REASON_MAX = 4
+KILL_SHELL_SOCKET = 1 << 2
+KILL_URING_CONNECT = 1 << 3
+KILL_UNLINKED_EXEC = 1 << 4
+KILL_REASONS = {0: "memfd_exec", 1: "blocked_connect", 2: "shell_socket", 3: "uring_connect",
+                4: "unlinked_exec"}
+KILL_REASON_MAX = 8
+
+#: IORING_OP_* names of the opcodes uring.bpf.c reports
+URING_OPS = {2: "writev", 5: "write_fixed", 9: "sendmsg", 13: "accept", 16: "connect",
+             18: "openat", 23: "write", 26: "send", 28: "openat2", 30: "splice", 33: "tee",
+             35: "renameat", 36: "unlinkat", 38: "symlinkat", 39: "linkat", 41: "fsetxattr",
+             42: "setxattr", 45: "socket", 46: "uring_cmd", 47: "send_zc", 48: "sendmsg_zc",
+             55: "ftruncate", 56: "bind", 57: "listen", 61: "writev_fixed"}
 
 # file kinds
 FILE_KIND_WRITE = 1
@@ -74,6 +112,7 @@ FILE_KIND_LABELS = {FILE_KIND_WRITE: "write", FILE_KIND_SENSITIVE: "sensitive"}
 
 # dup_event.flags
 DUP_OLDFD_SOCKET = 1 << 0
+DUP_KILLED = 1 << 1
 
 # scope_cfg.mode
 SCOPE_NONE = 0

@@ -66,6 +66,12 @@ class Aggregates:
             self._conn_keys.setdefault(ev.pid, set()).add(key)
             self._reported_conn[key] = 1   # the CONNECT itself
 
+    def note_accept(self, ev: model.AcceptEvent) -> None:
+        """An accepted socket is counted like a connected one (io.bpf.c): summarise it too."""
+        if not ev.errno and ev.fd >= 0:
+            self._net_keys.setdefault(ev.pid, set()).add(ev.fd)
+            self._reported_net.pop((ev.pid, ev.fd), None)
+
     def socket_closed(self, ev: model.NetSendEvent) -> model.NetSendEvent | None:
         """The kernel's final total of a socket -> the delta not yet reported (None if nothing)."""
         calls0, bytes0 = self._reported_net.pop((ev.pid, ev.fd), (0, 0))

@@ -17,6 +17,13 @@ def _sys(*names: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+#: the generic hooks for system calls with no tracepoint of their own (see GENERIC_FOR)
+RAW_SYSCALLS = ("raw_syscalls:sys_enter",)
+#: the generic hooks stand in for these tracepoints: attached only when they are missing
+GENERIC_FOR = ("syscalls:sys_enter_init_module", "syscalls:sys_enter_finit_module")
+#: syscall numbers the generic hooks filter on, per machine (init_module, finit_module)
+MODULE_SYSCALLS = {"x86_64": (175, 313), "aarch64": (105, 273)}
+
 FAMILIES: dict[str, tuple[str, ...]] = {
     "exec": _sys("execve", "execveat") + ("sched:sched_process_exec",),
     "proc": (
@@ -26,22 +33,30 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         "signal:signal_deliver",
         "sched:sched_process_exit",
     ),
-    "net": _sys("connect", "dup2", "dup3", "dup", "fcntl"),
-    "io": _sys("write", "writev", "sendto", "sendmsg") + ("syscalls:sys_enter_close",),
+    "net": _sys("connect", "dup2", "dup3", "dup", "fcntl", "accept", "accept4", "bind", "listen"),
+    "io": _sys("write", "writev", "sendto", "sendmsg", "pwrite64", "pwritev", "pwritev2",
+               "sendfile64", "splice", "copy_file_range")
+    + ("syscalls:sys_enter_close", "syscalls:sys_enter_mmap"),
     "file": _sys("openat", "openat2", "open", "creat", "rename", "renameat", "renameat2", "unlink",
-                 "unlinkat", "chmod", "fchmodat", "fchmodat2", "fchmod"),
+                 "unlinkat", "chmod", "fchmodat", "fchmodat2", "fchmod", "link", "linkat",
+                 "symlink", "symlinkat", "chdir", "fchdir"),
     "priv": _sys("ptrace", "mount", "unshare", "setns", "init_module", "finit_module",
-                 "io_uring_setup", "memfd_create", "setuid"),
+                 "io_uring_setup", "io_uring_register", "memfd_create", "setuid",
+                 "process_vm_readv", "process_vm_writev", "setxattr", "lsetxattr", "fsetxattr")
+    + RAW_SYSCALLS,
+    "uring": ("io_uring:io_uring_submit_req",),
 }
 
 #: what each family is for, shown by `doctor`
 PURPOSE: dict[str, str] = {
     "exec": "program execution (path, argv, failures, memfd/fd execs)",
     "proc": "fork/exit: process tree and exit codes",
-    "net": "connect (inet/inet6/unix) and sockets dup'ed onto stdio",
-    "io": "bytes written to files and sent on sockets (kernel-aggregated)",
-    "file": "write-opens, sensitive reads, rename, unlink, chmod",
-    "priv": "ptrace, mount, unshare, setns, modules, io_uring, memfd, setuid",
+    "net": "connect, accept, bind, listen; sockets dup'ed onto stdio",
+    "io": "bytes written to files (every write path, mmap) and sent on sockets",
+    "file": "write-opens, sensitive reads, rename, unlink, chmod, link, symlink, chdir",
+    "priv": "ptrace, mount, namespaces, modules (raw_syscalls if needed), io_uring, memfd, "
+            "setuid, process_vm_*, /proc/PID/mem, file capabilities",
+    "uring": "io_uring submissions by opcode (connect, accept, open, write...)",
 }
 
 

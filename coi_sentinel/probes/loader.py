@@ -13,6 +13,7 @@ import ctypes
 import ipaddress
 import logging
 import os
+import platform
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -25,13 +26,16 @@ from ..events.types import (
     KILL_BLOCKED_CONNECT,
     KILL_MEMFD_EXEC,
     KILL_REASONS,
+    KILL_SHELL_SOCKET,
+    KILL_UNLINKED_EXEC,
+    KILL_URING_CONNECT,
     PATH_LEN,
     SCOPE_ALL,
     SCOPE_LISTED,
     EventType,
 )
 from . import features
-from .hooks import FAMILIES, Hook, hooks
+from .hooks import FAMILIES, GENERIC_FOR, MODULE_SYSCALLS, RAW_SYSCALLS, Hook, hooks
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,8 @@ HOST_SCOPE_LEVEL = 1
 class Coverage:
     attached: list[Hook] = field(default_factory=list)
     missing: list[tuple[Hook, str]] = field(default_factory=list)
+    #: tracepoints this kernel lacks whose system calls a generic hook covers: (hook, by what)
+    substituted: list[tuple[Hook, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def families(self) -> dict[str, dict]:
@@ -50,13 +56,15 @@ class Coverage:
         for fam in FAMILIES:
             ok = [h.tracepoint for h in self.attached if h.family == fam]
             bad = {h.tracepoint: why for h, why in self.missing if h.family == fam}
-            if ok or bad:
-                out[fam] = {"attached": ok, "missing": bad}
+            sub = {h.tracepoint: by for h, by in self.substituted if h.family == fam}
+            if ok or bad or sub:
+                out[fam] = {"attached": ok, "missing": bad, "substituted": sub}
         return out
 
     def to_dict(self) -> dict:
         return {"attached": len(self.attached), "missing": len(self.missing),
-                "families": self.families(), "notes": list(self.notes)}
+                "substituted": len(self.substituted), "families": self.families(),
+                "notes": list(self.notes)}
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,9 +98,20 @@ class ProbeSet:
 
         wanted = hooks(self.options.families)
         absent = set(features.missing_tracepoints(wanted))
-        present = [h for h in wanted if h not in absent]
-        for h in absent:
-            self.coverage.missing.append((h, "tracepoint not in this kernel"))
+        generic_needed = any(h.tracepoint in GENERIC_FOR for h in absent)
+        nrs = MODULE_SYSCALLS.get(platform.machine())
+        present = []
+        for h in wanted:
+            if h.tracepoint in RAW_SYSCALLS:
+                if not generic_needed:
+                    continue                  # the kernel has the specific tracepoints
+                if nrs is None:
+                    self.coverage.missing.append((h, f"no syscall numbers for {platform.machine()}"))
+                    continue
+            if h in absent:
+                self.coverage.missing.append((h, "tracepoint not in this kernel"))
+                continue
+            present.append(h)
         bpf_dir = asset_dir("bpf")
         o = self.options
         cflags = [
@@ -102,6 +121,8 @@ class ProbeSet:
             f"-DWAKE_INTERVAL_NS={o.wake_interval_ns}ULL",
             "-Wno-macro-redefined", "-Wno-unused-function",
         ] + [h.define for h in present]
+        if nrs is not None:
+            cflags += [f"-DNR_INIT_MODULE={nrs[0]}", f"-DNR_FINIT_MODULE={nrs[1]}"]
         if not features.check_btf().ok:
             cflags.append("-DNO_TASK_BTF=1")
             self.coverage.notes.append("no kernel BTF: argv of successful execs is not read")
@@ -120,9 +141,20 @@ class ProbeSet:
         if not self.coverage.attached:
             self.close()
             raise ProbeError("no probe could be attached")
+        attached = {h.tracepoint for h in self.coverage.attached}
+        if set(RAW_SYSCALLS) <= attached:
+            by = "raw_syscalls (syscall number filtered in the kernel)"
+            still = []
+            for h, why in self.coverage.missing:
+                if h.tracepoint.replace("sys_exit_", "sys_enter_") in GENERIC_FOR:
+                    self.coverage.substituted.append((h, by))
+                else:
+                    still.append((h, why))
+            self.coverage.missing = still
         # nothing is traced until the caller says what: set_host_wide() or add_scope()
         self._host_wide = False
         self._write_config()
+        self.set_shell_names(shell_task_names())
         log.info("probes: %d hooks attached, %d missing", len(self.coverage.attached),
                  len(self.coverage.missing))
         return self.coverage
@@ -210,10 +242,16 @@ class ProbeSet:
     # ---- in-kernel kill policy ----
     def set_kill_policy(self, scope_id: int, *, memfd_exec: bool = False,
                         blocked: list[str] | tuple[str, ...] = (),
-                        blocked_ports: list[int] | tuple[int, ...] = ()) -> None:
+                        blocked_ports: list[int] | tuple[int, ...] = (),
+                        shell_socket: bool = False, uring_connect: bool = False,
+                        unlinked_exec: bool = False) -> None:
         """What the kernel kills on its own in one scope (bpf_send_signal(SIGKILL) from the probe,
-        before the process can act): an exec from a memfd, a connect to a blocked network
-        (CIDR, v4 or v6) or port. Replaces the scope's previous policy."""
+        before the process can act): an exec from a memfd (``memfd_exec``) or from an O_TMPFILE
+        or unlinked file (``unlinked_exec``), a connect to a blocked network (CIDR, v4 or v6) or
+        port, a shell or interpreter with a network socket on fd 0 or 1 (``shell_socket``: at
+        its exec, or at the dup that puts it there), a connect submitted through io_uring
+        (``uring_connect``: its destination cannot be known). Replaces the scope's previous
+        policy."""
         b = self._require()
         self.clear_kill_policy(scope_id)
         nets = b[b"blocked_nets"]
@@ -234,10 +272,28 @@ class ProbeSet:
                 raise ProbeError(f"blocked port {port!r} is not a port number")
             ports[ports.Key(scope_id, int(port))] = ctypes.c_uint8(1)
         flags = (KILL_MEMFD_EXEC if memfd_exec else 0) | \
-            (KILL_BLOCKED_CONNECT if (blocked or blocked_ports) else 0)
+            (KILL_BLOCKED_CONNECT if (blocked or blocked_ports) else 0) | \
+            (KILL_SHELL_SOCKET if shell_socket else 0) | \
+            (KILL_URING_CONNECT if uring_connect else 0) | \
+            (KILL_UNLINKED_EXEC if unlinked_exec else 0)
         if flags:
             b[b"kill_cfg"][ctypes.c_uint64(scope_id)] = ctypes.c_uint32(flags)
         self._kill_policies[scope_id] = (list(blocked), [int(p) for p in blocked_ports])
+
+    def set_shell_names(self, names) -> None:
+        """The task names (comm, 15 characters at most) the KILL_SHELL_SOCKET policy treats as
+        shells and interpreters; replaces the set."""
+        b = self._require()
+        table = b[b"shell_comms"]
+        names = list(names)
+        table.clear()
+        for name in names:
+            raw = name.encode()
+            if len(names) > 1024:
+                raise ProbeError(f"{len(names)} task names: the kernel's set holds 1024")
+            if not raw or len(raw) >= 16:
+                raise ProbeError(f"task name {name!r} is empty or longer than 15 bytes")
+            table[table.Key(raw)] = ctypes.c_uint8(1)
 
     def clear_kill_policy(self, scope_id: int) -> None:
         b = self._require()
@@ -371,6 +427,26 @@ def _max_fd() -> int:
         return max(int(x) for x in os.listdir("/proc/self/fd")) + 1
     except (OSError, ValueError):
         return 1024
+
+
+#: versioned names of interpreters as their binaries are called (python3.12, ruby3.1, php8.2)
+_VERSIONED = {"python": (2, 3), "pypy": (3,), "ruby": (1, 2, 3), "php": (5, 7, 8), "lua": (5,),
+              "perl": (5,), "tclsh": (8,)}
+
+
+def shell_task_names() -> list[str]:
+    """The task names of shells and interpreters, as the kernel sets them at exec (the basename
+    of the path executed, cut to 15 bytes): the rules' SHELLS and INTERPRETERS lists, plus
+    the usual versioned spellings of interpreters."""
+    from ..rules.fields import INTERPRETERS, SHELLS
+
+    names = set(SHELLS) | set(INTERPRETERS)
+    for base, majors in _VERSIONED.items():
+        for major in majors:
+            names.add(f"{base}{major}")
+            for minor in range(0, 21):
+                names.add(f"{base}{major}.{minor}")
+    return sorted(n for n in names if len(n.encode()) < 16)
 
 
 def program_text(bpf_dir, families) -> str:

@@ -28,6 +28,7 @@ from ..pipeline import Pipeline
 from .aggregates import Aggregates
 from .cgroups import ContainerNames
 from .loader import ProbeSet
+from .paths import PathResolver
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ class EventStream:
         self.pipeline = pipeline
         self.decoder = Decoder(resolve or ContainerNames())
         self.aggregates = Aggregates(probes.bpf, self.decoder, pipeline.table)
+        self.paths = PathResolver(pipeline.table)
         self.sweep_interval = sweep_interval
         self.poll_ms = poll_ms
         self.stats = StreamStats()
@@ -137,9 +139,12 @@ class EventStream:
                 self.aggregates.note_file_open(ev)
             elif isinstance(ev, model.ConnectEvent):
                 self.aggregates.note_connect(ev)
+            elif isinstance(ev, model.AcceptEvent):
+                self.aggregates.note_accept(ev)
         return fed
 
     def _feed(self, ev: model.Event) -> None:
+        ev = self.paths.resolve(ev)
         self.stats.events[ev.type.label] += 1
         self.pipeline.feed(ev)
 

@@ -33,6 +33,11 @@ EVENTS: dict[str, tuple[str, str | None]] = {
     **{n: ("rename", None) for n in ("rename", "renameat", "renameat2")},
     **{n: ("unlink", None) for n in ("unlink", "unlinkat")},
     **{n: ("chmod", None) for n in ("chmod", "fchmod", "fchmodat")},
+    **{n: ("accept", None) for n in ("accept", "accept4")},
+    "bind": ("bind", None),
+    "listen": ("listen", None),
+    **{n: ("link", None) for n in ("link", "linkat", "symlink", "symlinkat")},
+    **{n: ("chdir", None) for n in ("chdir", "fchdir")},
     "ptrace": ("priv", "ptrace"),
     "mount": ("priv", "mount"),
     "unshare": ("priv", "unshare"),
@@ -40,22 +45,23 @@ EVENTS: dict[str, tuple[str, str | None]] = {
     "init_module": ("priv", "init_module"),
     "finit_module": ("priv", "finit_module"),
     "io_uring_setup": ("priv", "io_uring_setup"),
+    "io_uring_register": ("priv", "io_uring_register"),
+    "process_vm_readv": ("priv", "process_vm_readv"),
+    "process_vm_writev": ("priv", "process_vm_writev"),
     "memfd_create": ("priv", "memfd_create"),
     "bpf": ("priv", "bpf"),
     **{n: ("priv", "setuid") for n in ("setuid", "setresuid", "setreuid")},
 }
 
-_INBOUND = "inbound sockets are not probed; watch the outbound side with connect (fd.sip, fd.sport)"
 #: Falco event names we have no probe for -> what to use
 UNSUPPORTED_EVENTS: dict[str, str] = {
-    **{n: _INBOUND for n in ("accept", "accept4", "listen", "bind")},
     **{n: "reads are not probed; a read of a sensitive path is an open (evt.type = open)"
        for n in ("read", "pread", "readv", "recvfrom", "recvmsg")},
     **{n: "writes are summarised per file as file_write and per socket as net_send"
        for n in ("write", "pwrite", "writev")},
     **{n: "not probed; the file's later open, rename or chmod is"
-       for n in ("mkdir", "mkdirat", "rmdir", "link", "linkat", "symlink", "symlinkat",
-                 "chown", "fchown", "fchownat", "lchown", "close", "socket", "fcntl")},
+       for n in ("mkdir", "mkdirat", "rmdir", "chown", "fchown", "fchownat", "lchown", "close",
+                 "socket", "fcntl")},
     **{n: "not probed; privilege changes are seen as setuid (priv.op = setuid) and in user.uid"
        for n in ("setgid", "setresgid", "capset", "prctl")},
     "umount": "not probed; mounts are (evt.type = mount)",

@@ -33,9 +33,11 @@ from ..events.types import EventType
 T = EventType
 ALL = tuple(EventType)
 ERRNO_TYPES = (T.EXEC, T.CONNECT, T.CONNECT_REPEAT, T.DUP, T.FILE_OPEN, T.RENAME, T.UNLINK, T.CHMOD,
+               T.ACCEPT, T.BIND, T.LISTEN, T.LINK, T.CHDIR,
                T.PRIV)
-_SOCK_TYPES = (T.CONNECT, T.CONNECT_REPEAT, T.NET_SEND)   # events carrying family/daddr/dport
-PATH_TYPES = (T.FILE_OPEN, T.FILE_WRITE, T.UNLINK, T.CHMOD, T.RENAME)
+_SOCK_TYPES = (T.CONNECT, T.CONNECT_REPEAT, T.NET_SEND, T.ACCEPT)   # carrying family/daddr/dport
+_LOCAL_TYPES = (T.BIND, T.LISTEN)                                   # carrying family/laddr/lport
+PATH_TYPES = (T.FILE_OPEN, T.FILE_WRITE, T.UNLINK, T.CHMOD, T.RENAME, T.LINK)
 
 #: program names (basename of the executable, version suffix removed) counted as shells
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "pdksh", "ash", "fish", "tcsh",
@@ -106,7 +108,7 @@ def _exec_or(exec_expr: str, other: str) -> dict[EventType, str]:
 
 S, I, B, IP = FieldType.STR, FieldType.INT, FieldType.BOOL, FieldType.IP
 _PATH = {T.FILE_OPEN: "ev.path", T.FILE_WRITE: "ev.path", T.UNLINK: "ev.path",
-         T.CHMOD: "(ev.path or None)", T.RENAME: "ev.newpath"}
+         T.CHMOD: "(ev.path or None)", T.RENAME: "ev.newpath", T.LINK: "ev.path"}
 
 
 def _ancestor(attr: str, doc: str, ftype: FieldType, self_field: str) -> FieldDef:
@@ -126,6 +128,9 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
              "non-blocking connect)", _on(ERRNO_TYPES, "ev.errno")),
     FieldDef("evt.failed", B, "the syscall failed", {**_on(ERRNO_TYPES, "(ev.errno != 0)"),
                                                       T.FILE_WRITE: "ev.failed"}),
+    FieldDef("evt.killed", B, "the kernel's kill policy sent SIGKILL at the hook, before the call "
+             "returned (exec, connect, dup, uring)",
+             {T.EXEC: "ev.killed", T.CONNECT: "ev.killed", T.DUP: "ev.killed", T.URING: "ev.killed"}),
     FieldDef("evt.res", S, "result of the syscall: SUCCESS or the errno name (ENOENT...), as Falco "
              "writes it", _on(ERRNO_TYPES, "_errno_name(ev.errno)")),
     FieldDef("evt.rawres", I, "return value of the syscall where it failed: minus the errno, 0 on success",
@@ -224,8 +229,18 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
              nullable=True),
     FieldDef("net.daddr", S, "remote address as text: IP, or the path of a unix socket ('@' abstract)",
              {**_on(_SOCK_TYPES, "(ev.daddr or None)"), T.DUP: "_dup_sock(ev, p)[1]"}, nullable=True),
-    FieldDef("net.connects", I, "connects the event stands for: 1 for connect, the count of a "
-             "connect_repeat summary", {T.CONNECT: "1", T.CONNECT_REPEAT: "ev.count"}),
+    FieldDef("net.lport", I, "bind, listen: the local port (listen: 0 when the bind was not seen)",
+             _on(_LOCAL_TYPES, "ev.lport")),
+    FieldDef("net.laddr", S, "bind, listen: the local address ('' when not seen)",
+             _on(_LOCAL_TYPES, "ev.laddr")),
+    FieldDef("net.all_interfaces", B, "bind, listen: on every interface (0.0.0.0 or ::)",
+             _on(_LOCAL_TYPES, "ev.all_interfaces")),
+    FieldDef("net.uring_op", S, "uring: the io_uring operation (connect, accept, openat, write...)",
+             {T.URING: "ev.op"}),
+    FieldDef("net.connects", I, "connects the event stands for: 1 for connect and an io_uring "
+             "connect (destination unknown), the count of a connect_repeat summary",
+             {T.CONNECT: "1", T.CONNECT_REPEAT: "ev.count",
+              T.URING: "(1 if ev.op == 'connect' else 0)"}),
     FieldDef("net.bytes_out", I, "bytes sent on the socket since its previous net_send event",
              {T.NET_SEND: "ev.bytes"}),
     FieldDef("net.send_calls", I, "send/write calls counted in net.bytes_out", {T.NET_SEND: "ev.calls"}),
@@ -243,9 +258,11 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
              {T.DUP: "(ev.is_socket or ev.oldfd in p.sockets)"}),
 
     # ---- file
-    FieldDef("file.path", S, "path as the process passed it (not resolved; rename: the new path)",
+    FieldDef("file.path", S, "path resolved against the cwd or dirfd (rename: the new path; link: the "
+             "new name)",
              _PATH, nullable=True),
-    FieldDef("file.oldpath", S, "rename: the old path", {T.RENAME: "ev.oldpath"}),
+    FieldDef("file.oldpath", S, "rename: the old path; link: the existing path (symlink: its text)",
+             {T.RENAME: "ev.oldpath", T.LINK: "ev.target"}),
     FieldDef("file.name", S, "last component of file.path", _on(PATH_TYPES, "_basename({f:file.path})"),
              nullable=True),
     FieldDef("file.dir", S, "file.path without its last component",
@@ -274,7 +291,8 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
 
     # ---- priv: ptrace, mount, unshare, setns, module loading, io_uring, memfd, setuid
     FieldDef("priv.op", S, "ptrace, mount, unshare, setns, init_module, finit_module, "
-             "io_uring_setup, memfd_create, setuid, bpf", {T.PRIV: "ev.op"}),
+             "io_uring_setup, io_uring_register, memfd_create, setuid, bpf, process_vm_readv, "
+             "process_vm_writev, proc_mem_open, set_file_cap", {T.PRIV: "ev.op"}),
     FieldDef("priv.arg0", I, "first argument (ptrace request, mount/unshare flags, setns fd, "
              "setuid uid...)", {T.PRIV: "ev.arg0"}),
     FieldDef("priv.arg1", I, "second argument (ptrace pid, setns nstype...)", {T.PRIV: "ev.arg1"}),

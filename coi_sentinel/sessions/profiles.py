@@ -46,6 +46,9 @@ class Profile:
     env: tuple[str, ...] = ()
     state_dir: str | None = None                 # relative to the agent's home
     resume_args: tuple[str, ...] = ()
+    #: io_uring allowed in the container (denied by default, as Docker's seccomp profile does):
+    #: with it, io_uring operations are seen by opcode only and a connect through it is killed
+    io_uring: bool = False
 
 
 class _Loader(yaml.SafeLoader):
@@ -93,7 +96,7 @@ def _home_relative(p: str, where: str) -> str:
 
 
 _KEYS = {"name", "description", "command", "install_check", "install_hint", "credentials",
-         "env", "state_dir", "resume_args"}
+         "env", "state_dir", "resume_args", "io_uring"}
 
 
 def parse(text: str, source: str) -> Profile:
@@ -154,10 +157,14 @@ def parse(text: str, source: str) -> Profile:
     hint = data.get("install_hint", "")
     if not isinstance(description, str) or not isinstance(hint, str):
         raise ProfileError(f"{source}:1: description and install_hint must be strings")
+    io_uring = data.get("io_uring", False)
+    if not isinstance(io_uring, bool):
+        raise ProfileError(f"{source}:{_line(data, 'io_uring')}: io_uring must be true or false")
     return Profile(name=name, description=description.strip(), command=command, source=source,
                    install_check=_str_list(data, "install_check", source),
                    install_hint=hint.strip(), credentials=tuple(creds), env=env,
-                   state_dir=state_dir, resume_args=_str_list(data, "resume_args", source))
+                   state_dir=state_dir, resume_args=_str_list(data, "resume_args", source),
+                   io_uring=io_uring)
 
 
 def _dirs(extra: Path | None) -> list[Path]:

@@ -9,7 +9,8 @@
     critical = "kill"
     max_drops = 0               # events the kernel may lose before the session is paused
     stall_seconds = 10          # the guardian pauses a session whose monitor is silent this long
-    kill_memfd_exec = true      # the kernel kills an exec from a memfd, itself
+    kill_memfd_exec = true      # the kernel kills an exec from a memfd (or an unlinked file), itself
+    kill_shell_socket = true    # ... a shell or interpreter with a network socket on stdin/stdout
     kill_metadata = true        # ... a connect to a cloud metadata address
     kill_ports = [4444, ...]    # ... a connect to one of these ports (default: the C2 ports)
 
@@ -34,7 +35,7 @@ from ..respond.policy import DEFAULT_BY_SEVERITY, SEVERITIES, STRENGTH, Action, 
 #: keys of the [response] table and their TOML types (``rules`` is a sub-table)
 _KEYS: dict[str, type] = {
     "info": str, "low": str, "medium": str, "high": str, "critical": str, "rules": dict,
-    "max_drops": int, "stall_seconds": (int, float), "kill_memfd_exec": bool,
+    "max_drops": int, "stall_seconds": (int, float), "kill_memfd_exec": bool, "kill_shell_socket": bool,
     "kill_metadata": bool, "kill_ports": list,
 }
 
@@ -50,6 +51,7 @@ class ResponseSettings:
     max_drops: int = 0
     stall_seconds: float = 10.0
     kill_memfd_exec: bool = True
+    kill_shell_socket: bool = True
     kill_metadata: bool = True
     kill_ports: tuple[int, ...] = field(default=tuple(sorted(C2_PORTS)))
 
@@ -61,7 +63,11 @@ class ResponseSettings:
 
     def kernel_policy(self) -> dict[str, Any]:
         """Keyword arguments of ``ProbeSet.set_kill_policy`` for a session's scope."""
-        return {"memfd_exec": self.kill_memfd_exec,
+        return {"memfd_exec": self.kill_memfd_exec, "unlinked_exec": self.kill_memfd_exec,
+                "shell_socket": self.kill_shell_socket,
+                # a session's containers deny io_uring unless its profile allows it; where it
+                # is allowed, a connect through it has a destination no policy can check
+                "uring_connect": True,
                 "blocked": list(METADATA) if self.kill_metadata else [],
                 "blocked_ports": list(self.kill_ports)}
 
@@ -80,6 +86,7 @@ class ResponseSettings:
     def to_dict(self) -> dict[str, Any]:
         return {**dict(self.by_severity), "rules": dict(self.by_rule), "max_drops": self.max_drops,
                 "stall_seconds": self.stall_seconds, "kill_memfd_exec": self.kill_memfd_exec,
+                "kill_shell_socket": self.kill_shell_socket,
                 "kill_metadata": self.kill_metadata, "kill_ports": list(self.kill_ports)}
 
 
@@ -150,7 +157,7 @@ def weakenings(current: ResponseSettings, patch: dict[str, Any] | None,
         bad.append(f"response.max_drops = {patch['max_drops']}")
     if patch.get("stall_seconds", current.stall_seconds) > current.stall_seconds:
         bad.append(f"response.stall_seconds = {patch['stall_seconds']:g}")
-    for key in ("kill_memfd_exec", "kill_metadata"):
+    for key in ("kill_memfd_exec", "kill_shell_socket", "kill_metadata"):
         if patch.get(key) is False and getattr(current, key):
             bad.append(f"response.{key} = false")
     dropped = sorted(set(current.kill_ports) - set(patch.get("kill_ports", current.kill_ports)))

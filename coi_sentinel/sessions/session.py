@@ -56,6 +56,11 @@ EXIT_KILLED = 3
 EXIT_STOPPED = 4
 
 KEY = "user.coi."
+#: Incus' security.syscalls.deny for a session container (one syscall a line). Each fails with
+#: ENOSYS, as on a kernel without io_uring, so runtimes that probe for it (libuv, tokio) fall
+#: back to plain system calls; a bare name would kill the caller with SIGSYS instead.
+IO_URING_DENY = "\n".join(f"{name} errno 38" for name in
+                          ("io_uring_setup", "io_uring_enter", "io_uring_register"))
 TMUX_SESSION = "coi"
 WORKSPACE_PATH = "/workspace"
 PATH_ENV = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -403,6 +408,11 @@ class SessionManager:
             "security.privileged": "false",
             "security.nesting": "false",
         }
+        if not spec.profile.io_uring:
+            # io_uring performs connects, opens and writes no system-call hook sees: denied
+            # unless the agent profile says `io_uring: true` (then bpf/uring.bpf.c reports
+            # each operation by opcode and kills a connect through it)
+            config["security.syscalls.deny"] = IO_URING_DENY
         if raw_idmap:
             config["raw.idmap"] = raw_idmap
         for key, value in cfg.limits:

@@ -51,7 +51,8 @@ class Watched:
             bucket.append(ev)
 
     def run(self, argv: list[str], *, timeout: float = 60, stdin: bytes | None = None,
-            scoped: bool = True, env: dict | None = None, kill_policy: dict | None = None) -> Run:
+            scoped: bool = True, env: dict | None = None, kill_policy: dict | None = None,
+            cwd: str | None = None) -> Run:
         """Run argv in a new cgroup (watched when ``scoped``) until it exits and its events,
         including the kernel aggregates, have arrived."""
         with WorkloadCgroup("coi-test") as cg:
@@ -62,7 +63,10 @@ class Watched:
                     self.probes.set_kill_policy(
                         cg.id, memfd_exec=kill_policy.get("memfd_exec", False),
                         blocked=kill_policy.get("blocked", ()),
-                        blocked_ports=kill_policy.get("ports", ()))
+                        blocked_ports=kill_policy.get("ports", ()),
+                        shell_socket=kill_policy.get("shell_socket", False),
+                        uring_connect=kill_policy.get("uring_connect", False),
+                        unlinked_exec=kill_policy.get("unlinked_exec", False))
             self._by_scope[cg.id] = events
             try:
                 procs = cg.path / "cgroup.procs"
@@ -72,7 +76,7 @@ class Watched:
                         f.write(str(os.getpid()))
 
                 p = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.PIPE, preexec_fn=enter_cgroup, env=env)
+                                     stderr=subprocess.PIPE, preexec_fn=enter_cgroup, env=env, cwd=cwd)
                 out, err = p.communicate(stdin, timeout=timeout)
                 self._wait_exit(events, p.pid, expect=scoped)
                 return Run(p.pid, p.returncode, out, err, events)
@@ -93,6 +97,18 @@ class Watched:
             self.stream.poll(0)
         for ev in self.stream.aggregates.sweep():
             self.pipeline.feed(ev)
+
+    @staticmethod
+    def alerts(events: list) -> list:
+        """The bundled rules over events the probes sent (in stream order)."""
+        from coi_sentinel.rules import Engine, load_ruleset
+
+        pipeline = Pipeline()
+        found: list = []
+        pipeline.add_sink(Engine(load_ruleset(None), on_alert=found.append, table=pipeline.table))
+        for ev in events:
+            pipeline.feed(ev)
+        return found
 
     def drops(self) -> dict[str, int]:
         return self.probes.drop_counts()

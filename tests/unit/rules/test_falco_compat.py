@@ -142,8 +142,8 @@ def falco_errors(tmp_path: Path, condition: str, extra: str = "") -> list[str]:
 @pytest.mark.parametrize(("condition", "extra", "line"), [
     ("proc.tty != 0", "", "f.yaml:3: error: field 'proc.tty' is not supported: terminals are not recorded: "
                           "use proc.is_shell and proc.pname for interactive shells"),
-    ("evt.type = accept", "", "f.yaml:3: error: event 'accept' is not supported: inbound sockets are not "
-                              "probed; watch the outbound side with connect (fd.sip, fd.sport)"),
+    ("evt.type = recvfrom", "", "f.yaml:3: error: event 'recvfrom' is not supported: reads are not probed; "
+                                "a read of a sensitive path is an open (evt.type = open)"),
     ("evt.type in (execve, mkdir)", "", "f.yaml:3: warning: event 'mkdir' is not supported (not probed; the "
                                         "file's later open, rename or chmod is): it never matches"),
     ("k8s.ns.name = default", "", "f.yaml:3: error: field 'k8s.ns.name' is not supported: Kubernetes "

