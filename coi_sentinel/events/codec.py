@@ -7,6 +7,7 @@ decoded event compares equal to the original.
 
 from __future__ import annotations
 
+from dataclasses import fields
 from typing import Any
 
 import orjson
@@ -19,6 +20,12 @@ SCHEMA_VERSION = 1
 
 _FIELDS = model.FIELD_NAMES
 _ARGV_INDEX = _FIELDS[model.ExecEvent].index("argv")
+#: the JSON type each field must have: a trace is input, and a field of the wrong type
+#: (``"pid": "abc"``) would otherwise reach the process table and the rules
+_JSON_TYPES = {"int": "an integer", "str": "a string", "bool": "true or false",
+               "tuple[str, ...]": "a list of strings"}
+_TYPES: dict[type, tuple[tuple[str, str], ...]] = {
+    cls: tuple((f.name, str(f.type)) for f in fields(cls)) for cls in _FIELDS}
 
 
 def to_dict(event: model.Event) -> dict[str, Any]:
@@ -63,9 +70,27 @@ def from_dict(d: dict[str, Any], *, source: str | None = None, line: int | None 
         values = [d[name] for name in _FIELDS[cls]]
     except KeyError as err:
         raise EventDecodeError(f"{label} event lacks field {err.args[0]!r}", source=source, line=line) from None
+    for (name, kind), value in zip(_TYPES[cls], values):
+        t = type(value)
+        if not (t is int if kind == "int" else t is str if kind == "str" else t is bool if kind == "bool"
+                else (t is list or t is tuple) and all(type(x) is str for x in value)):
+            raise EventDecodeError(f"{label} event: field {name!r} must be {_JSON_TYPES[kind]}, "
+                                   f"not {_json_type(value)}", source=source, line=line)
     if cls is model.ExecEvent:
         values[_ARGV_INDEX] = tuple(values[_ARGV_INDEX])
     return cls(*values)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    return "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else type(value).__name__
 
 
 def loads(line: bytes | str, *, source: str | None = None, lineno: int | None = None) -> model.Event:
