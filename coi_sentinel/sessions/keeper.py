@@ -25,6 +25,7 @@ import sys
 from ..errors import SentinelError, SessionError
 from . import incus, notices, paths, paused, terminal
 from .session import (KEY, TMUX_SESSION, PATH_ENV, SessionSpec, StopRequested, agent_home,
+                      keeper_alive,
                       on_sigterm_stop)
 
 log = logging.getLogger(__name__)
@@ -152,8 +153,14 @@ def attach(name: str, term: str, client=None) -> int:
         raise SessionError(f"session {name} is {inst.get('status', '?').lower()}, not running")
     if paused.is_frozen(name):
         why = (paused.reason_of(cfg) or {}).get("reason")
-        raise SessionError(f"session {name} is paused" + (f": {why}" if why else ""),
-                           hint=f"resume it with `coi-sentinel resume-session {name}`, or kill it")
+        if not keeper_alive(cfg.get(KEY + "keeper")):
+            # resume-session refuses this one (its agent would run unwatched): do not send
+            # the user there
+            hint = (f"its monitor is gone, so it cannot be resumed: `coi-sentinel kill {name}`, "
+                    f"or `coi-sentinel shutdown {name}` to keep its state")
+        else:
+            hint = f"resume it with `coi-sentinel resume-session {name}`, or kill it"
+        raise SessionError(f"session {name} is paused" + (f": {why}" if why else ""), hint=hint)
     uid = int(cfg.get(KEY + "uid", "1000"))
     home = agent_home(client, name, uid) or "/"
     env = {"TERM": term, "HOME": home, "PATH": PATH_ENV, "LANG": "C.UTF-8"}

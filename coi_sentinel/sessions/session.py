@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Mapping
 
+from .. import status as status_mod
 from ..errors import (ContainerDied, ImageMissing, IncusError, MonitorError, NameClash,
                       SessionError, SessionNotFound, SlotLimit, StagingError,
                       ToolNotInstalled, WorkspaceError)
@@ -66,11 +67,36 @@ class StopRequested(BaseException):
 
 
 def on_sigterm_stop() -> None:
-    """Make SIGTERM raise :class:`StopRequested` in the main thread."""
-    def handler(_sig, _frame) -> None:
-        raise StopRequested()
+    """Make SIGTERM and SIGHUP raise :class:`StopRequested` (its argument: the signal's name)
+    in the main thread. SIGHUP - the terminal closed, an ssh session dropped - ends the session
+    like `coi-sentinel shutdown`: state saved, monitor and container stopped, policy removed.
+    Its hung-up terminal is replaced by /dev/null first, so the clean-up writes nowhere."""
+    def handler(sig, _frame) -> None:
+        if sig == signal.SIGHUP:
+            _leave_hung_up_terminal()
+        raise StopRequested(signal.Signals(sig).name)
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGHUP, handler)
+
+
+def _leave_hung_up_terminal() -> None:
+    """Say why on stderr (if it can still be read), then put /dev/null in place of every
+    standard descriptor that is a terminal: writes to a hung-up one fail with EIO."""
+    try:
+        os.write(2, b"coi-sentinel: hangup: ending the session (state saved)\n")
+    except OSError:
+        pass
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        for fd in (0, 1, 2):
+            try:
+                if os.isatty(fd):
+                    os.dup2(null, fd)
+            except OSError:
+                continue
+    finally:
+        os.close(null)
 
 
 # ---------------------------------------------------------------- keeper identity
@@ -82,11 +108,9 @@ def _boot_id() -> str:
 
 
 def _start_time(pid: int) -> str | None:
-    try:
-        data = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return data.rsplit(")", 1)[1].split()[19]
+    """None for a process that is gone, a zombie or exiting (see :func:`status.start_time`):
+    a keeper killed with SIGKILL is an orphan's at once, not seconds later."""
+    return status_mod.start_time(pid)
 
 
 def keeper_token(pid: int | None = None) -> str:
@@ -648,6 +672,10 @@ class Session:
         except IncusError as e:
             code = _exec_error_code(e)
             if code is not None and self.is_running():
+                what = "command not found" if code == 127 else "permission denied (not executable)"
+                err.write(f"coi-sentinel: {command[0] if command else '?'}: {what} in "
+                          f"{self.name}\n".encode(errors="replace"))
+                err.flush()
                 return code
             if not self.is_running():
                 if self._monitor_killed():
