@@ -87,6 +87,8 @@ def _headless(spec) -> int:
     except StopRequested as stop:   # SIGTERM/SIGHUP during start-up: start() undid its work
         _say(f"coi-sentinel: {_signal_name(stop)} during start-up: nothing left behind")
         return EXIT_STOPPED
+    for text in session.notices:
+        _say(f"coi-sentinel: {text}")
     try:
         code = session.run_headless(list(spec.command))
     except StopRequested as stop:
@@ -125,7 +127,10 @@ def _interactive(spec, detach: bool) -> int:
 
     term = os.environ.get("TERM", "xterm-256color")
     cols, rows = shutil.get_terminal_size((80, 24))
-    name = keeper.spawn(spec, term=term, width=cols, height=rows)
+    notices: list[str] = []
+    name = keeper.spawn(spec, term=term, width=cols, height=rows, notices=notices)
+    for text in notices:
+        click.echo(f"coi-sentinel: {text}", err=True)
     if detach or not sys.stdin.isatty():
         click.echo(f"session {name} started; attach with `coi-sentinel attach {name}`")
         return 0

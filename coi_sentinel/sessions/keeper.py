@@ -31,18 +31,19 @@ from .session import (KEY, TMUX_SESSION, PATH_ENV, SessionSpec, StopRequested, a
 log = logging.getLogger(__name__)
 
 
-def _read_line(fd: int) -> str:
+def _read_lines(fd: int) -> list[str]:
+    """Every line the keeper reports: ``note TEXT`` lines, then ``ok NAME`` or a JSON error;
+    it closes the pipe after the last."""
     buf = b""
-    while not buf.endswith(b"\n"):
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            break
+    while chunk := os.read(fd, 4096):
         buf += chunk
-    return buf.decode(errors="replace").strip()
+    return buf.decode(errors="replace").strip().splitlines() or [""]
 
 
-def spawn(spec: SessionSpec, *, term: str, width: int, height: int) -> str:
-    """Start the session in a keeper process; return the container name once the agent runs."""
+def spawn(spec: SessionSpec, *, term: str, width: int, height: int,
+          notices: list[str] | None = None) -> str:
+    """Start the session in a keeper process; return the container name once the agent runs.
+    What the session says to its starter (:attr:`Session.notices`) is added to ``notices``."""
     r, w = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -56,7 +57,10 @@ def spawn(spec: SessionSpec, *, term: str, width: int, height: int) -> str:
             os._exit(code)
     os.close(w)
     try:
-        line = _read_line(r)
+        lines = _read_lines(r)
+        line = lines[-1]
+        if notices is not None:
+            notices.extend(x[5:] for x in lines[:-1] if x.startswith("note "))
     except KeyboardInterrupt:
         os.kill(pid, signal.SIGTERM)     # the keeper undoes its start-up
         os.waitpid(pid, 0)
@@ -117,6 +121,8 @@ def _keeper(spec: SessionSpec, fd: int, term: str, width: int, height: int) -> i
         if spec.resume is not None:
             command += list(spec.profile.resume_args)
         session.start_tmux(term, width, height, command)
+        for text in session.notices:
+            os.write(fd, f"note {' '.join(text.split())}\n".encode())
         _report(fd, f"ok {session.name}")
         fd = -1
         session.wait_tmux_end()

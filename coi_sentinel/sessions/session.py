@@ -242,6 +242,10 @@ def id_mapping(workspace: Path, config: Config) -> tuple[bool, str | None]:
     owner, group = st.st_uid, st.st_gid
     agent = config.agent_uid
     mode = config.idmap
+    if mode == "auto" and owner == 0:
+        # never the host's root: the agent keeps its unprivileged host uid, given access by
+        # an ACL once the container exists (Session.grant_workspace, see .acl)
+        return False, None
     if mode == "auto":
         mode = "shift" if owner == agent else "raw"
     if mode == "shift":
@@ -251,8 +255,10 @@ def id_mapping(workspace: Path, config: Config) -> tuple[bool, str | None]:
                                  hint='use idmap = "auto" or "raw"')
         return True, None
     if owner == 0:
-        raise WorkspaceError(str(workspace), "is owned by root; the agent would write as host root",
-                             hint="chown it to your user")
+        raise WorkspaceError(str(workspace), f'is owned by root; idmap = "{config.idmap}" would make '
+                             "the agent write as host root",
+                             hint='set idmap = "auto" (the agent then writes as an unprivileged uid), '
+                                  f"or `chown -R USER: {workspace}` to a user of yours")
     for file, wanted in (("/etc/subuid", owner), ("/etc/subgid", group)):
         if not _subid_allows(wanted, file):
             raise WorkspaceError(str(workspace), f"mapping host id {wanted} into the container needs "
@@ -536,6 +542,8 @@ class Session:
         self._create_op: str | None = None
         self.saved: state_mod.SavedSession | None = None
         self.timings: dict[str, float] = {}
+        #: what the person who started the session should be told (one line each)
+        self.notices: list[str] = []
 
     @property
     def api(self):
@@ -561,8 +569,30 @@ class Session:
                 raise NameClash(self.name) from None
             raise
 
+    def grant_workspace(self, step: Callable[[str], None]) -> None:
+        """A root-owned workspace with the default id mapping: give the agent's host uid (read
+        from the container's id map) write access by ACL, and say so."""
+        cfg = self.spec.config
+        if cfg.idmap != "auto" or self.spec.workspace.stat().st_uid != 0:
+            return
+        from . import acl
+
+        inst = incus.raw_get(self.client, f"instances/{self.name}")
+        host = host_id((inst.get("config") or {}).get("volatile.idmap.next"), self.uid)
+        if host is None or host == 0:
+            raise WorkspaceError(str(self.spec.workspace), "is owned by root and the container's id "
+                                 f"map gives no unprivileged host uid for the agent (uid {self.uid})")
+        ws = self.spec.workspace
+        if not acl.has_user(ws, host):
+            step(f"granting uid {host} access to {ws}")
+            n = acl.grant_tree(ws, host)
+            log.info("%s: ACL entry user:%d:rwX on %d entries of %s", self.name, host, n, ws)
+        self.notices.append(f"{ws} is owned by root: the agent writes there as host uid {host} "
+                            f"(unprivileged; access by ACL, `getfacl {ws}` shows it), never as root")
+
     def boot(self, step: Callable[[str], None]) -> None:
         t0 = time.monotonic()
+        self.grant_workspace(step)
         if self.network is not None:
             self.network.prepare()                 # before start: the veth drops everything
         with incus.api_call(f"start {self.name}"):
@@ -834,6 +864,23 @@ class _no_interrupts:
             signal.signal(signal.SIGINT, self._old)
         if self._pending and exc[0] is None:
             raise KeyboardInterrupt
+
+
+def host_id(idmap_json: str | None, nsid: int, *, uid: bool = True) -> int | None:
+    """The host id that container id ``nsid`` maps to, from ``volatile.idmap.next``."""
+    import json
+
+    try:
+        entries = json.loads(idmap_json or "[]")
+    except ValueError:
+        return None
+    for e in entries if isinstance(entries, list) else []:
+        try:
+            if (e["Isuid"] if uid else e["Isgid"]) and e["Nsid"] <= nsid < e["Nsid"] + e["Maprange"]:
+                return int(e["Hostid"]) + nsid - int(e["Nsid"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
 
 
 def _exec_error_code(err: IncusError) -> int | None:
