@@ -379,7 +379,8 @@ class SessionManager:
             return
         try:
             state_mod.save(rootfs_path(info.name), home, profile.state_dir, container=info.name,
-                           workspace=info.workspace, tool=info.tool)
+                           workspace=info.workspace, tool=info.tool,
+                           credentials=[c.path for c in profile.credentials])
         except SessionError as err:
             log.warning("state of %s not saved: %s", info.name, err)
 
@@ -631,16 +632,19 @@ class Session:
                                        f"{self.spec.config.image}" + (f" ({err.strip()})" if err.strip() else ""),
                                        hint=profile.install_hint or None)
         files = incus.InstanceFiles(self.client, self.name)
-        staged = staging.plan(profile, self.spec.host_home)
-        if staged:
-            step(f"staging {len(staged)} file(s)")
-            staging.push(files, staged, self.home, self.uid, self.gid)
+        creds = [c.path for c in profile.credentials]
+        # restore first, stage second: the credential just staged from the host wins over
+        # anything a saved state holds
         if self.spec.resume is not None:
             if not profile.state_dir:
                 raise StagingError(f"profile {profile.name} has no state_dir to resume")
             saved = state_mod.find(self.spec.resume or None, str(self.spec.workspace), profile.name)
             step(f"restoring {saved.id}")
-            state_mod.restore(saved, files, self.home, self.uid, self.gid)
+            state_mod.restore(saved, files, self.home, self.uid, self.gid, credentials=creds)
+        staged = staging.plan(profile, self.spec.host_home)
+        if staged:
+            step(f"staging {len(staged)} file(s)")
+            staging.push(files, staged, self.home, self.uid, self.gid)
         self.timings["ready"] = time.monotonic() - t0
 
     def _agent_home(self) -> str:
@@ -787,7 +791,8 @@ class Session:
         if not sd:
             return None
         saved, _report = state_mod.save(rootfs_path(self.name), self.home, sd, container=self.name,
-                                        workspace=str(self.spec.workspace), tool=self.spec.profile.name)
+                                        workspace=str(self.spec.workspace), tool=self.spec.profile.name,
+                                        credentials=[c.path for c in self.spec.profile.credentials])
         self.saved = saved
         return saved
 
