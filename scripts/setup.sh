@@ -80,12 +80,12 @@ step_venv() {
         log "creating $VENV (/usr/bin/python3 --system-site-packages)"
         /usr/bin/python3 -m venv --system-site-packages "$VENV"
     fi
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c 'import coi_sentinel, bcc, orjson, click, pytest, xdist' 2>/dev/null; then
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c 'import coi_sentinel, bcc, orjson, click, re2, pytest, xdist, hypothesis' 2>/dev/null; then
         log "venv up to date"; return 0
     fi
     "$VENV/bin/pip" install -q --upgrade pip setuptools >&2
     "$VENV/bin/pip" install -q -e "$REPO[test,incus]" >&2
-    "$VENV/bin/python" -c 'import coi_sentinel, bcc, orjson, click' || die "venv check failed"
+    "$VENV/bin/python" -c 'import coi_sentinel, bcc, orjson, click, re2' || die "venv check failed"
     echo "$want" >"$stamp"
     log "venv ready: $VENV"
 }

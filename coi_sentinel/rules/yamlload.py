@@ -129,7 +129,15 @@ _RuleLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
 def load_text(text: str, path: str, diags: Diagnostics) -> Any:
     """Parse YAML text; problems go to ``diags``. Returns None when the text is not YAML."""
-    loader = _RuleLoader(text, path, diags)
+    try:
+        loader = _RuleLoader(text, path, diags)
+    except yaml.YAMLError as err:       # the reader refuses control characters at once
+        mark = getattr(err, "position", None)
+        line = text.count("\n", 0, mark) + 1 if isinstance(mark, int) else 1
+        char = getattr(err, "character", None)
+        what = f" (character U+{char:04X})" if isinstance(char, int) else ""
+        diags.error(Source(path, line), f"invalid YAML: {getattr(err, 'reason', err)}{what}")
+        return None
     try:
         return loader.get_single_data()
     except yaml.MarkedYAMLError as err:
