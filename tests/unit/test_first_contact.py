@@ -38,9 +38,3 @@ def test_setup_incus_picks_the_distribution_s_source(tmp_path: Path, os_release:
         assert res.returncode == 0, res.stderr
         assert res.stdout == source + "\n"
 
-
-def test_only_debian_12_gets_the_backports_source() -> None:
-    text = (REPO / "scripts/setup-incus.sh").read_text()
-    i = text.index("step_packages() {")
-    body = text[i:text.index("\n}\n", i)]
-    assert '[ "$src" = bookworm-backports ]' in body and "coi-sentinel-backports.list" in body
