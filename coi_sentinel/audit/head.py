@@ -1,17 +1,18 @@
 """The sealed head of an audit log: where its chain ended, kept outside the log.
 
 The hash chain shows lines edited, deleted or moved, but not lines cut from the end: a log
-cut after any complete line still verifies. So each time the writer has fsync'd a batch (and
-at rotation and close, which fsync too), :class:`AuditLog` replaces a small file beside the
-active file, ``<stem>.head`` (``agent-1.jsonl`` -> ``agent-1.head``)::
+cut after any complete line still verifies. So each time the writer has written (and, by
+policy, fsync'd) a batch, :class:`AuditLog` rewrites a small file beside the active file in
+place, ``<stem>.head`` (``agent-1.jsonl`` -> ``agent-1.head``; :data:`SIZE` bytes, fsync'd when
+created and at rotation and close)::
 
     {"record":"head","kind":"coi-sentinel-trace","chain":"<id>","file":3,"log":"agent-1.jsonl",
-     "n":4120,"h":"<64 hex>","closed":false,"time":"...","seal":"<hmac-sha256 hex>"}
+     "n":4120,"h":"<64 hex>","closed":false,"time":"...","seal":"<hmac-sha256 hex>"}   (padded)
 
-``n``/``h`` are the last durable line's ``_n``/``_h``. ``audit verify`` compares the end of
-the chain it reads with the head: fewer records than the head names is a log cut from its end
-(problem ``cut``). The head is written after the lines it names are on disk, so a crash leaves
-it behind the log, never ahead of it.
+``n``/``h`` are the last written line's ``_n``/``_h``. ``audit verify`` compares the end of the
+chain it reads with the head: fewer records than the head names is a log cut from its end
+(problem ``cut``). The head is written after the lines it names, so a crash leaves it behind
+the log (an older head), never ahead of it.
 
 ``seal`` is an HMAC-SHA256 of the other fields under a host key (``COI_SENTINEL_HEAD_KEY``,
 default ``~/.local/state/coi-sentinel/head.key``, 0600, created on first use): rewriting the
@@ -97,24 +98,54 @@ def _seal(key: bytes, body: dict[str, Any]) -> str:
     return hmac.new(key, data, hashlib.sha256).hexdigest()
 
 
-def write(path: Path, *, chain: str, file: int, log_name: str, n: int, h: str, closed: bool,
-          key: bytes | None) -> None:
-    """Replace the head file atomically (write, fsync, rename). Failures are logged: a head
-    that lags behind the log is still a true statement."""
-    body: dict[str, Any] = {"record": "head", "kind": KIND, "chain": chain, "file": file,
-                            "log": log_name, "n": n, "h": h, "closed": closed, "time": iso_time()}
-    body["seal"] = _seal(key, body) if key is not None else ""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+#: a head file is this many bytes, rewritten in place (padded with spaces): one write of
+#: unchanged size, no new inode, no rename
+SIZE = 1024
+
+
+class HeadFile:
+    """The head file of one log, kept open. :meth:`write` overwrites it in place; it is
+    fsync'd when created and when ``sync`` is asked (close, rotation). Without fsync a crash
+    leaves an older head on disk - behind the log, which is still true - never a torn one:
+    the file is one block that changes size never."""
+
+    def __init__(self, path: Path, key: bytes | None) -> None:
+        self.path = path
+        self.key = key
+        self.fd = -1
         try:
-            os.write(fd, orjson.dumps(body) + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-    except OSError as err:
-        log.debug("audit head %s not written: %s", path, err.strerror)
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as err:
+            log.warning("audit head %s cannot be opened: %s", path, err.strerror)
+        self._synced_once = False
+
+    def write(self, *, chain: str, file: int, log_name: str, n: int, h: str, closed: bool,
+              sync: bool = False) -> None:
+        """Failures are logged: a head behind the log is still a true statement."""
+        if self.fd < 0:
+            return
+        body: dict[str, Any] = {"record": "head", "kind": KIND, "chain": chain, "file": file,
+                                "log": log_name, "n": n, "h": h, "closed": closed, "time": iso_time()}
+        body["seal"] = _seal(self.key, body) if self.key is not None else ""
+        data = orjson.dumps(body)
+        if len(data) >= SIZE:
+            log.warning("audit head %s: %d bytes do not fit in %d", self.path, len(data), SIZE)
+            return
+        data += b" " * (SIZE - 1 - len(data)) + b"\n"
+        try:
+            os.pwrite(self.fd, data, 0)
+            if os.fstat(self.fd).st_size != SIZE:
+                os.ftruncate(self.fd, SIZE)
+            if sync or not self._synced_once:
+                os.fsync(self.fd)
+                self._synced_once = True
+        except OSError as err:
+            log.debug("audit head %s not written: %s", self.path, err.strerror)
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 class HeadError(ValueError):

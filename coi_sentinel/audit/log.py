@@ -88,7 +88,7 @@ class AuditLog:
         self._writer: TraceWriter | None = None
         #: the sealed head beside the log (see .head): rewritten after each fsync'd batch
         self.head_path = head_mod.head_path(self.path)
-        self._head_key = head_mod.load_key(create=True)
+        self._head: head_mod.HeadFile | None = None
         self._closing = False
         self._open()
 
@@ -168,9 +168,11 @@ class AuditLog:
 
     def _write_head(self) -> None:
         """Everything sealed so far is on disk: say so in the head file."""
-        head_mod.write(self.head_path, chain=self._chain_id, file=self._index,
-                       log_name=self.path.name, n=self._chain.n - 1, h=self._chain.prev,
-                       closed=self._closing, key=self._head_key)
+        if self._head is None:
+            self._head = head_mod.HeadFile(self.head_path, head_mod.load_key(create=True))
+        self._head.write(chain=self._chain_id, file=self._index, log_name=self.path.name,
+                         n=self._chain.n - 1, h=self._chain.prev, closed=self._closing,
+                         sync=self._closing)
 
     def rotate(self) -> Path:
         """Close the active file (footer), move it aside, continue the chain in a new one.
@@ -367,6 +369,9 @@ class AuditLog:
         finally:
             if self.recorder is not None:
                 self.recorder.clear()
+            if self._head is not None:
+                self._head.close()
+                self._head = None
 
     def __enter__(self) -> "AuditLog":
         return self
