@@ -74,5 +74,5 @@ def test_watch_and_record_refuse_a_bad_duration(value: str) -> None:
         res = subprocess.run([sys.executable, "-m", "coi_sentinel.cli.main", *cmd, "--duration",
                               value], capture_output=True, text=True, timeout=30)
         assert res.returncode == 2, (cmd, res.stderr)
+        assert res.stderr.count("\n") == 1 and res.stderr.startswith(f"coi-sentinel {cmd[0]}: usage error: ")
         assert f"Invalid value for '--duration': '{value}' is not a number of seconds" in res.stderr
-        assert "Traceback" not in res.stderr
