@@ -90,16 +90,22 @@ def _grant_one(path: str, st: os.stat_result, uid: int) -> None:
         os.setxattr(path, DEFAULT, build(_with_user(default, uid, 7)), follow_symlinks=False)
 
 
-def grant_tree(workspace: Path, uid: int) -> int:
-    """Give ``uid`` rwX on every directory and file of ``workspace`` (symlinks and other mounts
-    are left alone); returns how many entries were changed. WorkspaceError if the file system
-    has no ACLs."""
+def grant_tree(workspace: Path, uid: int, skip: tuple[str, ...] = ()) -> int:
+    """Give ``uid`` rwX on every directory and file of ``workspace`` but the paths in ``skip``
+    (relative: the protected paths, read-only in the container anyway) - symlinks and other
+    mounts are left alone too; returns how many entries were changed. WorkspaceError if the
+    file system has no ACLs."""
     top = os.lstat(workspace)
+    skipped = {os.path.normpath(os.path.join(workspace, rel)) for rel in skip}
     changed = 0
     try:
         for root, dirs, files in os.walk(workspace):
             for name in [*dirs, *files]:
                 path = os.path.join(root, name)
+                if path in skipped:
+                    if name in dirs:
+                        dirs.remove(name)
+                    continue
                 st = os.lstat(path)
                 if stat.S_ISLNK(st.st_mode) or st.st_dev != top.st_dev:
                     if name in dirs:

@@ -586,7 +586,7 @@ class Session:
         ws = self.spec.workspace
         if not acl.has_user(ws, host):
             step(f"granting uid {host} access to {ws}")
-            n = acl.grant_tree(ws, host)
+            n = acl.grant_tree(ws, host, skip=cfg.protected_paths)
             log.info("%s: ACL entry user:%d:rwX on %d entries of %s", self.name, host, n, ws)
         self.notices.append(f"{ws} is owned by root: the agent writes there as host uid {host} "
                             f"(unprivileged; access by ACL, `getfacl {ws}` shows it), never as root")

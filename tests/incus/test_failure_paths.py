@@ -36,9 +36,14 @@ def test_first_run_in_a_root_owned_folder_uses_an_unprivileged_uid(env):
     os.chown(env.ws, 0, 0)
     (env.ws / "README").write_text("cloned\n")
     os.chown(env.ws / "README", 0, 0)
-    r = env.run("run", "--", "sh", "-c", "echo more >> README && touch by-agent && id -u")
+    tool = env.ws / ".venv/bin/coi-sentinel"            # what README then runs as root
+    tool.parent.mkdir(parents=True)
+    tool.write_text("#!/bin/sh\n")
+    r = env.run("run", "--", "sh", "-c", "echo more >> README && touch by-agent && id -u; "
+                "echo evil >> .venv/bin/coi-sentinel 2>/dev/null; echo venv-write=$?")
     assert r.code == 0, r.err
-    assert r.out.strip() == "1000"
+    assert r.out.split() == ["1000", "venv-write=1"]
+    assert tool.read_text() == "#!/bin/sh\n"
     m = re.search(r"coi-sentinel: \S+ is owned by root: the agent writes there as host uid "
                   r"(\d+) \(unprivileged; access by ACL", r.err)
     assert m, r.err

@@ -55,6 +55,16 @@ def test_grant_tree_adds_the_agent_and_keeps_the_rest(tree):
             assert stat.S_IMODE(os.lstat(p).st_mode) & 0o707 == mode & 0o707   # owner, others kept
 
 
+def test_protected_paths_get_no_grant(tree):
+    (tree / ".venv/bin").mkdir(parents=True)
+    (tree / ".venv/bin/coi-sentinel").write_text("#!/bin/sh\n")
+    acl.grant_tree(tree, AGENT, skip=(".venv", ".git/hooks"))
+    assert acl.has_user(tree, AGENT)
+    for p in (tree / ".venv", tree / ".venv/bin/coi-sentinel"):
+        with pytest.raises(OSError):
+            os.getxattr(p, acl.ACCESS)
+
+
 def test_a_new_file_inherits_the_grant(tree):
     acl.grant_tree(tree, AGENT)
     (tree / "src/new.txt").write_text("later")
