@@ -235,6 +235,20 @@ def _subid_allows(uid: int, file: str) -> bool:
     return False
 
 
+def _invoking_user() -> str:
+    """Who ran sudo (for a `chown` hint), else the owner of the user's home."""
+    user = os.environ.get("SUDO_USER")
+    if user and user != "root":
+        return user
+    try:
+        import pwd
+
+        home_owner = paths.user_home().stat().st_uid
+        return pwd.getpwuid(home_owner).pw_name if home_owner != 0 else "YOUR_USER"
+    except (OSError, KeyError):
+        return "YOUR_USER"
+
+
 def id_mapping(workspace: Path, config: Config) -> tuple[bool, str | None]:
     """(shift the workspace disks?, raw.idmap value) so that the agent (``config.agent_uid``
     in the container) writes workspace files as the workspace's owner on the host."""
@@ -258,7 +272,7 @@ def id_mapping(workspace: Path, config: Config) -> tuple[bool, str | None]:
         raise WorkspaceError(str(workspace), f'is owned by root; idmap = "{config.idmap}" would make '
                              "the agent write as host root",
                              hint='set idmap = "auto" (the agent then writes as an unprivileged uid), '
-                                  f"or `chown -R USER: {workspace}` to a user of yours")
+                                  f"or `chown -R {_invoking_user()}: {workspace}`")
     for file, wanted in (("/etc/subuid", owner), ("/etc/subgid", group)):
         if not _subid_allows(wanted, file):
             raise WorkspaceError(str(workspace), f"mapping host id {wanted} into the container needs "

@@ -151,6 +151,21 @@ def test_replay_of_any_well_typed_events_never_crashes(tmp_path: Path, bundled, 
     replay([path], bundled, lenient=True)
 
 
+@settings(BOUNDED, max_examples=80)
+@given(st.dictionaries(st.sampled_from(["start_ns", "start_time", "drops", "coverage", "source",
+                                        "kernel", "boot_id", "chain"]), json_value, max_size=5),
+       st.sampled_from([b"", orjson.dumps(_EXEC) + b"\n"]))
+def test_replay_takes_any_header_fields(tmp_path: Path, bundled, fields: dict, body: bytes) -> None:
+    from coi_sentinel.replay import replay, wall_offset_ns
+
+    header = {**orjson.loads(HEADER), **fields}
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(orjson.dumps(header) + b"\n" + body)
+    wall_offset_ns(header)
+    result = replay([path], bundled)
+    assert result.events == (1 if body else 0)
+
+
 # ---------------------------------------------------------------- audit logs
 @pytest.fixture(scope="module")
 def audit_log(tmp_path_factory) -> tuple[Path, bytes, bytes]:
