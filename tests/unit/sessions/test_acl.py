@@ -99,3 +99,19 @@ def test_no_acl_support_names_the_fix():
         "workspace /mnt/ws: is owned by root and its file system has no POSIX ACLs to let the "
         "agent's unprivileged uid write",
         "chown -R 1001000:1001000 /mnt/ws, or run in a folder of your own user"], res.stderr
+
+
+def test_a_root_owned_workspace_is_never_mapped_onto_root(tmp_path):
+    import dataclasses
+
+    from coi_sentinel.sessions.config import Config
+    from coi_sentinel.sessions.session import id_mapping
+
+    if tmp_path.stat().st_uid != 0:
+        pytest.skip("needs a folder owned by root (run as root)")
+    cfg = Config()
+    assert id_mapping(tmp_path, cfg) == (False, None)      # auto: the default map + an ACL
+    with pytest.raises(WorkspaceError) as info:
+        id_mapping(tmp_path, dataclasses.replace(cfg, idmap="raw"))
+    assert "would make the agent write as host root" in str(info.value)
+    assert 'set idmap = "auto"' in info.value.hint and "chown -R " in info.value.hint
