@@ -864,23 +864,31 @@ class Session:
 
 
 class _no_interrupts:
-    """Ctrl-C during clean-up would leave things behind: hold SIGINT until it is done."""
+    """Ctrl-C, SIGTERM or SIGHUP during clean-up would leave things behind: hold SIGINT until
+    it is done (then raise it); SIGTERM and SIGHUP ask for what is being done already, so they
+    are only noted (a hung-up terminal is still replaced at once)."""
+
+    _HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __enter__(self):
-        self._old = None
+        self._old: dict[int, Any] = {}
         self._pending = False
         try:
-            self._old = signal.signal(signal.SIGINT, self._note)
+            for sig in self._HELD:
+                self._old[sig] = signal.signal(sig, self._note)
         except ValueError:       # not the main thread
-            self._old = None
+            pass
         return self
 
-    def _note(self, _sig, _frame) -> None:
-        self._pending = True
+    def _note(self, sig, _frame) -> None:
+        if sig == signal.SIGINT:
+            self._pending = True
+        elif sig == signal.SIGHUP:
+            _leave_hung_up_terminal()
 
     def __exit__(self, *exc) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
         if self._pending and exc[0] is None:
             raise KeyboardInterrupt
 
