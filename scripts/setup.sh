@@ -40,6 +40,8 @@ apt_install() {
 step_packages() {
     apt_install python3-bpfcc bpfcc-tools python3-pyroute2 python3-nftables nftables \
         python3-venv python3-pip python3-yaml tmux iproute2 gcc libc6-dev util-linux
+    # headless Chromium: the report tests open the HTML report and read its DOM
+    apt_install chromium
 }
 
 step_headers() {
@@ -80,7 +82,7 @@ step_venv() {
         log "creating $VENV (/usr/bin/python3 --system-site-packages)"
         /usr/bin/python3 -m venv --system-site-packages "$VENV"
     fi
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c 'import coi_sentinel, bcc, orjson, click, re2, pytest, xdist, hypothesis' 2>/dev/null; then
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c 'import coi_sentinel, bcc, orjson, click, re2, pytest, xdist, hypothesis, sigma' 2>/dev/null; then
         log "venv up to date"; return 0
     fi
     "$VENV/bin/pip" install -q --upgrade pip setuptools >&2

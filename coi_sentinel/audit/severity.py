@@ -20,8 +20,9 @@ RANKS: dict[str, int] = {
 }
 HIGH = RANKS["high"]
 
-#: names accepted on the command line, lowest first
-LEVELS = ("debug", "informational", "low", "medium", "high", "critical")
+#: names accepted on the command line, lowest first: Sigma's levels and Falco's priorities
+LEVELS = ("debug", "informational", "info", "low", "notice", "medium", "warning", "high", "error",
+          "critical", "alert", "emergency")
 
 
 def rank(severity: Any) -> int:

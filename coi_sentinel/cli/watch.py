@@ -23,6 +23,9 @@ from .output import SECONDS, TABLE_HEADER, Clock, alert_line, echo_json, json_op
 @click.option("--rules", "rule_paths", multiple=True, metavar="PATH", type=click.Path(exists=True),
               help="Rule file or folder added to the bundled rules (repeatable).")
 @click.option("--no-bundled", is_flag=True, help="Use only the --rules given, not the bundled rules.")
+@click.option("--sigma", "sigma_paths", multiple=True, metavar="DIR", type=click.Path(exists=True),
+              help="Sigma rules (file or folder) converted and added; one that cannot be is skipped "
+                   "with a warning (repeatable).")
 @click.option("--alerts-only", is_flag=True, help="Print alerts (and actions) but not every event.")
 @click.option("--output", "output", metavar="FILE", type=click.Path(dir_okay=False),
               help="Also append everything to this audit log (hash-chained JSONL, mode 0600).")
@@ -32,7 +35,8 @@ from .output import SECONDS, TABLE_HEADER, Clock, alert_line, echo_json, json_op
 @click.option("--families", metavar="LIST", default=None,
               help="Probe families to load, comma-separated (default: all). See `doctor`.")
 def watch(containers: tuple[str, ...], cgroups: tuple[str, ...], as_json: bool,
-          duration: float | None, rule_paths: tuple[str, ...], no_bundled: bool, alerts_only: bool,
+          duration: float | None, rule_paths: tuple[str, ...], no_bundled: bool, sigma_paths: tuple[str, ...],
+          alerts_only: bool,
           output: str | None, respond: bool, families: str | None) -> None:
     """Watch what processes do and raise alerts from the threat rules: exec, fork/exit,
     connect, sockets on stdio, file writes, secret reads, renames, chmods, privileged syscalls,
@@ -49,11 +53,13 @@ def watch(containers: tuple[str, ...], cgroups: tuple[str, ...], as_json: bool,
       sudo coi-sentinel watch --json --duration 5 > events.jsonl
       sudo coi-sentinel watch --alerts-only --container coi-1a2b3c4d-1
       sudo coi-sentinel watch --rules my-rules.yaml --output /var/log/coi.jsonl --respond
+      sudo coi-sentinel watch --sigma sigma/rules/linux/ --alerts-only
     """
     from ..monitor import Monitor, MonitorOptions
     from ..rules import Engine, load_ruleset
 
-    ruleset = load_ruleset([Path(p) for p in rule_paths] or None, replace_bundled=no_bundled)
+    ruleset = load_ruleset([Path(p) for p in rule_paths] or None, replace_bundled=no_bundled,
+                           sigma_paths=[Path(p) for p in sigma_paths])
     opts = MonitorOptions(
         containers=containers, cgroups=cgroups,
         families=tuple(f.strip() for f in families.split(",")) if families else None,

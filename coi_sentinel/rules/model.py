@@ -176,6 +176,13 @@ class Rule:
     output_source: Source
     sequence: Sequence | None = None
     threshold: Threshold | None = None
+    #: a human name: a Falco rule name (the id is derived from it) or a Sigma title
+    title: str = ""
+    references: tuple[str, ...] = ()
+    #: the id of the Sigma rule this one was converted from
+    sigma_id: str = ""
+    #: "falco" for an item written in Falco's style (desc, priority, a name with spaces)
+    dialect: str = ""
 
     @property
     def kind(self) -> str:

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .diagnostics import Diagnostics
+from .falco import field_def, unsupported_field
 from .fields import FIELDS, THRESHOLD_OUTPUT_FIELDS, split_ref
 from .model import Source
 from .parser import suggest
 from .resolve import FieldUse
 
-_REF = re.compile(r"%%|%([a-z_]+\.[a-z_0-9]+(?:\[\d+\])?)")
+_REF = re.compile(r"%%|%([a-z_]+(?:\.[a-z_0-9]+)+(?:\[\d+\])?)")
 NA = "<NA>"
 
 
@@ -79,7 +80,12 @@ def parse_output(text: str, source: Source, diags: Diagnostics, *, threshold: bo
             parts.append(Pseudo(name))
             continue
         ref = split_ref(name)
-        fdef = FIELDS.get(ref[0]) if ref is not None else None
+        fdef = field_def(ref[0]) if ref is not None else None
+        advice = unsupported_field(name) if fdef is None else None
+        if advice is not None:
+            diags.warning(source, f"output field '%{name}' is not supported ({advice}): it prints {NA}")
+            parts.append(NA)
+            continue
         if ref is None or fdef is None:
             base = name.split("[", 1)[0]
             diags.error(source, f"unknown field '%{name}' in output{suggest(base, FIELDS)}")

@@ -118,10 +118,10 @@ def build(merged: Merged, files: list[str], diags: Diagnostics) -> RuleSet:
     compiled = [_compile_rule(rule, index, resolver, diags) for index, rule in enumerate(merged.rules.values())]
 
     for name, lst in merged.lists.items():
-        if name not in resolver.used_lists:
+        if name not in resolver.used_lists and ("list", name) not in merged.weak:
             diags.warning(lst.source, f"list '{name}' is not used by any rule or macro")
     for name, mac in merged.macros.items():
-        if name not in resolver.used_macros:
+        if name not in resolver.used_macros and ("macro", name) not in merged.weak:
             diags.warning(mac.source, f"macro '{name}' is not used by any rule")
 
     ns = Namespace()
@@ -151,7 +151,7 @@ def build(merged: Merged, files: list[str], diags: Diagnostics) -> RuleSet:
 
 def _compile_rule(rule: Rule, index: int, resolver: Resolver, diags: Diagnostics) -> CompiledRule:
     rid = rule.id
-    if not rule.false_positives:
+    if not rule.false_positives and rule.dialect != "falco":
         diags.warning(rule.source, f"rule '{rid}' has no 'false_positives' note")
     if not any(_ATTACK_TAG.match(t) for t in rule.tags):
         diags.warning(rule.source, f"rule '{rid}' has no MITRE ATT&CK technique tag (like T1059.004)")
@@ -169,10 +169,14 @@ def _compile_rule(rule: Rule, index: int, resolver: Resolver, diags: Diagnostics
             conditions.append(Condition(step.events, node, by, step.source))
     else:
         events = rule.events
-        if not events:
-            diags.warning(rule.source, f"rule '{rid}' has no 'events': it is tested on every event type")
-            events = ALL_TYPES
         node = with_exceptions(resolver.condition(rule.condition))
+        if not events:
+            # the event types the condition can hold for (evt.type = ..., Falco's evt.type in
+            # (execve, open)): the others fold to false at compile time
+            events = live_types(node)
+            if len(events) in (0, len(ALL_TYPES)):
+                diags.warning(rule.source, f"rule '{rid}' has no 'events': it is tested on every event type")
+                events = ALL_TYPES
         conditions.append(Condition(events, node, (), rule.condition[0].source if rule.condition else rule.source))
 
     threshold_by: tuple[FieldUse, ...] = ()
@@ -199,6 +203,17 @@ def _compile_rule(rule: Rule, index: int, resolver: Resolver, diags: Diagnostics
             diags.warning(rule.output_source, f"output field %{use.name} has no value for "
                                               f"{_types(all_events)} events: it prints <NA>")
     return CompiledRule(rule, index, output, tuple(conditions), threshold_by, threshold_sum)
+
+
+def live_types(node: TNode, types: tuple[EventType, ...] = ALL_TYPES) -> tuple[EventType, ...]:
+    """The event types for which ``node`` is not false at compile time."""
+    gen = CodeGen(Namespace(), EventType.EXEC, lazy_locals=True)
+    out = []
+    for etype in types:
+        gen.etype = etype
+        if gen.expr(node) is not False:
+            out.append(etype)
+    return tuple(out)
 
 
 def _fields(resolver: Resolver, names: tuple[str, ...], src: Source, events: tuple[EventType, ...],
