@@ -14,10 +14,12 @@ chain it reads with the head: fewer records than the head names is a log cut fro
 (problem ``cut``). The head is written after the lines it names, so a crash leaves it behind
 the log (an older head), never ahead of it.
 
-``seal`` is an HMAC-SHA256 of the other fields under a host key (``COI_SENTINEL_HEAD_KEY``,
-default ``~/.local/state/coi-sentinel/head.key``, 0600, created on first use): rewriting the
-head to match a cut log needs that key too. Whoever can read the key can forge a head; keep a
-copy of the head (or of ``audit verify``'s printed hash) elsewhere for more than that.
+``seal`` is an HMAC-SHA256 of the other fields under a key kept beside the logs
+(``.head.key`` in the log's folder, 0600, created on first use; ``COI_SENTINEL_HEAD_KEY``
+names another file): rewriting the head to match a cut log needs that key too, so it takes
+what rewriting the logs takes (the folder is root's, 0700) plus knowing to do it. Whoever can
+read the key can forge a head; keep a copy of the head (or of ``audit verify``'s printed hash)
+elsewhere for more than that.
 """
 
 from __future__ import annotations
@@ -49,13 +51,9 @@ def head_path(active: str | os.PathLike[str]) -> Path:
     return p.with_name(p.name.partition(".")[0] + ".head")
 
 
-def key_path() -> Path:
+def key_path(folder: str | os.PathLike[str]) -> Path:
     env = os.environ.get("COI_SENTINEL_HEAD_KEY")
-    if env:
-        return Path(env)
-    from ..sessions.paths import state_dir
-
-    return state_dir() / "head.key"
+    return Path(env) if env else Path(folder) / ".head.key"
 
 
 def _read_key(path: Path) -> bytes | None:
@@ -66,9 +64,10 @@ def _read_key(path: Path) -> bytes | None:
     return data if len(data) >= 32 else None
 
 
-def load_key(create: bool) -> bytes | None:
-    """The host's head key; with ``create``, made (0600, atomically) when it does not exist."""
-    path = key_path()
+def load_key(folder: str | os.PathLike[str], create: bool) -> bytes | None:
+    """The head key of the logs in ``folder``; with ``create``, made (0600, atomically) when
+    it does not exist."""
+    path = key_path(folder)
     key = _read_key(path)
     if key is not None or not create:
         return key

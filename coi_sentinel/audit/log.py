@@ -169,7 +169,8 @@ class AuditLog:
     def _write_head(self) -> None:
         """Everything sealed so far is on disk: say so in the head file."""
         if self._head is None:
-            self._head = head_mod.HeadFile(self.head_path, head_mod.load_key(create=True))
+            self._head = head_mod.HeadFile(self.head_path,
+                                           head_mod.load_key(self.path.parent, create=True))
         self._head.write(chain=self._chain_id, file=self._index, log_name=self.path.name,
                          n=self._chain.n - 1, h=self._chain.prev, closed=self._closing,
                          sync=self._closing)

@@ -464,11 +464,11 @@ def _check_heads(report: VerifyReport) -> None:
                                         f"the head file belongs to chain {head['chain'][:12]}, "
                                         f"not {chain_id[:12]}: a newer log replaced this one"))
             continue
-        key = head_mod.load_key(create=False)
+        key = head_mod.load_key(folder, create=False)
         if key is None:
             report.notes.append(Finding("head", str(head_file), None,
                                         f"the head's seal is not checked: no key at "
-                                        f"{head_mod.key_path()}"))
+                                        f"{head_mod.key_path(folder)}"))
         elif not head_mod.seal_ok(head, key):
             report.problems.append(Finding("cut", str(head_file), None,
                                            "the head file's seal does not match: it was edited "

@@ -83,10 +83,3 @@ class FailingDisk:
 def failing_disk(monkeypatch):
     return lambda fd, budget=0: FailingDisk(monkeypatch, fd, budget)
 
-
-@pytest.fixture(autouse=True)
-def head_key(tmp_path_factory, monkeypatch) -> Path:
-    """The audit head's HMAC key in a folder of the test run, not in the user's state dir."""
-    path = tmp_path_factory.getbasetemp() / "head.key"
-    monkeypatch.setenv("COI_SENTINEL_HEAD_KEY", str(path))
-    return path
