@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# setup.sh - everything coi-sentinel needs on a fresh Debian 12 / Ubuntu 24.04 machine, as root.
+# setup.sh - everything coi-sentinel needs on a fresh Debian 12 machine (tested in CI; Debian 13 and
+# Ubuntu 24.04 take Incus from their own archive, see setup-incus.sh), as root.
 #
 #   scripts/setup.sh [--no-incus] [STEP...]
 #   steps: packages headers tracefs venv incus   (default: all; --no-incus skips incus)
@@ -102,7 +103,7 @@ skip_incus=0
 for a in "$@"; do
     case $a in
         --no-incus) skip_incus=1 ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
         packages|headers|tracefs|venv|incus) steps+=("$a") ;;
         *) die "unknown step or option: $a" ;;
     esac
