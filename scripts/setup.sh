@@ -103,7 +103,7 @@ skip_incus=0
 for a in "$@"; do
     case $a in
         --no-incus) skip_incus=1 ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         packages|headers|tracefs|venv|incus) steps+=("$a") ;;
         *) die "unknown step or option: $a" ;;
     esac
