@@ -6,7 +6,8 @@
 #   steps: packages headers tracefs venv incus   (default: all; --no-incus skips incus)
 #
 # Idempotent: a second run only checks and takes seconds.
-#  packages  apt: python3-bpfcc (bcc), pyroute2, python3-nftables, nftables, tmux, venv...
+#  packages  apt: python3-bpfcc (bcc), pyroute2, python3-nftables, nftables, tmux, venv...,
+#            rsyslog (+ gnutls), prometheus, openssl (receivers for the output tests)
 #  headers   bcc compiles against /lib/modules/$(uname -r)/build. Installs the exact
 #            linux-headers-$(uname -r) when the distribution has it; otherwise the generic
 #            headers package, linked in as build/source, with a warning: their struct layouts
@@ -43,6 +44,10 @@ step_packages() {
         python3-venv python3-pip python3-yaml tmux iproute2 gcc libc6-dev util-linux
     # headless Chromium: the report tests open the HTML report and read its DOM
     apt_install chromium
+    # real receivers the output tests start on loopback with private configs (rsyslog: RFC 5424
+    # over TCP/UDP/TLS/unix socket; prometheus: scrapes --metrics; openssl makes the test
+    # certificate). Their own services are not used.
+    apt_install rsyslog rsyslog-gnutls prometheus openssl
 }
 
 step_headers() {

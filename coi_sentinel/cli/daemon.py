@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ..daemon import protocol as P
+from ..outputs.cli import alert_output_options
 
 
 @click.command()
@@ -24,8 +25,10 @@ from ..daemon import protocol as P
               help="Where the daemon keeps its pid, lock and registered scopes "
                    "(default: beside the socket, /run/coi-sentinel/sentinel.d).")
 @click.option("--detach", is_flag=True, help="Start in the background and return once it answers.")
+@alert_output_options()
 def daemon(sock: str | None, group: str, rule_paths: tuple[str, ...], no_bundled: bool,
-           state_dir: str, detach: bool) -> None:
+           state_dir: str, detach: bool, alerts_to: tuple[str, ...], outputs_config: str | None,
+           fmt: str | None, metrics_addr: str | None) -> None:
     """Run the host's sentinel: load the probes once, hold the rules, the responder and every
     session's audit log, and serve the socket API (docs/daemon.md) that `run`, `watch`,
     `status`, `list` and `top` use. Foreground by default; SIGTERM or Ctrl-C stops it (the
@@ -37,6 +40,7 @@ def daemon(sock: str | None, group: str, rule_paths: tuple[str, ...], no_bundled
       sudo coi-sentinel daemon                      # foreground, logs on stderr
       sudo coi-sentinel daemon --detach             # background, log in <socket>.log
       sudo coi-sentinel daemon --group developers --rules /etc/coi-sentinel/rules
+      sudo coi-sentinel daemon --alerts-to 'syslog+tcp://127.0.0.1:601?min=high' --metrics 127.0.0.1:9464
       sudo kill -HUP $(cat /run/coi-sentinel/sentinel.d/daemon.pid)   # reload the rules
     """
     from ..daemon.server import DaemonOptions, serve
@@ -52,6 +56,12 @@ def daemon(sock: str | None, group: str, rule_paths: tuple[str, ...], no_bundled
             extra += ["--rules", str(Path(r).resolve())]
         if no_bundled:
             extra.append("--no-bundled")
+        for url in alerts_to:
+            extra += ["--alerts-to", url]
+        if outputs_config:
+            extra += ["--outputs-config", str(Path(outputs_config).resolve())]
+        if metrics_addr:
+            extra += ["--metrics", metrics_addr]
         pid = start_detached(path, extra)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
@@ -66,7 +76,8 @@ def daemon(sock: str | None, group: str, rule_paths: tuple[str, ...], no_bundled
             time.sleep(0.1)
         raise P.DaemonError(f"the daemon did not start; see {log_path(path)}")
     opts = DaemonOptions(socket=str(path), group=group or None, rules=rule_paths,
-                         no_bundled=no_bundled, state_dir=state_dir)
+                         no_bundled=no_bundled, state_dir=state_dir, alerts_to=alerts_to,
+                         outputs_config=outputs_config, metrics=metrics_addr)
 
     def ready(d) -> None:
         click.echo(f"coi-sentinel daemon {os.getpid()} listening on {path} "

@@ -88,7 +88,8 @@ class Scope:
 
     def __init__(self, reg: Registration, *, scope_id: int, table, ruleset,
                  publish: Callable[[str, "Scope", Any], None],
-                 chore: Callable[[Callable[[Any], None]], None] | None = None) -> None:
+                 chore: Callable[[Callable[[Any], None]], None] | None = None,
+                 sinks=None) -> None:
         self.reg = reg
         self.name = reg.name
         self.cgroup = Path(reg.cgroup)
@@ -98,6 +99,8 @@ class Scope:
         self.publish = publish
         #: runs ``fn(incus_client)`` off the loop (Incus calls are too slow for it)
         self.chore = chore
+        #: the daemon's outputs and metrics (coi_sentinel.outputs.cli.AlertSinks)
+        self.sinks = sinks
         self.registered = time.time()
         self.events: Counter[str] = Counter()
         self.alert_counts: Counter[str] = Counter()
@@ -239,7 +242,7 @@ class Scope:
     def _on_alert(self, alert) -> None:
         self._check_freezer()               # a resume not noticed yet must not skip this pause
         rec = self.responder(alert)         # act first: the audit log's fsync comes after
-        d = alert.to_dict()
+        d = self.sinks.record(alert) if self.sinks is not None else alert.to_dict()
         self.alerts += 1
         self.alert_counts[str(d.get("severity"))] += 1
         self.last_alerts.append(d)
@@ -248,6 +251,8 @@ class Scope:
         except AuditError as err:
             self.fail_closed(f"the audit log cannot be written: {err}")
         self.publish("alert", self, d)
+        if self.sinks is not None:
+            self.sinks.emit(alert)          # outputs and metrics: never blocks
         if rec is not None:
             if rec.get("ok") and not rec.get("skipped") and rec["action"] in ("kill", "kill-process"):
                 self.killed = True
@@ -255,6 +260,8 @@ class Scope:
 
     def acted(self, rec: dict[str, Any]) -> None:
         self.actions.append(rec)
+        if self.sinks is not None:
+            self.sinks.action(rec)
         if rec.get("action") == "pause" and rec.get("ok") and rec.get("by") in ("monitor", "user", "rules"):
             self.paused_by_decision = True
         elif rec.get("action") == "resume":

@@ -62,6 +62,10 @@ class DaemonOptions:
     state_dir: str | None = None
     poll_ms: int = 5
     guard: bool = True
+    #: outputs and metrics (coi_sentinel.outputs): --alerts-to URLs, --outputs-config, --metrics
+    alerts_to: tuple[str, ...] = ()
+    outputs_config: str | None = None
+    metrics: str | None = None
 
 
 @dataclass(slots=True)
@@ -103,6 +107,7 @@ class Daemon:
         self._polled_ns = 0
         self.state_dir = Path(options.state_dir) if options.state_dir else P.state_dir_of(options.socket)
         self._chores = None
+        self.sinks = None
 
     # ------------------------------------------------------------------ rules
     def _rule_paths(self, extra: list[Path] | None = None) -> list[Path]:
@@ -159,6 +164,7 @@ class Daemon:
                                           sensitive_suffixes=tuple(self.ruleset.sensitive_suffixes())))
         self.mon.start()
         try:
+            self._open_sinks()
             self.mon.pipeline.add_sink(self._route)
             self._readopt()
             self._listen()
@@ -168,6 +174,22 @@ class Daemon:
             raise
         log.info("daemon %d listening on %s (%d rules, %d scopes re-adopted)", os.getpid(),
                  self.options.socket, len(self.ruleset.rules), len(self.scopes))
+
+    def _open_sinks(self) -> None:
+        """Outputs and metrics, started after any fork (the outputs' delivery process)."""
+        from ..outputs.cli import AlertSinks
+
+        o = self.options
+        self.sinks = AlertSinks.open(o.alerts_to, o.outputs_config, "json", o.metrics)
+        self.sinks.watch_monitor(self.mon)
+        if self.sinks.metrics is not None:
+            self.sinks.metrics.set_source("sessions", self._sessions_by_state)
+
+    def _sessions_by_state(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for scope in list(self.scopes.values()):
+            out[scope.state] = out.get(scope.state, 0) + 1
+        return out
 
     def _take_lock(self) -> None:
         path = self.state_dir / "daemon.lock"
@@ -225,6 +247,7 @@ class Daemon:
                             scope.tick(now, total)
                         except SentinelError as err:
                             log.error("%s: %s", scope.name, err)
+                    self.sinks.tick(_EveryAudit(self.scopes))
                     if self._reload_asked:
                         self._reload_asked = False
                         try:
@@ -259,6 +282,9 @@ class Daemon:
             for sub in self.subscribers:
                 sub.closed = True
                 sub.wake.set()
+            if self.sinks is not None:
+                self.sinks.close()
+                self.sinks = None
             if self.mon is not None:
                 self.mon.close()
                 self.mon = None
@@ -363,7 +389,7 @@ class Daemon:
             cid = self.mon.add_scope(Path(reg.cgroup), reg.name)
             self._sync_sensitive(extra=ruleset)
             scope = Scope(reg, scope_id=cid, table=self.mon.pipeline.table, ruleset=ruleset,
-                          publish=self._publish, chore=self._chore)
+                          publish=self._publish, chore=self._chore, sinks=self.sinks)
             scope.rules_hash = rhash
             cov = self.mon.coverage.to_dict() if self.mon.coverage is not None else {}
             header = make_header("run", coverage=cov, session=reg.name, cgroup=reg.cgroup,
@@ -640,6 +666,18 @@ class Daemon:
         finally:
             with self.lock:
                 self.subscribers = [s for s in self.subscribers if s is not sub]
+
+
+class _EveryAudit:
+    """What the outputs could not deliver goes on the record of every watched session."""
+
+    def __init__(self, scopes: dict[str, Scope]) -> None:
+        self.scopes = scopes
+
+    def write_record(self, record: dict[str, Any], **kw: Any) -> None:
+        for scope in list(self.scopes.values()):
+            if scope.audit is not None:
+                scope.audit.write_record(record, **kw)
 
 
 class _Lease(set):

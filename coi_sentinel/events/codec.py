@@ -7,6 +7,7 @@ decoded event compares equal to the original.
 
 from __future__ import annotations
 
+import operator
 from dataclasses import fields
 from typing import Any
 
@@ -20,29 +21,78 @@ SCHEMA_VERSION = 1
 
 _FIELDS = model.FIELD_NAMES
 _ARGV_INDEX = _FIELDS[model.ExecEvent].index("argv")
+_last: tuple[Any, bytes] = (None, b"")
+
+
+def _remember(entry: tuple[Any, bytes]) -> None:
+    global _last
+    _last = entry       # one assignment: a thread reading it sees the old pair or the new one
+
+
+#: event class -> (label, field names, a getter of their values in order)
+_ENCODERS = {cls: (cls.type.label, names, operator.attrgetter(*names)) for cls, names in _FIELDS.items()}
+#: label -> (event class, a getter of its fields' values in order: one C call per event)
+_DECODERS = {label: (model.EVENT_CLASSES[etype], operator.itemgetter(*_FIELDS[model.EVENT_CLASSES[etype]]))
+             for label, etype in EVENT_TYPE_BY_LABEL.items()}
+
+
 #: the JSON type each field must have: a trace is input, and a field of the wrong type
 #: (``"pid": "abc"``) would otherwise reach the process table and the rules
 _JSON_TYPES = {"int": "an integer", "str": "a string", "bool": "true or false",
                "tuple[str, ...]": "a list of strings"}
-_TYPES: dict[type, tuple[tuple[str, str], ...]] = {
+_KINDS: dict[type, tuple[tuple[str, str], ...]] = {
     cls: tuple((f.name, str(f.type)) for f in fields(cls)) for cls in _FIELDS}
+_PY = {"int": int, "str": str, "bool": bool, "tuple[str, ...]": list}
+#: class -> the Python types of its fields as JSON decodes them (checked with one comparison)
+_SHAPES = {cls: tuple(_PY[kind] for _name, kind in kinds) for cls, kinds in _KINDS.items()}
+
+
+def _check_types(cls: type, label: str, values: tuple, source: str | None, line: int | None) -> None:
+    """The slow path, when the shape differs: accept what is right after all (an argv tuple
+    from :func:`to_dict`), else name the first field of the wrong type."""
+    for (name, kind), value in zip(_KINDS[cls], values):
+        t = type(value)
+        if not (t is int if kind == "int" else t is str if kind == "str" else t is bool if kind == "bool"
+                else (t is list or t is tuple) and all(type(x) is str for x in value)):
+            raise EventDecodeError(f"{label} event: field {name!r} must be {_JSON_TYPES[kind]}, "
+                                   f"not {_json_type(value)}", source=source, line=line)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    return "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else type(value).__name__
 
 
 def to_dict(event: model.Event) -> dict[str, Any]:
-    d: dict[str, Any] = {"type": event.type.label}
-    for name in _FIELDS[type(event)]:
-        d[name] = getattr(event, name)
+    label, names, take = _ENCODERS[type(event)]
+    d: dict[str, Any] = {"type": label}
+    d.update(zip(names, take(event)))
     return d
 
 
 def dumps(event: model.Event) -> bytes:
     """One JSON line, without the newline. Bytes that were not UTF-8 in a path or argv (kept
-    in the model as surrogate escapes) are written as ``\\xNN`` text."""
+    in the model as surrogate escapes) are written as ``\\xNN`` text.
+
+    The last event's line is kept: `watch --json --output` writes each event to stdout and to
+    the audit log, and events are frozen, so the second write reuses the first's bytes."""
+    last = _last
+    if last[0] is event:
+        return last[1]
     d = to_dict(event)
     try:
-        return orjson.dumps(d)
+        data = orjson.dumps(d)
     except TypeError:  # a lone surrogate: orjson refuses it
-        return orjson.dumps({k: _escape(v) for k, v in d.items()})
+        data = orjson.dumps({k: _escape(v) for k, v in d.items()})
+    _remember((event, data))
+    return data
 
 
 def _escape(v: Any) -> Any:
@@ -59,38 +109,25 @@ def _escape(v: Any) -> Any:
 
 def from_dict(d: dict[str, Any], *, source: str | None = None, line: int | None = None) -> model.Event:
     try:
-        label = d["type"]
+        cls, take = _DECODERS[d["type"]]
     except (KeyError, TypeError):
-        raise EventDecodeError("event has no \"type\"", source=source, line=line) from None
-    etype = EVENT_TYPE_BY_LABEL.get(label)
-    if etype is None:
-        raise EventDecodeError(f"unknown event type {label!r}", source=source, line=line)
-    cls = model.EVENT_CLASSES[etype]
+        if not isinstance(d, dict) or "type" not in d:
+            raise EventDecodeError("event has no \"type\"", source=source, line=line) from None
+        raise EventDecodeError(f"unknown event type {d['type']!r}", source=source, line=line) from None
     try:
-        values = [d[name] for name in _FIELDS[cls]]
+        values = take(d)
     except KeyError as err:
-        raise EventDecodeError(f"{label} event lacks field {err.args[0]!r}", source=source, line=line) from None
-    for (name, kind), value in zip(_TYPES[cls], values):
-        t = type(value)
-        if not (t is int if kind == "int" else t is str if kind == "str" else t is bool if kind == "bool"
-                else (t is list or t is tuple) and all(type(x) is str for x in value)):
-            raise EventDecodeError(f"{label} event: field {name!r} must be {_JSON_TYPES[kind]}, "
-                                   f"not {_json_type(value)}", source=source, line=line)
+        raise EventDecodeError(f"{d['type']} event lacks field {err.args[0]!r}", source=source,
+                               line=line) from None
+    if tuple(map(type, values)) != _SHAPES[cls]:
+        _check_types(cls, d["type"], values, source, line)
     if cls is model.ExecEvent:
-        values[_ARGV_INDEX] = tuple(values[_ARGV_INDEX])
+        values = list(values)
+        argv = values[_ARGV_INDEX]
+        if not all(type(x) is str for x in argv):
+            _check_types(cls, d["type"], tuple(values), source, line)
+        values[_ARGV_INDEX] = tuple(argv)
     return cls(*values)
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if value is None:
-        return "null"
-    if isinstance(value, (int, float)):
-        return f"the number {value!r}"
-    if isinstance(value, str):
-        return f"the string {value[:40]!r}"
-    return "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else type(value).__name__
 
 
 def loads(line: bytes | str, *, source: str | None = None, lineno: int | None = None) -> model.Event:

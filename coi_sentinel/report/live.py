@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..audit import severity as sev
+from ..severity import Severity
 from ..errors import SentinelError
 
 log = logging.getLogger(__name__)
@@ -33,7 +34,7 @@ STATES = ("running", "frozen", "orphan", "killed", "gone", "starting")
 
 
 def severity_label(value: Any) -> str:
-    return {5: "critical", 4: "high", 3: "medium", 2: "low"}.get(sev.rank(value), "info")
+    return Severity(sev.rank(value)).label
 
 
 @dataclass(slots=True)

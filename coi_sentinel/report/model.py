@@ -24,13 +24,14 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from ..audit import severity as sev
+from ..severity import Severity
 from ..audit.verify import verify
 from ..events import model as m
 from ..trace.format import parse_iso_time
 from ..trace.reader import TraceReader
 
 #: severity ranks (coi_sentinel.audit.severity) -> the label the report shows, highest first
-SEVERITY_LABELS = ((5, "critical"), (4, "high"), (3, "medium"), (2, "low"), (1, "info"), (0, "debug"))
+SEVERITY_LABELS = tuple((int(s), s.label) for s in sorted(Severity, reverse=True))
 _LABEL = dict(SEVERITY_LABELS)
 
 

@@ -14,20 +14,12 @@ from __future__ import annotations
 import re
 
 from .fields import FIELDS, FieldDef
-from .model import Severity
+from ..severity import ALIASES, FALCO_PRIORITIES, Severity
 
-#: Falco's eight priorities -> our severities (Falco's ``info`` spelling too)
+#: Falco's eight priorities -> our severities (Falco's ``info`` spelling too), read through the
+#: one vocabulary (coi_sentinel.severity)
 PRIORITIES: dict[str, Severity] = {
-    "emergency": Severity.CRITICAL,
-    "alert": Severity.CRITICAL,
-    "critical": Severity.CRITICAL,
-    "error": Severity.HIGH,
-    "warning": Severity.MEDIUM,
-    "notice": Severity.LOW,
-    "informational": Severity.INFO,
-    "info": Severity.INFO,
-    "debug": Severity.INFO,
-}
+    name: ALIASES[name] for name in (*(p.lower() for p in FALCO_PRIORITIES), "info")}
 
 #: syscall (Falco event) name -> (our event type label, priv.op or None)
 EVENTS: dict[str, tuple[str, str | None]] = {

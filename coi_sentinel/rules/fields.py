@@ -204,6 +204,9 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
     FieldDef("container.is_host", B, "the event is not from a container", _on(ALL, "(ev.container == 'host')")),
     FieldDef("container.scope_id", I, "container-level cgroup id", _on(ALL, "ev.scope_id")),
     FieldDef("container.cgroup_id", I, "leaf cgroup id", _on(ALL, "ev.cgroup_id")),
+    FieldDef("container.live_procs", I, "processes alive in the container (its scope) after this "
+             "event, as the event stream shows them: forked or seen, not exited",
+             _on(ALL, "E.table.live(ev.scope_id)")),
     FieldDef("session.id", S, "coi-sentinel session id", _on(ALL, "{ses}.id"), nullable=True),
     FieldDef("session.tool", S, "agent tool of the session (claude, codex, shell...)",
              _on(ALL, "{ses}.tool"), nullable=True),

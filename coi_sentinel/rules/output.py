@@ -53,6 +53,34 @@ class OutputTemplate:
         return "".join(out)
 
 
+    def render_fields(self, value_of: Callable[[FieldUse], Any],
+                      pseudo: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        """The text, and every field the template names -> its typed value (a tuple as a list;
+        None where the event has no value), as Falco's ``output_fields``."""
+        out: list[str] = []
+        fields: dict[str, Any] = {}
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            if isinstance(part, Pseudo):
+                name, value = part.name, (pseudo or {}).get(part.name)
+            else:
+                name, value = part.name, value_of(part)
+            out.append(format_value(value))
+            fields[name] = _typed(value)
+        return "".join(out), fields
+
+
+def _typed(value: Any) -> Any:
+    """A field value as JSON holds it: str, int, bool, None, or a list of those."""
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    if isinstance(value, tuple):
+        return [_typed(v) for v in value]
+    return str(value)
+
+
 def format_value(value: Any) -> str:
     if value is None:
         return NA

@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 from ..events.model import EVENT_CLASSES, Event
 from ..events.types import EventType
-from .compiler import CodeGen, Namespace, build_getter, build_match_function
+from .compiler import CodeGen, Namespace, build_getter
+from .index import match_functions
 from .diagnostics import Diagnostics
 from .fields import FieldType
 from .kernelset import path_filter
@@ -69,7 +70,8 @@ class RuleSet:
     def __init__(self, *, files: list[str], lists: dict[str, ListDef], macros: dict[str, MacroDef],
                  rules: list[CompiledRule], diagnostics: Diagnostics, namespace: Namespace,
                  match_fns: dict[type[Event], Callable[..., list[int]]], matchers: list[tuple[CompiledRule, int]],
-                 code: dict[EventType, str], prefixes: list[str], suffixes: list[str]) -> None:
+                 code: dict[EventType, str], prefixes: list[str], suffixes: list[str],
+                 index_stats: dict[str, dict[str, int]] | None = None) -> None:
         self.files = files
         self.lists = lists
         self.macros = macros
@@ -80,6 +82,8 @@ class RuleSet:
         self.match_fns = match_fns
         self.matchers = matchers
         self.code = code
+        #: per event type: conditions tested on every event, conditions behind the index
+        self.index_stats = index_stats or {}
         self._prefixes = prefixes
         self._suffixes = suffixes
         self._getters: dict[tuple[FieldUse, EventType], Callable[[Any, Any, Any], Any] | None] = {}
@@ -126,27 +130,17 @@ def build(merged: Merged, files: list[str], diags: Diagnostics) -> RuleSet:
 
     ns = Namespace()
     matchers: list[tuple[CompiledRule, int]] = []
-    per_type: dict[EventType, list[tuple[int, TNode]]] = {t: [] for t in ALL_TYPES}
     for c in compiled:
         if not c.rule.enabled:
             continue
-        for step, cond in enumerate(c.conditions):
-            mid = len(matchers)
+        for step in range(len(c.conditions)):
             matchers.append((c, step if c.kind == "sequence" else -1))
-            for etype in cond.events:
-                per_type[etype].append((mid, cond.node))
-    match_fns: dict[type[Event], Callable[..., list[int]]] = {}
-    code: dict[EventType, str] = {}
-    for etype, conds in per_type.items():
-        fn, src = build_match_function(ns, etype, conds)
-        if fn is not None:
-            match_fns[EVENT_CLASSES[etype]] = fn
-            code[etype] = src
+    match_fns, code, index_stats = match_functions(ns, matchers)
 
     prefixes, suffixes = _sensitive_sets(compiled, diags)
     return RuleSet(files=files, lists=merged.lists, macros=merged.macros, rules=compiled, diagnostics=diags,
                    namespace=ns, match_fns=match_fns, matchers=matchers, code=code, prefixes=prefixes,
-                   suffixes=suffixes)
+                   suffixes=suffixes, index_stats=index_stats)
 
 
 def _compile_rule(rule: Rule, index: int, resolver: Resolver, diags: Diagnostics) -> CompiledRule:

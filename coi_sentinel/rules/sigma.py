@@ -37,6 +37,7 @@ import yaml
 
 from ..events.types import EVENT_TYPE_BY_LABEL, EventType
 from ..errors import RuleError
+from ..severity import Severity
 from .diagnostics import Diagnostics
 from .falco import EVENTS as FALCO_EVENTS
 from .falco import UNSUPPORTED_EVENTS, field_def, slug
@@ -556,7 +557,7 @@ class Converter:
             "rule": rid,
             "title": title,
             "description": (str(rule.description or title)).strip(),
-            "severity": "info" if level == "informational" else level,
+            "severity": _severity_label(level),
             "events": [t.label for t in events],
             "condition": condition,
             "output": f"{title.replace('%', '%%')} ({fields})",
@@ -648,3 +649,10 @@ def _dump_item(item: dict[str, Any]) -> str:
 
 
 __all__ = ["Converter", "Report", "Result", "SentinelBackend", "convert_paths", "pipeline", "sigma_file_items"]
+
+
+def _severity_label(level: str) -> str:
+    """A Sigma level as our severity label (``informational`` -> ``info``), through the one
+    vocabulary; an unknown one is left for the schema to report."""
+    found = Severity.lookup(level)
+    return found.label if found is not None else level

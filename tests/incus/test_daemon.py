@@ -175,6 +175,14 @@ def test_two_sessions_see_only_their_own_events_and_alerts(daemon, tmp_path):
             assert alert["rule"] == "test_base_marker" and alert["container"] == name
         st = json.loads(cli("status", "--json", "--socket", str(sock)).stdout)
         assert {s["name"] for s in st["daemon"]["scopes"]} == {na, nb}
+        # `watch --container` follows the daemon's stream of that session only
+        w = subprocess.run([sys.executable, "-m", "coi_sentinel.cli.main", "watch", "--container", nb,
+                            "--json", "--duration", "2"], capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "COI_SENTINEL_SOCKET": str(sock)})
+        assert w.returncode == 0, w.stderr
+        assert "following the daemon's stream" in w.stderr
+        lines = [json.loads(x) for x in w.stdout.splitlines()]
+        assert any(x["type"] == "exec" for x in lines) and all(x["container"] == nb for x in lines)
     finally:
         stop_all(pa, pb)
     assert pa.returncode == 4 and pb.returncode == 4
@@ -270,3 +278,58 @@ def test_run_starts_a_daemon_when_none_runs_and_says_so(tmp_path):
     finally:
         stop_daemon(sock)
     clean(env)
+
+
+def test_the_daemon_sends_session_alerts_to_outputs_and_serves_metrics(tmp_path):
+    """A webhook receiver on loopback gets the session's alert; /metrics counts sessions."""
+    import http.server
+    import socket as so
+    import threading
+    import urllib.request
+
+    require_incus(BUSYBOX)
+    require_bpf()
+    posts: list[bytes] = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            posts.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    with so.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        mport = s.getsockname()[1]
+    sock = Path(f"/run/coi-sentinel/test-out-{os.urandom(3).hex()}.sock")
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "m.yaml").write_text(MARKER_RULE.format(rid="test_output_marker", arg="12.3456"))
+    r = cli("daemon", "--detach", "--socket", str(sock), "--rules", str(rules),
+            "--alerts-to", f"http://127.0.0.1:{srv.server_address[1]}/", "--metrics", f"127.0.0.1:{mport}")
+    env = None
+    try:
+        assert r.returncode == 0, r.stderr
+        env = make_env(tmp_path / "a", sock)
+        p = env.popen("run", "--", "sh", "-c", f"sleep 12.3456 & {TICKER}")
+        try:
+            env.wait_sessions(1, procs=(p,))
+            wait_for("the webhook post", lambda: posts, 20, step=0.05)
+            alert = json.loads(posts[0])
+            alert = alert[0] if isinstance(alert, list) else alert
+            assert alert["rule"] == "test_output_marker" and alert["source"] == "syscall"
+            assert alert["priority"] == "Error" and alert["output_fields"]
+            text = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5).read().decode()
+            assert 'coi_sentinel_sessions{state="running"} 1.0' in text
+            assert "coi_sentinel_alerts_total" in text
+        finally:
+            stop_all(p)
+    finally:
+        srv.shutdown()
+        stop_daemon(sock)
+    if env is not None:
+        clean(env)
