@@ -20,6 +20,32 @@ log = logging.getLogger(__name__)
 
 STATUS_DIR = Path(os.environ.get("COI_SENTINEL_RUN_DIR", "/run/coi-sentinel")) / "monitors"
 
+#: the kernel's task flag for a task in do_exit (include/linux/sched.h); /proc/PID/stat field 9
+PF_EXITING = 0x00000004
+
+
+def start_time(pid: int) -> str | None:
+    """The start time (clock ticks after boot, /proc/PID/stat field 22) of a *living* process,
+    None when it is gone, a zombie, or exiting. A process killed with SIGKILL that had loaded
+    BPF programs takes seconds to tear down, and its /proc entry stays until it is reaped: both
+    are already dead for whoever asks whether the process still watches anything."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_text()
+    except (OSError, ValueError):
+        return None
+    fields = data.rsplit(")", 1)[-1].split()
+    try:
+        state, flags, start = fields[0], int(fields[6]), fields[19]
+    except (IndexError, ValueError):
+        return None
+    if state in ("Z", "X", "x") or flags & PF_EXITING:
+        return None
+    return start
+
+
+def alive(pid: int) -> bool:
+    return start_time(pid) is not None
+
 
 def status_path(pid: int | None = None) -> Path:
     return STATUS_DIR / f"{pid or os.getpid()}.json"
@@ -46,7 +72,8 @@ def withdraw() -> None:
 
 
 def read_all() -> list[dict[str, Any]]:
-    """Every status file, with ``alive`` (the process still exists) and ``age`` in seconds."""
+    """Every status file, with ``alive`` (the process exists and is not exiting: a ``run``
+    killed with SIGKILL reads as dead at once) and ``age`` in seconds."""
     out: list[dict[str, Any]] = []
     try:
         files = sorted(STATUS_DIR.glob("*.json"))
@@ -58,8 +85,11 @@ def read_all() -> list[dict[str, Any]]:
             data = json.loads(path.read_text())
         except (OSError, ValueError):
             continue
-        pid = int(data.get("pid", path.stem))
-        data["alive"] = os.path.exists(f"/proc/{pid}")
+        try:
+            pid = int(data.get("pid", path.stem))
+        except (TypeError, ValueError):
+            continue
+        data["alive"] = alive(pid)
         data["age"] = round(now - float(data.get("updated", 0)), 1)
         data["file"] = str(path)
         out.append(data)

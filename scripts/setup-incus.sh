@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # setup-incus.sh - Incus for coi-sentinel sessions and the incus test tier, on a Debian 12 host
-# with no systemd, no image server and no route off the machine. Idempotent: a second run only
-# checks and takes a few seconds.
+# (tested in CI) or Debian 13 / Ubuntu 24.04 (Incus from their own archive), with no systemd,
+# no image server and no route off the machine. Idempotent: a second run only checks and takes
+# a few seconds.
 #
 # Usage:  bash scripts/setup-incus.sh [STEP...]
 #   steps (default: all, in this order):
-#     packages  incus + incus-client from bookworm-backports, the tools to build images
+#     packages  incus + incus-client (Debian 12: from bookworm-backports; Debian 13, Ubuntu
+#               24.04 and later: from their archive), the tools to build images
+#     distro    only print where Incus would come from on this distribution (changes nothing)
 #     daemon    start incusd with setsid when it is not answering (no systemd here)
 #     init      proxies pointed at a dead loopback port, storage pools, subuid/subgid lines
 #     network   bridge with a manual subnet, no NAT, no routing, DHCP without router or DNS;
@@ -52,15 +55,45 @@ incus_up() { incus query /1.0 >/dev/null 2>&1; }
 need_incus() { incus_up || { log "incusd is not answering (run: bash $0 daemon)"; exit 1; }; }
 
 # ---------------------------------------------------------------- packages
+# Where incus comes from: prints the apt target release ("archive" = the distribution's own),
+# or fails with the reason. Reads $COI_OS_RELEASE [/etc/os-release].
+incus_source() {
+    local file="${COI_OS_RELEASE:-/etc/os-release}" ID="" VERSION_ID="" VERSION_CODENAME=""
+    [ -r "$file" ] || { echo "cannot read $file: unknown distribution"; return 1; }
+    # shellcheck disable=SC1090
+    . "$file"
+    case "$ID:$VERSION_CODENAME" in
+        debian:bookworm) echo "bookworm-backports" ;;
+        debian:trixie|debian:forky|debian:sid) echo "archive" ;;
+        ubuntu:*)
+            if [ "${VERSION_ID%%.*}" -ge 24 ] 2>/dev/null; then echo "archive"
+            else echo "Ubuntu $VERSION_ID has no incus package (Ubuntu 24.04 or later has)"; return 1; fi ;;
+        *) echo "$ID ${VERSION_ID:-?} ($VERSION_CODENAME) is not supported: use Debian 12 or 13," \
+                "or Ubuntu 24.04 (or the dev VM in vagrant/)"; return 1 ;;
+    esac
+}
+
+step_distro() {
+    local src
+    src=$(incus_source) || { log "$src"; return 1; }
+    log "incus from: $src"
+    echo "$src"
+}
+
 step_packages() {
-    local need=() p
+    local need=() p src
+    src=$(incus_source) || { log "$src"; return 1; }
+    local extra=()
+    # debootstrap of the Debian session image needs Debian's keys on a non-Debian host
+    [ "$src" = archive ] && grep -qs '^ID=ubuntu' "${COI_OS_RELEASE:-/etc/os-release}" && extra+=(debian-archive-keyring)
     for p in incus incus-client busybox-static debootstrap dnsmasq-base nftables tmux \
-             uidmap xz-utils btrfs-progs squashfs-tools python3-venv python3-pip; do
+             uidmap xz-utils btrfs-progs squashfs-tools python3-venv python3-pip "${extra[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
     done
     if [ ${#need[@]} -eq 0 ]; then log "packages: all present"; return 0; fi
     if [ "$COI_SKIP_APT" = 1 ]; then log "missing packages and COI_SKIP_APT=1: ${need[*]}"; return 1; fi
-    if ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    if [ "$src" = bookworm-backports ] \
+            && ! grep -rqs 'bookworm-backports' /etc/apt/sources.list /etc/apt/sources.list.d/; then
         echo "deb http://deb.debian.org/debian bookworm-backports main" \
             >/etc/apt/sources.list.d/coi-sentinel-backports.list
     fi
@@ -73,7 +106,9 @@ step_packages() {
     fi
     local bpo=() rest=()
     for p in "${need[@]}"; do case $p in incus|incus-client) bpo+=("$p");; *) rest+=("$p");; esac; done
-    { [ ${#bpo[@]} -eq 0 ] || apt-get install -y -q -t bookworm-backports "${bpo[@]}"; } &&
+    local target=()
+    [ "$src" = archive ] || target=(-t "$src")
+    { [ ${#bpo[@]} -eq 0 ] || apt-get install -y -q "${target[@]}" "${bpo[@]}"; } &&
     { [ ${#rest[@]} -eq 0 ] || apt-get install -y -q "${rest[@]}"; } || rc=$?
     [ "$own_policy" = 0 ] || rm -f /usr/sbin/policy-rc.d
     return "$rc"
@@ -194,7 +229,7 @@ step_images() {
 }
 
 main() {
-    [ "$(id -u)" = 0 ] || { log "run as root"; exit 1; }
+    [ "$(id -u)" = 0 ] || [ "$*" = distro ] || { log "run as root"; exit 1; }
     local steps=("$@") s t0
     [ ${#steps[@]} -gt 0 ] || steps=(packages daemon init network venv images)
     for s in "${steps[@]}"; do

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# setup.sh - everything coi-sentinel needs on a fresh Debian 12 / Ubuntu 24.04 machine, as root.
+# setup.sh - everything coi-sentinel needs on a fresh Debian 12 machine (tested in CI; Debian 13 and
+# Ubuntu 24.04 take Incus from their own archive, see setup-incus.sh), as root.
 #
 #   scripts/setup.sh [--no-incus] [STEP...]
 #   steps: packages headers tracefs venv incus   (default: all; --no-incus skips incus)
@@ -87,12 +88,12 @@ step_venv() {
         log "creating $VENV (/usr/bin/python3 --system-site-packages)"
         /usr/bin/python3 -m venv --system-site-packages "$VENV"
     fi
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c 'import coi_sentinel, bcc, orjson, click, pytest, xdist, sigma' 2>/dev/null; then
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c 'import coi_sentinel, bcc, orjson, click, re2, pytest, xdist, hypothesis, sigma' 2>/dev/null; then
         log "venv up to date"; return 0
     fi
     "$VENV/bin/pip" install -q --upgrade pip setuptools >&2
     "$VENV/bin/pip" install -q -e "$REPO[test,incus]" >&2
-    "$VENV/bin/python" -c 'import coi_sentinel, bcc, orjson, click' || die "venv check failed"
+    "$VENV/bin/python" -c 'import coi_sentinel, bcc, orjson, click, re2' || die "venv check failed"
     echo "$want" >"$stamp"
     log "venv ready: $VENV"
 }
@@ -107,7 +108,7 @@ skip_incus=0
 for a in "$@"; do
     case $a in
         --no-incus) skip_incus=1 ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         packages|headers|tracefs|venv|incus) steps+=("$a") ;;
         *) die "unknown step or option: $a" ;;
     esac

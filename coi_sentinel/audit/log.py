@@ -47,6 +47,7 @@ from ..errors import AuditDiskFull, AuditError, TraceError
 from ..events.model import Event
 from ..trace.format import iso_time, is_gzip_name, make_header
 from ..trace.writer import DISK_FULL_ERRNOS, TraceWriter, sync_dir
+from . import head as head_mod
 from . import severity
 from .chain import ALG, HashChain
 from .files import (Tail, log_files, next_number, read_tail, rotated_files, rotated_path,
@@ -85,6 +86,10 @@ class AuditLog:
         self._index = 0
         self._chain_id = ""
         self._writer: TraceWriter | None = None
+        #: the sealed head beside the log (see .head): rewritten after each fsync'd batch
+        self.head_path = head_mod.head_path(self.path)
+        self._head: head_mod.HeadFile | None = None
+        self._closing = False
         self._open()
 
     # -- opening, rotation, retention -----------------------------------------------------
@@ -149,25 +154,38 @@ class AuditLog:
 
     def _start_file(self, chain: dict[str, Any]) -> None:
         header = dict(self._base_header)
+        chain = {**chain, "head": self.head_path.name}
         header.update(start_ns=time.monotonic_ns(), start_time=iso_time(), chain=chain)
         p = self.policy
         try:
             self._writer = TraceWriter(self.path, header, batch_records=p.batch_records,
                                        batch_seconds=p.batch_seconds, fsync=p.fsync,
                                        seal=self._chain.seal, max_pending_bytes=p.max_pending_bytes,
-                                       retry_seconds=p.retry_seconds)
+                                       retry_seconds=p.retry_seconds, on_durable=self._write_head)
         except TraceError as err:
             raise self._translate(err) from err
         self._opened_at = time.monotonic()
+
+    def _write_head(self) -> None:
+        """Everything sealed so far is on disk: say so in the head file."""
+        if self._head is None:
+            self._head = head_mod.HeadFile(self.head_path,
+                                           head_mod.load_key(self.path.parent, create=True))
+        self._head.write(chain=self._chain_id, file=self._index, log_name=self.path.name,
+                         n=self._chain.n - 1, h=self._chain.prev, closed=self._closing,
+                         sync=self._closing)
 
     def rotate(self) -> Path:
         """Close the active file (footer), move it aside, continue the chain in a new one.
         Returns the rotated file's path."""
         w = self._live()
+        self._closing = True
         try:
             w.close({"reason": "rotate"})
         except TraceError as err:
             raise self._translate(err) from err
+        finally:
+            self._closing = False
         target = rotated_path(self.path, next_number(self.path))
         self._rename(self.path, target)
         self._index += 1
@@ -344,6 +362,7 @@ class AuditLog:
     def close(self) -> None:
         if self._writer is None or self._writer.closed:
             return
+        self._closing = True
         try:
             self._writer.close({"reason": "close"})
         except TraceError as err:
@@ -351,6 +370,9 @@ class AuditLog:
         finally:
             if self.recorder is not None:
                 self.recorder.clear()
+            if self._head is not None:
+                self._head.close()
+                self._head = None
 
     def __enter__(self) -> "AuditLog":
         return self

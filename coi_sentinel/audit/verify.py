@@ -19,7 +19,13 @@ unreadable      the file cannot be read
 missing-file    a file of the chain is absent between two given files
 duplicate-file  two files claim the same place in the chain
 unlinked        a file does not continue the one before it (lines cut from its end)
+cut             the chain ends before the record its sealed head file names (lines cut
+                from the end of the log), or the head file is missing, forged or foreign
 ==============  ==========================================================================
+
+The head file (:mod:`.head`) is checked when the files given include the chain's active file
+in its own folder (``audit verify SESSION`` does); an export or a copy elsewhere is checked
+without it, and a note says so.
 
 After the first break in a file, its later lines are not checked against each other (one
 deletion would otherwise report every line after it); checking resumes with the next file.
@@ -37,12 +43,13 @@ import orjson
 from ..errors import TraceError
 from ..trace.format import KIND, SCHEMA
 from ..trace.lines import iter_lines, open_binary
+from . import head as head_mod
 from .chain import GENESIS, link, unseal
 
 PROBLEM_KINDS = ("edited", "missing", "reordered", "duplicated", "unsealed", "truncated",
                  "after-footer", "foreign", "unreadable", "missing-file", "duplicate-file",
-                 "unlinked")
-NOTE_KINDS = ("open", "resumed", "chain-start", "chains")
+                 "unlinked", "cut")
+NOTE_KINDS = ("open", "resumed", "chain-start", "chains", "head")
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +80,8 @@ class Segment:
     index: int | None
     prev: str | None
     prev_end: dict[str, Any] | None
+    #: the name of the chain's head file, beside the active file (None: written before heads)
+    head_name: str | None = None
     last_line: int = 0
     last_n: int | None = None
     last_h: str | None = None
@@ -141,6 +150,7 @@ def verify(paths: Iterable[str | os.PathLike[str]]) -> VerifyReport:
         if seg.break_at is not None:
             report.problems.append(_diagnose(seg))
     _link(report)
+    _check_heads(report)
     order = {path: i for i, path in enumerate(report.files)}
     report.problems.sort(key=lambda f: (order.get(f.path, len(order)), f.line or 0))
     report.notes.sort(key=lambda f: (order.get(f.path, len(order)), f.line or 0))
@@ -208,6 +218,7 @@ def _scan_line(path: str, report: VerifyReport, seg: Segment | None, lineno: int
                       chain_id=str(chain.get("id")), index=chain.get("file"),
                       prev=prev if isinstance(prev, str) else None,
                       prev_end=chain.get("prev_end") if isinstance(chain.get("prev_end"), dict) else None,
+                      head_name=chain.get("head") if isinstance(chain.get("head"), str) else None,
                       last_line=lineno, last_n=n, last_h=h, lines=1)
         report.segments.append(new)
         if link(new.prev or GENESIS, numbered) != h:
@@ -415,3 +426,92 @@ def _truncated(seg: Segment) -> Finding:
 def _where(seg: Segment) -> str:
     name = Path(seg.path).name
     return name if seg.first_line == 1 else f"{name}:{seg.first_line}"
+
+
+# -- the sealed head: was the end of the log cut? ------------------------------------------------
+
+def _check_heads(report: VerifyReport) -> None:
+    chains: dict[str, list[Segment]] = {}
+    for seg in report.segments:
+        if seg.chain_id is not None and seg.index is not None:
+            chains.setdefault(seg.chain_id, []).append(seg)
+    for chain_id, segs in chains.items():
+        last = max(segs, key=lambda s: s.index)     # type: ignore[arg-type, return-value]
+        name = last.head_name
+        if name is None or "/" in name:
+            continue                                # a log written before head files
+        folder = Path(last.path).parent
+        head_file = folder / name
+        given = {os.path.realpath(p) for p in report.files}
+        active = _active_name(last, name)
+        if os.path.realpath(folder / active) not in given:
+            if os.path.exists(head_file) and not (folder / active).exists():
+                pass                                # the active file was deleted: check below
+            else:
+                continue                            # a copy, an export or a subset: no head
+        try:
+            head = head_mod.read(head_file)
+        except FileNotFoundError:
+            report.problems.append(Finding("cut", last.path, None,
+                                           f"its sealed head file {name} is missing: the end of "
+                                           "the log cannot be checked (deleted?)"))
+            continue
+        except (OSError, head_mod.HeadError) as err:
+            report.problems.append(Finding("cut", str(head_file), None, f"unusable head file: {err}"))
+            continue
+        if head["chain"] != chain_id:
+            report.notes.append(Finding("head", str(head_file), None,
+                                        f"the head file belongs to chain {head['chain'][:12]}, "
+                                        f"not {chain_id[:12]}: a newer log replaced this one"))
+            continue
+        key = head_mod.load_key(folder, create=False)
+        if key is None:
+            report.notes.append(Finding("head", str(head_file), None,
+                                        f"the head's seal is not checked: no key at "
+                                        f"{head_mod.key_path(folder)}"))
+        elif not head_mod.seal_ok(head, key):
+            report.problems.append(Finding("cut", str(head_file), None,
+                                           "the head file's seal does not match: it was edited "
+                                           "(or sealed with another host's key)"))
+            continue
+        _compare_head(report, last, head, name)
+
+
+def _active_name(seg: Segment, head_name: str) -> str:
+    stem = head_name[:-len(".head")] if head_name.endswith(".head") else head_name
+    suffix = Path(seg.path).name.partition(".")[2]
+    # agent-1.000003.jsonl -> agent-1.jsonl; the active file itself keeps its name
+    parts = suffix.split(".", 1)
+    if parts[0].isdigit() and len(parts) == 2:
+        suffix = parts[1]
+    return f"{stem}.{suffix.removesuffix('.gz')}" if suffix else stem
+
+
+def _compare_head(report: VerifyReport, last: Segment, head: dict[str, Any], name: str) -> None:
+    when = head["time"]
+    if head["file"] > (last.index or 0):
+        report.problems.append(Finding(
+            "cut", last.path, last.last_line,
+            f"the chain ends in its file {last.index}, but its head file {name} (sealed "
+            f"{when}) says it reached file {head['file']}, record {head['n']}: later files "
+            "were removed"))
+        return
+    if head["file"] < (last.index or 0) or last.broken or last.last_n is None:
+        return          # the head lags (a crash before it was rewritten), or already reported
+    if head["n"] > last.last_n:
+        cut = head["n"] - last.last_n
+        report.problems.append(Finding(
+            "cut", last.path, last.partial_line or last.last_line + 1,
+            f"the log ends at record {last.last_n} (line {last.last_line}), but its head file "
+            f"{name} (sealed {when}) says record {head['n']} was written: {cut} record"
+            f"{'s' * (cut != 1)} cut from its end"))
+        return
+    if head["n"] == last.last_n:
+        found = last.last_h
+    else:
+        found = next((h for _ln, h in _positions(last).get(head["n"], [])), None)
+    if found != head["h"]:
+        report.problems.append(Finding(
+            "cut", last.path, None,
+            f"record {head['n']} does not match the hash its head file {name} sealed: "
+            "the end of the log was rewritten"))

@@ -84,6 +84,12 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
+    except click.UsageError as err:
+        # one line, like every other error: what is wrong, and where the help is
+        where = err.ctx.command_path if err.ctx is not None else "coi-sentinel"
+        text = " ".join(err.format_message().split())
+        click.echo(f"{where}: usage error: {text} (see `{where} --help`)", err=True)
+        sys.exit(err.exit_code)
     except click.ClickException as err:
         err.show()
         sys.exit(err.exit_code)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 from typing import IO, Any
@@ -12,6 +13,25 @@ import orjson
 from ..events import model
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (one object per line).")
+
+
+class Seconds(click.ParamType):
+    """A duration in seconds: a finite number above 0 (``--duration -5``, ``nan`` or ``inf``
+    are usage errors, exit 2, not a watch that ends at once or never)."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not math.isfinite(seconds) or seconds <= 0:
+            self.fail(f"{value!r} is not a number of seconds above 0", param, ctx)
+        return seconds
+
+
+SECONDS = Seconds()
 
 
 def echo_json(obj: Any, file: IO[str] | None = None) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .output import echo_json, json_option
+from .output import SECONDS, echo_json, json_option
 from .watch import _stop_flag
 
 
@@ -15,7 +15,7 @@ from .watch import _stop_flag
               help="Without a command: record this container (repeatable).")
 @click.option("--cgroup", "cgroups", multiple=True, metavar="PATH",
               help="Without a command: record this cgroup2 directory (repeatable).")
-@click.option("--duration", type=float, metavar="SECONDS",
+@click.option("--duration", type=SECONDS, metavar="SECONDS",
               help="Without a command: stop after this many seconds (else Ctrl-C).")
 @json_option
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)

@@ -41,7 +41,7 @@ def replay(ctx: click.Context, traces: tuple[Path, ...], rule_paths: tuple[str, 
     No root, no kernel: the events go through the same process table and rule engine as in
     `watch`, with the traces' own timestamps, so sequence and threshold windows behave exactly
     as they did live. Traces come from `record`, `watch --output` and session audit logs (plain
-    or gzip). Alerts go to stdout (JSON lines with --json, each with the "trace" and "line" of
+    or gzip; `-` reads standard input; devices and FIFOs are refused). Alerts go to stdout (JSON lines with --json, each with the "trace" and "line" of
     the event that completed it); a summary goes to stderr.
 
     Exit status: 0 no alert fired, 3 at least one fired, 1 an error (a bad line names its file
@@ -65,8 +65,9 @@ def replay(ctx: click.Context, traces: tuple[Path, ...], rule_paths: tuple[str, 
     session = SessionInfo(network=session_network) if session_network else None
     # every header first: a foreign file or a wrong schema stops before anything is printed,
     # and each trace's recorded wall clock is known for its alerts
-    clocks = {str(path): _clock(path) for path in traces}
-    hosts = {str(path): _hostname(path) for path in traces}
+    # `-` (standard input) can be read once: its header is checked as it is replayed
+    clocks = {str(path): Clock() if str(path) == "-" else _clock(path) for path in traces}
+    hosts = {str(path): None if str(path) == "-" else _hostname(path) for path in traces}
     sinks = AlertSinks.open(alerts_to, outputs_config, fmt, as_json=as_json)
     as_json = sinks.fmt == "json"
 

@@ -40,9 +40,10 @@ def run(tool: str | None, workspace: Path | None, slot: int | None,
     its exit code.
 
     \b
-    Exit codes: 0 ok; COMMAND's own code when headless; 1 error (one line on stderr);
-    2 usage; 3 the monitor killed the agent (or a process of it); 4 the session was shut down
-    (`coi-sentinel shutdown`) while COMMAND ran; 130 interrupted.
+    Exit codes: 0 ok; COMMAND's own code when headless (127: not found, 126: not executable,
+    both said on stderr); 1 error (one line on stderr); 2 usage; 3 the monitor killed the
+    agent (or a process of it); 4 the session was shut down (`coi-sentinel shutdown`, SIGTERM,
+    or SIGHUP: a closed terminal) while COMMAND ran, state saved; 130 interrupted.
 
     \b
     Examples:
@@ -83,12 +84,16 @@ def _headless(spec) -> int:
     on_sigterm_stop()
     try:
         session = _manager(spec).start(spec)
-    except StopRequested:           # SIGTERM during start-up: start() has undone its work
+    except StopRequested as stop:   # SIGTERM/SIGHUP during start-up: start() undid its work
+        _say(f"coi-sentinel: {_signal_name(stop)} during start-up: nothing left behind")
         return EXIT_STOPPED
+    for text in session.notices:
+        _say(f"coi-sentinel: {text}")
     try:
         code = session.run_headless(list(spec.command))
-    except StopRequested:
+    except StopRequested as stop:
         session.finish()
+        _say(f"coi-sentinel: {_signal_name(stop)}: session {session.name} ended, state saved")
         return EXIT_STOPPED
     except BaseException:
         session.abort()
@@ -106,6 +111,18 @@ def _headless(spec) -> int:
         _tell_report(session.name, {"tool": spec.config.tool, "network": spec.config.network,
                                     "workspace": str(spec.workspace)})
     return EXIT_KILLED if killed else code
+
+
+def _signal_name(stop: BaseException) -> str:
+    return str(stop.args[0]) if stop.args else "SIGTERM"
+
+
+def _say(text: str) -> None:
+    """One line on stderr, if stderr still leads somewhere (after SIGHUP it may not)."""
+    try:
+        click.echo(text, err=True)
+    except OSError:
+        pass
 
 
 def _tell_report(name: str, facts: dict) -> None:
@@ -132,7 +149,10 @@ def _interactive(spec, detach: bool) -> int:
 
     term = os.environ.get("TERM", "xterm-256color")
     cols, rows = shutil.get_terminal_size((80, 24))
-    name = keeper.spawn(spec, term=term, width=cols, height=rows)
+    notices: list[str] = []
+    name = keeper.spawn(spec, term=term, width=cols, height=rows, notices=notices)
+    for text in notices:
+        click.echo(f"coi-sentinel: {text}", err=True)
     if detach or not sys.stdin.isatty():
         click.echo(f"session {name} started; attach with `coi-sentinel attach {name}`")
         return 0

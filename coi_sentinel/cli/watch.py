@@ -10,7 +10,7 @@ import click
 
 from ..events import codec
 from ..outputs.cli import AlertSinks, alert_output_options, print_outputs_status
-from .output import TABLE_HEADER, Clock, alert_line, echo_json, json_option, print_summary, table_row
+from .output import SECONDS, TABLE_HEADER, Clock, alert_line, echo_json, json_option, print_summary, table_row
 
 
 @click.command()
@@ -19,7 +19,8 @@ from .output import TABLE_HEADER, Clock, alert_line, echo_json, json_option, pri
 @click.option("--cgroup", "cgroups", multiple=True, metavar="PATH",
               help="Watch only processes in this cgroup2 directory and below (repeatable).")
 @json_option
-@click.option("--duration", type=float, metavar="SECONDS", help="Stop after this many seconds.")
+@click.option("--duration", type=SECONDS, metavar="SECONDS",
+              help="Stop after this many seconds.")
 @click.option("--rules", "rule_paths", multiple=True, metavar="PATH", type=click.Path(exists=True),
               help="Rule file or folder added to the bundled rules (repeatable).")
 @click.option("--no-bundled", is_flag=True, help="Use only the --rules given, not the bundled rules.")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import operator
+from dataclasses import fields
 from typing import Any
 
 import orjson
@@ -40,6 +41,40 @@ _DEFAULTS: dict[type, dict[str, Any]] = {
     cls: {f.name: f.default for f in dataclasses.fields(cls) if f.default is not dataclasses.MISSING}
     for cls in model.EVENT_CLASSES.values()
 }
+
+
+#: the JSON type each field must have: a trace is input, and a field of the wrong type
+#: (``"pid": "abc"``) would otherwise reach the process table and the rules
+_JSON_TYPES = {"int": "an integer", "str": "a string", "bool": "true or false",
+               "tuple[str, ...]": "a list of strings"}
+_KINDS: dict[type, tuple[tuple[str, str], ...]] = {
+    cls: tuple((f.name, str(f.type)) for f in fields(cls)) for cls in _FIELDS}
+_PY = {"int": int, "str": str, "bool": bool, "tuple[str, ...]": list}
+#: class -> the Python types of its fields as JSON decodes them (checked with one comparison)
+_SHAPES = {cls: tuple(_PY[kind] for _name, kind in kinds) for cls, kinds in _KINDS.items()}
+
+
+def _check_types(cls: type, label: str, values: tuple, source: str | None, line: int | None) -> None:
+    """The slow path, when the shape differs: accept what is right after all (an argv tuple
+    from :func:`to_dict`), else name the first field of the wrong type."""
+    for (name, kind), value in zip(_KINDS[cls], values):
+        t = type(value)
+        if not (t is int if kind == "int" else t is str if kind == "str" else t is bool if kind == "bool"
+                else (t is list or t is tuple) and all(type(x) is str for x in value)):
+            raise EventDecodeError(f"{label} event: field {name!r} must be {_JSON_TYPES[kind]}, "
+                                   f"not {_json_type(value)}", source=source, line=line)
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the string {value[:40]!r}"
+    return "a list" if isinstance(value, list) else "an object" if isinstance(value, dict) else type(value).__name__
 
 
 def to_dict(event: model.Event) -> dict[str, Any]:
@@ -98,9 +133,14 @@ def from_dict(d: dict[str, Any], *, source: str | None = None, line: int | None 
                 return cls(*values)
         raise EventDecodeError(f"{d['type']} event lacks field {err.args[0]!r}", source=source,
                                line=line) from None
+    if tuple(map(type, values)) != _SHAPES[cls]:
+        _check_types(cls, d["type"], values, source, line)
     if cls is model.ExecEvent:
         values = list(values)
-        values[_ARGV_INDEX] = tuple(values[_ARGV_INDEX])
+        argv = values[_ARGV_INDEX]
+        if not all(type(x) is str for x in argv):
+            _check_types(cls, d["type"], tuple(values), source, line)
+        values[_ARGV_INDEX] = tuple(argv)
     return cls(*values)
 
 

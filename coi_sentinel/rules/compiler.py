@@ -21,6 +21,7 @@ from typing import Any, Callable
 
 from ..events.types import EventType
 from .fields import FIELDS, HELPERS, FieldDef
+from .regex import compile_search
 from .resolve import FieldRef, FieldUse, TAnd, TBool, TCompare, TConst, TNode, TNot, TOr
 
 Code = str | bool       # Python source, or a value known at compile time
@@ -245,7 +246,7 @@ class CodeGen:
             return f"{k}({v})"
         if op == "regex":
             pattern = values[0] if len(values) == 1 else "|".join(f"(?:{x})" for x in values)
-            k = self.ns.const(key, lambda: re.compile(str(pattern)).search)
+            k = self.ns.const(key, lambda: compile_search(str(pattern)))
             return f"({k}({v}) is not None)"
         raise AssertionError(f"unhandled operator {op}")
 

@@ -30,6 +30,9 @@ WORD_OPS = ("in", "cidr", "contains", "icontains", "startswith", "endswith", "gl
             "pmatch", "intersects", "bcontains", "bstartswith", "iglob")
 OPERATORS = COMPARE_OPS + WORD_OPS + ("exists",)
 KEYWORDS = frozenset({"and", "or", "not", *WORD_OPS, "exists"})
+#: how deep parentheses and 'not' may nest in one condition (with macros inlined, the resolver
+#: holds the whole condition to the same bound): deeper input is an error, never a RecursionError
+MAX_DEPTH = 64
 
 
 class ConditionSyntaxError(Exception):
@@ -148,6 +151,12 @@ class _Parser:
     def __init__(self, tokens: list[_Tok]) -> None:
         self.toks = tokens
         self.i = 0
+        self.depth = 0
+
+    def nest(self, tok: _Tok) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise self.fail(f"the condition nests deeper than {MAX_DEPTH} levels of parentheses and 'not'", tok)
 
     def peek(self, ahead: int = 0) -> _Tok:
         return self.toks[min(self.i + ahead, len(self.toks) - 1)]
@@ -191,8 +200,10 @@ class _Parser:
 
     def parse_not(self) -> Node:
         if self.is_kw(self.peek(), "not"):
-            self.take()
-            return Not(self.parse_not())
+            self.nest(self.take())
+            node = Not(self.parse_not())
+            self.depth -= 1
+            return node
         return self.parse_primary()
 
     def parse_primary(self) -> Node:
@@ -200,10 +211,12 @@ class _Parser:
         if tok.kind == "base":
             return Base()
         if tok.kind == "(":
+            self.nest(tok)
             node = self.parse_or()
             close = self.take()
             if close.kind != ")":
                 raise self.fail(f"expected ')' to close a '(', got {_show(close)}", close)
+            self.depth -= 1
             return node
         if tok.kind == "end":
             raise self.fail("the condition ends where a clause is expected", tok)

@@ -19,6 +19,7 @@ from .diagnostics import Diagnostics
 from .fields import FIELDS, FieldDef, FieldType, split_ref
 from .model import CondText, ExceptionDef, ListDef, MacroDef, Source
 from .parser import ConditionSyntaxError, suggest
+from .regex import RegexError, compile_search
 from .units import parse_int
 from ..events.types import EVENT_TYPE_BY_LABEL
 
@@ -35,6 +36,9 @@ OPS_BY_TYPE: dict[FieldType, frozenset[str]] = {
 _SAME_AS = {"intersects": "in", "bcontains": "contains", "bstartswith": "startswith"}
 #: operators that take several values (a parenthesised list or a list name)
 MULTI_VALUE_OPS = frozenset(syn.WORD_OPS)
+#: the most nodes a rule's condition may have with its macros inlined (each use counted): a
+#: macro used twice by a macro used twice... grows exponentially, and every event pays for it
+MAX_NODES = 20_000
 
 
 # ---- typed tree ----
@@ -113,6 +117,26 @@ def walk(node: TNode) -> Iterator[TNode]:
         yield from walk(node.item)
 
 
+def measure(node: TNode) -> tuple[int, int]:
+    """(depth, size) of a typed tree, without recursion; a subtree shared by several macro
+    uses is visited once but counted at each use."""
+    depth: dict[int, int] = {}
+    size: dict[int, int] = {}
+    stack: list[tuple[TNode, bool]] = [(node, False)]
+    while stack:
+        n, done = stack.pop()
+        if id(n) in depth:
+            continue
+        kids = n.items if isinstance(n, (TAnd, TOr)) else (n.item,) if isinstance(n, TNot) else ()
+        if not done and kids:
+            stack.append((n, True))
+            stack.extend((k, False) for k in kids if id(k) not in depth)
+            continue
+        depth[id(n)] = 1 + max((depth[id(k)] for k in kids), default=0)
+        size[id(n)] = 1 + sum(size[id(k)] for k in kids)
+    return depth[id(node)], size[id(node)]
+
+
 def fields_used(node: TNode) -> Iterator[tuple[FieldUse, Source]]:
     for n in walk(node):
         if isinstance(n, (TCompare, TBool)):
@@ -138,6 +162,9 @@ class Resolver:
         self._macro_stack: list[str] = []
         self._list_items: dict[str, tuple[str | int, ...]] = {}
         self._bad_macros: set[str] = set()
+        #: nesting of the clause being resolved, macros included (bounded by syn.MAX_DEPTH)
+        self._depth = 0
+        self._too_deep = False
         #: set when an error was reported (or a macro with errors was used) since the last reset
         self.tainted = False
 
@@ -147,6 +174,9 @@ class Resolver:
 
     # ---- conditions ----
     def condition(self, parts: tuple[CondText, ...]) -> TNode:
+        top = not self._macro_stack
+        if top:
+            self._too_deep = False
         node: TNode | None = None
         for i, part in enumerate(parts):
             try:
@@ -155,15 +185,43 @@ class Resolver:
                 self._error(part.source_at(err.pos, err.token), err.message)
                 return FALSE
             node = self._node(tree, part, node)
-        return node if node is not None else FALSE
+        if node is None:
+            return FALSE
+        if top and self._too_deep:
+            return FALSE        # reported where the limit was reached
+        if top:
+            depth, size = measure(node)
+            if depth > syn.MAX_DEPTH or size > MAX_NODES:
+                what = (f"nests deeper than {syn.MAX_DEPTH} levels" if depth > syn.MAX_DEPTH
+                        else f"expands to {size} clauses (at most {MAX_NODES})")
+                self._error(parts[0].source, f"the condition {what} with its macros inlined")
+                return FALSE
+        return node
 
     def _node(self, tree: syn.Node, part: CondText, base: TNode | None) -> TNode:
+        if isinstance(tree, (syn.And, syn.Or, syn.Not)):
+            if self._depth >= syn.MAX_DEPTH:
+                if not self._too_deep:
+                    self._too_deep = True
+                    self._error(part.source, f"the condition nests deeper than {syn.MAX_DEPTH} "
+                                "levels with its macros inlined")
+                return FALSE
+            self._depth += 1
+            try:
+                return self._nested(tree, part, base)
+            finally:
+                self._depth -= 1
+        return self._leaf(tree, part, base)
+
+    def _nested(self, tree: syn.Node, part: CondText, base: TNode | None) -> TNode:
         if isinstance(tree, syn.And):
             return TAnd(tuple(self._node(t, part, base) for t in tree.items))
         if isinstance(tree, syn.Or):
             return TOr(tuple(self._node(t, part, base) for t in tree.items))
-        if isinstance(tree, syn.Not):
-            return TNot(self._node(tree.item, part, base))
+        assert isinstance(tree, syn.Not)
+        return TNot(self._node(tree.item, part, base))
+
+    def _leaf(self, tree: syn.Node, part: CondText, base: TNode | None) -> TNode:
         if isinstance(tree, syn.Base):
             assert base is not None
             return base
@@ -202,12 +260,22 @@ class Resolver:
             cycle = " -> ".join(self._macro_stack[self._macro_stack.index(name):] + [name])
             self._error(used_at, f"macro cycle: {cycle}")
             return FALSE
+        if self._depth >= syn.MAX_DEPTH:
+            if not self._too_deep:
+                self._too_deep = True
+                chain = self._macro_stack[:2] + ["..."] + self._macro_stack[-1:] \
+                    if len(self._macro_stack) > 4 else self._macro_stack
+                self._error(used_at, f"the condition nests deeper than {syn.MAX_DEPTH} levels with "
+                            f"its macros inlined ({' -> '.join(chain + [name])})")
+            return FALSE
         self._macro_stack.append(name)
+        self._depth += 1
         outer, self.tainted = self.tainted, False
         try:
             node = self.condition(self.macros[name].condition)
         finally:
             self._macro_stack.pop()
+            self._depth -= 1
         if self.tainted:
             self._bad_macros.add(name)
         self.tainted = self.tainted or outer
@@ -343,7 +411,7 @@ class Resolver:
                 return _network(value)
             if op == "regex":
                 text = _text(value)
-                re.compile(text)
+                compile_search(text)
                 return text
             if op in ("glob", "iglob"):
                 text = _text(value)
@@ -368,7 +436,7 @@ class Resolver:
             if ftype is FieldType.IP:
                 return _address(value)
             return _text(value)
-        except re.error as err:
+        except (re.error, RegexError) as err:
             self._error(src, f"bad regular expression {value!r} for {use.name}: {err}")
         except ValueError as err:
             self._error(src, f"{use.name} {op}: {err}")

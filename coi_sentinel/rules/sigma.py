@@ -315,10 +315,12 @@ class SentinelBackend(TextQueryBackend):
         flags = "".join(SigmaRegularExpression.sigma_to_re_flag[f] for f in sorted(value.flags, key=str))
         text = value.regexp.original if hasattr(value.regexp, "original") else str(value.regexp)
         pattern = (f"(?{flags})" if flags else "") + text
+        from .regex import RegexError, compile_search
+
         try:
-            re.compile(pattern)
-        except re.error as err:
-            raise Unsupported(f"regular expression {text!r} is not valid for Python's re: {err}") from None
+            compile_search(pattern)         # what the rule's regex runs on (linear time)
+        except RegexError as err:
+            raise Unsupported(f"regular expression {text!r}: {err}") from None
         return f"{self._field(cond)} regex {_quote(pattern)}"
 
     def convert_condition_field_eq_val_cidr(self, cond: ConditionFieldEqualsValueExpression,

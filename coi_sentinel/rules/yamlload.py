@@ -23,6 +23,9 @@ from .model import Source
 _BOOL_TAG = "tag:yaml.org,2002:bool"
 _TIMESTAMP_TAG = "tag:yaml.org,2002:timestamp"
 _VALUE_TAG = "tag:yaml.org,2002:value"    # YAML 1.1 reads a bare "=" as a "value key"
+#: a rule file larger than this is refused before it is read: the YAML parser takes seconds
+#: per MiB, and all bundled rules together are under 100 KiB
+MAX_FILE_BYTES = 512 * 1024
 
 
 class LineDict(dict):
@@ -126,7 +129,15 @@ _RuleLoader.add_constructor("tag:yaml.org,2002:seq", _construct_seq)
 
 def load_text(text: str, path: str, diags: Diagnostics) -> Any:
     """Parse YAML text; problems go to ``diags``. Returns None when the text is not YAML."""
-    loader = _RuleLoader(text, path, diags)
+    try:
+        loader = _RuleLoader(text, path, diags)
+    except yaml.YAMLError as err:       # the reader refuses control characters at once
+        mark = getattr(err, "position", None)
+        line = text.count("\n", 0, mark) + 1 if isinstance(mark, int) else 1
+        char = getattr(err, "character", None)
+        what = f" (character U+{char:04X})" if isinstance(char, int) else ""
+        diags.error(Source(path, line), f"invalid YAML: {getattr(err, 'reason', err)}{what}")
+        return None
     try:
         return loader.get_single_data()
     except yaml.MarkedYAMLError as err:
@@ -148,9 +159,14 @@ def load_file(path: Path, diags: Diagnostics, name: str | None = None) -> Any:
     (named ``name``, by default the path)."""
     name = name or str(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            raw = f.read(MAX_FILE_BYTES + 1)
     except OSError as err:
         diags.error(Source(name, 1), f"cannot read the file: {err.strerror or err}")
+        return None
+    if len(raw) > MAX_FILE_BYTES:
+        diags.error(Source(name, 1), f"the file is larger than {MAX_FILE_BYTES // 1024} KiB, the "
+                                     "limit for a rule file: split it")
         return None
     try:
         text = raw.decode("utf-8")

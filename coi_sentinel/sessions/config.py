@@ -36,7 +36,9 @@ NETWORK_MODES = ("none", "allowlist", "restricted", "open")
 
 IDMAP_MODES = ("auto", "shift", "raw")
 
-DEFAULT_PROTECTED = (".git/hooks", ".git/config", ".vscode", ".husky")
+#: read-only in the container. `.venv`: README runs the monitor itself from the project's
+#: .venv (with sudo too), so the agent must not be able to rewrite it
+DEFAULT_PROTECTED = (".git/hooks", ".git/config", ".vscode", ".husky", ".venv")
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,23 +25,25 @@ import sys
 from ..errors import SentinelError, SessionError
 from . import incus, notices, paths, paused, terminal
 from .session import (KEY, TMUX_SESSION, PATH_ENV, SessionSpec, StopRequested, agent_home,
+                      keeper_alive,
                       on_sigterm_stop)
 
 log = logging.getLogger(__name__)
 
 
-def _read_line(fd: int) -> str:
+def _read_lines(fd: int) -> list[str]:
+    """Every line the keeper reports: ``note TEXT`` lines, then ``ok NAME`` or a JSON error;
+    it closes the pipe after the last."""
     buf = b""
-    while not buf.endswith(b"\n"):
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            break
+    while chunk := os.read(fd, 4096):
         buf += chunk
-    return buf.decode(errors="replace").strip()
+    return buf.decode(errors="replace").strip().splitlines() or [""]
 
 
-def spawn(spec: SessionSpec, *, term: str, width: int, height: int) -> str:
-    """Start the session in a keeper process; return the container name once the agent runs."""
+def spawn(spec: SessionSpec, *, term: str, width: int, height: int,
+          notices: list[str] | None = None) -> str:
+    """Start the session in a keeper process; return the container name once the agent runs.
+    What the session says to its starter (:attr:`Session.notices`) is added to ``notices``."""
     r, w = os.pipe()
     sys.stdout.flush()
     sys.stderr.flush()
@@ -55,7 +57,10 @@ def spawn(spec: SessionSpec, *, term: str, width: int, height: int) -> str:
             os._exit(code)
     os.close(w)
     try:
-        line = _read_line(r)
+        lines = _read_lines(r)
+        line = lines[-1]
+        if notices is not None:
+            notices.extend(x[5:] for x in lines[:-1] if x.startswith("note "))
     except KeyboardInterrupt:
         os.kill(pid, signal.SIGTERM)     # the keeper undoes its start-up
         os.waitpid(pid, 0)
@@ -116,6 +121,8 @@ def _keeper(spec: SessionSpec, fd: int, term: str, width: int, height: int) -> i
         if spec.resume is not None:
             command += list(spec.profile.resume_args)
         session.start_tmux(term, width, height, command)
+        for text in session.notices:
+            os.write(fd, f"note {' '.join(text.split())}\n".encode())
         _report(fd, f"ok {session.name}")
         fd = -1
         session.wait_tmux_end()
@@ -152,8 +159,14 @@ def attach(name: str, term: str, client=None) -> int:
         raise SessionError(f"session {name} is {inst.get('status', '?').lower()}, not running")
     if paused.is_frozen(name):
         why = (paused.reason_of(cfg) or {}).get("reason")
-        raise SessionError(f"session {name} is paused" + (f": {why}" if why else ""),
-                           hint=f"resume it with `coi-sentinel resume-session {name}`, or kill it")
+        if not keeper_alive(cfg.get(KEY + "keeper")):
+            # resume-session refuses this one (its agent would run unwatched): do not send
+            # the user there
+            hint = (f"its monitor is gone, so it cannot be resumed: `coi-sentinel kill {name}`, "
+                    f"or `coi-sentinel shutdown {name}` to keep its state")
+        else:
+            hint = f"resume it with `coi-sentinel resume-session {name}`, or kill it"
+        raise SessionError(f"session {name} is paused" + (f": {why}" if why else ""), hint=hint)
     uid = int(cfg.get(KEY + "uid", "1000"))
     home = agent_home(client, name, uid) or "/"
     env = {"TERM": term, "HOME": home, "PATH": PATH_ENV, "LANG": "C.UTF-8"}

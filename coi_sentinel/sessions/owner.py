@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .. import status as status_mod
+
 
 def _boot_id() -> str:
     try:
@@ -19,11 +21,9 @@ def _boot_id() -> str:
 
 
 def _start_time(pid: int) -> str | None:
-    try:
-        data = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return data.rsplit(")", 1)[1].split()[19]
+    """None for a process that is gone, a zombie or exiting (see :func:`status.start_time`):
+    a keeper killed with SIGKILL is an orphan at once, not seconds later while it exits."""
+    return status_mod.start_time(pid)
 
 
 def keeper_token(pid: int | None = None) -> str:

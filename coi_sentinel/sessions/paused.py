@@ -15,8 +15,10 @@ resumed, since its agent would then run unwatched; kill it, or shut it down to k
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,8 @@ log = logging.getLogger(__name__)
 KEY_PAUSED = "user.coi.paused"
 #: how fresh the status file of a session's monitor must be for `resume-session` (seconds)
 MONITOR_FRESH = 3.0
+#: `resume-session` first checks that the audit log's file system takes this much more
+AUDIT_ROOM = 1 << 20
 
 
 def cgroup_or_none(name: str) -> Path | None:
@@ -113,6 +117,32 @@ def monitor_state(name: str, config: dict[str, str], *, wait: float = MONITOR_FR
         time.sleep(0.2)
 
 
+def audit_room(audit: str | os.PathLike[str], need: int = AUDIT_ROOM) -> str | None:
+    """None when the folder of the audit log ``audit`` can take ``need`` more bytes, else why
+    not (one clause). Checked with an unnamed file (O_TMPFILE) that vanishes when closed."""
+    folder = os.path.dirname(os.fspath(audit)) or "."
+    try:
+        fd = os.open(folder, os.O_TMPFILE | os.O_WRONLY | os.O_CLOEXEC, 0o600)
+    except OSError as err:
+        if err.errno in (errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL):
+            return None         # no O_TMPFILE here: the monitor's own retry will tell
+        return f"its folder {folder} cannot be written ({err.strerror})"
+    try:
+        try:
+            os.posix_fallocate(fd, 0, need)
+        except OSError as err:
+            if err.errno in (errno.EOPNOTSUPP, errno.EINVAL):
+                os.write(fd, bytes(min(need, 1 << 16)))
+            else:
+                raise
+    except OSError as err:
+        name = errno.errorcode.get(err.errno or 0, "?")
+        return f"the disk of its audit log {os.fspath(audit)} is still full ({name})"
+    finally:
+        os.close(fd)
+    return None
+
+
 def _resume_in_daemon(name: str) -> None:
     from ..daemon.client import DaemonClient
 
@@ -143,6 +173,11 @@ def resume(client, name: str) -> str:
             f"{name} stays paused: {why}" + (f" ({paused['reason']})" if paused.get("reason") else "")
             + "; thawed, its agent would run unwatched",
             hint=f"`coi-sentinel kill {name}`, or `coi-sentinel shutdown {name}` to keep its state")
+    audit = config.get("user.coi.audit")
+    full = audit_room(audit) if audit else None
+    if full is not None:
+        raise SessionError(f"{name} stays paused: {full}; thawed, its monitor would pause it "
+                           "again at once", hint="free space there, then resume it")
     if reason_of(config) is not None:
         # before the thaw: an Incus update running when the agent ends would hold up its stop
         clear(client, name)

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Mapping
 
+from .. import status as status_mod
 from ..errors import (ContainerDied, ImageMissing, IncusError, MonitorError, NameClash,
                       SessionError, SessionNotFound, SlotLimit, StagingError,
                       ToolNotInstalled, WorkspaceError)
@@ -72,11 +73,36 @@ class StopRequested(BaseException):
 
 
 def on_sigterm_stop() -> None:
-    """Make SIGTERM raise :class:`StopRequested` in the main thread."""
-    def handler(_sig, _frame) -> None:
-        raise StopRequested()
+    """Make SIGTERM and SIGHUP raise :class:`StopRequested` (its argument: the signal's name)
+    in the main thread. SIGHUP - the terminal closed, an ssh session dropped - ends the session
+    like `coi-sentinel shutdown`: state saved, monitor and container stopped, policy removed.
+    Its hung-up terminal is replaced by /dev/null first, so the clean-up writes nowhere."""
+    def handler(sig, _frame) -> None:
+        if sig == signal.SIGHUP:
+            _leave_hung_up_terminal()
+        raise StopRequested(signal.Signals(sig).name)
 
     signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGHUP, handler)
+
+
+def _leave_hung_up_terminal() -> None:
+    """Say why on stderr (if it can still be read), then put /dev/null in place of every
+    standard descriptor that is a terminal: writes to a hung-up one fail with EIO."""
+    try:
+        os.write(2, b"coi-sentinel: hangup: ending the session (state saved)\n")
+    except OSError:
+        pass
+    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+    try:
+        for fd in (0, 1, 2):
+            try:
+                if os.isatty(fd):
+                    os.dup2(null, fd)
+            except OSError:
+                continue
+    finally:
+        os.close(null)
 
 
 # ---------------------------------------------------------------- spec
@@ -186,6 +212,20 @@ def _subid_allows(uid: int, file: str) -> bool:
     return False
 
 
+def _invoking_user() -> str:
+    """Who ran sudo (for a `chown` hint), else the owner of the user's home."""
+    user = os.environ.get("SUDO_USER")
+    if user and user != "root":
+        return user
+    try:
+        import pwd
+
+        home_owner = paths.user_home().stat().st_uid
+        return pwd.getpwuid(home_owner).pw_name if home_owner != 0 else "YOUR_USER"
+    except (OSError, KeyError):
+        return "YOUR_USER"
+
+
 def id_mapping(workspace: Path, config: Config) -> tuple[bool, str | None]:
     """(shift the workspace disks?, raw.idmap value) so that the agent (``config.agent_uid``
     in the container) writes workspace files as the workspace's owner on the host."""
@@ -193,6 +233,10 @@ def id_mapping(workspace: Path, config: Config) -> tuple[bool, str | None]:
     owner, group = st.st_uid, st.st_gid
     agent = config.agent_uid
     mode = config.idmap
+    if mode == "auto" and owner == 0:
+        # never the host's root: the agent keeps its unprivileged host uid, given access by
+        # an ACL once the container exists (Session.grant_workspace, see .acl)
+        return False, None
     if mode == "auto":
         mode = "shift" if owner == agent else "raw"
     if mode == "shift":
@@ -202,8 +246,10 @@ def id_mapping(workspace: Path, config: Config) -> tuple[bool, str | None]:
                                  hint='use idmap = "auto" or "raw"')
         return True, None
     if owner == 0:
-        raise WorkspaceError(str(workspace), "is owned by root; the agent would write as host root",
-                             hint="chown it to your user")
+        raise WorkspaceError(str(workspace), f'is owned by root; idmap = "{config.idmap}" would make '
+                             "the agent write as host root",
+                             hint='set idmap = "auto" (the agent then writes as an unprivileged uid), '
+                                  f"or `chown -R {_invoking_user()}: {workspace}`")
     for file, wanted in (("/etc/subuid", owner), ("/etc/subgid", group)):
         if not _subid_allows(wanted, file):
             raise WorkspaceError(str(workspace), f"mapping host id {wanted} into the container needs "
@@ -324,7 +370,8 @@ class SessionManager:
             return
         try:
             state_mod.save(rootfs_path(info.name), home, profile.state_dir, container=info.name,
-                           workspace=info.workspace, tool=info.tool)
+                           workspace=info.workspace, tool=info.tool,
+                           credentials=[c.path for c in profile.credentials])
         except SessionError as err:
             log.warning("state of %s not saved: %s", info.name, err)
 
@@ -492,6 +539,8 @@ class Session:
         self._create_op: str | None = None
         self.saved: state_mod.SavedSession | None = None
         self.timings: dict[str, float] = {}
+        #: what the person who started the session should be told (one line each)
+        self.notices: list[str] = []
 
     @property
     def api(self):
@@ -517,8 +566,30 @@ class Session:
                 raise NameClash(self.name) from None
             raise
 
+    def grant_workspace(self, step: Callable[[str], None]) -> None:
+        """A root-owned workspace with the default id mapping: give the agent's host uid (read
+        from the container's id map) write access by ACL, and say so."""
+        cfg = self.spec.config
+        if cfg.idmap != "auto" or self.spec.workspace.stat().st_uid != 0:
+            return
+        from . import acl
+
+        inst = incus.raw_get(self.client, f"instances/{self.name}")
+        host = host_id((inst.get("config") or {}).get("volatile.idmap.next"), self.uid)
+        if host is None or host == 0:
+            raise WorkspaceError(str(self.spec.workspace), "is owned by root and the container's id "
+                                 f"map gives no unprivileged host uid for the agent (uid {self.uid})")
+        ws = self.spec.workspace
+        if not acl.has_user(ws, host):
+            step(f"granting uid {host} access to {ws}")
+            n = acl.grant_tree(ws, host, skip=cfg.protected_paths)
+            log.info("%s: ACL entry user:%d:rwX on %d entries of %s", self.name, host, n, ws)
+        self.notices.append(f"{ws} is owned by root: the agent writes there as host uid {host} "
+                            f"(unprivileged; access by ACL, `getfacl {ws}` shows it), never as root")
+
     def boot(self, step: Callable[[str], None]) -> None:
         t0 = time.monotonic()
+        self.grant_workspace(step)
         if self.network is not None:
             self.network.prepare()                 # before start: the veth drops everything
         with incus.api_call(f"start {self.name}"):
@@ -557,16 +628,19 @@ class Session:
                                        f"{self.spec.config.image}" + (f" ({err.strip()})" if err.strip() else ""),
                                        hint=profile.install_hint or None)
         files = incus.InstanceFiles(self.client, self.name)
-        staged = staging.plan(profile, self.spec.host_home)
-        if staged:
-            step(f"staging {len(staged)} file(s)")
-            staging.push(files, staged, self.home, self.uid, self.gid)
+        creds = [c.path for c in profile.credentials]
+        # restore first, stage second: the credential just staged from the host wins over
+        # anything a saved state holds
         if self.spec.resume is not None:
             if not profile.state_dir:
                 raise StagingError(f"profile {profile.name} has no state_dir to resume")
             saved = state_mod.find(self.spec.resume or None, str(self.spec.workspace), profile.name)
             step(f"restoring {saved.id}")
-            state_mod.restore(saved, files, self.home, self.uid, self.gid)
+            state_mod.restore(saved, files, self.home, self.uid, self.gid, credentials=creds)
+        staged = staging.plan(profile, self.spec.host_home)
+        if staged:
+            step(f"staging {len(staged)} file(s)")
+            staging.push(files, staged, self.home, self.uid, self.gid)
         self.timings["ready"] = time.monotonic() - t0
 
     def _agent_home(self) -> str:
@@ -628,6 +702,10 @@ class Session:
         except IncusError as e:
             code = _exec_error_code(e)
             if code is not None and self.is_running():
+                what = "command not found" if code == 127 else "permission denied (not executable)"
+                err.write(f"coi-sentinel: {command[0] if command else '?'}: {what} in "
+                          f"{self.name}\n".encode(errors="replace"))
+                err.flush()
                 return code
             if not self.is_running():
                 if self._monitor_killed():
@@ -709,7 +787,8 @@ class Session:
         if not sd:
             return None
         saved, _report = state_mod.save(rootfs_path(self.name), self.home, sd, container=self.name,
-                                        workspace=str(self.spec.workspace), tool=self.spec.profile.name)
+                                        workspace=str(self.spec.workspace), tool=self.spec.profile.name,
+                                        credentials=[c.path for c in self.spec.profile.credentials])
         self.saved = saved
         return saved
 
@@ -767,25 +846,50 @@ class Session:
 
 
 class _no_interrupts:
-    """Ctrl-C during clean-up would leave things behind: hold SIGINT until it is done."""
+    """Ctrl-C, SIGTERM or SIGHUP during clean-up would leave things behind: hold SIGINT until
+    it is done (then raise it); SIGTERM and SIGHUP ask for what is being done already, so they
+    are only noted (a hung-up terminal is still replaced at once)."""
+
+    _HELD = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
     def __enter__(self):
-        self._old = None
+        self._old: dict[int, Any] = {}
         self._pending = False
         try:
-            self._old = signal.signal(signal.SIGINT, self._note)
+            for sig in self._HELD:
+                self._old[sig] = signal.signal(sig, self._note)
         except ValueError:       # not the main thread
-            self._old = None
+            pass
         return self
 
-    def _note(self, _sig, _frame) -> None:
-        self._pending = True
+    def _note(self, sig, _frame) -> None:
+        if sig == signal.SIGINT:
+            self._pending = True
+        elif sig == signal.SIGHUP:
+            _leave_hung_up_terminal()
 
     def __exit__(self, *exc) -> None:
-        if self._old is not None:
-            signal.signal(signal.SIGINT, self._old)
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
         if self._pending and exc[0] is None:
             raise KeyboardInterrupt
+
+
+def host_id(idmap_json: str | None, nsid: int, *, uid: bool = True) -> int | None:
+    """The host id that container id ``nsid`` maps to, from ``volatile.idmap.next``."""
+    import json
+
+    try:
+        entries = json.loads(idmap_json or "[]")
+    except ValueError:
+        return None
+    for e in entries if isinstance(entries, list) else []:
+        try:
+            if (e["Isuid"] if uid else e["Isgid"]) and e["Nsid"] <= nsid < e["Nsid"] + e["Maprange"]:
+                return int(e["Hostid"]) + nsid - int(e["Nsid"])
+        except (KeyError, TypeError, ValueError):
+            continue
+    return None
 
 
 def _exec_error_code(err: IncusError) -> int | None:

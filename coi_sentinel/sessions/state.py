@@ -10,6 +10,12 @@ bounded. The copy goes into a fresh directory of our own, created with ``O_EXCL`
 file API is not used for this: a GET on a FIFO planted by the container blocks.)
 
 Restoring writes through the Incus file API into the new container, as the agent.
+
+Credentials never go into a saved state: the profile's credential files that lie inside its
+state directory (claude's ``.claude/.credentials.json`` inside ``.claude``) are left out of a
+save, skipped by a restore (and removed from a state saved before this rule), and the session
+restores before it stages: the credential just staged from the host is the one the agent gets,
+and the host keeps one copy of it, the user's own.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import stat
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Iterable
 
 from ..errors import StateError
 from . import paths
@@ -105,7 +112,20 @@ def _copy_file(src_dir: int, name: str, listed: os.stat_result, dst_dir: int,
         os.close(fd)
 
 
-def _copy_tree(src: int, dst: int, depth: int, report: SaveReport) -> None:
+def secrets_within(state_dir: str, credentials: Iterable[str]) -> frozenset[PurePosixPath]:
+    """The credential paths (relative to the home) that lie inside ``state_dir``, relative to
+    it."""
+    base = PurePosixPath(state_dir)
+    out = set()
+    for cred in credentials:
+        path = PurePosixPath(cred)
+        if path != base and base in path.parents:
+            out.add(path.relative_to(base))
+    return frozenset(out)
+
+
+def _copy_tree(src: int, dst: int, depth: int, report: SaveReport,
+               rel: PurePosixPath = PurePosixPath(), exclude: frozenset[PurePosixPath] = frozenset()) -> None:
     if depth > MAX_DEPTH:
         report.skip("too deep")
         return
@@ -115,6 +135,9 @@ def _copy_tree(src: int, dst: int, depth: int, report: SaveReport) -> None:
         if report.files + report.dirs >= MAX_FILES:
             report.skip("too many files")
             return
+        if rel / name in exclude:
+            report.skip("credential")
+            continue
         try:
             st = os.stat(name, dir_fd=src, follow_symlinks=False)
         except OSError:
@@ -131,7 +154,7 @@ def _copy_tree(src: int, dst: int, depth: int, report: SaveReport) -> None:
                 out = os.open(name, _DIR_FLAGS, dir_fd=dst)
                 try:
                     report.dirs += 1
-                    _copy_tree(sub, out, depth + 1, report)
+                    _copy_tree(sub, out, depth + 1, report, rel / name, exclude)
                 finally:
                     os.close(out)
             finally:
@@ -142,8 +165,10 @@ def _copy_tree(src: int, dst: int, depth: int, report: SaveReport) -> None:
             report.skip(_kind(st.st_mode))
 
 
-def copy_out(rootfs: Path, container_dir: PurePosixPath, dest: Path) -> SaveReport:
-    """Copy ``container_dir`` (absolute, in the container) from ``rootfs`` into new ``dest``."""
+def copy_out(rootfs: Path, container_dir: PurePosixPath, dest: Path,
+             exclude: frozenset[PurePosixPath] = frozenset()) -> SaveReport:
+    """Copy ``container_dir`` (absolute, in the container) from ``rootfs`` into new ``dest``,
+    without the paths (relative to it) in ``exclude``."""
     report = SaveReport()
     try:
         root_fd = os.open(rootfs, _DIR_FLAGS)
@@ -161,7 +186,7 @@ def copy_out(rootfs: Path, container_dir: PurePosixPath, dest: Path) -> SaveRepo
             dest.mkdir(mode=0o700)
             dst = os.open(dest, _DIR_FLAGS)
             try:
-                _copy_tree(src, dst, 0, report)
+                _copy_tree(src, dst, 0, report, PurePosixPath(), exclude)
             finally:
                 os.close(dst)
         finally:
@@ -187,14 +212,16 @@ class SavedSession:
 
 
 def save(rootfs: Path, home: str, state_dir: str, *, container: str, workspace: str,
-         tool: str) -> tuple[SavedSession, SaveReport]:
-    """Save ``<home>/<state_dir>`` of a container as a new saved session."""
+         tool: str, credentials: Iterable[str] = ()) -> tuple[SavedSession, SaveReport]:
+    """Save ``<home>/<state_dir>`` of a container as a new saved session, without the
+    ``credentials`` (paths relative to the home) that lie inside it."""
     base = paths.private_dir(paths.saved_sessions_dir())
     sid = f"{container}-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
     tmp = base / f".{sid}.partial"
     tmp.mkdir(mode=0o700)
     try:
-        report = copy_out(rootfs, PurePosixPath(home) / state_dir, tmp / "state")
+        report = copy_out(rootfs, PurePosixPath(home) / state_dir, tmp / "state",
+                          secrets_within(state_dir, credentials))
         meta = {"id": sid, "workspace": workspace, "tool": tool, "container": container,
                 "state_dir": state_dir, "saved_at": time.time(), "files": report.files,
                 "bytes": report.bytes, "skipped": report.skipped}
@@ -205,7 +232,7 @@ def save(rootfs: Path, home: str, state_dir: str, *, container: str, workspace: 
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    if report.skipped:
+    if set(report.skipped) - {"credential"}:
         log.warning("saved %s without %s", sid,
                     ", ".join(f"{n} {k}" for k, n in sorted(report.skipped.items())))
     return _read_meta(base / sid), report
@@ -250,9 +277,13 @@ def find(session_id: str | None, workspace: str, tool: str) -> SavedSession:
     return mine[-1]
 
 
-def restore(saved: SavedSession, files, home: str, uid: int, gid: int) -> int:
-    """Write a saved state directory into a container (``files``: .incus.InstanceFiles)."""
+def restore(saved: SavedSession, files, home: str, uid: int, gid: int,
+            credentials: Iterable[str] = ()) -> int:
+    """Write a saved state directory into a container (``files``: .incus.InstanceFiles),
+    without the ``credentials`` inside it: a state saved before they were left out has its
+    copies removed here (the host keeps one copy of a secret: the user's own)."""
     root = saved.files
+    secrets = secrets_within(saved.state_dir, credentials)
     dest_root = PurePosixPath(home) / saved.state_dir
     parts = PurePosixPath(saved.state_dir).parts
     for i in range(1, len(parts) + 1):
@@ -266,6 +297,13 @@ def restore(saved: SavedSession, files, home: str, uid: int, gid: int) -> int:
             files.mkdir(str(dest_root / rel / d), 0o700, uid, gid)
         for name in sorted(filenames):
             src = os.path.join(dirpath, name)
+            if PurePosixPath(*rel.parts, name) in secrets:
+                try:
+                    os.unlink(src)
+                    log.warning("removed a saved copy of credential %s from %s", name, saved.id)
+                except OSError as err:
+                    log.warning("cannot remove the saved credential %s: %s", src, err.strerror)
+                continue
             st = os.lstat(src)
             if not stat.S_ISREG(st.st_mode):
                 continue

@@ -40,6 +40,7 @@ RECORD_KINDS = frozenset({
 #: reasons a line (or file) is rejected; lenient reading counts skipped lines by these
 READ_ERRORS = {
     "truncated": "the file ends in the middle of a line",
+    "long": "a line is longer than a trace line can be",
     "json": "a line is not a JSON object",
     "event": "an event line has an unknown type or lacks fields",
     "record": "a line is neither an event nor a record",

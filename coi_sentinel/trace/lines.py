@@ -7,29 +7,58 @@ both need the raw bytes of each line and to know whether the last one is complet
 from __future__ import annotations
 
 import gzip
+import io
 import os
+import stat
+import sys
 import zlib
 from typing import BinaryIO, Iterator
 
 from ..errors import TraceError
 from .format import GZIP_MAGIC
 
+#: the longest line a reader accepts (bytes, newline excluded): the longest real ones (an exec
+#: with its whole argv, a context record) are a few KiB; ``/dev/zero`` is one endless line
+MAX_LINE_BYTES = 1 << 20
+
+#: the name that means standard input
+STDIN = "-"
+
 
 def open_binary(path: str | os.PathLike[str]) -> BinaryIO:
-    """Open a trace for reading; gzip is detected by content, so a renamed file still reads."""
+    """Open a trace for reading; gzip is detected by content, so a renamed file still reads.
+
+    Only regular files are read (a device such as ``/dev/zero`` never ends, a FIFO may never
+    answer), or standard input when the path is ``-``."""
     name = os.fspath(path)
-    try:
-        f = open(name, "rb")
-    except OSError as err:
-        raise TraceError(f"cannot open: {err.strerror}", source=name, reason="io",
-                         errno=err.errno) from err
-    try:
-        magic = f.read(2)
-        f.seek(0)
-    except OSError as err:
-        f.close()
-        raise TraceError(f"cannot read: {err.strerror}", source=name, reason="io",
-                         errno=err.errno) from err
+    if name == STDIN:
+        f: BinaryIO = io.BufferedReader(io.FileIO(os.dup(sys.stdin.fileno()), "rb"))  # type: ignore[assignment]
+        magic = f.peek(2)[:2]  # type: ignore[attr-defined]
+    else:
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)   # a FIFO must not block
+        except OSError as err:
+            raise TraceError(f"cannot open: {err.strerror}", source=name, reason="io",
+                             errno=err.errno) from err
+        try:
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                what = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
+                        else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "a socket")
+                raise TraceError(f"is {what}, not a regular file (use - to read standard input)",
+                                 source=name, reason="io")
+            os.set_blocking(fd, True)
+            f = open(fd, "rb", closefd=True)
+        except BaseException:
+            os.close(fd)
+            raise
+        try:
+            magic = f.read(2)
+            f.seek(0)
+        except OSError as err:
+            f.close()
+            raise TraceError(f"cannot read: {err.strerror}", source=name, reason="io",
+                             errno=err.errno) from err
     if magic == GZIP_MAGIC:
         return gzip.GzipFile(fileobj=f, mode="rb")  # type: ignore[return-value]
     return f
@@ -44,10 +73,13 @@ def iter_lines(f: BinaryIO, source: str) -> Iterator[tuple[int, bytes, bool]]:
     """
     lineno = 0
     try:
-        for raw in f:
+        while raw := f.readline(MAX_LINE_BYTES + 1):
             lineno += 1
             if raw.endswith(b"\n"):
                 yield lineno, raw[:-1], True
+            elif len(raw) > MAX_LINE_BYTES:
+                raise TraceError(f"line longer than {MAX_LINE_BYTES >> 20} MiB: not a trace line",
+                                 source=source, line=lineno, reason="long")
             else:
                 yield lineno, raw, False
     except EOFError as err:
@@ -59,3 +91,4 @@ def iter_lines(f: BinaryIO, source: str) -> Iterator[tuple[int, bytes, bool]]:
     except OSError as err:
         raise TraceError(f"cannot read: {err.strerror or err}", source=source, line=lineno + 1,
                          reason="io", errno=err.errno) from err
+

@@ -65,7 +65,7 @@ class TraceWriter:
                  overwrite: bool = False, mode: int = 0o600,
                  seal: Callable[[bytes], bytes] | None = None,
                  max_pending_bytes: int = 64 << 20, retry_seconds: float = 1.0,
-                 fd: int | None = None) -> None:
+                 fd: int | None = None, on_durable: Callable[[], None] | None = None) -> None:
         if header.get("record") != "header":
             raise ValueError('a trace header must be a {"record": "header", ...} dict')
         if batch_records < 1:
@@ -77,6 +77,8 @@ class TraceWriter:
         self.max_pending_bytes = max_pending_bytes
         self.retry_seconds = retry_seconds
         self._seal = seal
+        #: called after each flush that wrote (and fsync'd) everything sealed so far
+        self._on_durable = on_durable
         self._buf: list[bytes] = []
         self._buf_bytes = 0
         self._oldest = 0.0
@@ -214,6 +216,8 @@ class TraceWriter:
         self.lines_durable = accepted
         if self.error is not None:
             self._recovered()
+        elif done and self._on_durable is not None:
+            self._on_durable()
 
     def _fail(self, err: OSError) -> None:
         if self.error is None:

@@ -118,3 +118,25 @@ def test_ctrl_c_while_the_keeper_starts_leaves_nothing(env):
     while env.containers() and time.monotonic() < deadline:
         time.sleep(0.1)
     assert env.containers() == []
+
+
+def test_readme_first_run_as_root_in_a_root_owned_folder_reaches_a_prompt(env, term):
+    """README: `scripts/setup.sh && .venv/bin/coi-sentinel run`, as root, in the folder root
+    cloned: the default profile, image and monitoring, attached in tmux (issue 17)."""
+    from incus_support import DEBIAN, require_incus
+
+    require_incus(DEBIAN)
+    os.chown(env.ws, 0, 0)
+    env.config()                                   # the defaults, as on a fresh machine
+    term.start("run", "run")
+    term.wait_for("run", "/workspace", timeout=120)
+    term.keys("run", "touch by-agent; echo made-$?-$(id -u)", "Enter")
+    term.wait_for("run", "made-0-1000")
+    term.keys("run", "exit", "Enter")
+    term.wait_for("run", "EXIT-0", timeout=60)
+    owner = (env.ws / "by-agent").stat().st_uid
+    assert owner not in (0, 1000) and owner >= 100000      # an unprivileged uid of Incus' range
+    deadline = time.monotonic() + 30
+    while env.containers() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert env.containers() == []

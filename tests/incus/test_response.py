@@ -494,6 +494,10 @@ def test_full_audit_disk_pauses_the_session(session_env):
         assert_stays(env)
         [s] = env.sessions()
         assert s["paused"]["by"] == "monitor" and "audit log cannot be written" in s["paused"]["reason"]
+        r = env.run("resume-session", name)     # the disk is still full: no "resumed" (issue 17)
+        assert r.code == 1 and r.err.count("\n") == 1, r.err
+        assert f"{name} stays paused: the disk of its audit log" in r.err and "(ENOSPC)" in r.err
+        assert is_frozen(name)
         filler.unlink()                         # space comes back: the kept records are written
         r = env.run("resume-session", name)
         assert r.code == 0, r.err

@@ -321,3 +321,34 @@ def test_workspace_of_another_owner_needs_a_subuid_line(env):
     line = one_error_line(r.err)
     assert "root:4242:1" in line and "/etc/subuid" in line
     assert env.containers() == []
+
+
+CRED_IN_STATE_PROFILE = """\
+name: credtest
+description: a test agent whose credential lies inside its state directory (as claude's)
+command: [sh]
+credentials:
+  - path: .state/token
+state_dir: .state
+resume_args: []
+"""
+
+
+def test_resume_keeps_the_freshly_staged_credential_and_saves_no_copy(env):
+    """Issue 17: --resume restored the saved copy of a credential over the one just staged,
+    and the saved state kept a second copy of the secret on the host."""
+    env.profile("credtest", CRED_IN_STATE_PROFILE)
+    token = env.home / ".state/token"
+    token.parent.mkdir()
+    token.write_text("OLD\n")
+    r = env.run("run", "--tool", "credtest", "--", "sh", "-c", "cat ~/.state/token; echo conv > ~/.state/history")
+    assert (r.code, r.out) == (0, "OLD\n"), r.err
+    saved_root = env.home / ".local/state/coi-sentinel/sessions"
+    [saved] = [p for p in saved_root.iterdir() if not p.name.startswith(".")]
+    assert sorted(p.name for p in (saved / "state").iterdir()) == ["history"]
+    (saved / "state/token").write_text("STALE\n")       # as a state saved before the fix
+    token.write_text("NEW\n")                            # the user logged in again
+    r = env.run("run", "--tool", "credtest", "--resume", "--", "sh", "-c", "cat ~/.state/token ~/.state/history")
+    assert (r.code, r.out) == (0, "NEW\nconv\n"), r.err
+    assert not (saved / "state/token").exists()          # the old copy is gone from the host
+    assert env.containers() == []

@@ -82,3 +82,4 @@ class FailingDisk:
 @pytest.fixture
 def failing_disk(monkeypatch):
     return lambda fd, budget=0: FailingDisk(monkeypatch, fd, budget)
+

@@ -135,12 +135,17 @@ def test_truncated_file(closed_log):
     assert "incomplete last line" in problem.message
 
 
-def test_cut_at_a_line_boundary_shows_as_not_closed(closed_log):
-    """Without a later file, lines cut from the end of the last file cannot be told from a
-    crash: the verdict says the file is not closed and where checking stopped."""
+def test_cut_at_a_line_boundary_is_named_by_the_sealed_head(closed_log):
+    """The chain alone cannot tell lines cut from the end from a crash; the sealed head file
+    beside the log names the last record written (issue 17)."""
     write_lines(closed_log, lines_of(closed_log)[:-3])
     report = verify([closed_log])
-    assert report.ok
+    assert not report.ok
+    (problem,) = report.problems
+    assert (problem.kind, problem.line) == ("cut", 22)
+    assert problem.message.startswith("the log ends at record 20 (line 21), but its head file "
+                                      "audit.head (sealed ")
+    assert problem.message.endswith("says record 23 was written: 3 records cut from its end")
     (note,) = report.notes
     assert (note.kind, note.line) == ("open", 21)
 

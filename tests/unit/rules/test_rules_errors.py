@@ -188,8 +188,10 @@ def cond_rule(condition: str, events: str = "[exec]") -> str:
     ("'proc.is_shell = yes'", "proc.is_shell =: 'yes' is not true or false"),
     ("'net.dip = 10.0.0'", "net.dip =: '10.0.0' is not an IP address (use cidr for ranges)"),
     ("'net.dip cidr (10.0.0.0/33)'", "net.dip cidr: '10.0.0.0/33' is not an address or a CIDR range"),
-    ("'proc.name regex \"a(\"'", "bad regular expression 'a(' for proc.name: missing ), unterminated subpattern "
-                                 "at position 1"),
+    ("'proc.name regex \"a(\"'", "bad regular expression 'a(' for proc.name: missing ): a( (rules use RE2, a "
+                                 "linear-time engine: no backreferences, no look-around)"),
+    ("'proc.name regex \"(a)\\1\"'", "bad regular expression '(a)\\\\1' for proc.name: invalid escape sequence: "
+                                   "\\1 (rules use RE2, a linear-time engine: no backreferences, no look-around)"),
 ])
 def test_condition_errors_name_the_line_of_the_clause(rules: Any, condition: str, expected: str) -> None:
     events = "[connect]" if "net." in condition else "[exec]"

@@ -9,7 +9,7 @@ pytestmark = pytest.mark.unit
 def test_defaults_without_files(files):
     cfg = files()
     assert cfg == config.Config()
-    assert cfg.protected_paths == (".git/hooks", ".git/config", ".vscode", ".husky")
+    assert cfg.protected_paths == (".git/hooks", ".git/config", ".vscode", ".husky", ".venv")
     assert cfg.monitoring and cfg.network == "restricted" and not cfg.persistent
 
 

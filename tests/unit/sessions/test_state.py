@@ -119,3 +119,20 @@ def test_save_find_and_restore(rootfs, tmp_path, monkeypatch):
     assert ("f", "/home/code/.state/file", 0o600, 1000, b"v1\n") in files.ops
     assert ("f", "/home/code/.state/run.sh", 0o700, 1000, b"#!/bin/sh\n") in files.ops
     assert files.ops[0] == ("d", "/home/code/.state", 0o700, 1000)
+
+
+def test_credentials_inside_the_state_dir_are_never_saved(rootfs, tmp_path, monkeypatch):
+    """Issue 17: a saved state kept a second copy of claude's .credentials.json on the host."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    sd = rootfs / "home/code/.state"
+    (sd / ".credentials.json").write_text('{"token": "SECRET"}')
+    (sd / "sub/key").write_text("SECRET2")
+    creds = [".state/.credentials.json", ".state/sub/key", ".other.json", ".state"]
+    assert state.secrets_within(".state", creds) == {PurePosixPath(".credentials.json"),
+                                                     PurePosixPath("sub/key")}
+    saved, report = state.save(rootfs, "/home/code", ".state", container="coi-12345678-1",
+                               workspace="/w", tool="t", credentials=creds)
+    kept = sorted(str(p.relative_to(saved.files)) for p in saved.files.rglob("*"))
+    assert kept == ["file", "run.sh", "sub", "sub/deep"]
+    assert report.skipped == {"credential": 2}
+    assert not any(b"SECRET" in p.read_bytes() for p in saved.files.rglob("*") if p.is_file())

@@ -99,13 +99,21 @@ def test_event_missing_a_field(tmp_path, sample_events):
     _expect_error(path, "event", 3, "lacks field 'argv'")
 
 
-def test_event_field_of_wrong_json_type(tmp_path, sample_events):
+@pytest.mark.parametrize("field,value,says", [
+    ("argv", None, "field 'argv' must be a list of strings, not null"),
+    ("argv", ["sh", 3], "field 'argv' must be a list of strings, not a list"),
+    ("pid", "abc", "field 'pid' must be an integer, not the string 'abc'"),
+    ("pid", 1.5, "field 'pid' must be an integer, not the number 1.5"),
+    ("uid", True, "field 'uid' must be an integer, not true"),
+    ("comm", 7, "field 'comm' must be a string, not the number 7"),
+])
+def test_event_field_of_wrong_json_type(tmp_path, sample_events, field, value, says):
     path = tmp_path / "t.jsonl"
     lines = _good_trace(path, sample_events[:1])
-    broken = codec.to_dict(sample_events[0]) | {"argv": None}
+    broken = codec.to_dict(sample_events[0]) | {field: value}
     lines.insert(1, orjson.dumps(broken) + b"\n")
     path.write_bytes(b"".join(lines))
-    _expect_error(path, "event", 2, "bad 'exec' event")
+    _expect_error(path, "event", 2, f"exec event: {says}")
 
 
 def test_missing_header_starts_with_event(tmp_path, sample_events):
