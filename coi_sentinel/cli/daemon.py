@@ -63,7 +63,7 @@ def daemon(sock: str | None, group: str, rule_paths: tuple[str, ...], no_bundled
         if metrics_addr:
             extra += ["--metrics", metrics_addr]
         pid = start_detached(path, extra)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180         # compiling takes seconds, minutes when loaded
         while time.monotonic() < deadline:
             hello = running(path)
             if hello is not None:

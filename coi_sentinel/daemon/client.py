@@ -23,7 +23,7 @@ from . import protocol as P
 log = logging.getLogger(__name__)
 
 #: how long `ensure_daemon` waits for a daemon it started (probes compile in ~3-6 s)
-START_TIMEOUT = 60.0
+START_TIMEOUT = 180.0
 
 
 class DaemonClient:
