@@ -161,9 +161,10 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
     FieldDef("proc.stdin_is_socket", B, "fd 0 is a socket", _on(ALL, "(0 in p.stdio_sockets)")),
     FieldDef("proc.stdout_is_socket", B, "fd 1 is a socket", _on(ALL, "(1 in p.stdio_sockets)")),
     FieldDef("proc.stderr_is_socket", B, "fd 2 is a socket", _on(ALL, "(2 in p.stdio_sockets)")),
-    FieldDef("proc.has_outbound_socket", B, "the process connected (or inherited from a parent "
-             "that connected) an inet/inet6 socket to a non-loopback address (connect returned 0 "
-             "or EINPROGRESS)", _on(ALL, "_outbound_sock(p)")),
+    FieldDef("proc.has_outbound_socket", B, "the process or its parent connected an inet/inet6 "
+             "socket to a non-loopback address (connect returned 0 or EINPROGRESS; a child "
+             "inherits its parent's sockets)",
+             _on(ALL, "(_outbound_sock(p) or _parent_outbound({anc}))")),
     FieldDef("proc.stdio_net", B, "one of fds 0-2 is an inet/inet6 socket",
              _on(ALL, "(_stdio_sock(p) is not None)")),
     FieldDef("proc.stdio_dip", IP, "remote address of the network socket on fds 0-2",
@@ -369,6 +370,10 @@ def _outbound_sock(p: Any) -> bool:
     return False
 
 
+def _parent_outbound(ancestors: list[Any]) -> bool:
+    return bool(ancestors) and _outbound_sock(ancestors[0])
+
+
 _NO_SOCK = (None, None, None)
 
 
@@ -400,7 +405,7 @@ HELPERS: dict[str, Any] = {
     "_basename": _basename, "_dirname": _dirname, "_is_shell": _is_shell,
     "_is_interpreter": _is_interpreter, "_nth": _nth, "_anc_all": _anc_all, "_anc_nth": _anc_nth,
     "_ip": _ip, "_port": _port, "_stdio_sock": _stdio_sock, "_stdio_field": _stdio_field,
-    "_outbound_sock": _outbound_sock,
+    "_outbound_sock": _outbound_sock, "_parent_outbound": _parent_outbound,
     "_dup_sock": _dup_sock, "_procfs_pid": _procfs_pid, "_other_proc": _other_proc,
 }
 

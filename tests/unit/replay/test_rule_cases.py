@@ -75,7 +75,7 @@ def test_a_rule_that_stops_firing_fails_its_positive_cases(coi, rules_copy):
     edit_rules(rules_copy, "credentials.yaml", never)
     res = coi("rules", "test", "--strict", "--no-bundled", "--rules", rules_copy, CASES)
     assert res.exit_code == 1
-    assert re.match(r"shadow_file_read\s+0/1\s+1/1\s+fail$", rule_row(res.stdout, "shadow_file_read"))
+    assert re.match(r"shadow_file_read\s+0/\d+\s+\d+/\d+\s+fail$", rule_row(res.stdout, "shadow_file_read"))
     assert "case cred_shadow: shadow_file_read fired 0 times, expected 2" in flat(res.stdout)
     others = [line for line in res.stdout.splitlines() if line.endswith(" fail")]
     assert others == [rule_row(res.stdout, "shadow_file_read")]
@@ -91,7 +91,7 @@ def test_a_rule_that_fires_too_often_fails_its_negative_case(coi, rules_copy):
     edit_rules(rules_copy, "credentials.yaml", nobody_uses_ssh)
     res = coi("rules", "test", "--no-bundled", "--rules", rules_copy, CASES)
     assert res.exit_code == 1
-    assert re.match(r"ssh_private_key_read\s+2/2\s+0/1\s+fail$", rule_row(res.stdout, "ssh_private_key_read"))
+    assert re.match(r"ssh_private_key_read\s+(\d+)/\1\s+0/1\s+fail$", rule_row(res.stdout, "ssh_private_key_read"))
     assert ("case nearmiss_credentials: ssh_private_key_read fired once, on a negative case"
             in flat(res.stdout))
 
@@ -219,7 +219,7 @@ def test_json_output_has_cases_rules_and_a_summary(coi, corpus_copy):
     case = next(r for r in records if r["record"] == "case" and r["case"] == "fork_bomb")
     assert not case["ok"] and "not found" in case["error"]
     rule = next(r for r in records if r["record"] == "rule" and r["rule"] == "fork_bomb")
-    assert rule["status"] == "fail" and rule["positive"] == {"passed": 0, "cases": 1}
+    assert rule["status"] == "fail" and rule["positive"]["passed"] == rule["positive"]["cases"] - 1
     summary = records[-1]
     assert summary["record"] == "summary" and summary["ok"] is False and summary["cases_failed"] == 1
 

