@@ -33,7 +33,10 @@ class MonitorOptions:
     sensitive_suffixes: tuple[str, ...] = ()
     sweep_interval: float = 1.0
     poll_ms: int = 5
-    kind: str = "watch"           # what runs it, for `status`: watch, record, session
+    kind: str = "watch"           # what runs it, for `status`: watch, record, session, daemon
+    #: with no container or cgroup given, trace nothing until add_scope() (the daemon);
+    #: otherwise host-wide
+    scoped_only: bool = False
 
 
 class Monitor:
@@ -67,7 +70,7 @@ class Monitor:
                 self.probes.set_sensitive(list(o.sensitive_prefixes), list(o.sensitive_suffixes))
             for path, label in targets:
                 self.add_scope(path, label)
-            if not targets:
+            if not targets and not o.scoped_only:
                 self.probes.set_host_wide()
             self.pipeline.table.seed_from_proc()
             self.probes.seed_parents(self.pipeline.table)
@@ -88,6 +91,10 @@ class Monitor:
 
     def remove_scope(self, cid: int) -> None:
         self.probes.remove_scope(cid)
+        label = self.names(cid)
+        if label in self._scope_labels:
+            self._scope_labels.remove(label)
+            self._scope_paths.pop(label, None)
 
     def scope_paths(self) -> dict[str, Path]:
         """label (as in events' "container") -> cgroup directory of each watched scope."""

@@ -20,7 +20,7 @@
 #   COI_VENV [<repo>/.venv]   COI_BRIDGE [sentbr0]   COI_BRIDGE_CIDR [10.123.45.1/24]
 #   COI_PROFILE [coi-sentinel]   COI_POOL [default]   COI_FAST_POOL [fast; "" = dir only]
 #   COI_FAST_POOL_SIZE [8GiB]   COI_IDMAP_UID [1000; "" = skip]   COI_SKIP_APT [0]
-#   COI_IMAGES ["debian busybox"]   COI_REBUILD [0]   INCUS_DIR [/var/lib/incus]
+#   COI_IMAGES ["debian busybox build"]   COI_REBUILD [0]   INCUS_DIR [/var/lib/incus]
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,7 +33,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${COI_PROFILE:=coi-sentinel}"
 : "${COI_IDMAP_UID:=1000}"
 : "${COI_SKIP_APT:=0}"
-: "${COI_IMAGES:=debian busybox}"
+: "${COI_IMAGES:=debian busybox build}"
 : "${COI_REBUILD:=0}"
 : "${COI_DEAD_PROXY:=http://127.0.0.1:9}"
 : "${INCUS_DIR:=/var/lib/incus}"

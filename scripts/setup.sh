@@ -6,7 +6,8 @@
 #          corpus                                (only when asked: rules/tests/make_corpus.py)
 #
 # Idempotent: a second run only checks and takes seconds.
-#  packages  apt: python3-bpfcc (bcc), pyroute2, python3-nftables, nftables, tmux, venv...
+#  packages  apt: python3-bpfcc (bcc), pyroute2, python3-nftables, nftables, tmux, venv...,
+#            rsyslog (+ gnutls), prometheus, openssl (receivers for the output tests)
 #  headers   bcc compiles against /lib/modules/$(uname -r)/build. Installs the exact
 #            linux-headers-$(uname -r) when the distribution has it; otherwise the generic
 #            headers package, linked in as build/source, with a warning: their struct layouts
@@ -44,6 +45,12 @@ apt_install() {
 step_packages() {
     apt_install python3-bpfcc bpfcc-tools python3-pyroute2 python3-nftables nftables \
         python3-venv python3-pip python3-yaml tmux iproute2 gcc libc6-dev util-linux
+    # headless Chromium: the report tests open the HTML report and read its DOM
+    apt_install chromium
+    # real receivers the output tests start on loopback with private configs (rsyslog: RFC 5424
+    # over TCP/UDP/TLS/unix socket; prometheus: scrapes --metrics; openssl makes the test
+    # certificate). Their own services are not used.
+    apt_install rsyslog rsyslog-gnutls prometheus openssl
 }
 
 step_corpus() {
@@ -90,7 +97,7 @@ step_venv() {
         log "creating $VENV (/usr/bin/python3 --system-site-packages)"
         /usr/bin/python3 -m venv --system-site-packages "$VENV"
     fi
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c 'import coi_sentinel, bcc, orjson, click, pytest, xdist' 2>/dev/null; then
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && "$VENV/bin/python" -c 'import coi_sentinel, bcc, orjson, click, pytest, xdist, sigma' 2>/dev/null; then
         log "venv up to date"; return 0
     fi
     "$VENV/bin/pip" install -q --upgrade pip setuptools >&2

@@ -59,6 +59,56 @@ class Result:
     err: str
 
 
+def worker_socket() -> Path:
+    """The daemon socket of this pytest worker: the first monitored `run` starts a daemon on
+    it (as a user's first run does); the tier's session fixture stops it at the end."""
+    return Path(f"/run/coi-sentinel/test-{os.environ.get('PYTEST_XDIST_WORKER', 'main')}-{os.getpid()}.sock")
+
+
+def daemon_pid(sock: Path) -> int | None:
+    from coi_sentinel.daemon.protocol import state_dir_of
+
+    try:
+        pid = int((state_dir_of(sock) / "daemon.pid").read_text())
+    except (OSError, ValueError):
+        return None
+    return pid if os.path.exists(f"/proc/{pid}") else None
+
+
+def stop_daemon(sock: Path, timeout: float = 20.0) -> int | None:
+    """SIGTERM the daemon serving ``sock`` and wait for it to exit; its pid, or None."""
+    import signal
+    import time
+
+    from coi_sentinel.daemon.protocol import state_dir_of
+
+    try:
+        pid = int((state_dir_of(sock) / "daemon.pid").read_text())
+    except (OSError, ValueError):
+        forget_daemon(sock)
+        return None
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        forget_daemon(sock)
+        return None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+        time.sleep(0.05)
+    forget_daemon(sock)
+    return pid
+
+
+def forget_daemon(sock: Path) -> None:
+    """A stopped test daemon's state directory and log: nothing left behind."""
+    import shutil
+
+    from coi_sentinel.daemon.protocol import state_dir_of
+
+    shutil.rmtree(state_dir_of(sock), ignore_errors=True)
+    Path(str(sock) + ".log").unlink(missing_ok=True)
+
+
 class Env:
     """A workspace, a fake HOME and a way to run the CLI with them."""
 
@@ -70,6 +120,8 @@ class Env:
         self.home = root / "home"
         (self.home / ".config/coi-sentinel/sessions").mkdir(parents=True)
         self.config(image=BUSYBOX, monitoring=False)
+        #: the daemon its monitored runs use (and start when none answers)
+        self.socket = worker_socket()
 
     def config(self, **values) -> None:
         lines = []
@@ -83,6 +135,7 @@ class Env:
     @property
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "COI_SENTINEL"))}
+        env["COI_SENTINEL_SOCKET"] = str(self.socket)
         env["HOME"] = str(self.home)
         env.pop("TERM", None)
         return env

@@ -1,7 +1,7 @@
 """How an audit log is written: batching, rotation, retention, and the flight recorder's bounds.
 
 Sizes and durations may be given as text, as in a session profile or on the command line:
-``"64M"``, ``"1G"``, ``"90s"``, ``"15m"``, ``"12h"``, ``"30d"``.
+``"64MiB"``, ``"1GiB"``, ``"50MB"`` (one size grammar, :mod:`coi_sentinel.units`), ``"90s"``, ``"15m"``, ``"12h"``, ``"30d"``.
 """
 
 from __future__ import annotations
@@ -10,19 +10,9 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any, Mapping
 
-_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+from ..units import parse_size
+
 _TIME_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?\s*", re.IGNORECASE)
-
-
-def parse_size(value: int | str) -> int:
-    """Bytes from ``4096``, ``"64M"``, ``"1G"``, ``"512k"``."""
-    if isinstance(value, int):
-        return value
-    m = _SIZE.fullmatch(value)
-    if m is None:
-        raise ValueError(f"not a size: {value!r} (examples: 4096, 512k, 64M, 1G)")
-    return int(float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()])
 
 
 def parse_duration(value: float | int | str) -> float:

@@ -1,37 +1,30 @@
-"""Alert severities in order, for the flight recorder's trigger and ``audit show --severity``.
+"""Alert severities ranked, for the flight recorder's trigger and ``audit show --severity``.
 
-Rules may use Sigma's levels (informational, low, medium, high, critical) or Falco's priorities
-(debug ... emergency); both map onto one scale. An unknown or missing severity ranks as high:
-when in doubt, the pre-trigger events are kept.
+The scale is :class:`coi_sentinel.severity.Severity`, the one vocabulary of the project; an
+alert record may carry ours, Sigma's (``informational``) or Falco's priority names (``debug`` ...
+``emergency``), all read onto it. An unknown or missing severity ranks as high: when in doubt,
+the pre-trigger events are kept.
 """
 
 from __future__ import annotations
 
-import enum
 from typing import Any
 
-RANKS: dict[str, int] = {
-    "debug": 0,
-    "informational": 1, "info": 1,
-    "low": 2, "notice": 2,
-    "medium": 3, "warning": 3,
-    "high": 4, "error": 4,
-    "critical": 5, "alert": 5, "emergency": 5,
-}
-HIGH = RANKS["high"]
+from ..severity import Severity
 
-#: names accepted on the command line, lowest first
-LEVELS = ("debug", "informational", "low", "medium", "high", "critical")
+HIGH = int(Severity.HIGH)
+
+#: names accepted on the command line, lowest first: ours, Sigma's levels and Falco's
+#: priorities (every one of them a name of coi_sentinel.severity.ALIASES)
+LEVELS = ("debug", "informational", "info", "low", "notice", "medium", "warning", "high", "error",
+          "critical", "alert", "emergency")
 
 
 def rank(severity: Any) -> int:
     """The rank of a severity name (any case) or enum member (by its name); anything else,
     bare numbers included (whose scale is unknown), ranks as :data:`HIGH`."""
-    if isinstance(severity, enum.Enum):
-        severity = severity.name
-    if isinstance(severity, str):
-        return RANKS.get(severity.strip().lower(), HIGH)
-    return HIGH
+    found = Severity.lookup(severity)
+    return HIGH if found is None else int(found)
 
 
 def of_alert(alert: dict[str, Any]) -> Any:

@@ -15,12 +15,13 @@ def image() -> None:
     Examples:
       sudo coi-sentinel image build                     # coi/debian12, once
       sudo coi-sentinel image build --variant busybox   # small test image
+      sudo coi-sentinel image build --variant build     # debian with gcc and make
       sudo coi-sentinel image list --json
     """
 
 
 @image.command("build")
-@click.option("--variant", type=click.Choice(["debian", "busybox"]), default="debian",
+@click.option("--variant", type=click.Choice(["debian", "build", "busybox"]), default="debian",
               show_default=True, help="What to build.")
 @click.option("--alias", help="Alias to import under (default: coi/debian12 or coi/busybox).")
 @click.option("--force", is_flag=True, help="Rebuild even when the alias is up to date.")

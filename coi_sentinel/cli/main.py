@@ -20,6 +20,7 @@ from ..errors import SentinelError
 #: `--help` and the commands that need no kernel never import bcc or pylxd
 COMMANDS: dict[str, tuple[str, str]] = {
     "watch": ("watch", "watch"),
+    "daemon": ("daemon", "daemon"),
     "doctor": ("doctor", "doctor"),
     "record": ("record", "record"),
     "status": ("status", "status"),
@@ -36,6 +37,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "net": ("net", "net"),
     "resume-session": ("resume", "resume_session"),
     "unfreeze": ("resume", "resume_session"),
+    "report": ("report", "report"),
+    "top": ("top", "top"),
 }
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "auto_envvar_prefix": "COI_SENTINEL",

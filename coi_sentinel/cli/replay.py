@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from ..replay.cases import NETWORK_MODES
+from ..outputs.cli import AlertSinks, alert_output_options, print_outputs_status
 from .output import Clock, alert_line, echo_json, json_option
 
 #: exit status when at least one alert fired (0: none, 1: error, 2: usage)
@@ -29,10 +30,12 @@ EXIT_ALERTS = 3
 @click.option("--session-network", type=click.Choice(NETWORK_MODES), metavar="MODE",
               help="Evaluate as if the traces came from a session in this network mode "
                    "(restricted, allowlist, open): for rules on session.network.")
+@alert_output_options(metrics=False)
 @click.pass_context
 def replay(ctx: click.Context, traces: tuple[Path, ...], rule_paths: tuple[str, ...],
            no_bundled: bool, as_json: bool, lenient: bool, each: bool,
-           session_network: str | None) -> None:
+           session_network: str | None, alerts_to: tuple[str, ...], outputs_config: str | None,
+           fmt: str | None) -> None:
     """Run the threat rules over recorded traces (or audit logs) and print the alerts.
 
     No root, no kernel: the events go through the same process table and rule engine as in
@@ -50,6 +53,8 @@ def replay(ctx: click.Context, traces: tuple[Path, ...], rule_paths: tuple[str, 
       coi-sentinel replay --json --rules my-rules/ build.jsonl > alerts.jsonl
       coi-sentinel replay --lenient ~/.local/state/coi-sentinel/audit/agent-1*.jsonl*
       coi-sentinel replay --each rules/tests/traces/*.jsonl.gz
+      coi-sentinel replay --format falco audit.jsonl > falco-alerts.jsonl
+      coi-sentinel replay --alerts-to http://127.0.0.1:2801/ audit.jsonl
     """
     from ..replay import replay as run_replay
     from ..rules import SessionInfo, load_ruleset
@@ -61,10 +66,17 @@ def replay(ctx: click.Context, traces: tuple[Path, ...], rule_paths: tuple[str, 
     # every header first: a foreign file or a wrong schema stops before anything is printed,
     # and each trace's recorded wall clock is known for its alerts
     clocks = {str(path): _clock(path) for path in traces}
+    hosts = {str(path): _hostname(path) for path in traces}
+    sinks = AlertSinks.open(alerts_to, outputs_config, fmt, as_json=as_json)
+    as_json = sinks.fmt == "json"
 
     def on_alert(hit) -> None:
-        if as_json:
-            echo_json(hit.to_dict())
+        offset, host = clocks[hit.trace].offset_ns, hosts[hit.trace]
+        sinks.emit(hit.alert, wall_offset_ns=offset, hostname=host)
+        if sinks.falco:
+            click.echo(sinks.falco_line(hit.alert, wall_offset_ns=offset, hostname=host))
+        elif as_json:
+            echo_json(hit.to_dict(wall_offset_ns=offset, hostname=host))
         else:
             click.echo(alert_line(hit.alert, clocks[hit.trace]))
             click.echo(f"{'':13}at {hit.trace}:{hit.line}")
@@ -76,18 +88,24 @@ def replay(ctx: click.Context, traces: tuple[Path, ...], rule_paths: tuple[str, 
         for err in stats.errors:
             click.echo(f"coi-sentinel: skipped {err}", err=True)
 
-    result = run_replay([str(p) for p in traces], ruleset, lenient=lenient, each=each,
-                        session=session, on_alert=on_alert, on_trace=on_trace)
+    try:
+        result = run_replay([str(p) for p in traces], ruleset, lenient=lenient, each=each,
+                            session=session, on_alert=on_alert, on_trace=on_trace)
+    finally:
+        outputs_status = sinks.close()
     summary = {
         "record": "summary", "traces": len(result.traces), "events": result.events,
         "rules": result.rules, "alerts": dict(sorted(result.by_rule.items())),
         "skipped": dict(result.skipped), "lost": sum(t.lost for t in result.traces),
         "seconds": round(result.seconds, 3),
     }
+    if outputs_status is not None:
+        summary["outputs"] = outputs_status
     if as_json:
         echo_json(summary, file=sys.stderr)
     else:
         _print_summary(summary)
+    print_outputs_status(outputs_status, as_json)
     ctx.exit(EXIT_ALERTS if result.alerts else 0)
 
 
@@ -102,6 +120,15 @@ def _clock(path: Path) -> Clock:
     if offset is not None:
         clock.offset_ns = offset
     return clock
+
+
+def _hostname(path: Path) -> str | None:
+    """The recording host's name (the header's hostname), for the alerts' "hostname"."""
+    from ..trace.reader import TraceReader
+
+    with TraceReader(path) as reader:
+        host = reader.header.get("hostname")
+    return host if isinstance(host, str) and host else None
 
 
 def _print_summary(s: dict) -> None:

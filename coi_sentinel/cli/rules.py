@@ -22,6 +22,7 @@ def rules() -> None:
       coi-sentinel rules lint                      # the bundled rules
       coi-sentinel rules lint ~/my-rules/          # bundled rules plus mine
       coi-sentinel rules fields
+      coi-sentinel rules import-sigma sigma/rules/linux/ -o sigma.yaml
     """
 
 
@@ -30,8 +31,11 @@ def rules() -> None:
 @click.option("--only", "replace_bundled", is_flag=True,
               help="Check PATHS alone, without the bundled rules (as watch --rules DIR --replace).")
 @click.option("--strict", is_flag=True, help="Exit 1 on warnings too.")
+@click.option("--sigma", "sigma_paths", multiple=True, metavar="DIR", type=click.Path(exists=True, path_type=Path),
+              help="Sigma rules converted and checked as watch --sigma loads them (repeatable).")
 @json_option
-def lint(paths: tuple[Path, ...], replace_bundled: bool, strict: bool, as_json: bool) -> None:
+def lint(paths: tuple[Path, ...], replace_bundled: bool, strict: bool, sigma_paths: tuple[Path, ...],
+         as_json: bool) -> None:
     """Report every error and warning in rule files (the bundled rules, then PATHS).
 
     PATHS are rule files or directories of *.yaml files, loaded after the bundled rules the
@@ -44,10 +48,11 @@ def lint(paths: tuple[Path, ...], replace_bundled: bool, strict: bool, as_json: 
       coi-sentinel rules lint
       coi-sentinel rules lint my-rules.yaml --strict
       coi-sentinel rules lint --only ./rules-dir --json
+      coi-sentinel rules lint --sigma sigma/rules/linux/
     """
     from ..rules.lint import lint as run_lint
 
-    report = run_lint(list(paths), replace_bundled=replace_bundled)
+    report = run_lint(list(paths), replace_bundled=replace_bundled, sigma_paths=list(sigma_paths))
     if as_json:
         echo_json(report.to_dict())
     else:
@@ -110,4 +115,68 @@ def _wrap(text: str, width: int) -> list[str]:
     return lines
 
 
+@rules.command("import-sigma")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("-o", "--output", "out", metavar="FILE", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the converted rules to this rule file (default: stdout).")
+@json_option
+def import_sigma(paths: tuple[Path, ...], out: Path | None, as_json: bool) -> None:
+    """Convert Sigma rules (product linux) into a coi-sentinel rule file, through pySigma.
+
+    PATHS are Sigma rule files or directories (searched recursively for *.yml and *.yaml).
+    Each rule is reported on stderr as converted or skipped with the reason (path:line);
+    a summary counts the skipped rules by reason. Converted rules keep the Sigma id, title,
+    level, tags and references, and pass `rules lint`. Log sources: process_creation,
+    file_event, file_delete, network_connection, and service auditd (docs/rules.md). Exit
+    code 0 when at least one rule converted or none was given, 1 when all were skipped.
+
+    \b
+    Examples:
+      coi-sentinel rules import-sigma sigma/rules/linux/ -o ~/my-rules/sigma.yaml
+      coi-sentinel rules import-sigma proc_creation_lnx_susp_curl.yml
+      coi-sentinel rules import-sigma ./sigma --json > report.json
+    """
+    from ..rules.sigma import convert_paths
+
+    report = convert_paths(list(paths))
+    if as_json:
+        echo_json({"results": [r.to_dict() for r in report.results], "converted": len(report.converted),
+                   "skipped": len(report.skipped), "summary": report.summary()})
+    else:
+        for result in report.results:
+            click.echo(result.text(), err=True)
+        click.echo(report.summary(), err=True)
+    if out is not None:
+        out.write_text(report.yaml())
+    elif not as_json:
+        click.echo(report.yaml(), nl=False)
+    if report.results and not report.converted:
+        sys.exit(1)
+
+
 from .rule_tests import run_tests as _run_tests; rules.add_command(_run_tests)  # noqa: E402,E702
+
+
+@rules.command()
+@click.option("--socket", "sock", metavar="PATH", default=None,
+              help="The daemon's socket (default $COI_SENTINEL_SOCKET or /run/coi-sentinel/sentinel.sock).")
+@json_option
+def reload(sock: str | None, as_json: bool) -> None:
+    """Reload the running daemon's rules without restarting anything: the new files are linted
+    first and swapped in at once for every session; on any error the old set stays and the
+    first error is printed with its path:line (exit 1). Each session's audit log records the
+    new rule set's sha256. `kill -HUP` of the daemon does the same.
+
+    \b
+    Examples:
+      sudo coi-sentinel rules reload
+      sudo coi-sentinel rules reload --json
+    """
+    from ..daemon.client import DaemonClient
+
+    with DaemonClient.connect(sock) as c:
+        r = c.request("reload")
+    if as_json:
+        echo_json(r)
+    else:
+        click.echo(f"rules reloaded: {r['rules']} rules, sha256 {r['hash']}")

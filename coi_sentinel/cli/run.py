@@ -95,13 +95,35 @@ def _headless(spec) -> int:
         raise
     killed = bool(getattr(session.monitor, "killed", False))
     alerts = list(getattr(session.monitor, "alerts", []) or []) if session.monitor else []
+    monitored = session.monitor is not None
     session.finish()
     if alerts:
         click.echo(f"coi-sentinel: {len(alerts)} alert(s) in {session.name}", err=True)
         for a in alerts:
             click.echo(f"  {a.get('severity', '?'):<8} {a.get('rule', '?')}: {a.get('output', '')}",
                        err=True)
+    if monitored:
+        _tell_report(session.name, {"tool": spec.config.tool, "network": spec.config.network,
+                                    "workspace": str(spec.workspace)})
     return EXIT_KILLED if killed else code
+
+
+def _tell_report(name: str, facts: dict) -> None:
+    """The session is over: write its report (a small log) or say how to make it."""
+    from ..audit.files import log_files
+    from ..errors import SentinelError
+    from ..report import output
+    from ..sessions.paths import audit_log
+
+    try:
+        files = log_files(audit_log(name))
+        if files and output.log_size(files) <= output.EAGER_MAX_BYTES:
+            path = output.session_report(files, name, facts=facts)
+            click.echo(f"coi-sentinel: report: {path}", err=True)
+            return
+    except SentinelError as err:
+        click.echo(f"coi-sentinel: the report was not written: {err}", err=True)
+    click.echo(f"coi-sentinel: report: coi-sentinel report {name}", err=True)
 
 
 def _interactive(spec, detach: bool) -> int:
@@ -114,4 +136,6 @@ def _interactive(spec, detach: bool) -> int:
     if detach or not sys.stdin.isatty():
         click.echo(f"session {name} started; attach with `coi-sentinel attach {name}`")
         return 0
-    return keeper.attach(name, term)
+    code = keeper.attach(name, term)
+    click.echo(f"coi-sentinel: report: coi-sentinel report {name}", err=True)
+    return code

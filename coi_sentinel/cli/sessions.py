@@ -29,6 +29,9 @@ def list_(as_json: bool) -> None:
     """List sessions: name, tool, state, uptime, alerts, workspace.
 
     An orphan is a running session whose `run` process is gone (see `clean --orphans`).
+    Alerts and the watch state come from the host's daemon when one answers (--json: "daemon",
+    its status of the session, null when no daemon answers); UNWATCHD is a running session no
+    daemon watches.
     FROZEN is a session paused by its monitor or guardian (the cgroup2 freezer, which Incus does
     not see); --json says why ("paused"). `resume-session NAME` thaws it.
 
@@ -38,8 +41,10 @@ def list_(as_json: bool) -> None:
       sudo coi-sentinel list --json | jq -r '.[].name'
     """
     sessions = _manager().sessions()
+    watched = _daemon_scopes()
     if as_json:
-        click.echo(json.dumps([s.to_dict() for s in sessions], indent=2))
+        click.echo(json.dumps([{**s.to_dict(), "daemon": None if watched is None else watched.get(s.name)}
+                               for s in sessions], indent=2))
         return
     if not sessions:
         click.echo("no sessions")
@@ -48,9 +53,25 @@ def list_(as_json: bool) -> None:
     for s in sessions:
         d = s.to_dict()
         state = "FROZEN" if s.status == "Frozen" else "ORPHAN" if s.orphan else s.status.upper()
+        scope = (watched or {}).get(s.name)
+        if s.status == "Running" and watched is not None and scope is None:
+            state = "UNWATCHD"          # no daemon watches it (a session run with monitoring off)
+        alerts = sum(scope["alerts"].values()) if scope is not None else s.alerts
         ws = s.workspace if len(s.workspace) <= 27 else "..." + s.workspace[-24:]
         click.echo(f"{s.name:<17} {s.tool[:8]:<8} {state[:8]:<8} {_uptime(d['uptime']):>7} "
-                   f"{s.alerts:>6}  {ws}")
+                   f"{alerts:>6}  {ws}")
+
+
+def _daemon_scopes() -> dict[str, dict] | None:
+    """The daemon's view of its sessions (name -> its status entry), None when none answers."""
+    from ..daemon import protocol as P
+    from ..daemon.client import DaemonClient
+
+    try:
+        with DaemonClient.connect(timeout=3) as c:
+            return {sc["name"]: sc for sc in c.request("status")["scopes"]}
+    except P.DaemonError:
+        return None
 
 
 def _default_names(names: tuple[str, ...], all_: bool, running_only: bool = True) -> list[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from ..events import codec
+from ..outputs.cli import AlertSinks, alert_output_options, print_outputs_status
 from .output import TABLE_HEADER, Clock, alert_line, echo_json, json_option, print_summary, table_row
 
 
@@ -22,6 +23,9 @@ from .output import TABLE_HEADER, Clock, alert_line, echo_json, json_option, pri
 @click.option("--rules", "rule_paths", multiple=True, metavar="PATH", type=click.Path(exists=True),
               help="Rule file or folder added to the bundled rules (repeatable).")
 @click.option("--no-bundled", is_flag=True, help="Use only the --rules given, not the bundled rules.")
+@click.option("--sigma", "sigma_paths", multiple=True, metavar="DIR", type=click.Path(exists=True),
+              help="Sigma rules (file or folder) converted and added; one that cannot be is skipped "
+                   "with a warning (repeatable).")
 @click.option("--alerts-only", is_flag=True, help="Print alerts (and actions) but not every event.")
 @click.option("--output", "output", metavar="FILE", type=click.Path(dir_okay=False),
               help="Also append everything to this audit log (hash-chained JSONL, mode 0600).")
@@ -30,14 +34,22 @@ from .output import TABLE_HEADER, Clock, alert_line, echo_json, json_option, pri
                    "'alert' (never outside the watched scope).")
 @click.option("--families", metavar="LIST", default=None,
               help="Probe families to load, comma-separated (default: all). See `doctor`.")
+@click.option("--standalone", is_flag=True,
+              help="Load probes of its own even when the host's daemon watches the --container.")
+@alert_output_options()
 def watch(containers: tuple[str, ...], cgroups: tuple[str, ...], as_json: bool,
-          duration: float | None, rule_paths: tuple[str, ...], no_bundled: bool, alerts_only: bool,
-          output: str | None, respond: bool, families: str | None) -> None:
+          duration: float | None, rule_paths: tuple[str, ...], no_bundled: bool, sigma_paths: tuple[str, ...],
+          alerts_only: bool,
+          output: str | None, respond: bool, families: str | None, alerts_to: tuple[str, ...],
+          outputs_config: str | None, fmt: str | None, metrics_addr: str | None,
+          standalone: bool = False) -> None:
     """Watch what processes do and raise alerts from the threat rules: exec, fork/exit,
     connect, sockets on stdio, file writes, secret reads, renames, chmods, privileged syscalls,
     all seen in the kernel.
 
-    Host-wide by default; --container and --cgroup limit it (filtered in the kernel). Prints
+    Host-wide by default; --container and --cgroup limit it (filtered in the kernel). When the
+    host's daemon already watches every --container given (and no option that needs probes of
+    its own is used), it follows the daemon's stream of them instead. Prints
     events and alerts (JSON lines with --json: events have "type", alerts "type": "alert").
     Ctrl-C or SIGTERM detaches every probe and prints a summary with events by type, alerts
     and drops on stderr. An invalid rule file stops it before anything is loaded.
@@ -48,11 +60,21 @@ def watch(containers: tuple[str, ...], cgroups: tuple[str, ...], as_json: bool,
       sudo coi-sentinel watch --json --duration 5 > events.jsonl
       sudo coi-sentinel watch --alerts-only --container coi-1a2b3c4d-1
       sudo coi-sentinel watch --rules my-rules.yaml --output /var/log/coi.jsonl --respond
+      sudo coi-sentinel watch --sigma sigma/rules/linux/ --alerts-only
+      sudo coi-sentinel watch --format falco --alerts-to syslog+tcp://127.0.0.1:601?min=high
+      sudo coi-sentinel watch --alerts-only --metrics 127.0.0.1:9464
     """
     from ..monitor import Monitor, MonitorOptions
     from ..rules import Engine, load_ruleset
+    from .watch_daemon import follow, watched_by_daemon
 
-    ruleset = load_ruleset([Path(p) for p in rule_paths] or None, replace_bundled=no_bundled)
+    own = cgroups or rule_paths or no_bundled or sigma_paths or output or respond or families or \
+        alerts_to or outputs_config or fmt or metrics_addr
+    if containers and not own and not standalone and watched_by_daemon(containers):
+        follow(containers, as_json=as_json, alerts_only=alerts_only, duration=duration)
+        return
+    ruleset = load_ruleset([Path(p) for p in rule_paths] or None, replace_bundled=no_bundled,
+                           sigma_paths=[Path(p) for p in sigma_paths])
     opts = MonitorOptions(
         containers=containers, cgroups=cgroups,
         families=tuple(f.strip() for f in families.split(",")) if families else None,
@@ -61,7 +83,11 @@ def watch(containers: tuple[str, ...], cgroups: tuple[str, ...], as_json: bool,
     clock = Clock()
     out = sys.stdout
     stop = _stop_flag()
+    sinks = AlertSinks.open(alerts_to, outputs_config, fmt, metrics_addr, as_json=as_json)
+    alerts_only = alerts_only or sinks.falco          # Falco consumers read alerts only
+    as_json = as_json or sinks.fmt == "json"
     with Monitor(opts) as mon:
+        sinks.watch_monitor(mon)
         _report_coverage(mon, as_json)
         audit = _open_audit(output, mon) if output else None
         try:
@@ -76,26 +102,29 @@ def watch(containers: tuple[str, ...], cgroups: tuple[str, ...], as_json: bool,
             responder = _responder(mon) if respond else None
 
             def on_action(record: dict) -> None:
+                sinks.action(record)
                 if audit is not None:
                     audit.write_action(record)
-                out.write((codec.orjson.dumps(record).decode() if as_json else _action_line(record)) + "\n")
-                out.flush()
-
-            if responder is not None:
-                responder.on_action.append(on_action)
+                dest = sys.stderr if sinks.falco else out      # stdout holds Falco alerts only
+                dest.write((codec.orjson.dumps(record).decode() if as_json else _action_line(record)) + "\n")
+                dest.flush()
 
             def on_alert(alert) -> None:
-                d = alert.to_dict()
+                # act first (the kill is not behind the audit log's fsync), then record
+                rec = responder(alert) if responder is not None else None
+                d = sinks.record(alert)
                 if audit is not None:
                     audit.write_alert(d, scope_id=alert.event.scope_id)
-                out.write((codec.orjson.dumps(d).decode() if as_json else alert_line(alert, clock)) + "\n")
+                sinks.emit(alert)
+                out.write((sinks.falco_line(alert) if sinks.falco else codec.orjson.dumps(d).decode()
+                           if as_json else alert_line(alert, clock)) + "\n")
                 out.flush()
-                if responder is not None:
-                    responder(alert)
+                if rec is not None:
+                    on_action(rec)
 
             engine = Engine(ruleset, on_alert=on_alert, table=mon.pipeline.table)
-            mon.pipeline.add_sink(engine)
-            mon.run(_ticking(stop, audit), duration=duration)
+            mon.pipeline.add_sink(sinks.timed(engine))
+            mon.run(_ticking(stop, audit, sinks), duration=duration)
             out.flush()
             summary = mon.summary()
             summary["rules"] = len(ruleset.rules)
@@ -103,13 +132,16 @@ def watch(containers: tuple[str, ...], cgroups: tuple[str, ...], as_json: bool,
             if responder is not None:
                 summary["actions"] = dict(responder.taken)
                 summary["kills_in_kernel"] = mon.probes.kill_counts()
+            summary["outputs"] = sinks.close(audit)
             if audit is not None:
                 audit.write_record({"record": "drops", "counts": summary["drops"]})
                 audit.write_record({"record": "monitor", "event": "stop", "summary": summary})
         finally:
+            sinks.close()       # idempotent: after an error, outputs and metrics stop too
             if audit is not None:
                 audit.close()
         print_summary(summary, as_json)
+        print_outputs_status(summary["outputs"], as_json)
 
 
 def _open_audit(path: str, mon):
@@ -136,12 +168,11 @@ def _responder(mon):
     return r
 
 
-def _ticking(stop, audit):
-    if audit is None:
-        return stop
-
+def _ticking(stop, audit, sinks):
     def check() -> bool:
-        audit.tick()
+        if audit is not None:
+            audit.tick()
+        sinks.tick(audit)
         return stop()
 
     return check

@@ -7,6 +7,7 @@ decoded event compares equal to the original.
 
 from __future__ import annotations
 
+import operator
 from typing import Any
 
 import orjson
@@ -19,23 +20,44 @@ SCHEMA_VERSION = 1
 
 _FIELDS = model.FIELD_NAMES
 _ARGV_INDEX = _FIELDS[model.ExecEvent].index("argv")
+_last: tuple[Any, bytes] = (None, b"")
+
+
+def _remember(entry: tuple[Any, bytes]) -> None:
+    global _last
+    _last = entry       # one assignment: a thread reading it sees the old pair or the new one
+
+
+#: event class -> (label, field names, a getter of their values in order)
+_ENCODERS = {cls: (cls.type.label, names, operator.attrgetter(*names)) for cls, names in _FIELDS.items()}
+#: label -> (event class, a getter of its fields' values in order: one C call per event)
+_DECODERS = {label: (model.EVENT_CLASSES[etype], operator.itemgetter(*_FIELDS[model.EVENT_CLASSES[etype]]))
+             for label, etype in EVENT_TYPE_BY_LABEL.items()}
 
 
 def to_dict(event: model.Event) -> dict[str, Any]:
-    d: dict[str, Any] = {"type": event.type.label}
-    for name in _FIELDS[type(event)]:
-        d[name] = getattr(event, name)
+    label, names, take = _ENCODERS[type(event)]
+    d: dict[str, Any] = {"type": label}
+    d.update(zip(names, take(event)))
     return d
 
 
 def dumps(event: model.Event) -> bytes:
     """One JSON line, without the newline. Bytes that were not UTF-8 in a path or argv (kept
-    in the model as surrogate escapes) are written as ``\\xNN`` text."""
+    in the model as surrogate escapes) are written as ``\\xNN`` text.
+
+    The last event's line is kept: `watch --json --output` writes each event to stdout and to
+    the audit log, and events are frozen, so the second write reuses the first's bytes."""
+    last = _last
+    if last[0] is event:
+        return last[1]
     d = to_dict(event)
     try:
-        return orjson.dumps(d)
+        data = orjson.dumps(d)
     except TypeError:  # a lone surrogate: orjson refuses it
-        return orjson.dumps({k: _escape(v) for k, v in d.items()})
+        data = orjson.dumps({k: _escape(v) for k, v in d.items()})
+    _remember((event, data))
+    return data
 
 
 def _escape(v: Any) -> Any:
@@ -52,18 +74,18 @@ def _escape(v: Any) -> Any:
 
 def from_dict(d: dict[str, Any], *, source: str | None = None, line: int | None = None) -> model.Event:
     try:
-        label = d["type"]
+        cls, take = _DECODERS[d["type"]]
     except (KeyError, TypeError):
-        raise EventDecodeError("event has no \"type\"", source=source, line=line) from None
-    etype = EVENT_TYPE_BY_LABEL.get(label)
-    if etype is None:
-        raise EventDecodeError(f"unknown event type {label!r}", source=source, line=line)
-    cls = model.EVENT_CLASSES[etype]
+        if not isinstance(d, dict) or "type" not in d:
+            raise EventDecodeError("event has no \"type\"", source=source, line=line) from None
+        raise EventDecodeError(f"unknown event type {d['type']!r}", source=source, line=line) from None
     try:
-        values = [d[name] for name in _FIELDS[cls]]
+        values = take(d)
     except KeyError as err:
-        raise EventDecodeError(f"{label} event lacks field {err.args[0]!r}", source=source, line=line) from None
+        raise EventDecodeError(f"{d['type']} event lacks field {err.args[0]!r}", source=source,
+                               line=line) from None
     if cls is model.ExecEvent:
+        values = list(values)
         values[_ARGV_INDEX] = tuple(values[_ARGV_INDEX])
     return cls(*values)
 

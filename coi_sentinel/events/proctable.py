@@ -57,6 +57,9 @@ class ProcessTable:
         self._exited: OrderedDict[int, None] = OrderedDict()
         self.max_procs = max_procs
         self.evicted = 0
+        #: scope id -> processes of the table alive in it (for the fork bomb rule: a build forks
+        #: as fast as a bomb, but its processes exit)
+        self._live: dict[int, int] = {}
 
     def __len__(self) -> int:
         return len(self._procs)
@@ -78,10 +81,29 @@ class ProcessTable:
         return p
 
     def _insert(self, p: Process) -> None:
+        old = self._procs.get(p.pid)
+        if old is not None and not old.exited:      # pid reused before its exit was seen
+            self._gone(old)
         self._procs[p.pid] = p
+        if not p.exited:
+            self._live[p.scope_id] = self._live.get(p.scope_id, 0) + 1
         while len(self._procs) > self.max_procs:
-            self._procs.popitem(last=False)
+            _, evicted = self._procs.popitem(last=False)
+            if not evicted.exited:
+                self._gone(evicted)
             self.evicted += 1
+
+    def _gone(self, p: Process) -> None:
+        left = self._live.get(p.scope_id, 0) - 1
+        if left > 0:
+            self._live[p.scope_id] = left
+        else:
+            self._live.pop(p.scope_id, None)
+
+    def live(self, scope_id: int) -> int:
+        """How many processes of the scope (container) are alive, as far as the events tell:
+        forked or seen acting, and not exited."""
+        return self._live.get(scope_id, 0)
 
     def apply(self, ev: model.Event) -> Process:
         """Update the table with one event; returns the acting process."""
@@ -102,6 +124,8 @@ class ProcessTable:
                 p.argv = ev.argv
                 p.uid = ev.uid
         elif isinstance(ev, model.ExitEvent):
+            if not p.exited:
+                self._gone(p)
             p.exited = True
             p.exit_code = ev.exit_code
             self._exited[ev.pid] = None

@@ -7,6 +7,7 @@ and fails when a number or flag here differs from the C.
 from __future__ import annotations
 
 import enum
+import functools
 
 
 class EventType(enum.IntEnum):
@@ -24,9 +25,10 @@ class EventType(enum.IntEnum):
     PRIV = 12
     CONNECT_REPEAT = 13
 
-    @property
+    @functools.cached_property
     def label(self) -> str:
-        """The name used in JSON (``"exec"``, ``"file_open"``...)."""
+        """The name used in JSON (``"exec"``, ``"file_open"``...); computed once per member
+        (every event is counted and written under it)."""
         return self.name.lower()
 
 

@@ -42,8 +42,10 @@ class ReplayedAlert:
     trace: str
     line: int
 
-    def to_dict(self) -> dict[str, Any]:
-        d = self.alert.to_dict()
+    def to_dict(self, **stamp: Any) -> dict[str, Any]:
+        """The alert record (``stamp``: ``wall_offset_ns``, ``hostname``, see Alert.to_dict)
+        with the trace and line."""
+        d = self.alert.to_dict(**stamp)
         d["trace"] = self.trace
         d["line"] = self.line
         return d

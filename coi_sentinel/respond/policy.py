@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 
 from ..errors import ResponseError
+from ..severity import LABELS
 
 
 class Action(str, enum.Enum):
@@ -25,7 +26,7 @@ class Action(str, enum.Enum):
             raise ResponseError(f"unknown action {text!r} (one of: {', '.join(a.value for a in cls)})") from None
 
 
-SEVERITIES = ("info", "low", "medium", "high", "critical")
+SEVERITIES = LABELS     # the one vocabulary, lowest first
 DEFAULT_BY_SEVERITY: dict[str, Action] = {
     "info": Action.ALERT, "low": Action.ALERT, "medium": Action.ALERT,
     "high": Action.PAUSE, "critical": Action.KILL,

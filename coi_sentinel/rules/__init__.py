@@ -12,6 +12,9 @@ override, enabled), parser (condition syntax), fields (the catalogue), resolve (
 conditions), output (templates), compiler (Python code per event type), kernelset (sensitive
 paths for the probe), ruleset (whole-set checks, the compiled set), diagnostics; at run time:
 engine, context (what conditions may look up), state (sequences, thresholds), alert; lint.
+Other ecosystems: falco (Falco's priorities, syscall names and field names mapped onto ours;
+rules/compat/falco.yaml holds its standard macros), sigma (Sigma rules through a pySigma
+backend and processing pipeline).
 """
 
 from __future__ import annotations

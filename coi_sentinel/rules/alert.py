@@ -1,14 +1,36 @@
-"""What a rule firing produces: an :class:`Alert`, and its JSON form."""
+"""What a rule firing produces: an :class:`Alert`, and its JSON forms (docs/events.md).
+
+:meth:`Alert.to_dict` is our alert record: Falco's keys (``time``, ``hostname``, ``priority``,
+``rule``, ``output``, ``output_fields``, ``tags``, ``source``) plus our own (``severity``,
+session, container, process, ancestry, ``rule_location``...). :meth:`Alert.to_falco` is exactly
+Falco's JSON alert, for falcosidekick and other Falco consumers.
+
+An alert's ``ts_ns`` is the kernel's monotonic clock; ``time`` is wall-clock time, so the caller
+says how to get from one to the other (``wall_offset_ns``): live, the offset now; replayed, the
+recorded trace's own (its header's ``start_time`` and ``start_ns``).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import socket
+import time
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 from ..events import codec
 from ..events.model import Event
 from ..events.proctable import Process
 from .model import Severity
+
+
+#: Falco's event source of every alert we raise: system calls seen in the kernel
+SOURCE = "syscall"
+
+
+def rfc3339_ns(wall_ns: int) -> str:
+    """ns since the epoch -> ``2026-12-02T23:59:01.123456789Z`` (Falco's form)."""
+    sec, ns = divmod(wall_ns, 1_000_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{ns:09d}Z"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,35 +68,63 @@ class Alert:
     session_tool: str | None
     tags: tuple[str, ...]
     action: str | None              # the rule's action override; None: the default for the severity
-    source: str                     # path:line of the rule
+    source: str                     # path:line of the rule ("rule_location" in the record)
     kind: str                       # "event", "sequence" or "threshold"
     value: int | None = None        # threshold: the total that went above the limit
+    #: every field the output template names -> its typed value (None where it has none)
+    output_fields: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def event(self) -> Event:
         return self.events[-1]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self, *, wall_offset_ns: int | None = None, hostname: str | None = None) -> dict[str, Any]:
+        """Our alert record. ``wall_offset_ns`` added to ``ts_ns`` gives ns since the epoch
+        (default: the live clocks' offset now); ``hostname`` defaults to this host's."""
         d: dict[str, Any] = {
             "type": "alert",
-            "ts_ns": self.ts_ns,
+            "time": self.time(wall_offset_ns),
+            "hostname": hostname if hostname is not None else socket.gethostname(),
             "rule": self.rule,
+            "priority": self.severity.falco,
             "severity": self.severity.label,
             "output": self.output,
+            "output_fields": dict(self.output_fields),
+            "tags": list(self.tags),
+            "source": SOURCE,
+            "ts_ns": self.ts_ns,
             "kind": self.kind,
             "container": self.container,
             "scope_id": self.scope_id,
             "session": {"id": self.session_id, "tool": self.session_tool},
             "process": self.process.to_dict(),
             "ancestry": [a.to_dict() for a in self.ancestry],
-            "tags": list(self.tags),
             "action": self.action,
-            "source": self.source,
+            "rule_location": self.source,
             "events": [codec.to_dict(e) for e in self.events],
         }
         if self.value is not None:
             d["value"] = self.value
         return d
+
+    def to_falco(self, *, wall_offset_ns: int | None = None, hostname: str | None = None) -> dict[str, Any]:
+        """Exactly Falco's JSON alert: these eight keys, Falco's types and priority names."""
+        return {
+            "time": self.time(wall_offset_ns),
+            "rule": self.rule,
+            "priority": self.severity.falco,
+            "source": SOURCE,
+            "hostname": hostname if hostname is not None else socket.gethostname(),
+            "output": self.output,
+            "tags": list(self.tags),
+            "output_fields": dict(self.output_fields),
+        }
+
+    def time(self, wall_offset_ns: int | None = None) -> str:
+        """The event's wall-clock time, RFC 3339 UTC with nanoseconds."""
+        if wall_offset_ns is None:
+            wall_offset_ns = time.time_ns() - time.monotonic_ns()
+        return rfc3339_ns(self.ts_ns + wall_offset_ns)
 
     def __str__(self) -> str:
         return f"{self.severity.label.upper()} {self.rule}: {self.output}"

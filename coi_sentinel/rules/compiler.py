@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 from ..events.types import EventType
 from .fields import FIELDS, HELPERS, FieldDef
-from .resolve import TAnd, TBool, TCompare, TConst, TNode, TNot, TOr
+from .resolve import FieldRef, FieldUse, TAnd, TBool, TCompare, TConst, TNode, TNot, TOr
 
 Code = str | bool       # Python source, or a value known at compile time
 
@@ -61,6 +61,19 @@ class CidrSet:
             else:
                 return any(addr in n for n in self.v6)
         return any(addr in n for n in self.v4)
+
+
+class PathPrefixes:
+    """Falco's ``pmatch``: the path is one of the directories or below one of them."""
+
+    __slots__ = ("exact", "below")
+
+    def __init__(self, paths: tuple[Any, ...]) -> None:
+        self.exact = frozenset(str(p) for p in paths)
+        self.below = tuple("/" if p == "/" else f"{p}/" for p in self.exact)
+
+    def __call__(self, path: str) -> bool:
+        return path in self.exact or path.startswith(self.below)
 
 
 class Namespace:
@@ -153,6 +166,8 @@ class CodeGen:
         return self.compare(node)
 
     def compare(self, n: TCompare) -> Code:
+        if n.values and isinstance(n.values[0], FieldRef):
+            return self.compare_fields(n, n.values[0].use)
         fdef = n.field.fdef
         if fdef.name == "evt.type" and n.op in ("=", "!=", "in", "exists"):
             return _fold_event_type(self.etype, n)
@@ -177,6 +192,21 @@ class CodeGen:
                 return test and f"({x} is not None)"
             return f"(({t} := {x}) is not None and {test})"
         return self.op(f"({x})", n)
+
+    def compare_fields(self, n: TCompare, other: FieldUse) -> Code:
+        """``FIELD op val(OTHER)``: false when either has no value."""
+        x = self.field(n.field.fdef, n.field.index)
+        y = self.field(other.fdef, other.index)
+        if x is None or y is None:
+            return False
+        tx, ty = self.temp(), self.temp()
+        if n.op in ("startswith", "endswith"):
+            test = f"{tx}.{n.op}({ty})"
+        elif n.op == "contains":
+            test = f"({ty} in {tx})"
+        else:
+            test = f"({tx} {'==' if n.op == '=' else n.op} {ty})"
+        return f"((({tx} := {x}) is not None) and (({ty} := {y}) is not None) and {test})"
 
     def op(self, v: str, n: TCompare) -> Code:
         op, values = n.op, n.values
@@ -205,10 +235,14 @@ class CodeGen:
             flags = re.IGNORECASE if op == "icontains" else 0
             k = self.ns.const(key, lambda: re.compile("|".join(re.escape(str(x)) for x in values), flags).search)
             return f"({k}({v}) is not None)"
-        if op == "glob":
+        if op in ("glob", "iglob"):
             pattern = "|".join(f"(?:{fnmatch.translate(str(x))})" for x in values)
-            k = self.ns.const(key, lambda: re.compile(pattern).match)
+            flags = re.IGNORECASE if op == "iglob" else 0
+            k = self.ns.const(key, lambda: re.compile(pattern, flags).match)
             return f"({k}({v}) is not None)"
+        if op == "pmatch":
+            k = self.ns.const(key, lambda: PathPrefixes(values))
+            return f"{k}({v})"
         if op == "regex":
             pattern = values[0] if len(values) == 1 else "|".join(f"(?:{x})" for x in values)
             k = self.ns.const(key, lambda: re.compile(str(pattern)).search)

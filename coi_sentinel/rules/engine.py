@@ -20,6 +20,7 @@ from ..events.model import Event
 from ..events.proctable import Process, ProcessTable
 from .alert import Alert, ProcessInfo
 from .context import EvalContext, SessionLookup
+from .index import shape
 from .resolve import FieldUse
 from .state import Limits, SequenceState, ThresholdState
 
@@ -47,16 +48,31 @@ class Engine:
         self.ctx = EvalContext(self.table, sessions)
         self.limits = limits or Limits()
         self._fns = dict(ruleset.match_fns)
-        self._matchers = ruleset.matchers
+        #: (rule, step, kind) per match id: the kind looked up once, not per hit
+        self._matchers = [(rule, step, rule.kind) for rule, step in ruleset.matchers]
         self._sequences: dict[int, SequenceState] = {}
         self._thresholds: dict[int, ThresholdState] = {}
         self._ids = {c.index: c.id for c in ruleset.rules}
+        #: stateful rules that are the same but for their id, output, severity, action... share
+        #: one state (fed once, every one of them alerts): rule index -> the first one's index
+        self._leader: dict[int, int] = {}
+        #: the first one's index -> all of them, in rule order
+        self._members: dict[int, list["CompiledRule"]] = {}
+        leaders: dict[Hashable, int] = {}
         for c in ruleset.rules:
+            if c.rule.sequence is None and c.rule.threshold is None:
+                continue
+            lead = leaders.setdefault(_state_signature(c), c.index)
+            self._leader[c.index] = lead
+            self._members.setdefault(lead, []).append(c)
+            if lead != c.index:
+                continue
             if c.rule.sequence is not None:
                 seq = c.rule.sequence
                 self._sequences[c.index] = SequenceState(len(seq.steps), seq.window_ns, self.limits)
-            elif c.rule.threshold is not None:
+            else:
                 th = c.rule.threshold
+                assert th is not None
                 self._thresholds[c.index] = ThresholdState(th.window_ns, th.above, th.sum_field is None,
                                                            self.limits)
         self.events = 0
@@ -66,6 +82,10 @@ class Engine:
         self._sweep_at = 0
         self._lineage_of: Event | None = None
         self._lineage_pids: list[int] = []
+        self._about_of: Event | None = None
+        self._about: tuple[Any, ...] = (None,)
+        #: (id of a tuple of FieldUse, event type) -> their getters (FieldUse hashes slowly)
+        self._getters: dict[tuple[int, Any], tuple[Callable[..., Any] | None, ...]] = {}
 
     # ---- wiring ----
     def add_callback(self, callback: AlertCallback) -> None:
@@ -97,18 +117,25 @@ class Engine:
             self._failed(event, err)
 
     def _dispatch(self, hits: list[int], event: Event, process: Process) -> None:
-        seq_steps: dict[int, tuple["CompiledRule", list[int]]] = {}
+        seq_steps: dict[int, tuple["CompiledRule", set[int]]] = {}
+        thresholds: set[int] = set()
         for mid in hits:
-            rule, step = self._matchers[mid]
-            kind = rule.kind
+            rule, step, kind = self._matchers[mid]
             if kind == "event":
                 self._emit(rule, [(event, process)])
             elif kind == "sequence":
-                seq_steps.setdefault(rule.index, (rule, []))[1].append(step)
+                lead = self._leader[rule.index]
+                entry = seq_steps.get(lead)
+                if entry is None:
+                    seq_steps[lead] = entry = (rule, set())
+                entry[1].add(step)
             else:
-                self._threshold(rule, event, process)
+                lead = self._leader[rule.index]
+                if lead not in thresholds:      # once for rules sharing a state
+                    thresholds.add(lead)
+                    self._threshold(rule, event, process)
         for rule, steps in seq_steps.values():
-            self._sequence(rule, steps, event, process)
+            self._sequence(rule, sorted(steps), event, process)
 
     def _sweep(self, now: int) -> None:
         """Once per second of event time: forget state that can no longer match."""
@@ -140,9 +167,11 @@ class Engine:
                 parent = process.ppid or event.ppid
                 store = (parent or event.pid, by)
                 lookups = [(pid, by) for pid in self._lineage(event, process)]
-            chain = self._sequences[rule.index].feed(group, event, process, store, lookups)
+            lead = self._leader[rule.index]
+            chain = self._sequences[lead].feed(group, event, process, store, lookups)
             if chain is not None:
-                self._emit(rule, chain)
+                for member in self._members[lead]:
+                    self._emit(member, chain)
                 return
 
     def _lineage(self, event: Event, process: Process) -> list[int]:
@@ -162,15 +191,25 @@ class Engine:
             if not isinstance(value, int) or value <= 0:
                 return
         key = self._by_values(rule.threshold_by, event, process)
-        fired = self._thresholds[rule.index].add(key, event.ts_ns, value)
+        lead = self._leader[rule.index]
+        fired = self._thresholds[lead].add(key, event.ts_ns, value)
         if fired is not None:
             total, count = fired
             window = _duration_text(th.window_ns)
-            self._emit(rule, [(event, process)], value=total,
-                       pseudo={"threshold.value": total, "threshold.count": count, "threshold.window": window})
+            for member in self._members[lead]:
+                self._emit(member, [(event, process)], value=total,
+                           pseudo={"threshold.value": total, "threshold.count": count, "threshold.window": window})
 
     def _by_values(self, uses: tuple[FieldUse, ...], event: Event, process: Process) -> tuple[Any, ...]:
-        return tuple(self._value(u, event, process) for u in uses)
+        if not uses:
+            return ()
+        key = (id(uses), event.type)
+        getters = self._getters.get(key)
+        if getters is None:
+            getters = tuple(self.ruleset.getter(u, event.type) for u in uses)
+            self._getters[key] = getters
+        ctx = self.ctx
+        return tuple(None if g is None else g(event, process, ctx) for g in getters)
 
     def _value(self, use: FieldUse, event: Event, process: Process) -> Any:
         getter = self.ruleset.getter(use, event.type)
@@ -187,19 +226,23 @@ class Engine:
             return None
 
         try:
-            output = rule.output.render(value_of, pseudo)
+            output, fields = rule.output.render_fields(value_of, pseudo)
         except Exception as err:  # a field helper failing on odd data must not lose the alert
             log.warning("rule %s: cannot render its output: %s", rule.id, err)
-            output = rule.output.text
-        session = self.ctx.session(event)
+            output, fields = rule.output.text, {}
+        if self._about_of is not event or self._about[0] is not process:
+            # several rules firing on one event describe its process once
+            self._about_of = event
+            self._about = (process, self.ctx.session(event), ProcessInfo.of(process),
+                           tuple(ProcessInfo.of(a) for a in self.ctx.ancestors(process)))
+        _, session, info, ancestry = self._about
         alert = Alert(
             rule=rule.id, severity=rule.severity, output=output, ts_ns=event.ts_ns,
-            events=tuple(ev for ev, _ in chain), process=ProcessInfo.of(process),
-            ancestry=tuple(ProcessInfo.of(a) for a in self.ctx.ancestors(process)),
+            events=tuple(ev for ev, _ in chain), process=info, ancestry=ancestry,
             container=event.container, scope_id=event.scope_id, session_id=session.id,
             session_tool=session.tool,
             tags=rule.rule.tags, action=rule.rule.action, source=str(rule.rule.source), kind=rule.kind,
-            value=value,
+            value=value, output_fields=fields,
         )
         self.alerts[rule.id] += 1
         for callback in self.callbacks:
@@ -227,6 +270,20 @@ class Engine:
         """Approximate memory held by sequence and threshold state."""
         return (sum(s.approx_bytes() for s in self._sequences.values())
                 + sum(s.approx_bytes() for s in self._thresholds.values()))
+
+
+def _state_signature(c: "CompiledRule") -> Hashable:
+    """What a sequence or threshold rule's state depends on: equal for rules that differ only
+    in what they say when they fire (then they share one state); unique when it cannot hash."""
+    seq, th = c.rule.sequence, c.rule.threshold
+    try:
+        sig = (tuple((cond.events, shape(cond.node), cond.by) for cond in c.conditions),
+               None if seq is None else (seq.scope, seq.window_ns, len(seq.steps)),
+               None if th is None else (th.window_ns, th.above, c.threshold_by, c.threshold_sum))
+        hash(sig)
+    except TypeError:
+        return ("unique", c.index)
+    return sig
 
 
 def _duration_text(ns: int) -> str:

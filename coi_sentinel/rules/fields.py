@@ -21,6 +21,9 @@ fields`` prints :data:`FIELDS`; docs/rules.md lists it too.
 from __future__ import annotations
 
 import enum
+import errno
+import functools
+import pwd
 import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
@@ -123,6 +126,16 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
              "non-blocking connect)", _on(ERRNO_TYPES, "ev.errno")),
     FieldDef("evt.failed", B, "the syscall failed", {**_on(ERRNO_TYPES, "(ev.errno != 0)"),
                                                       T.FILE_WRITE: "ev.failed"}),
+    FieldDef("evt.res", S, "result of the syscall: SUCCESS or the errno name (ENOENT...), as Falco "
+             "writes it", _on(ERRNO_TYPES, "_errno_name(ev.errno)")),
+    FieldDef("evt.rawres", I, "return value of the syscall where it failed: minus the errno, 0 on success",
+             _on(ERRNO_TYPES, "(-ev.errno)")),
+    FieldDef("evt.dir", S, "Falco's event direction: always '<' (events are taken at syscall exit)",
+             _on(ALL, "'<'")),
+    FieldDef("evt.is_open_read", B, "file_open: opened for reading (O_RDONLY or O_RDWR)",
+             {T.FILE_OPEN: "((ev.flags & 3) != 1)"}),
+    FieldDef("evt.is_open_write", B, "file_open: opened for writing (O_WRONLY or O_RDWR)",
+             {T.FILE_OPEN: "((ev.flags & 3) != 0)"}),
     FieldDef("evt.exit_code", I, "exit code, -1 when killed by a signal", {T.EXIT: "ev.exit_code"}),
     FieldDef("evt.signal", I, "fatal signal number, 0 if none", {T.EXIT: "ev.signal"}),
     FieldDef("evt.child_pid", I, "pid of the new process", {T.FORK: "ev.child_pid"}),
@@ -184,6 +197,8 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
 
     # ---- user
     FieldDef("user.uid", I, "user id of the process", _on(ALL, "ev.uid")),
+    FieldDef("user.name", S, "user name of user.uid in this host's user database (the uid as text "
+             "when it has none)", _on(ALL, "_user_name(ev.uid)")),
     FieldDef("user.gid", I, "group id of the process", _on(ALL, "ev.gid")),
     FieldDef("user.is_root", B, "uid 0 (in the container's namespace view of the kernel: host uid)",
              _on(ALL, "(ev.uid == 0)")),
@@ -193,6 +208,9 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
     FieldDef("container.is_host", B, "the event is not from a container", _on(ALL, "(ev.container == 'host')")),
     FieldDef("container.scope_id", I, "container-level cgroup id", _on(ALL, "ev.scope_id")),
     FieldDef("container.cgroup_id", I, "leaf cgroup id", _on(ALL, "ev.cgroup_id")),
+    FieldDef("container.live_procs", I, "processes alive in the container (its scope) after this "
+             "event, as the event stream shows them: forked or seen, not exited",
+             _on(ALL, "E.table.live(ev.scope_id)")),
     FieldDef("session.id", S, "coi-sentinel session id", _on(ALL, "{ses}.id"), nullable=True),
     FieldDef("session.tool", S, "agent tool of the session (claude, codex, shell...)",
              _on(ALL, "{ses}.tool"), nullable=True),
@@ -221,6 +239,10 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
              {T.CONNECT: "ev.fd", T.NET_SEND: "ev.fd", T.FILE_OPEN: "ev.fd", T.CHMOD: "ev.fd"}),
     FieldDef("fd.oldfd", I, "dup: the descriptor copied", {T.DUP: "ev.oldfd"}),
     FieldDef("fd.newfd", I, "dup: the target descriptor (0, 1 or 2)", {T.DUP: "ev.newfd"}),
+    FieldDef("fd.typechar", S, "Falco's descriptor type: f file, 4 IPv4, 6 IPv6, u unix socket",
+             {**_on(PATH_TYPES, "'f'"), **_on(_SOCK_TYPES, "_fd_type(ev.family, 1)")}, nullable=True),
+    FieldDef("fd.type", S, "Falco's descriptor type: file, ipv4, ipv6, unix",
+             {**_on(PATH_TYPES, "'file'"), **_on(_SOCK_TYPES, "_fd_type(ev.family, 0)")}, nullable=True),
     FieldDef("fd.is_socket", B, "dup: the descriptor copied is a connected socket",
              {T.DUP: "(ev.is_socket or ev.oldfd in p.sockets)"}),
 
@@ -339,6 +361,26 @@ def _anc_nth(ancestors: list[Any], n: int, attr: str, self_value: Any) -> Any:
     return getattr(ancestors[n - 1], attr) if n <= len(ancestors) else None
 
 
+_FD_TYPES = {"inet": ("ipv4", "4"), "inet6": ("ipv6", "6"), "unix": ("unix", "u")}
+
+
+def _fd_type(family: str | None, i: int) -> str | None:
+    names = _FD_TYPES.get(family or "")
+    return None if names is None else names[i]
+
+
+@functools.lru_cache(maxsize=1024)
+def _user_name(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except (KeyError, OverflowError):
+        return str(uid)
+
+
+def _errno_name(err: int) -> str:
+    return "SUCCESS" if err == 0 else errno.errorcode.get(err, f"E{err}")
+
+
 _INET = ("inet", "inet6")
 
 
@@ -407,6 +449,7 @@ HELPERS: dict[str, Any] = {
     "_ip": _ip, "_port": _port, "_stdio_sock": _stdio_sock, "_stdio_field": _stdio_field,
     "_outbound_sock": _outbound_sock, "_parent_outbound": _parent_outbound,
     "_dup_sock": _dup_sock, "_procfs_pid": _procfs_pid, "_other_proc": _other_proc,
+    "_fd_type": _fd_type, "_user_name": _user_name, "_errno_name": _errno_name,
 }
 
 

@@ -23,7 +23,7 @@ lint warns that the kernel can only show it write opens and the reads other rule
 from __future__ import annotations
 
 from ..events.types import EventType
-from .resolve import TAnd, TBool, TCompare, TConst, TNode, TNot, TOr
+from .resolve import FieldRef, TAnd, TBool, TCompare, TConst, TNode, TNot, TOr
 
 Filter = frozenset[tuple[str, str]] | None     # {("prefix"|"suffix", literal)}; None: unbounded
 
@@ -64,6 +64,8 @@ def _compare_filter(n: TCompare) -> Filter:
     fdef = n.field.fdef
     if not fdef.available(_ET):
         return _EMPTY
+    if any(isinstance(v, FieldRef) for v in n.values):
+        return None     # val(): no literal
     name, op = fdef.name, n.op
     if name == "evt.type" and op in ("=", "in"):
         return None if _ET.label in n.values else _EMPTY
@@ -72,7 +74,7 @@ def _compare_filter(n: TCompare) -> Filter:
     if name == "file.is_write" and op == "=":
         return _EMPTY if n.values[0] is True else None
     if name == "file.path":
-        if op == "startswith" or op in ("=", "in"):
+        if op in ("startswith", "pmatch") or op in ("=", "in"):
             return frozenset(("prefix", str(v)) for v in n.values)
         if op == "endswith":
             return frozenset(("suffix", str(v)) for v in n.values)

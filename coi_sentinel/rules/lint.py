@@ -44,10 +44,11 @@ class LintReport:
                 "warnings": len(self.warnings), "diagnostics": [d.to_dict() for d in self.diagnostics]}
 
 
-def lint(paths: list[Path] | None = None, replace_bundled: bool = False) -> LintReport:
-    """Check the bundled rules and ``paths`` (or ``paths`` alone); diagnostics in file order,
-    then line order."""
-    ruleset = check_ruleset(paths, replace_bundled)
+def lint(paths: list[Path] | None = None, replace_bundled: bool = False,
+         sigma_paths: list[Path] | None = None) -> LintReport:
+    """Check the bundled rules and ``paths`` (or ``paths`` alone), and Sigma rules as
+    ``watch --sigma`` loads them; diagnostics in file order, then line order."""
+    ruleset = check_ruleset(paths, replace_bundled, sigma_paths)
     order = {name: i for i, name in enumerate(ruleset.files)}
     diags = sorted(ruleset.diagnostics, key=lambda d: (order.get(d.source.path, len(order)), d.source.line))
     return LintReport(tuple(ruleset.files), len(ruleset), tuple(diags))

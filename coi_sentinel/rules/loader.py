@@ -55,16 +55,38 @@ def rule_files(paths: Iterable[Path], diags: Diagnostics) -> list[Path]:
     return yaml_files(paths, diags, what="rule")
 
 
-def check_ruleset(paths: Iterable[Path] | None = None, replace_bundled: bool = False) -> RuleSet:
-    """Load and check without raising: errors and warnings are in ``ruleset.diagnostics``."""
+def compat_dir() -> Path:
+    """Compatibility files (``rules/compat/``): the standard macros and lists of Falco's rule
+    files, so a Falco file can use them. Loaded with every rule set, bundled or not; a file
+    that defines one of their names itself replaces it."""
+    return bundled_dir() / "compat"
+
+
+def check_ruleset(paths: Iterable[Path] | None = None, replace_bundled: bool = False,
+                  sigma_paths: Iterable[Path] | None = None) -> RuleSet:
+    """Load and check without raising: errors and warnings are in ``ruleset.diagnostics``.
+    ``sigma_paths``: Sigma rule files or directories, converted (rules/sigma.py) and loaded
+    after ``paths``; a Sigma rule that cannot be converted is a warning naming the reason."""
     diags = Diagnostics()
     sources: list[Path] = [] if replace_bundled else rule_files([bundled_dir()], diags)
-    sources += rule_files(paths or [], diags)
+    compat = rule_files([compat_dir()], diags) if compat_dir().is_dir() else []
+    user = rule_files(paths or [], diags)
     files: list[FileItems] = []
-    names = [display_name(p) for p in sources]
-    for path, name in zip(sources, names):
+    names: list[str] = []
+    for path in [*sources, *compat, *user]:
+        name = display_name(path)
         data = load_file(path, diags, name)
-        files.append(read_file(data, name, diags))
+        items = read_file(data, name, diags)
+        items.weak = path in compat
+        files.append(items)
+        if not items.weak:      # infrastructure, not one of the files the user asked for
+            names.append(name)
+    if sigma_paths:
+        from .sigma import sigma_file_items
+
+        for items in sigma_file_items(list(sigma_paths), diags):
+            files.append(items)
+            names.append(items.path)
     merged = merge(files, diags)
     return build(merged, names, diags)
 
@@ -78,14 +100,15 @@ def display_name(path: Path) -> str:
     return f"rules/{rel}"
 
 
-def load_ruleset(paths: list[Path] | None = None, replace_bundled: bool = False) -> RuleSet:
+def load_ruleset(paths: list[Path] | None = None, replace_bundled: bool = False,
+                 sigma_paths: list[Path] | None = None) -> RuleSet:
     """The rule set to run: bundled rules plus ``paths`` (or only ``paths``).
 
     Raises :class:`~coi_sentinel.errors.RuleSetInvalid` (a :class:`RuleError`: ``path``,
     ``line``, and every error in ``diagnostics``) when any file has an error; warnings are
     logged.
     """
-    ruleset = check_ruleset(paths, replace_bundled)
+    ruleset = check_ruleset(paths, replace_bundled, sigma_paths)
     ruleset.diagnostics.raise_if_errors()
     for diag in ruleset.diagnostics.warnings:
         log.debug("%s", diag)

@@ -23,6 +23,8 @@ class Merged:
         self.rules: dict[str, Rule] = {}
         #: where each item was last changed (for messages and lint)
         self.changed_at: dict[tuple[str, str], list[Source]] = {}
+        #: (kind, name) of the items a compatibility file defines and no later file redefined
+        self.weak: set[tuple[str, str]] = set()
 
 
 def merge(files: list[FileItems], diags: Diagnostics) -> Merged:
@@ -30,18 +32,27 @@ def merge(files: list[FileItems], diags: Diagnostics) -> Merged:
     for f in files:
         for item in f.items:
             if isinstance(item, ListDef):
-                _define(m.lists, item.name, item, "list", diags)
+                _define(m, m.lists, item.name, item, "list", diags, f.weak)
             elif isinstance(item, MacroDef):
-                _define(m.macros, item.name, item, "macro", diags)
+                _define(m, m.macros, item.name, item, "macro", diags, f.weak)
             elif isinstance(item, Rule):
-                _define(m.rules, item.id, item, "rule", diags)
+                _define(m, m.rules, item.id, item, "rule", diags, f.weak)
             else:
                 _change(m, item, diags)
     return m
 
 
-def _define(table: dict[str, Any], name: str, item: Any, kind: str, diags: Diagnostics) -> None:
+def _define(m: Merged, table: dict[str, Any], name: str, item: Any, kind: str, diags: Diagnostics,
+            weak: bool) -> None:
     first = table.get(name)
+    if first is not None and (kind, name) in m.weak and not weak:
+        # a file of its own defines what the compatibility file stood in for (falco_rules.yaml
+        # brings its own open_read): the later definition wins
+        m.weak.discard((kind, name))
+        table[name] = item
+        return
+    if weak and first is None:
+        m.weak.add((kind, name))
     if first is not None:
         word = "rule id" if kind == "rule" else f"{kind} name"
         diags.error(item.source, f"duplicate {word} '{name}' (first defined at {first.source}); "

@@ -9,10 +9,10 @@ These are plain data: parsing the conditions and compiling them happens in
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
 from ..events.types import EventType
+from ..severity import LABELS, Severity
 
 #: version of the rule language this engine implements (``required_engine_version``)
 ENGINE_VERSION = (1, 0, 0)
@@ -33,23 +33,8 @@ class Source:
         return f"{self.path}:{self.line}"
 
 
-class Severity(enum.IntEnum):
-    INFO = 0
-    LOW = 1
-    MEDIUM = 2
-    HIGH = 3
-    CRITICAL = 4
-
-    @property
-    def label(self) -> str:
-        return self.name.lower()
-
-    @classmethod
-    def parse(cls, text: str) -> "Severity":
-        return cls[text.upper()]
-
-
-SEVERITY_LABELS = tuple(s.label for s in Severity)
+#: the one severity vocabulary (coi_sentinel.severity), re-exported for rule code
+SEVERITY_LABELS = LABELS
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +161,13 @@ class Rule:
     output_source: Source
     sequence: Sequence | None = None
     threshold: Threshold | None = None
+    #: a human name: a Falco rule name (the id is derived from it) or a Sigma title
+    title: str = ""
+    references: tuple[str, ...] = ()
+    #: the id of the Sigma rule this one was converted from
+    sigma_id: str = ""
+    #: "falco" for an item written in Falco's style (desc, priority, a name with spaces)
+    dialect: str = ""
 
     @property
     def kind(self) -> str:

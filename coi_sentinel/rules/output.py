@@ -12,12 +12,13 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from .diagnostics import Diagnostics
+from .falco import field_def, unsupported_field
 from .fields import FIELDS, THRESHOLD_OUTPUT_FIELDS, split_ref
 from .model import Source
 from .parser import suggest
 from .resolve import FieldUse
 
-_REF = re.compile(r"%%|%([a-z_]+\.[a-z_0-9]+(?:\[\d+\])?)")
+_REF = re.compile(r"%%|%([a-z_]+(?:\.[a-z_0-9]+)+(?:\[\d+\])?)")
 NA = "<NA>"
 
 
@@ -52,6 +53,34 @@ class OutputTemplate:
         return "".join(out)
 
 
+    def render_fields(self, value_of: Callable[[FieldUse], Any],
+                      pseudo: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+        """The text, and every field the template names -> its typed value (a tuple as a list;
+        None where the event has no value), as Falco's ``output_fields``."""
+        out: list[str] = []
+        fields: dict[str, Any] = {}
+        for part in self.parts:
+            if isinstance(part, str):
+                out.append(part)
+                continue
+            if isinstance(part, Pseudo):
+                name, value = part.name, (pseudo or {}).get(part.name)
+            else:
+                name, value = part.name, value_of(part)
+            out.append(format_value(value))
+            fields[name] = _typed(value)
+        return "".join(out), fields
+
+
+def _typed(value: Any) -> Any:
+    """A field value as JSON holds it: str, int, bool, None, or a list of those."""
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    if isinstance(value, tuple):
+        return [_typed(v) for v in value]
+    return str(value)
+
+
 def format_value(value: Any) -> str:
     if value is None:
         return NA
@@ -79,7 +108,12 @@ def parse_output(text: str, source: Source, diags: Diagnostics, *, threshold: bo
             parts.append(Pseudo(name))
             continue
         ref = split_ref(name)
-        fdef = FIELDS.get(ref[0]) if ref is not None else None
+        fdef = field_def(ref[0]) if ref is not None else None
+        advice = unsupported_field(name) if fdef is None else None
+        if advice is not None:
+            diags.warning(source, f"output field '%{name}' is not supported ({advice}): it prints {NA}")
+            parts.append(NA)
+            continue
         if ref is None or fdef is None:
             base = name.split("[", 1)[0]
             diags.error(source, f"unknown field '%{name}' in output{suggest(base, FIELDS)}")

@@ -7,9 +7,10 @@ Grammar (Falco-like; keywords are lower case)::
     and        := not ('and' not)*
     not        := 'not' not | primary
     primary    := '(' or ')' | comparison | NAME          # NAME: a macro or a boolean field
-    comparison := FIELD ('=' | '!=' | '<' | '<=' | '>' | '>=') VALUE
+    comparison := FIELD ('=' | '!=' | '<' | '<=' | '>' | '>=') (VALUE | 'val(' FIELD ')')
                 | FIELD ('in' | 'cidr' | 'contains' | 'icontains' | 'startswith' | 'endswith'
-                         | 'glob' | 'regex') (VALUE | '(' [VALUE (',' VALUE)*] ')')
+                         | 'glob' | 'iglob' | 'regex' | 'pmatch' | 'intersects' | 'bcontains'
+                         | 'bstartswith') (VALUE | '(' [VALUE (',' VALUE)*] ')')
                 | FIELD 'exists'
     VALUE      := a bare word, or text in single or double quotes
 
@@ -24,7 +25,9 @@ import difflib
 from dataclasses import dataclass
 
 COMPARE_OPS = ("=", "!=", "<", "<=", ">", ">=")
-WORD_OPS = ("in", "cidr", "contains", "icontains", "startswith", "endswith", "glob", "regex")
+WORD_OPS = ("in", "cidr", "contains", "icontains", "startswith", "endswith", "glob", "regex",
+            # Falco's: path prefix, set overlap, hex bytes, case-insensitive glob
+            "pmatch", "intersects", "bcontains", "bstartswith", "iglob")
 OPERATORS = COMPARE_OPS + WORD_OPS + ("exists",)
 KEYWORDS = frozenset({"and", "or", "not", *WORD_OPS, "exists"})
 
@@ -44,6 +47,8 @@ class Value:
     text: str
     quoted: bool
     pos: int
+    #: ``val(FIELD)``: the value of another field of the same event (Falco's); ``text`` names it
+    ref: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +232,15 @@ class _Parser:
 
     def value(self, op: str) -> Value:
         tok = self.take()
+        if tok.kind == "word" and tok.text == "val" and self.peek().kind == "(":
+            self.take()
+            name = self.take()
+            close = self.take()
+            if name.kind != "word" or close.kind != ")":
+                raise self.fail("val() takes one field name: val(proc.pname)", name)
+            return Value(name.text, False, name.pos, ref=True)
+        if tok.kind == "op" and tok.text in ("<", ">") and op in ("=", "!="):
+            return Value(tok.text, False, tok.pos)     # Falco's evt.dir = <
         if tok.kind == "word" and tok.text not in ("and", "or", "not"):
             return Value(tok.text, False, tok.pos)
         if tok.kind == "str":

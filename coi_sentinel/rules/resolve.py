@@ -13,21 +13,26 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
+from . import falco
 from . import parser as syn
 from .diagnostics import Diagnostics
 from .fields import FIELDS, FieldDef, FieldType, split_ref
 from .model import CondText, ExceptionDef, ListDef, MacroDef, Source
 from .parser import ConditionSyntaxError, suggest
 from .units import parse_int
+from ..events.types import EVENT_TYPE_BY_LABEL
 
 # operators each field type accepts
-_STRING_OPS = {"=", "!=", "in", "contains", "icontains", "startswith", "endswith", "glob", "regex", "exists"}
+_STRING_OPS = {"=", "!=", "in", "contains", "icontains", "startswith", "endswith", "glob", "iglob", "regex",
+               "exists", "pmatch", "intersects", "bcontains", "bstartswith"}
 OPS_BY_TYPE: dict[FieldType, frozenset[str]] = {
     FieldType.STR: frozenset(_STRING_OPS),
     FieldType.IP: frozenset(_STRING_OPS | {"cidr"}),
-    FieldType.INT: frozenset({"=", "!=", "<", "<=", ">", ">=", "in", "exists"}),
+    FieldType.INT: frozenset({"=", "!=", "<", "<=", ">", ">=", "in", "intersects", "exists"}),
     FieldType.BOOL: frozenset({"=", "!=", "exists"}),
 }
+#: Falco's operators that are one of ours once their values are read
+_SAME_AS = {"intersects": "in", "bcontains": "contains", "bstartswith": "startswith"}
 #: operators that take several values (a parenthesised list or a list name)
 MULTI_VALUE_OPS = frozenset(syn.WORD_OPS)
 
@@ -46,6 +51,17 @@ class FieldUse:
     @property
     def multi(self) -> bool:
         return self.fdef.multi and self.index is None
+
+
+@dataclass(frozen=True, slots=True)
+class FieldRef:
+    """``val(FIELD)`` as a value: the other field's value for the same event."""
+
+    use: FieldUse
+
+
+#: operators that may compare a field with val(another field)
+REF_OPS = ("=", "!=", "<", "<=", ">", ">=", "startswith", "endswith", "contains")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +117,10 @@ def fields_used(node: TNode) -> Iterator[tuple[FieldUse, Source]]:
     for n in walk(node):
         if isinstance(n, (TCompare, TBool)):
             yield n.field, n.source
+        if isinstance(n, TCompare):
+            for v in n.values:
+                if isinstance(v, FieldRef):
+                    yield v.use, n.source
 
 
 class Unresolved(Exception):
@@ -197,10 +217,14 @@ class Resolver:
     # ---- fields ----
     def field(self, text: str, src: Source) -> FieldUse:
         ref = split_ref(text)
-        fdef = FIELDS.get(ref[0]) if ref is not None else None
+        fdef = falco.field_def(ref[0]) if ref is not None else None
         if ref is None or fdef is None:
             base = text.split("[", 1)[0]
-            self._error(src, f"unknown field '{text}'{suggest(base, FIELDS)}")
+            advice = falco.unsupported_field(text)
+            if advice is not None:
+                self._error(src, f"field '{text}' is not supported: {advice}")
+            else:
+                self._error(src, f"unknown field '{text}'{suggest(base, FIELDS)}")
             raise Unresolved
         name, index = ref
         if index is not None and fdef.indexed == "no":
@@ -214,6 +238,8 @@ class Resolver:
     def _compare(self, cmp: syn.Compare, part: CondText) -> TNode:
         src = part.source_at(cmp.pos, cmp.field)
         use = self.field(cmp.field, src)
+        if cmp.values and cmp.values[0].ref:
+            return self._field_ref(use, cmp.op, self.field(cmp.values[0].text, src), src)
         return self.comparison(use, cmp.op, [(v.text, v.quoted, part.source_at(v.pos, v.text)) for v in cmp.values],
                                cmp.parenthesised, src)
 
@@ -228,6 +254,7 @@ class Resolver:
             raise Unresolved
         if op == "exists":
             return TCompare(use, op, (), src)
+        base_op = _SAME_AS.get(op, op)
         if op == "!=" and use.multi:
             self.diags.warning(src, f"'{use.name} != ...' is true when any value differs; write "
                                     f"'not {use.name} = ...' to mean that no value is equal")
@@ -240,14 +267,72 @@ class Resolver:
                     self.diags.warning(vsrc, f"'{value}' is a list name but '{op}' compares with the word "
                                              f"itself; write 'in ({value})' to use the list")
                 raw.append((value, vsrc))
-        if op == "in" and not parenthesised and not (len(values) == 1 and values[0][0] in self.lists):
-            self._error(src, f"'in' takes a list: {use.name} in (a, b) or {use.name} in list_name")
+        if base_op == "in" and not parenthesised and not (len(values) == 1 and values[0][0] in self.lists):
+            self._error(src, f"'{op}' takes a list: {use.name} {op} (a, b) or {use.name} {op} list_name")
             raise Unresolved
+        if use.fdef.name == "evt.type" and base_op in ("=", "!=", "in"):
+            node = self._event_types(use, raw, src)
+            return TNot(node) if op == "!=" else node
         typed = tuple(self._typed(use, op, value, vsrc) for value, vsrc in raw)
-        if not typed and op not in ("in", "cidr"):
+        if not typed and base_op not in ("in", "cidr"):
             self._error(src, f"'{op}' needs at least one value")
             raise Unresolved
-        return TCompare(use, op, typed, src)
+        return TCompare(use, base_op, typed, src)
+
+    def _field_ref(self, use: FieldUse, op: str, other: FieldUse, src: Source) -> TNode:
+        """``FIELD op val(OTHER)``: both fields of the same event."""
+        if op not in REF_OPS:
+            self._error(src, f"val() works with {', '.join(REF_OPS)}, not '{op}'")
+            raise Unresolved
+        if use.multi or other.multi:
+            self._error(src, f"val() compares single values: index the list field ({use.name}, {other.name})")
+            raise Unresolved
+        kinds = {use.fdef.type, other.fdef.type}
+        if len(kinds) > 1 and kinds != {FieldType.STR, FieldType.IP}:
+            self._error(src, f"val() compares {use.name} ({use.fdef.type.value}) with {other.name} "
+                             f"({other.fdef.type.value}): use fields of one type")
+            raise Unresolved
+        if use.fdef.type is not FieldType.INT and op in ("<", "<=", ">", ">="):
+            self._error(src, f"operator '{op}' compares numbers; {use.name} is a {use.fdef.type.value} field")
+            raise Unresolved
+        return TCompare(use, op, (FieldRef(other),), src)
+
+    def _event_types(self, use: FieldUse, raw: list[tuple[object, Source]], src: Source) -> TNode:
+        """``evt.type`` compared with our event types or Falco's syscall names: the event types
+        (and for ``priv`` events the ``priv.op``) that the probes report for them."""
+        labels: list[str] = []
+        ops: list[str] = []
+        unsupported: list[tuple[str, str, Source]] = []
+        for value, vsrc in raw:
+            name = str(value)
+            if name in EVENT_TYPE_BY_LABEL:
+                labels.append(name)
+            elif name in falco.EVENTS:
+                label, op = falco.EVENTS[name]
+                if op is None:
+                    labels.append(label)
+                else:
+                    ops.append(op)
+            elif name in falco.UNSUPPORTED_EVENTS:
+                unsupported.append((name, falco.UNSUPPORTED_EVENTS[name], vsrc))
+            else:
+                self._error(vsrc, f"unknown event type '{name}'"
+                                  f"{suggest(name, [*EVENT_TYPE_BY_LABEL, *falco.EVENTS])}")
+                raise Unresolved
+        for name, advice, vsrc in unsupported:
+            if labels or ops:
+                self.diags.warning(vsrc, f"event '{name}' is not supported ({advice}): it never matches")
+            else:
+                self._error(vsrc, f"event '{name}' is not supported: {advice}")
+                raise Unresolved
+        items: list[TNode] = []
+        if labels:
+            items.append(TCompare(use, "in", tuple(dict.fromkeys(labels)), src))
+        if ops:
+            priv_op = FieldUse(FIELDS["priv.op"], None)
+            items.append(TAnd((TCompare(use, "=", ("priv",), src),
+                               TCompare(priv_op, "in", tuple(dict.fromkeys(ops)), src))))
+        return items[0] if len(items) == 1 else TOr(tuple(items))
 
     def _typed(self, use: FieldUse, op: str, value: object, src: Source) -> object:
         ftype = use.fdef.type
@@ -260,10 +345,17 @@ class Resolver:
                 text = _text(value)
                 re.compile(text)
                 return text
-            if op == "glob":
+            if op in ("glob", "iglob"):
                 text = _text(value)
                 re.compile(fnmatch.translate(text))
                 return text
+            if op in ("bcontains", "bstartswith"):
+                return falco.hex_bytes(_text(value))
+            if op == "pmatch":
+                text = _text(value)
+                if not text.startswith("/"):
+                    raise ValueError(f"pmatch takes absolute paths, not {text!r}")
+                return text.rstrip("/") or "/"
             if op in ("contains", "icontains", "startswith", "endswith"):
                 text = _text(value)
                 if not text:

@@ -14,7 +14,8 @@ from typing import Any, Callable
 
 from ..events.model import EVENT_CLASSES, Event
 from ..events.types import EventType
-from .compiler import CodeGen, Namespace, build_getter, build_match_function
+from .compiler import CodeGen, Namespace, build_getter
+from .index import match_functions
 from .diagnostics import Diagnostics
 from .fields import FieldType
 from .kernelset import path_filter
@@ -69,7 +70,8 @@ class RuleSet:
     def __init__(self, *, files: list[str], lists: dict[str, ListDef], macros: dict[str, MacroDef],
                  rules: list[CompiledRule], diagnostics: Diagnostics, namespace: Namespace,
                  match_fns: dict[type[Event], Callable[..., list[int]]], matchers: list[tuple[CompiledRule, int]],
-                 code: dict[EventType, str], prefixes: list[str], suffixes: list[str]) -> None:
+                 code: dict[EventType, str], prefixes: list[str], suffixes: list[str],
+                 index_stats: dict[str, dict[str, int]] | None = None) -> None:
         self.files = files
         self.lists = lists
         self.macros = macros
@@ -80,6 +82,8 @@ class RuleSet:
         self.match_fns = match_fns
         self.matchers = matchers
         self.code = code
+        #: per event type: conditions tested on every event, conditions behind the index
+        self.index_stats = index_stats or {}
         self._prefixes = prefixes
         self._suffixes = suffixes
         self._getters: dict[tuple[FieldUse, EventType], Callable[[Any, Any, Any], Any] | None] = {}
@@ -118,40 +122,30 @@ def build(merged: Merged, files: list[str], diags: Diagnostics) -> RuleSet:
     compiled = [_compile_rule(rule, index, resolver, diags) for index, rule in enumerate(merged.rules.values())]
 
     for name, lst in merged.lists.items():
-        if name not in resolver.used_lists:
+        if name not in resolver.used_lists and ("list", name) not in merged.weak:
             diags.warning(lst.source, f"list '{name}' is not used by any rule or macro")
     for name, mac in merged.macros.items():
-        if name not in resolver.used_macros:
+        if name not in resolver.used_macros and ("macro", name) not in merged.weak:
             diags.warning(mac.source, f"macro '{name}' is not used by any rule")
 
     ns = Namespace()
     matchers: list[tuple[CompiledRule, int]] = []
-    per_type: dict[EventType, list[tuple[int, TNode]]] = {t: [] for t in ALL_TYPES}
     for c in compiled:
         if not c.rule.enabled:
             continue
-        for step, cond in enumerate(c.conditions):
-            mid = len(matchers)
+        for step in range(len(c.conditions)):
             matchers.append((c, step if c.kind == "sequence" else -1))
-            for etype in cond.events:
-                per_type[etype].append((mid, cond.node))
-    match_fns: dict[type[Event], Callable[..., list[int]]] = {}
-    code: dict[EventType, str] = {}
-    for etype, conds in per_type.items():
-        fn, src = build_match_function(ns, etype, conds)
-        if fn is not None:
-            match_fns[EVENT_CLASSES[etype]] = fn
-            code[etype] = src
+    match_fns, code, index_stats = match_functions(ns, matchers)
 
     prefixes, suffixes = _sensitive_sets(compiled, diags)
     return RuleSet(files=files, lists=merged.lists, macros=merged.macros, rules=compiled, diagnostics=diags,
                    namespace=ns, match_fns=match_fns, matchers=matchers, code=code, prefixes=prefixes,
-                   suffixes=suffixes)
+                   suffixes=suffixes, index_stats=index_stats)
 
 
 def _compile_rule(rule: Rule, index: int, resolver: Resolver, diags: Diagnostics) -> CompiledRule:
     rid = rule.id
-    if not rule.false_positives:
+    if not rule.false_positives and rule.dialect != "falco":
         diags.warning(rule.source, f"rule '{rid}' has no 'false_positives' note")
     if not any(_ATTACK_TAG.match(t) for t in rule.tags):
         diags.warning(rule.source, f"rule '{rid}' has no MITRE ATT&CK technique tag (like T1059.004)")
@@ -169,10 +163,14 @@ def _compile_rule(rule: Rule, index: int, resolver: Resolver, diags: Diagnostics
             conditions.append(Condition(step.events, node, by, step.source))
     else:
         events = rule.events
-        if not events:
-            diags.warning(rule.source, f"rule '{rid}' has no 'events': it is tested on every event type")
-            events = ALL_TYPES
         node = with_exceptions(resolver.condition(rule.condition))
+        if not events:
+            # the event types the condition can hold for (evt.type = ..., Falco's evt.type in
+            # (execve, open)): the others fold to false at compile time
+            events = live_types(node)
+            if len(events) in (0, len(ALL_TYPES)):
+                diags.warning(rule.source, f"rule '{rid}' has no 'events': it is tested on every event type")
+                events = ALL_TYPES
         conditions.append(Condition(events, node, (), rule.condition[0].source if rule.condition else rule.source))
 
     threshold_by: tuple[FieldUse, ...] = ()
@@ -199,6 +197,17 @@ def _compile_rule(rule: Rule, index: int, resolver: Resolver, diags: Diagnostics
             diags.warning(rule.output_source, f"output field %{use.name} has no value for "
                                               f"{_types(all_events)} events: it prints <NA>")
     return CompiledRule(rule, index, output, tuple(conditions), threshold_by, threshold_sum)
+
+
+def live_types(node: TNode, types: tuple[EventType, ...] = ALL_TYPES) -> tuple[EventType, ...]:
+    """The event types for which ``node`` is not false at compile time."""
+    gen = CodeGen(Namespace(), EventType.EXEC, lazy_locals=True)
+    out = []
+    for etype in types:
+        gen.etype = etype
+        if gen.expr(node) is not False:
+            out.append(etype)
+    return tuple(out)
 
 
 def _fields(resolver: Resolver, names: tuple[str, ...], src: Source, events: tuple[EventType, ...],

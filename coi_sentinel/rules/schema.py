@@ -16,7 +16,7 @@ key; a rule item with only ``enabled`` switches a rule on or off. See docs/rules
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..events.types import EVENT_TYPE_BY_LABEL, EventType
@@ -37,14 +37,18 @@ from .model import (
     Step,
     Threshold,
 )
+from .falco import PRIORITIES, slug
 from .parser import OPERATORS, suggest
 from .units import parse_duration, parse_int
 from .yamlload import LineDict, LineList
 
 #: the house order of keys (lint warns when an item departs from it)
-RULE_KEYS = ("rule", "append", "override", "description", "severity", "events", "condition",
-             "sequence", "threshold", "output", "exceptions", "tags", "action", "false_positives",
-             "enabled")
+RULE_KEYS = ("rule", "append", "override", "title", "description", "severity", "events", "condition",
+             "sequence", "threshold", "output", "exceptions", "tags", "references", "sigma_id", "action",
+             "false_positives", "enabled")
+#: Falco's names of our keys, and Falco keys that change nothing here
+FALCO_KEY_NAMES = {"desc": "description", "priority": "severity"}
+FALCO_IGNORED_KEYS = ("source", "warn_evttypes", "skip-if-unknown-filter", "capture", "capture_duration")
 LIST_KEYS = ("list", "append", "override", "items")
 MACRO_KEYS = ("macro", "append", "override", "condition")
 STEP_KEYS = ("name", "events", "condition", "by")
@@ -54,8 +58,8 @@ EXCEPTION_KEYS = ("name", "fields", "comps", "values")
 
 #: rule keys a later item may append to or replace
 RULE_APPENDABLE = ("condition", "events", "exceptions", "tags")
-RULE_REPLACEABLE = ("description", "severity", "events", "condition", "output", "exceptions",
-                    "tags", "action", "false_positives", "enabled")
+RULE_REPLACEABLE = ("title", "description", "severity", "events", "condition", "output", "exceptions",
+                    "tags", "references", "action", "false_positives", "enabled")
 
 _ID = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -81,6 +85,9 @@ class FileItems:
 
     path: str
     items: list[ListDef | MacroDef | Rule | Change] = field(default_factory=list)
+    #: a compatibility file (rules/compat/): a later file may define its names again, and its
+    #: unused lists and macros are not reported
+    weak: bool = False
 
 
 class _Reader:
@@ -205,6 +212,10 @@ def _read_item(d: LineDict, path: str, diags: Diagnostics) -> ListDef | MacroDef
         r.check_keys(("required_engine_version",))
         _check_version(r)
         return None
+    if "required_plugin_versions" in d:
+        diags.warning(Source(path, d.line), "plugins are not supported (coi-sentinel sees syscalls): "
+                                             "required_plugin_versions is ignored")
+        return None
     if "rule" in d:
         return _read_rule(d, path, diags)
     if "list" in d:
@@ -311,13 +322,54 @@ def _read_macro(d: LineDict, path: str, diags: Diagnostics) -> MacroDef | Change
     return MacroDef(name, (cond,), r.src())
 
 
+def _falco_style(d: LineDict) -> LineDict:
+    """A rule item written in Falco's style (``desc``, ``priority``) with our key names; the
+    lines stay those of the file. Falco keys that change nothing here are dropped."""
+    out = LineDict()
+    out.line = d.line
+    for key, value in d.items():
+        if key in FALCO_IGNORED_KEYS:
+            continue
+        new = FALCO_KEY_NAMES.get(key, key)
+        if key == "override" and isinstance(value, LineDict):
+            over = LineDict()
+            over.line = value.line
+            for k, v in value.items():
+                over[FALCO_KEY_NAMES.get(k, k)] = v
+            value = over
+        out[new] = value
+        out.key_lines[new] = d.key_line(key)
+        out.value_lines[new] = d.value_line(key)
+        if key in d.value_raw:
+            out.value_raw[new] = d.value_raw[key]
+    return out
+
+
 def _read_rule(d: LineDict, path: str, diags: Diagnostics) -> Rule | Change:
-    r = _Reader(d, path, diags, f"rule '{d.get('rule')}'")
+    name = d.get("rule")
+    # Falco's keys, or a Falco rule name (with spaces...) on an item without our keys: an
+    # item changing a Falco rule names it as Falco does
+    falco = (any(k in d for k in FALCO_KEY_NAMES) or any(k in d for k in FALCO_IGNORED_KEYS)
+             or (isinstance(name, str) and not _ID.match(name.strip())
+                 and not any(k in d for k in FALCO_KEY_NAMES.values())))
+    if falco:
+        source = d.get("source", "syscall")
+        if source != "syscall":
+            diags.error(Source(path, d.value_line("source")),
+                        f"rule '{name}': source '{source}' is not supported: coi-sentinel sees syscalls "
+                        f"(source: syscall)")
+            raise _Bad
+        d = _falco_style(d)
+    r = _Reader(d, path, diags, f"rule '{name}'")
     r.check_keys(RULE_KEYS)
-    r.check_order(RULE_KEYS)
+    if not falco:
+        r.check_order(RULE_KEYS)
     rid = r.text("rule")
+    title = ""
     if not _ID.match(rid):
-        raise r.fail("rule", f"rule id '{rid}' must be lower case letters, digits, '_', '-' or '.'")
+        if not falco:
+            raise r.fail("rule", f"rule id '{rid}' must be lower case letters, digits, '_', '-' or '.'")
+        rid, title = slug(rid), rid
     r.what = f"rule '{rid}'"
     given = [k for k in d if k not in ("rule", "append", "override")]
     if given == ["enabled"] and "override" not in d and "append" not in d:
@@ -326,7 +378,10 @@ def _read_rule(d: LineDict, path: str, diags: Diagnostics) -> Rule | Change:
     if modes is not None:
         changes = {key: (mode, _rule_value(r, key, append=mode == "append")) for key, mode in modes.items()}
         return Change("rule", rid, changes, r.src())
-    return _define_rule(r, rid)
+    rule = _define_rule(r, rid)
+    if falco:
+        rule = replace(rule, title=rule.title or title, dialect="falco")
+    return rule
 
 
 def _rule_value(r: _Reader, key: str, *, append: bool) -> Any:
@@ -337,8 +392,8 @@ def _rule_value(r: _Reader, key: str, *, append: bool) -> Any:
         return r.events()
     if key == "exceptions":
         return _exceptions(r, partial=append)
-    if key == "tags":
-        return r.str_list("tags")
+    if key in ("tags", "references"):
+        return r.str_list(key)
     if key == "severity":
         return _severity(r)
     if key == "action":
@@ -351,11 +406,16 @@ def _rule_value(r: _Reader, key: str, *, append: bool) -> Any:
 
 
 def _severity(r: _Reader) -> Severity:
+    """Our severities, Falco's priorities (WARNING, NOTICE...) and Sigma's levels."""
     text = r.text("severity")
-    if text.lower() not in SEVERITY_LABELS:
-        raise r.fail("severity", f"unknown severity '{text}'{suggest(text.lower(), SEVERITY_LABELS)} "
-                                 f"(one of: {', '.join(SEVERITY_LABELS)})")
-    return Severity.parse(text)
+    low = text.lower()
+    if low in SEVERITY_LABELS:
+        return Severity.parse(low)
+    if low in PRIORITIES:
+        return PRIORITIES[low]
+    names = (*SEVERITY_LABELS, *PRIORITIES)
+    raise r.fail("severity", f"unknown severity '{text}'{suggest(low, names)} "
+                             f"(one of: {', '.join(SEVERITY_LABELS)}; or a Falco priority)")
 
 
 def _action(r: _Reader) -> str | None:
@@ -391,6 +451,8 @@ def _define_rule(r: _Reader, rid: str) -> Rule:
         output=output, tags=r.str_list("tags"), action=_action(r), exceptions=_exceptions(r, partial=False),
         false_positives=r.text("false_positives", required=False), enabled=r.bool("enabled", True),
         source=r.src(), output_source=r.src("output"), sequence=sequence, threshold=threshold,
+        title=r.text("title", required=False), references=r.str_list("references"),
+        sigma_id=r.text("sigma_id", required=False),
     )
 
 

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import re
 
+from ..units import parse_size
+
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|ms|s|m|h)\s*$")
 _DURATION_NS = {"ns": 1, "us": 1_000, "ms": 1_000_000, "s": 1_000_000_000, "m": 60_000_000_000,
                 "h": 3_600_000_000_000}
 _OCTAL = re.compile(r"^0[0-7]+$")
-_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?\s*$")
-_SIZE_MULT = {None: 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12,
-              "KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "TiB": 2**40}
 
 
 def parse_duration(value: object) -> int:
@@ -42,7 +41,9 @@ def parse_int(value: object) -> int:
         return int(text, 0)
     except ValueError:
         pass
-    m = _SIZE.match(text)
-    if m is None:
-        raise ValueError(f"'{value}' is not a number")
-    return int(m.group(1)) * _SIZE_MULT[m.group(2)]
+    try:
+        return parse_size(text)
+    except ValueError as err:
+        if "say which unit" in str(err):    # 64M: decimal or binary? the message says both
+            raise
+        raise ValueError(f"'{value}' is not a number") from None

@@ -76,6 +76,8 @@ class Config:
     rules: tuple[str, ...] = ()
     #: what the monitor does when a rule fires or it cannot vouch for a session ([response])
     response: ResponseSettings = ResponseSettings()
+    #: where alerts also go ([[outputs]]: coi_sentinel.outputs.spec); user config only
+    outputs: tuple[Any, ...] = ()
     #: where each value came from, for `run -v` and error messages: key -> file
     sources: tuple[tuple[str, str], ...] = field(default=(), compare=False)
 
@@ -89,11 +91,11 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "protected_paths": list, "env": list, "mounts": list, "limits": dict,
     "trusted_workspaces": list, "network_allow_domains": list, "network_allow_cidrs": list,
     "network_needs": list, "network_block_ports": list, "network_bridge": str,
-    "rules": list, "response": dict,
+    "rules": list, "response": dict, "outputs": list,
 }
 
 #: keys that only the user's own config (or the command line) may set
-_USER_ONLY = {"trusted_workspaces"}
+_USER_ONLY = {"trusted_workspaces", "outputs"}     # a workspace must not send alerts elsewhere
 
 
 def _load_toml(path: Path) -> dict[str, Any] | None:
@@ -169,6 +171,9 @@ def _normalise(values: dict[str, Any], origin: str, base: Path) -> dict[str, Any
         out["rules"] = tuple(os.path.realpath(base / os.path.expanduser(p)) for p in out["rules"])
     if "response" in out:
         out["response"] = parse_response(out["response"], origin)
+    if "outputs" in out:
+        from ..outputs.spec import parse_config as parse_outputs
+        out["outputs"] = tuple(parse_outputs({"outputs": out["outputs"]}, origin))
     return out
 
 

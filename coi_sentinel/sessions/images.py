@@ -1,11 +1,14 @@
 """Session images, built on this host with no image server, imported through the API.
 
-Two variants:
+Three variants:
 
 ``debian``
     debootstrap (minbase) of Debian 12 with tmux, bash, coreutils, git, python3,
     ca-certificates and a few network tools, a ``code`` user (uid 1000) and :data:`INIT`.
     The session image (alias ``coi/debian12``).
+``build``
+    ``debian`` plus gcc, libc6-dev and make (alias ``coi/debian12-build``): the incus tier
+    builds C inside a session with it (a build is no fork bomb).
 ``busybox``
     busybox-static plus the host's tmux (with its libraries, terminfo and the C.utf8 locale).
     About 3 MB and built in under a second: the incus test tier uses it where a process tree
@@ -90,6 +93,8 @@ class Variant:
 
 VARIANTS = {
     "debian": Variant("debian", "coi/debian12", "debian", SUITE, DEBIAN_PACKAGES),
+    "build": Variant("build", "coi/debian12-build", "debian", SUITE,
+                     DEBIAN_PACKAGES + ("gcc", "libc6-dev", "make")),
     "busybox": Variant("busybox", "coi/busybox", "busybox", "1.35"),
 }
 
@@ -220,7 +225,7 @@ def build_tarball(v: Variant) -> Path:
     work = Path(tempfile.mkdtemp(prefix=f"coi-image-{v.name}-", dir="/var/tmp"))
     try:
         (work / "rootfs").mkdir()
-        (_build_debian if v.name == "debian" else _build_busybox)(v, work)
+        (_build_debian if v.os == "debian" else _build_busybox)(v, work)
         (work / "metadata.yaml").write_text(_metadata(v, f"{DESCRIPTION_PREFIX} {v.name} session image"))
         partial = out.with_suffix(".partial")
         _run(["tar", "-C", str(work), "--numeric-owner", "-I", "gzip -1", "-cf", str(partial),

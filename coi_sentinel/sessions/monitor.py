@@ -7,8 +7,8 @@ first exec has to be seen) and before whatever keeps the session from running un
 the monitor dies is in place (:mod:`.guardian`). A monitor that cannot start raises
 :class:`~coi_sentinel.errors.MonitorError` and the session does not run.
 
-:class:`ProbeMonitor` (the BPF probes, an audit log) lives in :mod:`.probe_monitor`, imported
-only when used, so this module and the session layer need no bcc.
+:class:`~.daemon_monitor.DaemonMonitor` registers the container with the host's daemon
+(:mod:`coi_sentinel.daemon`), which watches it; the session layer needs no bcc.
 """
 
 from __future__ import annotations
@@ -58,20 +58,23 @@ class Unmonitored:
 
 
 def default_factory(config: "Config", *, notify: Callable[[str], None] | None = None) -> MonitorFactory:
-    """Monitors for sessions of ``config``: the bundled rules plus ``config.rules``, answered as
-    ``config.response`` says (see :mod:`.response`); ``notify`` shows each action taken (one
-    block of text). The rules are loaded here, before any container exists, so a bad rule file
-    stops ``run`` at once."""
+    """Monitors for sessions of ``config``: the host's daemon watches the container with the
+    bundled rules plus ``config.rules``, answered as ``config.response`` says (see
+    :mod:`.response`); ``notify`` shows each action taken (one block of text). The rules are
+    checked here, before any container exists, so a bad rule file stops ``run`` at once with
+    its path:line (without extra rule files nothing is loaded here: the daemon has them)."""
     if not config.monitoring:
         return Unmonitored
     from ..rules import load_ruleset   # no bcc
 
-    ruleset = load_ruleset([Path(p) for p in config.rules] or None)
+    rule_paths = [Path(p) for p in config.rules]
+    if rule_paths:              # the bundled rules are the daemon's, loaded once per host
+        load_ruleset(rule_paths)
 
     def make() -> Monitor:
-        from .probe_monitor import ProbeMonitor   # bcc is imported only here
+        from .daemon_monitor import DaemonMonitor
 
-        return ProbeMonitor(ruleset, config.response, tool=config.tool, network=config.network,
-                            notify=notify)
+        return DaemonMonitor(rule_paths, config.response, tool=config.tool, network=config.network,
+                             notify=notify)
 
     return make

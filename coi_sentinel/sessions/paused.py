@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .. import status as status_mod
 from ..errors import IncusError, ScopeError, SessionError
 from ..probes.cgroups import container_cgroup
 from ..respond import freezer
 from . import incus
+from .owner import keeper_alive
 
 log = logging.getLogger(__name__)
 
@@ -86,28 +86,38 @@ def _owner_pid(config: dict[str, str]) -> int | None:
 
 
 def monitor_state(name: str, config: dict[str, str], *, wait: float = MONITOR_FRESH) -> str | None:
-    """None when the session's monitor is alive and reading, else why not: its status file,
-    rewritten every second by the monitor's loop, must be fresh and newer than the pause
-    (a monitor that stalled and was paused for it has to show that it reads again). Waits up
-    to ``wait`` seconds for a status that is late."""
-    from .session import keeper_alive   # the session module imports this one
+    """None when the daemon watches the session and its loop answers, else why not. Waits up
+    to ``wait`` seconds for a daemon that is late (one that was restarted re-adopts the
+    session as soon as its owner reconnects)."""
+    from ..daemon import protocol as P
+    from ..daemon.client import DaemonClient
 
     if not keeper_alive(config.get("user.coi.keeper")):
-        return "the process that owned its monitor is gone"
-    pid = _owner_pid(config)
-    paused_at = float((reason_of(config) or {}).get("at") or 0)
+        return "the process that owned it is gone"
     deadline = time.monotonic() + wait
     while True:
-        entry = next((s for s in status_mod.read_all() if s.get("pid") == pid), None)
-        if entry is not None and entry.get("kind") == "session" and name in (entry.get("scope") or []):
-            if entry["age"] <= MONITOR_FRESH and float(entry.get("updated", 0)) > paused_at:
+        try:
+            with DaemonClient.connect(timeout=wait) as c:
+                scopes = {s["name"]: s for s in c.request("status")["scopes"]}
+            scope = scopes.get(name)
+            if scope is None:
+                why = "no daemon watches it"
+            elif scope["state"] == "orphan":
+                why = "its owner went away; the daemon keeps it paused as an orphan"
+            else:
                 return None
-            why = f"its monitor has not reported for {entry['age']:.0f} s"
-        else:
-            why = "its monitor is not running"
+        except P.DaemonError as err:
+            why = f"its monitor is not running ({err})"
         if time.monotonic() >= deadline:
             return why
         time.sleep(0.2)
+
+
+def _resume_in_daemon(name: str) -> None:
+    from ..daemon.client import DaemonClient
+
+    with DaemonClient.connect(timeout=10) as c:
+        c.request("resume", name=name)
 
 
 def resume(client, name: str) -> str:
@@ -136,5 +146,5 @@ def resume(client, name: str) -> str:
     if reason_of(config) is not None:
         # before the thaw: an Incus update running when the agent ends would hold up its stop
         clear(client, name)
-    freezer.set_frozen(cg, False)
+    _resume_in_daemon(name)         # thaws, and records the resume in the session's audit log
     return f"{name} resumed"

@@ -45,6 +45,7 @@ from . import paused as pause_state
 from . import state as state_mod
 from .config import Config
 from .monitor import Monitor, MonitorFactory
+from .owner import keeper_alive, keeper_token
 from .profiles import Profile
 
 log = logging.getLogger(__name__)
@@ -71,37 +72,6 @@ def on_sigterm_stop() -> None:
         raise StopRequested()
 
     signal.signal(signal.SIGTERM, handler)
-
-
-# ---------------------------------------------------------------- keeper identity
-def _boot_id() -> str:
-    try:
-        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()[:8]
-    except OSError:
-        return "noboot"
-
-
-def _start_time(pid: int) -> str | None:
-    try:
-        data = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return data.rsplit(")", 1)[1].split()[19]
-
-
-def keeper_token(pid: int | None = None) -> str:
-    pid = os.getpid() if pid is None else pid
-    return f"{_boot_id()}:{pid}:{_start_time(pid)}"
-
-
-def keeper_alive(token: str | None) -> bool:
-    if not token:
-        return False
-    try:
-        boot, pid, start = token.split(":")
-        return boot == _boot_id() and _start_time(int(pid)) == start
-    except ValueError:
-        return False
 
 
 # ---------------------------------------------------------------- spec

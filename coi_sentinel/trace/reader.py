@@ -84,22 +84,22 @@ class TraceReader:
     # -- body -----------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[tuple[int, Item]]:
-        for lineno, raw, complete in self._lines_or_stop():
-            try:
-                item = self._decode(lineno, raw, complete)
-            except TraceError as err:
-                if not self.lenient:
-                    raise
-                self._skip(err)
-                continue
-            yield lineno, item
-
-    def _lines_or_stop(self) -> Iterator[tuple[int, bytes, bool]]:
+        # one generator over the lines (the hot loop of replay): a TraceError of a line is
+        # handled inside; one that reaches the outer handler came from reading the lines
+        decode, lenient = self._decode, self.lenient
         try:
-            yield from self._lines
+            for lineno, raw, complete in self._lines:
+                try:
+                    item = decode(lineno, raw, complete)
+                except TraceError as err:
+                    if not lenient:
+                        raise
+                    self._skip(err)
+                    continue
+                yield lineno, item
         except TraceError as err:
             # a gzip stream that ends early or is corrupt: nothing after it can be read
-            if not self.lenient:
+            if not lenient:
                 raise
             self._skip(err)
 

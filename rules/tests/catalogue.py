@@ -531,7 +531,8 @@ def build(S: Callable, nobody: str) -> tuple:
     add(S("re_xmrig_name", "a program named xmrig (a name, and its pool port)",
           'cp .cache/kswapd0 .cache/xmrig2\nmv .cache/xmrig2 /tmp/xmrig\n/tmp/xmrig -c .cache/config.json\n'
           'rm -f /tmp/xmrig'))
-    add(S("re_fork_tree_uid1000", "the bounded fork tree as uid 1000", '.cache/spawn 11', user=1000))
+    add(S("re_fork_bomb_uid1000", "the bounded fork bomb (a tree alive at once) as uid 1000",
+          '.cache/spawn 10 wide', user=1000))
 
     # ==== network ==============================================================================
     add(S("nw_metadata_python_ecs", "python to the ECS task metadata address (no route)",

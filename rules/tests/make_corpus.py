@@ -376,7 +376,9 @@ SCENARIOS: tuple[Scenario, ...] = (
       'env sudo -n true 2> /dev/null || echo "sudo: not installed"'),
 
     # ---- resource abuse ----------------------------------------------------------------------
-    S("fork_bomb", "a bounded fork tree: 4094 forks in about a second",
+    S("fork_bomb", "a bounded fork bomb: a fork tree alive at once, 2046 forks, over 1000 alive",
+      '.cache/spawn 10 wide'),
+    S("fork_tree", "a fork tree whose processes exit: 4094 forks in about a second, 12 alive",
       '.cache/spawn 11'),
 
     # ---- ordinary agent work -----------------------------------------------------------------

@@ -87,8 +87,10 @@ class Watched:
             self.stream.poll(20)
             if any(isinstance(e, model.ExitEvent) and e.pid == pid for e in events):
                 break
-        # everything queued, and a final aggregate sweep
+        # everything queued (bulk records come a budget per poll), and a final aggregate sweep
         self.stream.poll(0)
+        while self.stream.lagging:
+            self.stream.poll(0)
         for ev in self.stream.aggregates.sweep():
             self.pipeline.feed(ev)
 

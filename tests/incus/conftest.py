@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from incus_support import Env, require_incus
+from incus_support import Env, require_incus, stop_daemon, worker_socket
+
+
+@pytest.fixture(scope="session", autouse=True)
+def worker_daemon():
+    """Stop the daemon that this worker's monitored runs started (nothing left behind)."""
+    yield worker_socket()
+    stop_daemon(worker_socket())
 
 
 @pytest.fixture

@@ -31,7 +31,8 @@ class HostTerminal:
         first = not self.windows()
         args = ["new-session", "-d", "-s", "t", "-x", "100", "-y", "30"] if first else ["new-window", "-t", "t"]
         self.tmux("-f", "/dev/null", *args, "-n", window, "-c", str(self.env.ws),
-                  "-e", f"HOME={self.env.home}", "-e", "TERM=xterm-256color", cmd)
+                  "-e", f"HOME={self.env.home}", "-e", "TERM=xterm-256color",
+                  "-e", f"COI_SENTINEL_SOCKET={self.env.socket}", cmd)
         if first:
             self.tmux("set-option", "-g", "prefix", "C-a")
 

@@ -348,40 +348,38 @@ def test_connect_to_a_c2_port_is_killed_by_the_kernel(session_env):
 
 # ---------------------------------------------------------------- fail closed
 def test_sigkill_of_run_leaves_the_session_frozen_not_unwatched(session_env):
+    """`run` holds the session's lease on the daemon: killed, the daemon pauses the session
+    as an orphan at once; it cannot be resumed (nobody owns it), only killed or cleaned."""
     env = session_env
     configure(env)
     name = session_name(env)
     p = env.popen("run", "--", "sh", "-c", TICKER)
     try:
         env.wait_sessions(1, procs=(p,))
-        assert_moves(env)                     # the agent runs: the monitor and guardian are up
+        assert_moves(env)                     # the agent runs: the daemon and guardian are up
         assert len(guardians(name)) == 1
         p.send_signal(signal.SIGKILL)
         killed_at = time.monotonic()
-        wait_for("the guardian's freeze", lambda: is_frozen(name), 2)
+        wait_for("the daemon's freeze", lambda: is_frozen(name), 2)
         print(f"frozen {1000 * (time.monotonic() - killed_at):.1f} ms after the SIGKILL")
-        p.wait()                              # (a process that loaded BPF takes seconds to exit)
+        p.wait()
         assert_stays(env)
+        wait_for("the orphan mark", lambda: env.sessions()[0]["paused"], 5, step=0.05)
         [s] = env.sessions()
         assert s["state"] == "Frozen" and s["orphan"] is True
-        assert s["paused"]["by"] == "guardian" and "pid" in s["paused"]["reason"]
-        # once the dead process is gone, the guardian records it in the session's audit log
-        wait_for("the guardian's record", lambda: actions(audit_records(env, name), by="guardian"), 30,
-                 step=0.1)
-        [rec] = actions(audit_records(env, name), by="guardian")
-        assert rec["action"] == "pause" and rec["ok"] is True and "died" in rec["reason"]
-        from coi_sentinel import status
-
-        wait_for("the dead monitor's status file to go", lambda: not status.status_path(p.pid).exists(),
-                 5, step=0.05)
+        assert s["paused"]["by"] == "daemon" and "owner" in s["paused"]["reason"]
+        records = audit_records(env, name)
+        [rec] = actions(records, by="daemon")
+        assert rec["action"] == "pause" and rec["ok"] is True and "went away" in rec["reason"]
+        assert any(r.get("event") == "orphaned" for r in records)
         r = env.run("audit", "verify", str(env.home / f".local/state/coi-sentinel/audit/{name}.jsonl"))
         assert r.code == 0, r.out + r.err
         r = env.run("resume-session", name)
         assert r.code == 1 and "stays paused" in r.err and "unwatched" in r.err
         assert is_frozen(name)
-        wait_for("the guardian to exit", lambda: not guardians(name), 15, step=0.1)
         r = env.run("kill", name)
         assert r.code == 0, r.err
+        wait_for("the guardian to exit", lambda: not guardians(name), 15, step=0.1)
     finally:
         stop(p)
     assert env.containers() == []
@@ -401,9 +399,10 @@ def test_sigkill_of_the_keeper_leaves_the_interactive_session_frozen(session_env
         keeper = int(token.split(":")[1])
         assert guardians(name)
         os.kill(keeper, signal.SIGKILL)
-        wait_for("the guardian's freeze", lambda: is_frozen(name), 5)
+        wait_for("the daemon's freeze", lambda: is_frozen(name), 5)
+        wait_for("the orphan mark", lambda: env.sessions()[0]["paused"], 5, step=0.05)
         [s] = env.sessions()
-        assert s["state"] == "Frozen" and s["paused"]["by"] == "guardian"
+        assert s["state"] == "Frozen" and s["paused"]["by"] == "daemon"
         r = env.run("attach", name)
         assert r.code == 1 and "is paused" in r.err
     finally:
@@ -411,31 +410,41 @@ def test_sigkill_of_the_keeper_leaves_the_interactive_session_frozen(session_env
     assert env.containers() == []
 
 
-def test_stalled_monitor_is_paused_by_the_guardian_and_can_be_resumed(session_env):
+def test_stalled_daemon_is_paused_by_the_guardian_and_can_be_resumed(session_env):
+    """A daemon that stops reading (SIGSTOP here) gets the session frozen by the guardian; once
+    it reads again, the session can be resumed."""
+    from incus_support import daemon_pid
+
     env = session_env
     configure(env, response="[response]\nstall_seconds = 1\n")
     name = session_name(env)
     p = env.popen("run", "--", "sh", "-c", TICKER)
+    daemon = None
     try:
         env.wait_sessions(1, procs=(p,))
         assert_moves(env)
-        p.send_signal(signal.SIGSTOP)        # the monitor's process, all its threads
+        daemon = daemon_pid(env.socket)
+        assert daemon is not None
+        os.kill(daemon, signal.SIGSTOP)      # the daemon's process, all its threads
         wait_for("the guardian's freeze", lambda: is_frozen(name), 6)
         assert_stays(env)
         [s] = env.sessions()
         assert s["paused"]["by"] == "guardian" and "stopped reading" in s["paused"]["reason"]
         r = env.run("resume-session", name)
-        assert r.code == 1 and "has not reported" in r.err
-        p.send_signal(signal.SIGCONT)
-        r = env.run("resume-session", name)  # waits for the monitor to report again
+        assert r.code == 1 and "not running" in r.err
+        os.kill(daemon, signal.SIGCONT)
+        daemon = None
+        r = env.run("resume-session", name)  # waits for the daemon to answer again
         assert r.code == 0, r.err
         assert_moves(env)
         records = audit_records(env, name)
-        assert actions(records, action="pause", by="outside")     # noticed by the monitor
+        assert actions(records, action="pause", by="outside")     # noticed by the daemon
         assert actions(records, action="resume", by="user")
         p.send_signal(signal.SIGTERM)        # `shutdown`'s way of ending a headless run
         assert p.wait(timeout=60) == 4
     finally:
+        if daemon is not None:
+            os.kill(daemon, signal.SIGCONT)
         stop(p)
     assert env.containers() == []
 
@@ -531,8 +540,10 @@ def test_block_rule_adds_the_destination_to_the_sessions_deny_set(session_env):
     finally:
         srv.close()
         t.join(timeout=5)
+    print(r.out, r.err, accepted)
     assert r.code == 0, r.err
-    assert r.out == "first=0\nsecond=1\n"            # the second connect times out: dropped
+    # the second connect times out: dropped (the first may see its close dropped as well)
+    assert r.out.splitlines()[1] == "second=1", r.out
     assert len(accepted) == 1
     [act] = actions(audit_records(env, name), action="block", by="rules")
     assert act["ok"] is True and act["blocked"] == f"{BRIDGE_IP}:{port}"
@@ -557,7 +568,8 @@ class Terminal:
     def start(self, *cli: str) -> None:
         cmd = " ".join(self.env.argv(*cli)) + "; echo EXIT-$?; sleep 600"
         self.tmux("-f", "/dev/null", "new-session", "-d", "-s", "t", "-x", "100", "-y", "40",
-                  "-c", str(self.env.ws), "-e", f"HOME={self.env.home}", "-e", "TERM=xterm-256color", cmd)
+                  "-c", str(self.env.ws), "-e", f"HOME={self.env.home}", "-e", "TERM=xterm-256color",
+                  "-e", f"COI_SENTINEL_SOCKET={self.env.socket}", cmd)
         self.tmux("set-option", "-g", "prefix", "C-a")
 
     def wait_for(self, text: str, timeout: float = 60) -> str:

@@ -29,6 +29,7 @@ def test_installed_wheel_finds_its_assets(tmp_path):
             "assert 'TRACEPOINT_PROBE' in program_text(asset_dir('bpf'), list(FAMILIES))\n"
             "from coi_sentinel.rules import load_ruleset\n"
             "assert len(load_ruleset(None).rules) > 10\n"
+            "assert (asset_dir('rules') / 'compat' / 'falco.yaml').is_file()\n"
             "assert sorted(p.name for p in asset_dir('sessions').glob('*.yaml'))\n")
     res = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(target)!r}); " + code.replace("\n", "; ", 0),
                           str(target)], capture_output=True, text=True, cwd="/")

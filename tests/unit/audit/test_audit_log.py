@@ -217,7 +217,7 @@ def test_session_log_path(tmp_path):
 
 
 def test_policy_from_mapping():
-    p = AuditPolicy.from_mapping({"max_bytes": "16M", "max_age": "12h", "retention": "30d",
+    p = AuditPolicy.from_mapping({"max_bytes": "16MiB", "max_age": "12h", "retention": "30d",
                                   "batch_records": "64", "context_seconds": "90s",
                                   "context_severity": "critical", "fsync": False})
     assert (p.max_bytes, p.max_age, p.retention) == (16 << 20, 43200.0, 30 * 86400.0)
@@ -225,7 +225,10 @@ def test_policy_from_mapping():
     assert AuditPolicy.from_mapping({"retention": None}).retention is None
     with pytest.raises(ValueError, match="unknown audit settings: colour"):
         AuditPolicy.from_mapping({"colour": "red"})
-    assert parse_size("512k") == 512 << 10 and parse_size("1GiB") == 1 << 30 and parse_size(4096) == 4096
+    assert parse_size("512KiB") == 512 << 10 and parse_size("1GiB") == 1 << 30 and parse_size(4096) == 4096
+    assert parse_size("50MB") == 50 * 10**6                  # one grammar with the rules'
+    with pytest.raises(ValueError, match="64MB = 64\\*10\\^6 or 64MiB = 64\\*2\\^20"):
+        parse_size("64M")
     assert parse_duration("2w") == 14 * 86400 and parse_duration(5) == 5.0
     for bad in ("12 parsecs", "1x"):
         with pytest.raises(ValueError):

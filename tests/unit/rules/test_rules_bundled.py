@@ -372,9 +372,23 @@ def test_escalation(fire: Any, ev: Any) -> None:
 
 
 def test_fork_bomb(fire: Any, ev: Any) -> None:
+    """Judged by processes that stay: forks count while more than 500 are alive."""
     t0 = 50_000_000_000
-    assert fire(*(ev.fork(10, 1000 + i, ts=t0 + i * 900_000) for i in range(1001))) == ["fork_bomb"]
-    assert fire(*(ev.fork(10, 1000 + i, ts=t0 + i * 1_100_000) for i in range(1001))) == []
+    # 1,100 children that stay, 0.5 ms apart: forks 501.. count, the 501st counted one fires
+    assert fire(*(ev.fork(10, 1000 + i, ts=t0 + i * 500_000) for i in range(1100))) == ["fork_bomb"]
+    # the same, 2.1 ms apart: at most 477 counted forks within a second
+    assert fire(*(ev.fork(10, 1000 + i, ts=t0 + i * 2_100_000) for i in range(1100))) == []
+
+
+def test_fork_bursts_of_short_lived_processes_are_no_fork_bomb(fire: Any, ev: Any) -> None:
+    """A build or an exec loop: 3,000 forks in 0.3 s, each child exits (two alive at most)."""
+    t0 = 50_000_000_000
+    events = []
+    for i in range(3000):
+        ts = t0 + i * 100_000
+        events += [ev.fork(10, 1000 + i, ts=ts), ev.exec(1000 + i, "/bin/true", "true", ppid=10, ts=ts + 1),
+                   ev.exit(1000 + i, ppid=10, ts=ts + 2)]
+    assert fire(*events) == []
 
 
 # ---- ordinary work ---------------------------------------------------------------------------

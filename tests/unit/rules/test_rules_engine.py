@@ -32,7 +32,8 @@ def test_alert_contents_and_json(rules: Any, rule_yaml: Any, ev: Any) -> None:
     assert [p["name"] for p in d["ancestry"]] == ["node"]
     assert (d["container"], d["scope_id"], d["session"]) == ("agent-1", 42, {"id": "s-1", "tool": "claude"})
     assert d["tags"] == ["T1059"] and d["action"] == "kill" and d["kind"] == "event"
-    assert d["source"] == f"{rules.root}/r1.yaml:1"
+    assert d["source"] == "syscall" and d["rule_location"] == f"{rules.root}/r1.yaml:1"
+    assert d["priority"] == "Critical" and d["output_fields"] == {"proc.name": "bash", "proc.pname": "node"}
     assert d["events"] == [{"type": "exec", **{k: v for k, v in d["events"][0].items() if k != "type"}}]
     assert d["events"][0]["filename"] == "/bin/bash" and d["ts_ns"] == d["events"][0]["ts_ns"]
     assert "value" not in d

@@ -12,6 +12,9 @@ from coi_sentinel.rules import check_ruleset, load_ruleset
 
 pytestmark = pytest.mark.unit
 
+STRING_OPS = ("!=, =, bcontains, bstartswith, contains, endswith, exists, glob, icontains, iglob, in, "
+              "intersects, pmatch, regex, startswith")
+
 RULE = """\
 - rule: r
   description: d
@@ -66,9 +69,10 @@ def errors(rules: Any, text: str) -> list[str]:
     (RULE.replace("  condition: proc.name = x\n", ""), "r1.yaml:1: rule 'r' has no 'condition'"),
     (RULE.replace("  output: o\n", "  output: [o]\n"), "r1.yaml:6: 'output' of rule 'r' must be text"),
     (RULE.replace("severity: high", "severity: severe"),
-     "r1.yaml:3: unknown severity 'severe' (one of: info, low, medium, high, critical)"),
+     "r1.yaml:3: unknown severity 'severe' (one of: info, low, medium, high, critical; or a Falco priority)"),
     (RULE.replace("severity: high", "severity: hihg"),
-     "r1.yaml:3: unknown severity 'hihg' (did you mean 'high'?) (one of: info, low, medium, high, critical)"),
+     "r1.yaml:3: unknown severity 'hihg' (did you mean 'high'?) (one of: info, low, medium, high, critical; "
+     "or a Falco priority)"),
     (RULE.replace("events: [exec]", "events: [exce]"),
      "r1.yaml:4: unknown event type 'exce' (did you mean 'exec'?) (one of: exec, fork, exit, connect, dup, "
      "net_send, file_open, file_write, rename, unlink, chmod, priv, connect_repeat)"),
@@ -165,15 +169,14 @@ def cond_rule(condition: str, events: str = "[exec]") -> str:
     ("'proc.nmae = x'", "unknown field 'proc.nmae' (did you mean 'proc.name'?)"),
     ("'prc.name = x'", "unknown field 'prc.name' (did you mean 'proc.name'?)"),
     ("'proc.name[2] = x'", "field 'proc.name' takes no index"),
-    ("shell_procs", "unknown macro 'shell_procs'"),
+    ("shell_procz", "unknown macro 'shell_procz' (did you mean 'shell_procs'?)"),
     ("proc.is_shel", "unknown field 'proc.is_shel' (did you mean 'proc.is_shell'?)"),
     ("proc.name", "field 'proc.name' is not a boolean: compare it with an operator"),
-    ("'proc.name > 3'", "operator '>' does not apply to proc.name, a string field (it takes: !=, =, contains, "
-                        "endswith, exists, glob, icontains, in, regex, startswith)"),
+    ("'proc.name > 3'", "operator '>' does not apply to proc.name, a string field (it takes: " + STRING_OPS + ")"),
     ("'proc.pid contains 3'", "operator 'contains' does not apply to proc.pid, a number field (it takes: !=, <, "
-                              "<=, =, >, >=, exists, in)"),
-    ("'proc.name cidr 10.0.0.0/8'", "operator 'cidr' does not apply to proc.name, a string field (it takes: !=, "
-                                    "=, contains, endswith, exists, glob, icontains, in, regex, startswith)"),
+                              "<=, =, >, >=, exists, in, intersects)"),
+    ("'proc.name cidr 10.0.0.0/8'", "operator 'cidr' does not apply to proc.name, a string field (it takes: "
+                                    + STRING_OPS + ")"),
     ("'proc.name in x'", "'in' takes a list: proc.name in (a, b) or proc.name in list_name"),
     ("'proc.name contains ()'", "'contains' needs at least one value"),
     ("'proc.name contains \"\"'", "proc.name contains: 'contains' with an empty value is always true"),
@@ -279,8 +282,8 @@ def test_sensitive_path_limits(rules: Any) -> None:
     (RULE, "- rule: r\n  override: {output: append}\n  output: x\n",
      "r2.yaml:2: 'output' cannot be appended (can be: condition, events, exceptions, tags)"),
     (RULE, "- rule: r\n  override: {sequence: replace}\n  sequence: x\n",
-     "r2.yaml:2: 'sequence' cannot be replaced (can be: description, severity, events, condition, output, "
-     "exceptions, tags, action, false_positives, enabled)"),
+     "r2.yaml:2: 'sequence' cannot be replaced (can be: title, description, severity, events, condition, output, "
+     "exceptions, tags, references, action, false_positives, enabled)"),
     (RULE, "- rule: r\n  override: {condition: append}\n", "r2.yaml:2: override names 'condition' but the item "
                                                             "gives no 'condition'"),
     (RULE, "- rule: r\n  override: {condition: append}\n  condition: and x\n  severity: low\n",

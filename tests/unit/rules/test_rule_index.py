@@ -1,0 +1,176 @@
+"""The rule index (coi_sentinel/rules/index.py): an event meets only the conditions that can
+match it, and the hits are exactly those of the plain match functions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from coi_sentinel.events import model as m
+from coi_sentinel.events.proctable import ProcessTable
+from coi_sentinel.events.types import EventType
+from coi_sentinel.replay.cases import bundled_cases_dir
+from coi_sentinel.rules import load_ruleset
+from coi_sentinel.rules.context import EvalContext
+from coi_sentinel.rules.compiler import Namespace
+from coi_sentinel.rules.index import FieldIndex, guard, match_functions
+from coi_sentinel.trace import read_events
+
+pytestmark = pytest.mark.unit
+
+
+def test_field_index_exact_prefix_suffix() -> None:
+    ix = FieldIndex()
+    ix.add("eq", "/etc/shadow", 1)
+    ix.add("prefix", "/etc/sudoers", 2)       # not at a "/" boundary: /etc/sudoers.d/x too
+    ix.add("prefix", "/tmp/", 3)
+    ix.add("suffix", ".aws/credentials", 4)   # with a "/": keyed by its last component
+    ix.add("suffix", ".env", 5)               # without: keyed by length
+    ix.add("suffix", "id_rsa", 6)
+    ix.add("prefix", "ab", 7)                 # no "/" at all: tried on every value
+
+    def found(v: Any) -> list[int]:
+        out: list[int] = []
+        ix(v, out)
+        return sorted(out)
+
+    assert found("/etc/shadow") == [1]
+    assert found("/etc/sudoers") == [2]
+    assert found("/etc/sudoers.d/90-agent") == [2]
+    assert found("/etc/sudo") == []
+    assert found("/tmp/x/y.env") == [3, 5]
+    assert found("/home/u/.aws/credentials") == [4]
+    assert found("credentials") == []
+    assert found("/home/u/.ssh/id_rsa") == [6]
+    assert found("abc/.env") == [5, 7]
+    assert found(None) == [] and found(7) == []
+    assert len(ix) == 7
+
+
+def test_guards_of_typed_conditions(rules: Any, rule_yaml: Any) -> None:
+    rs = rules.load(
+        rule_yaml("a", "'proc.name in (nc, ncat) and proc.args contains \"-e\"'"),
+        rule_yaml("b", "'file.kind = write and file.path startswith /etc/cron'", "[file_open]"),
+        rule_yaml("c", "'proc.name = curl or file.path endswith .pem'", "[exec, file_open]"),
+        rule_yaml("d", "'not proc.name = bash'"),
+        rule_yaml("e", "'proc.args contains x or proc.name = y'"),
+    )
+    by_id = {c.id: c.conditions[0].node for c in rs.rules}
+
+    def alts(rid: str, etype: EventType) -> Any:
+        g = guard(by_id[rid], etype)
+        return None if g is None else sorted((u.name, kind, lit) for u, kind, lit in g)
+
+    assert alts("a", EventType.EXEC) == [("proc.name", "eq", "nc"), ("proc.name", "eq", "ncat")]
+    # file.kind has few values: the path prefix is the guard
+    assert alts("b", EventType.FILE_OPEN) == [("file.path", "prefix", "/etc/cron")]
+    # on exec, file.path has no value: that side of the "or" drops out
+    assert alts("c", EventType.EXEC) == [("proc.name", "eq", "curl")]
+    assert alts("c", EventType.FILE_OPEN) == [("file.path", "suffix", ".pem"), ("proc.name", "eq", "curl")]
+    assert alts("d", EventType.EXEC) is None
+    assert alts("e", EventType.EXEC) is None
+    # four conditions are tested inline: the index serves types with more than a few
+    assert rs.index_stats["exec"] == {"inline": 4, "indexed": 0, "fields": 0}
+    _, _, stats = match_functions(Namespace(), rs.matchers, min_conditions=0)
+    assert stats["exec"] == {"inline": 2, "indexed": 2, "fields": 1}
+
+
+def test_a_guard_on_a_weak_field_is_not_used(rules: Any, rule_yaml: Any) -> None:
+    """evt.errno = 0 holds for nearly every exec: such a condition is cheaper inline."""
+    rs = rules.load(rule_yaml("w", "'evt.errno = 0 and proc.args contains \"-x\"'"),
+                    rule_yaml("s", "'evt.errno = 0 and proc.name = nc'"))
+    [w, s] = [c.conditions[0].node for c in rs.rules]
+    assert guard(w, EventType.EXEC) is not None          # a guard exists...
+    _, _, stats = match_functions(Namespace(), rs.matchers, min_conditions=0)
+    assert stats["exec"] == {"inline": 1, "indexed": 1, "fields": 1}   # ...but only nc's is used
+
+
+def _corpus() -> list[m.Event]:
+    traces = sorted((bundled_cases_dir() / "traces").glob("*.jsonl.gz"))
+    assert traces, "the rule test corpus is part of the package"
+    return list(read_events(traces))
+
+
+def test_indexed_hits_equal_plain_hits_on_the_corpus() -> None:
+    """Every event of every corpus trace: the indexed match functions return the same
+    condition ids, in the same order, as the plain ones (which test every condition)."""
+    rs = load_ruleset(None)
+    plain, _, _ = match_functions(Namespace(), rs.matchers, indexed=False)
+    indexed, _, stats = match_functions(Namespace(), rs.matchers, indexed=True, min_conditions=0)
+    assert sum(s["indexed"] for s in stats.values()) > sum(s["inline"] for s in stats.values())
+    table = ProcessTable()
+    ctx = EvalContext(table, None)
+    events = _corpus()
+    compared = hits = 0
+    for ev in events:
+        proc = table.apply(ev)
+        fa, fb = plain.get(type(ev)), indexed.get(type(ev))
+        assert (fa is None) == (fb is None)
+        if fa is None:
+            continue
+        a, b = fa(ev, proc, ctx), fb(ev, proc, ctx)
+        assert a == b, (ev, a, b)
+        compared += 1
+        hits += len(a)
+    assert compared > 5000 and hits > 100
+
+
+def test_rules_with_shared_literals_all_fire(rules: Any, rule_yaml: Any, ev: Any) -> None:
+    """Several rules behind one literal, a rule behind two fields: each fires once."""
+    from coi_sentinel.rules import Engine
+
+    rs = rules.load(
+        rule_yaml("one", "'proc.name = nc'"),
+        rule_yaml("two", "'proc.name in (nc, socat) and proc.args contains \"-e\"'"),
+        rule_yaml("three", "'proc.name = nc or proc.exe endswith /ncat'"),
+        rule_yaml("four", "'proc.args contains \"-e\"'"),
+    )
+    alerts: list = []
+    eng = Engine(rs, on_alert=alerts.append)
+    eng.feed(ev.exec(10, "/usr/bin/nc", "nc", "-e", "/bin/sh"))
+    assert [a.rule for a in alerts] == ["one", "two", "three", "four"]
+
+
+def test_code_shows_the_index() -> None:
+    rs = load_ruleset(None)
+    src = rs.code[EventType.FILE_OPEN]
+    assert "found = []" in src and "_cond_" in src
+
+
+def test_equal_stateful_rules_share_their_state_and_all_fire(rules: Any, rule_yaml: Any, ev: Any) -> None:
+    """Copies of a threshold rule (and of a sequence rule) that differ only in id and output
+    are fed once; each alerts."""
+    from coi_sentinel.rules import Engine
+
+    threshold = "\nthreshold:\n  by: [proc.pid]\n  window: 1s\n  above: 2\n"
+    sequence = """
+        sequence:
+          scope: process
+          window: 10s
+          steps:
+            - name: opened
+              events: [file_open]
+              condition: file.name = id_rsa
+            - name: connected
+              events: [connect]
+              condition: net.dport = 443
+        """
+    seq_rule = """\
+- rule: {rid}
+  description: test rule {rid}
+  severity: high
+  output: "seq {rid} %proc.name"
+  tags: [T1059]
+  false_positives: none
+""" + "  " + "\n  ".join(line[8:] for line in sequence.strip("\n").splitlines()) + "\n"
+    rs = rules.load(rule_yaml("t1", "'proc.name = curl'", extra=threshold),
+                    rule_yaml("t2", "'proc.name = curl'", extra=threshold, output="other %proc.pid"),
+                    seq_rule.format(rid="s1"), seq_rule.format(rid="s2"))
+    eng = Engine(rs, on_alert=(alerts := []).append)
+    assert len(eng._sequences) == 1 and len(eng._thresholds) == 1
+    for i in range(3):
+        eng.feed(ev.exec(10, "/usr/bin/curl", "curl", ts=1_000_000_000 + i))
+    eng.feed(ev.open(20, "/home/u/.ssh/id_rsa", ts=2_000_000_000))
+    eng.feed(ev.connect(20, "10.0.0.1", 443, ts=2_000_000_001))
+    assert sorted(a.rule for a in alerts) == ["s1", "s2", "t1", "t2"]
