@@ -177,7 +177,7 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
     FieldDef("proc.has_outbound_socket", B, "the process or its parent connected an inet/inet6 "
              "socket to a non-loopback address (connect returned 0 or EINPROGRESS; a child "
              "inherits its parent's sockets)",
-             _on(ALL, "(_outbound_sock(p) or _parent_outbound({anc}))")),
+             _on(ALL, "(_outbound_sock(p) or _parent_outbound(E, p))")),
     FieldDef("proc.stdio_net", B, "one of fds 0-2 is an inet/inet6 socket",
              _on(ALL, "(_stdio_sock(p) is not None)")),
     FieldDef("proc.stdio_dip", IP, "remote address of the network socket on fds 0-2",
@@ -339,10 +339,13 @@ def _program(name: str) -> str:
     return _VERSION_SUFFIX.sub("", name) or name
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_shell(name: str) -> bool:
+    # cached: several rules ask it of every exec, and program names repeat
     return name in SHELLS or _program(name) in SHELLS
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_interpreter(name: str) -> bool:
     return name in INTERPRETERS or _program(name) in INTERPRETERS
 
@@ -406,14 +409,18 @@ def _stdio_field(p: Any, i: int) -> Any:
 
 
 def _outbound_sock(p: Any) -> bool:
+    if not p.sockets:
+        return False
     for sock in p.sockets.values():
         if sock[0] in _INET and sock[1] and not sock[1].startswith("127.") and sock[1] != "::1":
             return True
     return False
 
 
-def _parent_outbound(ancestors: list[Any]) -> bool:
-    return bool(ancestors) and _outbound_sock(ancestors[0])
+def _parent_outbound(ctx: Any, p: Any) -> bool:
+    """The parent's sockets: one table lookup, not the ancestry walk."""
+    parent = ctx.table.get(p.ppid) if p.ppid else None
+    return parent is not None and _outbound_sock(parent)
 
 
 _NO_SOCK = (None, None, None)
