@@ -4,6 +4,7 @@
 #
 #   scripts/setup.sh [--no-incus] [STEP...]
 #   steps: packages headers tracefs venv incus   (default: all; --no-incus skips incus)
+#          corpus                                (only when asked: rules/tests/make_corpus.py)
 #
 # Idempotent: a second run only checks and takes seconds.
 #  packages  apt: python3-bpfcc (bcc), pyroute2, python3-nftables, nftables, tmux, venv...,
@@ -16,6 +17,9 @@
 #  venv      <repo>/.venv from /usr/bin/python3 --system-site-packages (bcc, pyroute2 and
 #            nftables exist only as distribution packages), package installed editable + extras.
 #  incus     scripts/setup-incus.sh: Incus daemon, bridge, profile and the session images.
+#  corpus    the programs the rule corpus is recorded with (netcat, socat, gawk, dig, cron,
+#            kmod, php, ruby, go, gh, htop...) and uv in the venv; CI replays the recorded
+#            traces and needs none of them.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -42,12 +46,20 @@ apt_install() {
 step_packages() {
     apt_install python3-bpfcc bpfcc-tools python3-pyroute2 python3-nftables nftables \
         python3-venv python3-pip python3-yaml tmux iproute2 gcc libc6-dev util-linux
+    # what tests/bpf/test_detection_live.py runs the techniques with (small packages)
+    apt_install netcat-openbsd ncat socat gawk dnsutils cron kmod libcap2-bin curl wget xxd
     # headless Chromium: the report tests open the HTML report and read its DOM
     apt_install chromium
     # real receivers the output tests start on loopback with private configs (rsyslog: RFC 5424
     # over TCP/UDP/TLS/unix socket; prometheus: scrapes --metrics; openssl makes the test
     # certificate). Their own services are not used.
     apt_install rsyslog rsyslog-gnutls prometheus openssl
+}
+
+step_corpus() {
+    apt_install socat netcat-openbsd ncat gawk dnsutils cron kmod htop procps php-cli \
+        golang-go telnet ruby gh busybox strace gdb git curl wget openssl xxd
+    "$VENV/bin/pip" install -q uv
 }
 
 step_headers() {
@@ -108,8 +120,8 @@ skip_incus=0
 for a in "$@"; do
     case $a in
         --no-incus) skip_incus=1 ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
-        packages|headers|tracefs|venv|incus) steps+=("$a") ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        packages|headers|tracefs|venv|incus|corpus) steps+=("$a") ;;
         *) die "unknown step or option: $a" ;;
     esac
 done

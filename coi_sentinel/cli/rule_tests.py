@@ -21,7 +21,8 @@ from .output import echo_json, json_option
               help="Neither the bundled rules nor their cases: only --rules and DIRS.")
 @click.option("--strict", is_flag=True,
               help="Also fail every enabled rule that lacks a positive or a negative case "
-                   "(unless a `waive` item gives the reason).")
+                   "(unless a `waive` item gives the reason), a detection rate by family "
+                   "below 95 %, and any alert on a benign case.")
 @json_option
 @click.pass_context
 def run_tests(ctx: click.Context, dirs: tuple[Path, ...], rule_paths: tuple[str, ...],
@@ -32,10 +33,13 @@ def run_tests(ctx: click.Context, dirs: tuple[Path, ...], rule_paths: tuple[str,
     `none` for a benign trace; every rule it does not name must stay quiet. `negative` lists
     the rules a near miss must not raise, `missed` the known gaps. DIRS are folders of case
     files (or files), run after the bundled cases (rules/tests/). Prints pass/fail per rule,
-    with the cases that failed it. See docs/rule-tests.md.
+    with the cases that failed it, then a table by family: attack cases detected by a rule of
+    their family (the rule file the case file is named after), and alerts on benign cases.
+    See docs/rule-tests.md.
 
     Exit status: 0 every case passed, 1 a case failed, could not run or is malformed (or, with
-    --strict, a rule lacks cases), 2 usage.
+    --strict, a rule lacks cases, fewer than 95 % of the attack cases are detected by their
+    family, or a benign case raised an alert), 2 usage.
 
     \b
     Examples:
@@ -61,6 +65,8 @@ def run_tests(ctx: click.Context, dirs: tuple[Path, ...], rule_paths: tuple[str,
             echo_json(case.to_dict())
         for rule in report.rules:
             echo_json(rule.to_dict())
+        for fam in report.families:
+            echo_json(fam.to_dict())
         echo_json(report.summary())
     else:
         _print_report(report)
@@ -85,6 +91,7 @@ def _print_report(report) -> None:
             _echo_wrapped(f"known gap: {', '.join(rule.missed)}")
         for p in rule.problems:
             _echo_wrapped(str(p))
+    _print_families(report)
     s = report.summary()
     by = ", ".join(f"{k} {v}" for k, v in s["rules_by_status"].items())
     click.echo(f"coi-sentinel: {s['cases']} cases, {s['cases_failed']} failed; {s['rules']} rules: "
@@ -93,6 +100,29 @@ def _print_report(report) -> None:
     lost = [c for c in report.cases if c.lost]
     for c in lost:
         click.echo(f"coi-sentinel: {c.case.name}: its trace lost {c.lost} events when recorded",
+                   err=True)
+
+
+def _print_families(report) -> None:
+    """Detection by family: attack cases caught by a rule of their own family, benign alerts."""
+    from ..replay.cases import DETECTION_FLOOR
+
+    click.echo("")
+    click.echo(f"{'FAMILY':<16} {'ATTACKS':>7} {'DETECTED':>8} {'RATE':>7} {'ANY ALERT':>9} "
+               f"{'BENIGN':>6} {'ALERTS':>6}")
+    for fam in report.families:
+        if fam.family == "total":
+            click.echo("-" * 65)
+        rate = "-" if fam.rate is None else f"{100 * fam.rate:.1f}%"
+        click.echo(f"{fam.family:<16} {fam.attacks:>7} {fam.detected:>8} {rate:>7} "
+                   f"{fam.any_alert:>9} {fam.benign:>6} {fam.benign_alerts:>6}")
+    total = report.total
+    for fam in report.families[:-1]:
+        if fam.undetected:
+            _echo_wrapped(f"{fam.family}: not detected by its family: {', '.join(fam.undetected)}")
+    if report.strict and not report.detection_ok:
+        click.echo(f"coi-sentinel: strict: detection {total.detected}/{total.attacks} (floor "
+                   f"{100 * DETECTION_FLOOR:.0f}%), {total.benign_alerts} alerts on benign cases",
                    err=True)
 
 

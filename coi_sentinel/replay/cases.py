@@ -48,7 +48,11 @@ from .replayer import Replayer
 if TYPE_CHECKING:
     from ..rules.ruleset import RuleSet
 
-CASE_KEYS = ("case", "description", "trace", "expect", "negative", "missed", "session")
+CASE_KEYS = ("case", "description", "trace", "expect", "negative", "missed", "session", "family")
+#: the case file (stem) of ordinary work: every case there is benign
+BENIGN_FAMILY = "benign"
+#: --strict fails when fewer attack cases than this are detected by a rule of their family
+DETECTION_FLOOR = 0.95
 WAIVER_KEYS = ("waive", "reason")
 SESSION_KEYS = ("id", "tool", "network")
 NETWORK_MODES = ("restricted", "allowlist", "open")
@@ -88,6 +92,14 @@ class Case:
     negative: tuple[tuple[str, Source], ...] = ()
     missed: tuple[tuple[str, Source], ...] = ()
     session: SessionInfo | None = None
+    #: the kind of attack (the stem of the rule file whose rules should catch it); the case
+    #: file's stem unless the case says ``family:``
+    family: str = ""
+
+    @property
+    def is_attack(self) -> bool:
+        """A case some rule must (or should, a known gap) fire on; the others are benign."""
+        return self.family != BENIGN_FAMILY and bool(self.expect or self.missed)
 
     def expected(self, rule: str) -> Expectation | None:
         for exp in self.expect:
@@ -208,10 +220,15 @@ def _read_case(item: LineDict, base: Path, name: str, diags: Diagnostics) -> Cas
         if any(r == rule for r, _ in negative):
             diags.error(at, f"case {case_name}: rule {rule} is both `negative` and `missed`")
     session = _read_session(item, name, diags)
+    family = item.get("family", Path(name).stem)
+    if not isinstance(family, str) or not _NAME.match(family):
+        diags.error(Source(name, item.value_line("family")), "`family` is the stem of a rule "
+                                                             "file (reverse_shell, credentials...)")
+        family = "?"
     if len(diags.errors) > errors:
         return None
     return Case(case_name, base / trace, src, description.strip(), expect, negative, missed,
-                session)
+                session, family)
 
 
 def _read_expect(item: LineDict, name: str, case_name: str, src: Source,
@@ -374,17 +391,83 @@ def _tally(results: list[tuple[str, bool]]) -> dict[str, int]:
 
 
 @dataclass(slots=True)
+class FamilyResult:
+    """Detection by family: attack cases caught by a rule of their own family (the rule file
+    they belong to), and alerts of any rule on the benign cases."""
+
+    family: str
+    attacks: int = 0
+    detected: int = 0
+    any_alert: int = 0
+    benign: int = 0
+    benign_alerts: int = 0
+    undetected: list[str] = field(default_factory=list)
+
+    @property
+    def rate(self) -> float | None:
+        return self.detected / self.attacks if self.attacks else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"record": "family", "family": self.family, "attacks": self.attacks,
+                "detected": self.detected, "any_alert": self.any_alert,
+                "rate": None if self.rate is None else round(self.rate, 4),
+                "benign": self.benign, "benign_alerts": self.benign_alerts,
+                "undetected": self.undetected}
+
+
+def family_results(results: list[CaseResult], rule_family: dict[str, str]) -> list[FamilyResult]:
+    """One row per family (sorted), then a ``total`` row."""
+    rows: dict[str, FamilyResult] = {}
+    total = FamilyResult("total")
+    for res in results:
+        case = res.case
+        row = rows.setdefault(case.family, FamilyResult(case.family))
+        fired = {r for r, n in res.fired.items() if n}
+        for r in (row, total):
+            if case.is_attack:
+                r.attacks += 1
+                if any(rule_family.get(rule) == case.family for rule in fired):
+                    r.detected += 1
+                else:
+                    r.undetected.append(case.name)
+                if fired:
+                    r.any_alert += 1
+            else:
+                r.benign += 1
+                r.benign_alerts += sum(res.fired.values())
+    return [rows[k] for k in sorted(rows)] + [total]
+
+
+def rule_families(ruleset: "RuleSet") -> dict[str, str]:
+    """rule id -> family: the stem of the file that defines the rule."""
+    return {rid: Path(ruleset.rule(rid).rule.source.path).stem for rid in ruleset.rule_ids}
+
+
+@dataclass(slots=True)
 class Report:
     cases: list[CaseResult]
     rules: list[RuleResult]
     diagnostics: Diagnostics
     strict: bool
     seconds: float
+    families: list[FamilyResult] = field(default_factory=list)
+
+    @property
+    def total(self) -> FamilyResult:
+        return self.families[-1] if self.families else FamilyResult("total")
+
+    @property
+    def detection_ok(self) -> bool:
+        """The corpus gate of --strict: at least DETECTION_FLOOR of the attack cases detected
+        by a rule of their family, and no alert at all on a benign case."""
+        t = self.total
+        return (t.rate is None or t.rate >= DETECTION_FLOOR) and t.benign_alerts == 0
 
     @property
     def ok(self) -> bool:
         return (not self.diagnostics.errors and all(c.ok for c in self.cases)
-                and all(r.status != "fail" for r in self.rules))
+                and all(r.status != "fail" for r in self.rules)
+                and (not self.strict or self.detection_ok))
 
     def summary(self) -> dict[str, Any]:
         statuses = Counter(r.status for r in self.rules)
@@ -392,6 +475,9 @@ class Report:
                 "cases": len(self.cases), "cases_failed": sum(not c.ok for c in self.cases),
                 "rules": len(self.rules), "rules_by_status": dict(sorted(statuses.items())),
                 "errors": len(self.diagnostics.errors), "warnings": len(self.diagnostics.warnings),
+                "attacks": self.total.attacks, "detected": self.total.detected,
+                "detection_rate": None if self.total.rate is None else round(self.total.rate, 4),
+                "benign": self.total.benign, "benign_alerts": self.total.benign_alerts,
                 "events": sum(c.events for c in self.cases), "seconds": round(self.seconds, 3)}
 
 
@@ -498,8 +584,10 @@ def run_suite(suite: Suite, ruleset: "RuleSet", *, strict: bool = False) -> Repo
         elif not rr.positive and not rr.negative:
             rr.status = "untested"
         rules.append(rr)
-    return Report(results, rules, suite.diagnostics, strict, time.perf_counter() - t0)
+    families = family_results(results, rule_families(ruleset))
+    return Report(results, rules, suite.diagnostics, strict, time.perf_counter() - t0, families)
 
 
-__all__ = ["Case", "CaseResult", "Expectation", "Problem", "Report", "RuleResult", "Suite",
+__all__ = ["BENIGN_FAMILY", "DETECTION_FLOOR", "Case", "CaseResult", "Expectation",
+           "FamilyResult", "Problem", "Report", "RuleResult", "Suite",
            "Waiver", "bundled_cases_dir", "case_files", "load_suite", "run_case", "run_suite"]

@@ -179,6 +179,10 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
     FieldDef("proc.stdin_is_socket", B, "fd 0 is a socket", _on(ALL, "(0 in p.stdio_sockets)")),
     FieldDef("proc.stdout_is_socket", B, "fd 1 is a socket", _on(ALL, "(1 in p.stdio_sockets)")),
     FieldDef("proc.stderr_is_socket", B, "fd 2 is a socket", _on(ALL, "(2 in p.stdio_sockets)")),
+    FieldDef("proc.has_outbound_socket", B, "the process or its parent connected an inet/inet6 "
+             "socket to a non-loopback address (connect returned 0 or EINPROGRESS; a child "
+             "inherits its parent's sockets)",
+             _on(ALL, "(_outbound_sock(p) or _parent_outbound(E, p))")),
     FieldDef("proc.stdio_net", B, "one of fds 0-2 is an inet/inet6 socket",
              _on(ALL, "(_stdio_sock(p) is not None)")),
     FieldDef("proc.stdio_dip", IP, "remote address of the network socket on fds 0-2",
@@ -273,6 +277,13 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
              {T.FILE_OPEN: "(ev.kind == 'write')", T.FILE_WRITE: "(ev.kind == 'write')"}),
     FieldDef("file.flags", I, "open(2) flags; rename/unlink flags",
              {T.FILE_OPEN: "ev.flags", T.RENAME: "ev.flags", T.UNLINK: "ev.flags"}),
+    FieldDef("file.creates_new", B, "opened with O_CREAT|O_EXCL: the file did not exist (a copy "
+             "or an extraction making it, not an edit of an existing one)",
+             {T.FILE_OPEN: "((ev.flags & 0xc0) == 0xc0)"}),
+    FieldDef("file.truncates", B, "opened with O_TRUNC: the file's content is thrown away",
+             {T.FILE_OPEN: "((ev.flags & 0x200) != 0)"}),
+    FieldDef("file.appends", B, "opened with O_APPEND: writes go to the end",
+             {T.FILE_OPEN: "((ev.flags & 0x400) != 0)"}),
     FieldDef("file.mode", I, "creation mode of an open, new mode of a chmod",
              {T.FILE_OPEN: "ev.mode", T.CHMOD: "ev.mode"}),
     FieldDef("file.mode_octal", S, "file.mode in octal, like 04755 (for outputs)",
@@ -346,10 +357,13 @@ def _program(name: str) -> str:
     return _VERSION_SUFFIX.sub("", name) or name
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_shell(name: str) -> bool:
+    # cached: several rules ask it of every exec, and program names repeat
     return name in SHELLS or _program(name) in SHELLS
 
 
+@functools.lru_cache(maxsize=4096)
 def _is_interpreter(name: str) -> bool:
     return name in INTERPRETERS or _program(name) in INTERPRETERS
 
@@ -412,6 +426,21 @@ def _stdio_field(p: Any, i: int) -> Any:
     return None if sock is None else sock[i]
 
 
+def _outbound_sock(p: Any) -> bool:
+    if not p.sockets:
+        return False
+    for sock in p.sockets.values():
+        if sock[0] in _INET and sock[1] and not sock[1].startswith("127.") and sock[1] != "::1":
+            return True
+    return False
+
+
+def _parent_outbound(ctx: Any, p: Any) -> bool:
+    """The parent's sockets: one table lookup, not the ancestry walk."""
+    parent = ctx.table.get(p.ppid) if p.ppid else None
+    return parent is not None and _outbound_sock(parent)
+
+
 _NO_SOCK = (None, None, None)
 
 
@@ -443,6 +472,7 @@ HELPERS: dict[str, Any] = {
     "_basename": _basename, "_dirname": _dirname, "_is_shell": _is_shell,
     "_is_interpreter": _is_interpreter, "_nth": _nth, "_anc_all": _anc_all, "_anc_nth": _anc_nth,
     "_ip": _ip, "_port": _port, "_stdio_sock": _stdio_sock, "_stdio_field": _stdio_field,
+    "_outbound_sock": _outbound_sock, "_parent_outbound": _parent_outbound,
     "_dup_sock": _dup_sock, "_procfs_pid": _procfs_pid, "_other_proc": _other_proc,
     "_fd_type": _fd_type, "_user_name": _user_name, "_errno_name": _errno_name,
 }

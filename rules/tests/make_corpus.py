@@ -57,15 +57,18 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 TRACES = HERE / "traces"
 HELPERS = HERE / "helpers"
+sys.path.insert(0, str(HERE))
+import catalogue  # noqa: E402 - the issue-13 scenarios, next to this file
 
 NETNS = "coi-corpus-host"
 VETH_HOST, VETH_NS = "coicorp0", "coicorp1"
 OUTSIDE_HOST, OUTSIDE_LOCAL = "198.18.203.2", "198.18.203.1"      # /30
 PRIVATE_HOST, PRIVATE_LOCAL = "10.203.77.2", "10.203.77.1"        # /30
-TEST_HOST_PORTS = (80, 443, 3333, 4444, 8080, 9000)
+TEST_HOST_PORTS = (80, 443, 1337, 2222, 3333, 4444, 8080, 8443, 9000, 9001, 31337)
 #: fixed loopback "dev server" ports (the near misses of the C2 / mining-pool port rule)
 DEV_PORTS = (3333, 4444)
-PATH = "{home}/.local/bin:/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+PATH = ("{home}/.local/bin:/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
+        ":/root/.cargo/bin")
 RECORD_TIMEOUT = 180
 NOBODY = "setpriv --reuid=65534 --regid=65534 --clear-groups"
 
@@ -81,6 +84,11 @@ class Scenario:
     listener: str | None = None
     #: loopback dev servers on DEV_PORTS for this scenario
     dev_servers: bool = False
+    #: run the script as this uid (0: root; 1000: the corpus's agent user, home and project
+    #: chowned to it)
+    user: int = 0
+    #: a bind shell listens on $LOCAL:dial; the test host connects to it and drives the shell
+    dial: int | None = None
 
 
 S = Scenario
@@ -404,7 +412,7 @@ SCENARIOS: tuple[Scenario, ...] = (
       "tmux -L corpus -f /dev/null new-session -d -s agent -x 80 -y 24 'sh -c \"ls; sleep 2\"'\n"
       'sleep 0.5\ntmux -L corpus send-keys -t agent "echo hi" Enter\n'
       'tmux -L corpus capture-pane -p -t agent > /dev/null\ntmux -L corpus kill-server'),
-)
+) + catalogue.build(Scenario, NOBODY)
 
 
 # ---- the lab ----------------------------------------------------------------------------------
@@ -473,6 +481,14 @@ class Lab:
                           "[credential]\n\thelper = store\n[init]\n\tdefaultBranch = main\n"
                           "[advice]\n\tdetachedHead = false\n",
             ".bashrc": "# ~/.bashrc\nexport PATH=\"$HOME/.local/bin:$PATH\"\n",
+            ".npmrc": "//registry.npmjs.org/:_authToken=npm_FakeCorpusToken000000000000000000\n"
+                      "update-notifier=false\nfund=false\naudit=false\n",
+            ".config/pip/pip.conf": "[global]\nindex-url = https://agent:fake-pip-pass@pypi.example.invalid/simple\n"
+                                    "disable-pip-version-check = true\n",
+            ".config/gh/hosts.yml": "github.com:\n    oauth_token: gho_FakeCorpusToken0000000000000000000000\n"
+                                    "    user: agent\n    git_protocol: https\n",
+            ".bash_history": "ls\nexport DB_PASSWORD=fake-history-pass\ngit status\n",
+            ".zsh_history": ": 1700000000:0;ls\n",
             ".profile": "# ~/.profile\n. \"$HOME/.bashrc\"\n",
             ".local/bin/claude": "#!/usr/bin/python3\n# stands in for the agent's CLI: reads its own "
                                 "credentials\nimport json, os\n"
@@ -488,13 +504,48 @@ class Lab:
         run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "agent@corpus.invalid",
              "-f", str(home / ".ssh/id_ed25519")])
         for rel in (".aws/credentials", ".git-credentials", ".netrc", ".claude/.credentials.json",
-                    ".codex/auth.json"):
+                    ".codex/auth.json", ".npmrc", ".config/gh/hosts.yml", ".bash_history"):
             (home / rel).chmod(0o600)
 
     def _make_project(self, ws: Path) -> None:
         files = {
             "README.md": "# notes-api\n\nA tiny service used by the coi-sentinel corpus.\n",
-            ".gitignore": ".venv/\n.cache/\ndist/\ncsrc/build/\n__pycache__/\n.env\n.env.local\n",
+            ".gitignore": ".venv/\n.cache/\ndist/\ncsrc/build/\n__pycache__/\n.env\n.env.local\n"
+                          "node_modules/\ntarget/\ngoapp/bin/\nwebapp/dist/\n",
+            ".env.sample": "API_KEY=changeme\n",
+            ".env.template": "API_KEY=\nDATABASE_URL=postgres://user:pass@localhost/app\n",
+            ".env.test": "API_KEY=test-key-for-the-test-suite\nDATABASE_URL=sqlite:///:memory:\n",
+            "webapp/package.json": json.dumps({"name": "webapp", "version": "1.0.0", "private": True,
+                                               "scripts": {"build": "node build.js",
+                                                           "test": "node --test test/"}}, indent=2),
+            "webapp/build.js": "const fs = require('fs');\nfs.mkdirSync('dist', {recursive: true});\n"
+                               "fs.writeFileSync('dist/index.js', fs.readFileSync('server.js'));\n",
+            "webapp/server.js": "const http = require('http');\n"
+                                "const s = http.createServer((req, res) => {\n"
+                                "  res.end('ok');\n  if (req.url === '/quit') s.close();\n});\n"
+                                "s.listen(3000, '127.0.0.1');\nsetTimeout(() => process.exit(0), 10000).unref();\n",
+            "webapp/test/app.test.js": "const test = require('node:test');\nconst assert = require('assert');\n"
+                                       "const fs = require('fs'), os = require('os'), path = require('path');\n"
+                                       "const { execFileSync } = require('child_process');\n"
+                                       "test('helper script in a temp dir', () => {\n"
+                                       "  const d = fs.mkdtempSync(path.join(os.tmpdir(), 'app-'));\n"
+                                       "  const f = path.join(d, 'helper.sh');\n"
+                                       "  fs.writeFileSync(f, '#!/bin/sh\\necho ok\\n', {mode: 0o755});\n"
+                                       "  assert.strictEqual(execFileSync(f).toString(), 'ok\\n');\n"
+                                       "  fs.rmSync(d, {recursive: true});\n});\n",
+            "lib-pkg/package.json": json.dumps({"name": "lib-pkg", "version": "1.0.0",
+                                                "bin": {"hello-bin": "bin/hello.js"}}, indent=2),
+            "lib-pkg/bin/hello.js": "#!/usr/bin/env node\nconsole.log('hello from lib-pkg');\n",
+            "rustapp/Cargo.toml": "[package]\nname = \"rustapp\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+            "rustapp/src/main.rs": "fn add(a: i32, b: i32) -> i32 { a + b }\n"
+                                   "fn main() { println!(\"{}\", add(2, 3)); }\n"
+                                   "#[cfg(test)]\nmod tests {\n    #[test]\n"
+                                   "    fn adds() { assert_eq!(super::add(2, 3), 5); }\n}\n",
+            "goapp/go.mod": "module goapp\n\ngo 1.19\n",
+            "goapp/main.go": "package main\n\nimport \"fmt\"\n\nfunc Add(a, b int) int { return a + b }\n\n"
+                             "func main() { fmt.Println(Add(2, 3)) }\n",
+            "goapp/main_test.go": "package main\n\nimport \"testing\"\n\n"
+                                  "func TestAdd(t *testing.T) {\n\tif Add(2, 3) != 5 {\n\t\tt.Fatal(\"add\")\n\t}\n}\n",
             "src/app.py": "def handle(message):\n    return 'pong' if message == 'ping' else message\n",
             "src/util.py": "VERSION = \"0.1\"\n\n\ndef version():\n    return VERSION\n",
             "tests/conftest.py": "import sys, pathlib\n"
@@ -528,6 +579,7 @@ class Lab:
             files[f"csrc/{n}.c"] = f"int {n}(void) {{ return {i}; }}\n"
         objs = " ".join(f"build/{n}.o" for n in ["main", *names])
         files["csrc/Makefile"] = (f"build/app: {objs}\n\t$(CC) -o $@ $^\n\n"
+                                  "test: build/app\n\t./build/app > /dev/null\n\t./build/app\n\n"
                                   "build/%.o: %.c | build\n\t$(CC) -O2 -c -o $@ $<\n\n"
                                   "build:\n\tmkdir -p build\n")
         for rel, text in files.items():
@@ -541,9 +593,12 @@ class Lab:
                          ("hello", "csrc/prebuilt/tool")):
             (ws / dst).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(bin_dir / src, ws / dst)
+        (ws / "lib-pkg/bin/hello.js").chmod(0o755)
         _make_wheel(ws / "pkg", ws / "dist")
         run(["/usr/bin/python3", "-m", "venv", str(ws / ".venv")])
         env = self._env({})
+        run(["npm", "install", "--offline", "--no-audit", "--no-fund", "../lib-pkg"], cwd=ws / "webapp",
+            env=env, stdout=subprocess.DEVNULL)
         for argv in (["git", "init", "-q"], ["git", "add", "-A"],
                      ["git", "commit", "-q", "-m", "Initial import"]):
             run(argv, cwd=ws, env=env)
@@ -552,6 +607,8 @@ class Lab:
         www.mkdir()
         shutil.copy2(self.root / "bin/hello", www / "tool")
         (www / "index.html").write_text("<html><body>docs</body></html>\n")
+        (www / "run.sh").write_text("#!/bin/sh\necho payload ran\nid > /dev/null\n")
+        (www / "x.py").write_text("import os\nprint('payload ran', os.getpid())\n")
         data = json.dumps([{"id": i, "name": f"item {i}"} for i in range(20)]).encode()
         with tarfile.open(www / "data.tar.gz", "w:gz") as tar:
             info = tarfile.TarInfo("data/data.json")
@@ -575,7 +632,7 @@ class Lab:
         run(ns + ["ip", "link", "set", VETH_NS, "up"])
         run(ns + ["ip", "link", "set", "lo", "up"])
         host = subprocess.Popen(ns + ["/usr/bin/python3", str(HELPERS / "testhost.py"),
-                                      *map(str, TEST_HOST_PORTS)],
+                                      "--www", str(self.root / "www"), *map(str, TEST_HOST_PORTS)],
                                 stdout=subprocess.PIPE, text=True)
         self._procs.append(host)
         if host.stdout is None or host.stdout.readline().strip() != "ready":
@@ -620,6 +677,17 @@ class Lab:
             "PYTEST": sys.executable, "OPENAI_API_KEY": "sk-fake-corpus-0000",
             "GIT_CONFIG_NOSYSTEM": "1", "GIT_TERMINAL_PROMPT": "0",
             "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1",
+            # issue 13: the attacker's address and ours on the lab link, its web server
+            "LOCAL": OUTSIDE_LOCAL, "ATK": f"http://{OUTSIDE_HOST}:80",
+            # toolchains used by the benign scenarios, all offline
+            "UV": shutil.which("uv", path=str(Path(sys.executable).parent)) or "uv",
+            "UV_OFFLINE": "1", "UV_NO_PROGRESS": "1",
+            "RUSTUP_HOME": os.environ.get("RUSTUP_HOME", "/root/.rustup"),
+            "CARGO_HOME": os.environ.get("CARGO_HOME", "/root/.cargo"),
+            "CARGO_NET_OFFLINE": "true",
+            "GOTOOLCHAIN": "local", "GOPROXY": "off", "GOFLAGS": "-mod=mod",
+            "npm_config_offline": "true", "npm_config_update_notifier": "false",
+            "NO_UPDATE_NOTIFIER": "1", "GH_NO_UPDATE_NOTIFIER": "1", "GH_PROMPT_DISABLED": "1",
         }
         env.update(extra)
         return env
@@ -652,7 +720,13 @@ class Lab:
             threading.Thread(target=s.serve_forever, daemon=True).start()
         recorder = shutil.which("coi-sentinel", path=str(Path(sys.executable).parent))
         argv = ([recorder] if recorder else [sys.executable, "-m", "coi_sentinel.cli.main"])
-        argv += ["record", "--json", "-o", str(out), "--", "/bin/bash", "-c", sc.script]
+        argv += ["record", "--json", "-o", str(out), "--"]
+        if sc.user:
+            for tree in (self.home, self.workspace):
+                run(["chown", "-R", f"{sc.user}:{sc.user}", str(tree)])
+            argv += ["setpriv", f"--reuid={sc.user}", f"--regid={sc.user}", "--clear-groups", "--"]
+            extra.update({"USER": "agent", "LOGNAME": "agent"})
+        argv += ["/bin/bash", "-c", sc.script]
         if sc.netns == "void":
             argv = ["unshare", "-n", "--"] + argv
         log_path = self.logs / f"{sc.name}.log"
@@ -661,6 +735,12 @@ class Lab:
                 # the script's own output goes to the same stdout as record's --json summary
                 proc = subprocess.Popen(argv, cwd=self.workspace, env=self._env(extra),
                                         stdout=subprocess.PIPE, stderr=log, text=True)
+                if sc.dial:
+                    # the attacker of a bind shell, from the test host (outside the recording)
+                    servers_dialer = subprocess.Popen(
+                        ["ip", "netns", "exec", NETNS, "/usr/bin/python3", str(HELPERS / "testhost.py"),
+                         "--dial", OUTSIDE_LOCAL, str(sc.dial)], stdout=log, stderr=log)
+                    self._procs.append(servers_dialer)
                 try:
                     stdout, _ = proc.communicate(timeout=RECORD_TIMEOUT)
                 except subprocess.TimeoutExpired:
@@ -685,6 +765,130 @@ class Lab:
             raise SystemExit(f"make_corpus: {sc.name}: the script exited {result['exit_code']}; "
                              f"log: {log_path}\n{log_path.read_text()[-2000:]}")
         return result
+
+    # -- many scenarios under one probe load
+    def record_batch(self, scenarios: list[Scenario], out_dir: Path):
+        """Record each scenario into its own trace, loading the probes once: a parent cgroup is
+        watched and every scenario runs in a child cgroup of its own, its events routed to its
+        trace by their leaf cgroup id (aggregated summaries carry it too). The traces are
+        what `coi-sentinel record` writes for the same command. Yields (scenario, path,
+        result) as each finishes."""
+        from coi_sentinel.monitor import Monitor, MonitorOptions
+        from coi_sentinel.probes.cgroups import WorkloadCgroup, cgroup_id
+        from coi_sentinel.rules import load_ruleset
+        from coi_sentinel.trace.format import make_header
+        from coi_sentinel.trace.writer import TraceWriter
+
+        ruleset = load_ruleset(None)
+        parent = WorkloadCgroup("coi-corpus")
+        opts = MonitorOptions(cgroups=(str(parent.path),), kind="record",
+                              sensitive_prefixes=tuple(ruleset.sensitive_prefixes()),
+                              sensitive_suffixes=tuple(ruleset.sensitive_suffixes()))
+        writers: dict[int, list] = {}
+
+        def sink(ev, _proc) -> None:
+            target = writers.get(ev.cgroup_id)
+            if target is not None:
+                target[1] += 1
+                target[0].write_event(ev)
+
+        try:
+            with Monitor(opts) as mon:
+                mon.pipeline.add_sink(sink)
+                coverage = mon.coverage.to_dict()
+                broken = {hook: why for fam in coverage.get("families", {}).values()
+                          for hook, why in fam.get("missing", {}).items()
+                          if not why.startswith("tracepoint not in this kernel")}
+                if broken:
+                    raise SystemExit(f"make_corpus: probes failed to attach: {broken}")
+                for sc in scenarios:
+                    out = out_dir / f"{sc.name}.jsonl.gz"
+                    t0 = time.monotonic()
+                    argv, env = self._prepare(sc)
+                    child = parent.path / sc.name
+                    child.mkdir()
+                    header = make_header("record", coverage=coverage, command=argv,
+                                         scope=f"cgroup {child}")
+                    target = [TraceWriter(str(out), header, overwrite=True), 0]
+                    writers[cgroup_id(child)] = target
+                    drops0 = dict(mon.probes.drop_counts())
+                    code = self._run_in(child, argv, env, sc, mon)
+                    deadline = time.monotonic() + 1.0
+                    while time.monotonic() < deadline:      # late summaries of the exits
+                        mon.poll(20)
+                    mon.stream.drain()
+                    drops = {k: v - drops0.get(k, 0) for k, v in mon.probes.drop_counts().items()
+                             if v - drops0.get(k, 0)}
+                    target[0].close({"events": target[1], "drops": drops})
+                    del writers[cgroup_id(child)]
+                    _rmdir_cgroup(child)
+                    yield sc, out, {"exit_code": code, "drops": drops, "events": target[1],
+                                    "seconds": round(time.monotonic() - t0, 1)}
+        finally:
+            parent.close()
+
+    def _prepare(self, sc: Scenario) -> tuple[list[str], dict[str, str]]:
+        self.reset()
+        extra: dict[str, str] = {}
+        argv: list[str] = []
+        if sc.listener or sc.dev_servers:
+            raise SystemExit(f"make_corpus: {sc.name}: loopback listeners need --one-by-one")
+        if sc.user:
+            for tree in (self.home, self.workspace):
+                run(["chown", "-R", f"{sc.user}:{sc.user}", str(tree)])
+            argv += ["setpriv", f"--reuid={sc.user}", f"--regid={sc.user}", "--clear-groups", "--"]
+            extra.update({"USER": "agent", "LOGNAME": "agent"})
+        argv += ["/bin/bash", "-c", sc.script]
+        return argv, self._env(extra)
+
+    def _run_in(self, child: Path, argv: list[str], env: dict[str, str], sc: Scenario, mon) -> int:
+        procs = child / "cgroup.procs"
+        void = sc.netns == "void"
+
+        def enter() -> None:
+            if void:
+                # a network namespace with no route, made before entering the watched cgroup
+                # (the unshare is the harness's, not the scenario's)
+                import ctypes
+                if ctypes.CDLL(None, use_errno=True).unshare(0x40000000) != 0:
+                    raise OSError(ctypes.get_errno(), "unshare(CLONE_NEWNET)")
+            with open(procs, "w") as f:
+                f.write(str(os.getpid()))
+
+        log_path = self.logs / f"{sc.name}.log"
+        with open(log_path, "w") as log:
+            p = subprocess.Popen(argv, cwd=self.workspace, env=env, stdin=subprocess.DEVNULL,
+                                 stdout=log, stderr=log, preexec_fn=enter)
+            dialer = None
+            if sc.dial:
+                dialer = subprocess.Popen(
+                    ["ip", "netns", "exec", NETNS, "/usr/bin/python3", str(HELPERS / "testhost.py"),
+                     "--dial", OUTSIDE_LOCAL, str(sc.dial)], stdout=log, stderr=log)
+            deadline = time.monotonic() + RECORD_TIMEOUT
+            while True:
+                mon.poll(10)
+                if p.poll() is not None and not procs.read_text().split():
+                    break
+                if time.monotonic() > deadline:
+                    (child / "cgroup.kill").write_text("1\n")
+                    raise SystemExit(f"make_corpus: {sc.name}: timed out (log: {log_path})")
+            if dialer is not None:
+                try:
+                    dialer.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    dialer.kill()
+                    dialer.wait()
+        return p.returncode
+
+
+def _rmdir_cgroup(path: Path) -> None:
+    for _ in range(50):
+        try:
+            path.rmdir()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise SystemExit(f"make_corpus: cannot remove {path}")
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
@@ -763,9 +967,20 @@ def summarize(path: Path) -> str:
     from coi_sentinel.replay import replay
     from coi_sentinel.rules import load_ruleset
 
-    res = replay([path], load_ruleset(None))
+    try:
+        res = replay([path], load_ruleset(None))
+    except Exception as err:        # rules being edited while a batch records: report, go on
+        return f"(rules not loadable now: {type(err).__name__})"
     fired = ", ".join(f"{k} {v}" for k, v in sorted(res.by_rule.items())) or "no alerts"
     return f"{res.events} events; {fired}"
+
+
+def _report(i: int, n: int, sc: Scenario, out: Path, result: dict, seconds: float) -> None:
+    if sum(result["drops"].values()):
+        raise SystemExit(f"make_corpus: {sc.name}: {result['drops']} events dropped; "
+                         "record it again on a quieter machine")
+    print(f"[{i}/{n}] {sc.name}: {summarize(out)} ({out.stat().st_size // 1024} KiB, "
+          f"{seconds:.0f} s)", flush=True)
 
 
 def main() -> None:
@@ -776,6 +991,9 @@ def main() -> None:
                     help="where the fake home and project are made (removed afterwards)")
     ap.add_argument("--out", type=Path, default=TRACES, help="trace directory")
     ap.add_argument("--keep-lab", action="store_true", help="leave the lab for inspection")
+    ap.add_argument("--one-by-one", action="store_true",
+                    help="one `coi-sentinel record` per scenario (probes loaded each time); by "
+                         "default scenarios without loopback listeners share one probe load")
     args = ap.parse_args()
     by_name = {sc.name: sc for sc in SCENARIOS}
     if args.list:
@@ -794,15 +1012,23 @@ def main() -> None:
     try:
         lab.open()
         print(f"make_corpus: lab ready in {time.monotonic() - t0:.0f} s", flush=True)
-        for i, sc in enumerate(chosen, 1):
+        single = [sc for sc in chosen if args.one_by_one or sc.listener or sc.dev_servers]
+        batch = [sc for sc in chosen if sc not in single]
+        done = 0
+        for sc in single:
             out = args.out / f"{sc.name}.jsonl.gz"
             t = time.monotonic()
             result = lab.record(sc, out)
-            if sum(result["drops"].values()):
-                raise SystemExit(f"make_corpus: {sc.name}: {result['drops']} events dropped; "
-                                 "record it again on a quieter machine")
-            print(f"[{i}/{len(chosen)}] {sc.name}: {summarize(out)} "
-                  f"({out.stat().st_size // 1024} KiB, {time.monotonic() - t:.0f} s)", flush=True)
+            done += 1
+            _report(done, len(chosen), sc, out, result, time.monotonic() - t)
+        if batch:
+            for sc, out, result in lab.record_batch(batch, args.out):
+                if result["exit_code"] != 0:
+                    raise SystemExit(f"make_corpus: {sc.name}: the script exited "
+                                     f"{result['exit_code']}; log: {lab.logs / (sc.name + '.log')}\n"
+                                     f"{(lab.logs / (sc.name + '.log')).read_text()[-2000:]}")
+                done += 1
+                _report(done, len(chosen), sc, out, result, result["seconds"])
     finally:
         lab.close(keep=args.keep_lab)
     print(f"make_corpus: {len(chosen)} traces in {time.monotonic() - t0:.0f} s; now run "

