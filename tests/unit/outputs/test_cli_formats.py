@@ -33,7 +33,7 @@ def test_replay_format_falco_prints_exactly_falcos_alert(capsys) -> None:
     (alert,) = lines
     assert set(alert) == set(FALCO_KEYS)
     assert all(type(alert[k]) is t for k, t in FALCO_KEYS.items())
-    assert (alert["rule"], alert["priority"], alert["source"]) == ("c2_or_miner_port_connect", "Error", "syscall")
+    assert (alert["rule"], alert["priority"], alert["source"]) == ("c2_port_connect", "Notice", "syscall")
     assert alert["hostname"] == "vm"                        # the recording host (trace header)
     assert alert["time"].startswith("2026-11-27T02:20:45.")  # the recorded wall clock
     assert alert["output_fields"]["net.dport"] == 4444
@@ -47,7 +47,7 @@ def test_replay_alerts_to_a_webhook_and_reports_it(capsys, tmp_path) -> None:
     assert code == 3
     summary = orjson.loads(err.strip().splitlines()[-1])
     assert summary["outputs"]["hook"]["delivered"] == 1 and summary["outputs"]["hook"]["lost"] == 0
-    assert [g["rule"] for g in got] == ["c2_or_miner_port_connect"] and got[0]["hostname"] == "vm"
+    assert [g["rule"] for g in got] == ["c2_port_connect"] and got[0]["hostname"] == "vm"
 
 
 def test_bad_output_url_is_a_usage_line(capsys) -> None:
