@@ -619,6 +619,8 @@ class Session:
                 raise MonitorError(f"the monitor of {self.name} did not start: {err}") from err
             self.monitor = monitor
         self.timings["monitor"] = time.monotonic() - t0
+        if self.network is not None:
+            self._wait_for_address()           # the agent's first connect must find a route
         self.home = self._agent_home()
         profile = self.spec.profile
         if profile.install_check:
@@ -642,6 +644,27 @@ class Session:
             step(f"staging {len(staged)} file(s)")
             staging.push(files, staged, self.home, self.uid, self.gid)
         self.timings["ready"] = time.monotonic() - t0
+
+    def _wait_for_address(self, timeout: float = 15.0) -> None:
+        """Wait until the container's NIC has its IPv4 address (its init runs DHCP once it
+        starts); the agent starts anyway after ``timeout``, with a warning."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                state = incus.raw_get(self.client, f"instances/{self.name}/state") or {}
+            except IncusError as err:
+                log.debug("%s: state not read: %s", self.name, err)
+                state = {}
+            for nic, info in (state.get("network") or {}).items():
+                if nic != "lo" and any(a.get("family") == "inet" and a.get("scope") == "global"
+                                       for a in (info or {}).get("addresses") or []):
+                    self.timings["address"] = time.monotonic()
+                    return
+            if time.monotonic() >= deadline:
+                log.warning("%s: its network has no address after %g s; the agent starts anyway",
+                            self.name, timeout)
+                return
+            time.sleep(0.02)
 
     def _agent_home(self) -> str:
         home = agent_home(self.client, self.name, self.uid)
