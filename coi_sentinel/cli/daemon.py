@@ -20,13 +20,16 @@ from ..outputs.cli import alert_output_options
               help="Group that may use the socket (mode 0660); '' for root only.")
 @click.option("--rules", "rule_paths", multiple=True, metavar="PATH", type=click.Path(exists=True),
               help="Rule file or folder added to the bundled rules (repeatable).")
+@click.option("--sigma", "sigma_paths", multiple=True, metavar="PATH", type=click.Path(exists=True),
+              help="Sigma rules (file or folder) converted and added (repeatable).")
 @click.option("--no-bundled", is_flag=True, help="Use only the --rules given.")
 @click.option("--state-dir", default=None, metavar="DIR",
               help="Where the daemon keeps its pid, lock and registered scopes "
                    "(default: beside the socket, /run/coi-sentinel/sentinel.d).")
 @click.option("--detach", is_flag=True, help="Start in the background and return once it answers.")
 @alert_output_options()
-def daemon(sock: str | None, group: str, rule_paths: tuple[str, ...], no_bundled: bool,
+def daemon(sock: str | None, group: str, rule_paths: tuple[str, ...], sigma_paths: tuple[str, ...],
+           no_bundled: bool,
            state_dir: str, detach: bool, alerts_to: tuple[str, ...], outputs_config: str | None,
            fmt: str | None, metrics_addr: str | None) -> None:
     """Run the host's sentinel: load the probes once, hold the rules, the responder and every
@@ -54,6 +57,8 @@ def daemon(sock: str | None, group: str, rule_paths: tuple[str, ...], no_bundled
         extra = ["--group", group] + (["--state-dir", state_dir] if state_dir else [])
         for r in rule_paths:
             extra += ["--rules", str(Path(r).resolve())]
+        for r in sigma_paths:
+            extra += ["--sigma", str(Path(r).resolve())]
         if no_bundled:
             extra.append("--no-bundled")
         for url in alerts_to:
@@ -75,7 +80,7 @@ def daemon(sock: str | None, group: str, rule_paths: tuple[str, ...], no_bundled
                 break
             time.sleep(0.1)
         raise P.DaemonError(f"the daemon did not start; see {log_path(path)}")
-    opts = DaemonOptions(socket=str(path), group=group or None, rules=rule_paths,
+    opts = DaemonOptions(socket=str(path), group=group or None, rules=rule_paths, sigma=sigma_paths,
                          no_bundled=no_bundled, state_dir=state_dir, alerts_to=alerts_to,
                          outputs_config=outputs_config, metrics=metrics_addr)
 

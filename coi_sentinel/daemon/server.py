@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 #: events queued for one slow subscriber before the oldest are dropped (and counted)
 SUBSCRIBER_QUEUE = 20_000
+#: how often the loop reads the kernel's drop counters (seconds)
+DROPS_EVERY = 0.1
 #: how long a client may take to send one request line (seconds)
 READ_TIMEOUT = 30.0
 
@@ -57,6 +59,8 @@ class DaemonOptions:
     socket: str = P.DEFAULT_SOCKET
     group: str | None = P.DEFAULT_GROUP
     rules: tuple[str, ...] = ()
+    #: Sigma rule files or folders, converted and added (coi_sentinel.rules.sigma)
+    sigma: tuple[str, ...] = ()
     no_bundled: bool = False
     #: pid, lock and registered scopes; default: beside the socket, ``<socket stem>.d``
     state_dir: str | None = None
@@ -117,6 +121,9 @@ class Daemon:
         diags = Diagnostics()
         paths = [] if self.options.no_bundled else rule_files([bundled_dir()], diags)
         paths += rule_files([Path(p) for p in self.options.rules], diags)
+        for sigma in self.options.sigma:
+            p = Path(sigma)
+            paths += sorted(x for x in p.rglob("*.y*ml") if x.is_file()) if p.is_dir() else [p]
         paths += list(extra or [])
         return paths
 
@@ -125,7 +132,8 @@ class Daemon:
         from ..rules import load_ruleset
 
         paths = [Path(p) for p in self.options.rules] + list(extra or [])
-        ruleset = load_ruleset(paths or None, replace_bundled=self.options.no_bundled)
+        ruleset = load_ruleset(paths or None, replace_bundled=self.options.no_bundled,
+                               sigma_paths=[Path(p) for p in self.options.sigma])
         return ruleset, ruleset_hash(self._rule_paths(extra))
 
     def _scope_rules_dir(self, name: str) -> Path:
@@ -235,13 +243,16 @@ class Daemon:
     def run(self) -> None:
         """The loop, until :meth:`stop` (SIGTERM, SIGINT)."""
         mon = self.mon
+        drops_at, total = 0.0, 0
         try:
             while not self._stop.is_set():
                 began = time.monotonic_ns()
                 with self.lock:
                     mon.poll()
                     now = time.monotonic()
-                    total = sum(mon.probes.drop_counts().values()) if self.scopes else 0
+                    if self.scopes and now - drops_at >= DROPS_EVERY:
+                        drops_at = now      # one map read per event type: not on every poll
+                        total = sum(mon.probes.drop_counts().values())
                     for scope in list(self.scopes.values()):
                         try:
                             scope.tick(now, total)

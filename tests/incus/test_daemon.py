@@ -39,6 +39,23 @@ MARKER_RULE = """
 """
 
 
+SIGMA_MARKER = """title: Marker Sleep Run
+id: 0b1c2d3e-4f50-4a6b-8c7d-9e0f1a2b3c4d
+status: test
+description: A marker sleep ran.
+logsource:
+  product: linux
+  category: process_creation
+detection:
+  selection:
+    CommandLine|contains|all:
+      - 'sleep '
+      - '12.3456'
+  condition: selection
+level: medium
+"""
+
+
 def cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "coi_sentinel.cli.main", *args], capture_output=True,
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL)
@@ -309,7 +326,10 @@ def test_the_daemon_sends_session_alerts_to_outputs_and_serves_metrics(tmp_path)
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "m.yaml").write_text(MARKER_RULE.format(rid="test_output_marker", arg="12.3456"))
-    r = cli("daemon", "--detach", "--socket", str(sock), "--rules", str(rules),
+    sigma = tmp_path / "sigma"
+    sigma.mkdir()
+    (sigma / "marker.yml").write_text(SIGMA_MARKER)
+    r = cli("daemon", "--detach", "--socket", str(sock), "--rules", str(rules), "--sigma", str(sigma),
             "--alerts-to", f"http://127.0.0.1:{srv.server_address[1]}/", "--metrics", f"127.0.0.1:{mport}")
     env = None
     try:
@@ -318,11 +338,15 @@ def test_the_daemon_sends_session_alerts_to_outputs_and_serves_metrics(tmp_path)
         p = env.popen("run", "--", "sh", "-c", f"sleep 12.3456 & {TICKER}")
         try:
             env.wait_sessions(1, procs=(p,))
-            wait_for("the webhook post", lambda: posts, 20, step=0.05)
-            alert = json.loads(posts[0])
-            alert = alert[0] if isinstance(alert, list) else alert
-            assert alert["rule"] == "test_output_marker" and alert["source"] == "syscall"
-            assert alert["priority"] == "Error" and alert["output_fields"]
+            wait_for("two webhook posts", lambda: len(posts) >= 2, 20, step=0.05)
+            got = {}
+            for body in posts:
+                for a in (lambda x: x if isinstance(x, list) else [x])(json.loads(body)):
+                    got[a["rule"]] = a
+            alert = got["test_output_marker"]
+            assert alert["source"] == "syscall" and alert["priority"] == "Error" and alert["output_fields"]
+            # the Sigma rule the daemon converted at start fires on the same exec
+            assert got["marker_sleep_run"]["priority"] == "Warning"
             text = urllib.request.urlopen(f"http://127.0.0.1:{mport}/metrics", timeout=5).read().decode()
             assert 'coi_sentinel_sessions{state="running"} 1.0' in text
             assert "coi_sentinel_alerts_total" in text
