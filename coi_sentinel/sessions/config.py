@@ -294,3 +294,12 @@ def load(workspace: str | os.PathLike[str] | None = None, *, user_file: Path | N
                             "command line", Path.cwd())
         cfg = _apply(cfg, values, "command line")
     return cfg
+
+
+def with_tool_image(cfg: Config, profile) -> Config:
+    """A profile with an image recipe runs in its own image (``coi/claude``) unless the user's
+    config, the workspace's or ``--image`` named one: the default image has no agent in it."""
+    alias = getattr(profile, "image_alias", None)
+    if alias is None or cfg.source_of("image") != "default":
+        return cfg
+    return _apply(cfg, {"image": alias}, f"profile {profile.name}")

@@ -382,12 +382,15 @@ class SessionManager:
             return {i.name for i in self.client.instances.all()}
 
     # ---- start ----
-    def _check_incus_objects(self, config: Config) -> None:
+    def _check_incus_objects(self, config: Config, profile=None) -> None:
         try:
             incus.raw_get(self.client, f"images/aliases/{config.image}")
         except IncusError as err:
             if "not found" in str(err).lower():
-                raise ImageMissing(config.image) from None
+                hint = None
+                if profile is not None and config.image == profile.image_alias:
+                    hint = f"build it with `sudo coi-sentinel image build --tool {profile.name}`"
+                raise ImageMissing(config.image, hint) from None
             raise
         try:
             incus.raw_get(self.client, f"profiles/{config.incus_profile}")
@@ -446,7 +449,7 @@ class SessionManager:
         step = on_step or (lambda _s: None)
         cfg = spec.config
         check_workspace(spec.workspace)
-        self._check_incus_objects(cfg)
+        self._check_incus_objects(cfg, spec.profile)
         policy = net.policy_of(cfg)
         nics = net.profile_nics(self.client, cfg.incus_profile)
         firewall = None
