@@ -101,9 +101,11 @@ class Variant:
 
     def recipe(self) -> str:
         h = hashlib.sha256()
-        for part in (BUILDER_VERSION, self.name, self.release, ",".join(self.packages), INIT,
-                     UDHCPC_SCRIPT, str(CODE_UID),
-                     self.agents.fingerprint() if self.agents else "", ",".join(self.commands)):
+        parts = [BUILDER_VERSION, self.name, self.release, ",".join(self.packages), INIT,
+                 UDHCPC_SCRIPT, str(CODE_UID)]
+        if self.agents is not None:       # the base images keep the hash they always had
+            parts += [self.agents.fingerprint(), ",".join(self.commands)]
+        for part in parts:
             h.update(part.encode() + b"\0")
         return h.hexdigest()[:16]
 
