@@ -450,8 +450,9 @@ class SessionManager:
         cfg = spec.config
         check_workspace(spec.workspace)
         self._check_incus_objects(cfg, spec.profile)
-        policy = net.policy_of(cfg)
         nics = net.profile_nics(self.client, cfg.incus_profile)
+        nameservers = net.resolvers_of(self.client, cfg, nics)
+        policy = net.policy_of(cfg, nameservers)
         firewall = None
         existing = self.names()
         if spec.slot is not None:
@@ -473,7 +474,8 @@ class SessionManager:
             session = Session(self, spec, name, body["config"][KEY + "keeper"])
             if policy is not None and plan.ifname is not None:
                 session.network = net.SessionNetwork(name, policy, plan.ifname, plan.device,
-                                                     firewall=firewall, resolver=self.resolver)
+                                                     firewall=firewall, resolver=self.resolver,
+                                                     nameservers=nameservers)
             step(f"creating {name}")
             try:
                 session.create(body)
