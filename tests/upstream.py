@@ -246,3 +246,24 @@ _CONNECT = r"""
 import socket, sys
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=1); print("ok")
 """
+
+
+def upstream_fixture():
+    """The body of the ``upstream`` pytest fixture: a started lab; after the test, the leak
+    counter must be 0 and nothing may be left behind."""
+    from netlab import require_network
+    import pytest
+
+    require_network()
+    why = upstream_missing()
+    if why:
+        pytest.skip(why)
+    up = Upstream().start()
+    leaked = None
+    try:
+        yield up
+        leaked = up.leaked()
+    finally:
+        left = up.close()
+    assert leaked in (None, 0), f"{leaked} packet(s) towards an interface off the lab"
+    assert not left, f"left behind: {left}"

@@ -10,8 +10,7 @@ import json
 import pytest
 
 from incus_support import DEBIAN, require_incus
-from netlab import require_network
-from upstream import API4, API_NAMES, DNS4, METADATA4, OTHER4, PRIVATE4, Upstream, upstream_missing
+from upstream import API4, API_NAMES, DNS4, METADATA4, OTHER4, PRIVATE4, Upstream, upstream_fixture
 
 pytestmark = pytest.mark.incus
 
@@ -48,27 +47,22 @@ print(json.dumps(out))
 
 
 @pytest.fixture
-def upstream(tmp_path):
-    require_network()
-    why = upstream_missing()
-    if why:
-        pytest.skip(why)
+def upstream():
     require_incus(DEBIAN)
-    up = Upstream().start()
-    try:
-        (tmp_path / "www").mkdir()
-        (tmp_path / "www/hello.txt").write_text("hello from the stand-in\n")
-        up.serve_http(tmp_path / "www")
-        up.run_in(["python3", "-c", _LISTEN])
-        up._wait(lambda: up.ns_run(["python3", "-c", "import socket; socket.create_connection"
-                                    f"(('{OTHER4}', 8080), timeout=1); print('ok')"]) == "ok",
-                 "the upstream's TCP listener")
-        yield up
-        leaked = up.leaked()
-    finally:
-        left = up.close()
-    assert leaked == 0, f"{leaked} packet(s) towards an interface off the lab"
-    assert not left, f"left behind: {left}"
+    yield from upstream_fixture()
+
+
+@pytest.fixture
+def served(upstream, tmp_path):
+    """The lab with an HTTP stand-in on the API address and TCP listeners on port 8080."""
+    (tmp_path / "www").mkdir()
+    (tmp_path / "www/hello.txt").write_text("hello from the stand-in\n")
+    upstream.serve_http(tmp_path / "www")
+    upstream.run_in(["python3", "-c", _LISTEN])
+    upstream._wait(lambda: upstream.ns_run(["python3", "-c", "import socket; socket.create_connection"
+                                            f"(('{OTHER4}', 8080), timeout=1); print('ok')"]) == "ok",
+                   "the upstream's TCP listener")
+    return upstream
 
 
 _LISTEN = r"""
@@ -93,31 +87,31 @@ def session_probe(env, up: Upstream, mode: str, **config) -> dict:
     return json.loads(r.out.strip().splitlines()[-1])
 
 
-def test_open_reaches_anything(env, upstream):
-    got = session_probe(env, upstream, "open", network_dns=[DNS4])
+def test_open_reaches_anything(env, served):
+    got = session_probe(env, served, "open", network_dns=[DNS4])
     assert (got["dns"], got["http"]) == (API4, "hello from the stand-in"), got
     assert [got[a] for a in (API4, OTHER4, PRIVATE4, METADATA4)] == ["ok"] * 4, got
 
 
-def test_restricted_reaches_the_internet_through_the_hosts_resolver(env, upstream):
+def test_restricted_reaches_the_internet_through_the_hosts_resolver(env, served):
     """The resolver is the host's (the router address, as Incus' managed bridge on a user's
     machine): the policy lets port 53 through to it, and nothing else of the host."""
-    got = session_probe(env, upstream, "restricted", network_dns=[upstream.router])
+    got = session_probe(env, served, "restricted", network_dns=[served.router])
     assert (got["dns"], got["http"]) == (API4, "hello from the stand-in"), got
     assert [got[a] for a in (API4, OTHER4)] == ["ok", "ok"], got
-    assert [got[a] for a in (PRIVATE4, METADATA4, upstream.router)] == ["timeout"] * 3, got
+    assert [got[a] for a in (PRIVATE4, METADATA4, served.router)] == ["timeout"] * 3, got
 
 
-def test_allowlist_reaches_only_the_listed_network(env, upstream):
-    got = session_probe(env, upstream, "allowlist", network_allow_cidrs=[f"{API4}/32"],
+def test_allowlist_reaches_only_the_listed_network(env, served):
+    got = session_probe(env, served, "allowlist", network_allow_cidrs=[f"{API4}/32"],
                         network_dns=[DNS4])
     assert got["dns"] == "error", got            # no DNS in allowlist: names are pinned in /etc/hosts
     assert got[API4] == "ok", got
-    assert [got[a] for a in (OTHER4, PRIVATE4, METADATA4, upstream.router)] == ["timeout"] * 4, got
+    assert [got[a] for a in (OTHER4, PRIVATE4, METADATA4, served.router)] == ["timeout"] * 4, got
 
 
-def test_none_has_no_nic(env, upstream):
-    got = session_probe(env, upstream, "none", network_dns=[DNS4])
+def test_none_has_no_nic(env, served):
+    got = session_probe(env, served, "none", network_dns=[DNS4])
     assert got["links"] == ["lo"], got
     assert got["dns"] == got["http"] == "error", got
     assert {got[a] for a in (API4, OTHER4, PRIVATE4, METADATA4)} == {"error"}, got
