@@ -1,0 +1,135 @@
+"""Driven runs: the real agent CLIs in monitored sessions (default network mode, restricted),
+pointed at a scripted stand-in for their model API (tests/agent_standins.py) that lives in the
+fake upstream (tests/upstream.py) under the API's real name. The canned turns make each agent
+use its real tools on a small task: read calc.py, fix it, run `make test`, commit. The session
+must finish with the fix committed in the workspace and raise no alert.
+
+The audit logs of these runs are the benign agent traces of the rule corpus
+(rules/tests/traces/agent-*.jsonl.gz, made with COI_RECORD_AGENT_TRACES=DIR).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from agent_support import FIXED, git_log, require_agent_image, task_repo
+from incus_support import require_incus
+from support import require_bpf
+from upstream import API4, upstream_fixture
+
+pytestmark = [pytest.mark.incus, pytest.mark.bpf]
+
+STANDINS = str(Path(__file__).resolve().parents[1] / "agent_standins.py")
+TASK = "Fix add() in calc.py so that make test passes, then commit the fix."
+
+
+@pytest.fixture
+def upstream():
+    require_incus("coi/debian12")
+    yield from upstream_fixture()
+
+
+def start_standin(up, api: str, script: dict, tmp: Path) -> Path:
+    (tmp / "script.json").write_text(json.dumps(script))
+    log = tmp / "api.jsonl"
+    log.touch()
+    up.run_in([sys.executable, STANDINS, api, "--bind", API4, "--port", "80",
+               "--script", str(tmp / "script.json"), "--log", str(log), "--lifetime", "600"])
+    up._wait(lambda: up.ns_run([sys.executable, "-c", "import socket; socket.create_connection("
+                                f"('{API4}', 80), timeout=1); print('ok')"]) == "ok",
+             f"the {api} stand-in")
+    return log
+
+
+def run_agent(env, up, tool: str, command: list[str], extra_env: dict[str, str]) -> subprocess.CompletedProcess:
+    env.config(monitoring=True, network_bridge=up.bridge, network_dns=[up.router],
+               env=sorted(extra_env))
+    return subprocess.run(env.argv("run", "--tool", tool, "--", *command), cwd=env.ws,
+                          env={**env.env, **extra_env}, capture_output=True, text=True,
+                          timeout=600, stdin=subprocess.DEVNULL)
+
+
+def audit_of(env) -> Path:
+    [audit] = (env.home / ".local/state/coi-sentinel/audit").glob("*.jsonl")
+    return audit
+
+
+def check_clean_finish(env, r: subprocess.CompletedProcess, tool: str) -> list[dict]:
+    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
+    assert "alert(s) in" not in r.stderr, r.stderr
+    assert (env.ws / "calc.py").read_text() == FIXED
+    records = [json.loads(line) for line in audit_of(env).read_text().splitlines()]
+    alerts = [rec for rec in records if rec.get("record") == "alert"]
+    assert alerts == [], alerts
+    execs = {Path(ev["argv"][0]).name for ev in records if ev.get("type") == "exec" and ev.get("argv")}
+    assert {"make", "git"} <= execs, sorted(execs)
+    keep = os.environ.get("COI_RECORD_AGENT_TRACES")
+    if keep:
+        shutil.copy(audit_of(env), Path(keep) / f"agent-{tool}.jsonl")
+    return records
+
+
+def test_driven_claude_code_fixes_tests_and_commits(env, upstream, tmp_path):
+    require_bpf()
+    require_agent_image("claude")
+    task_repo(env.ws)
+    steps = [
+        {"tool": "Read", "input": {"file_path": "/workspace/calc.py"}},
+        {"tool": "Edit", "input": {"file_path": "/workspace/calc.py", "old_string": "return a - b",
+                                   "new_string": "return a + b"}},
+        {"tool": "Bash", "input": {"command": "make test", "description": "Run the tests"}},
+        {"tool": "Bash", "input": {"command": "git commit -am 'Fix add'",
+                                   "description": "Commit the fix"}},
+        {"text": "Fixed add() in calc.py; make test passes; committed."},
+    ]
+    log = start_standin(upstream, "anthropic", {"steps": steps}, tmp_path)
+    r = run_agent(env, upstream, "claude",
+                  ["claude", "-p", TASK, "--dangerously-skip-permissions"],
+                  {"ANTHROPIC_BASE_URL": "http://api.anthropic.com",
+                   "ANTHROPIC_API_KEY": "sk-ant-standin-not-a-key",
+                   "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1"})
+    check_clean_finish(env, r, "claude")
+    assert "Fixed add()" in r.stdout
+    assert git_log(env.ws) == ["Agent|Fix add", "Test|init"]
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    main = [c["results"] for c in calls if c.get("main")]
+    assert main[:5] == [0, 1, 2, 3, 4], calls          # every tool ran and reported back
+
+
+AIDER_EDIT = """calc.py
+```python
+<<<<<<< SEARCH
+    return a - b
+=======
+    return a + b
+>>>>>>> REPLACE
+```
+"""
+
+
+def test_driven_aider_fixes_tests_and_commits(env, upstream, tmp_path):
+    require_bpf()
+    require_agent_image("aider")
+    task_repo(env.ws)
+    log = start_standin(upstream, "openai", {"replies": [AIDER_EDIT, "Done."],
+                                             "commit_message": "Fix add in calc.py"}, tmp_path)
+    r = run_agent(env, upstream, "aider",
+                  ["aider", "--model", "openai/gpt-4o", "--openai-api-base", "http://api.openai.com/v1",
+                   "--yes-always", "--no-check-update", "--no-show-release-notes",
+                   "--analytics-disable", "--no-stream", "--no-pretty", "--no-fancy-input",
+                   "--no-auto-lint", "--no-gitignore", "--edit-format", "diff",
+                   "--test-cmd", "make test", "--auto-test", "--message", TASK, "calc.py"],
+                  {"OPENAI_API_KEY": "sk-standin-not-a-key", "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    check_clean_finish(env, r, "aider")
+    log_lines = git_log(env.ws)
+    assert log_lines[-1] == "Test|init" and len(log_lines) == 2, log_lines
+    assert "Fix add in calc.py" in log_lines[0], log_lines
+    kinds = [json.loads(line).get("kind") for line in log.read_text().splitlines()]
+    assert "reply0" in kinds and "commit" in kinds, kinds
