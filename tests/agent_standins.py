@@ -26,6 +26,7 @@ import json
 import sys
 import threading
 import time
+import zlib
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -42,6 +43,8 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def _log(self, entry: dict) -> None:
+        # the credential the agent sent: the test checks it is the one it staged
+        entry["auth"] = self.headers.get("x-api-key") or self.headers.get("authorization") or ""
         with self.lock, open(self.log_path, "a") as f:
             f.write(json.dumps(entry) + "\n")
 
@@ -72,12 +75,33 @@ class Handler(BaseHTTPRequestHandler):
     def do_HEAD(self) -> None:
         self._send(200, b"")
 
+    def _body(self) -> bytes:
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            data = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    self.rfile.readline()
+                    break
+                data += self.rfile.read(size)
+                self.rfile.readline()
+        else:
+            data = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        encoding = (self.headers.get("Content-Encoding") or "").lower()
+        if encoding in ("gzip", "deflate"):
+            data = zlib.decompress(data, 47)
+        elif encoding == "br":
+            raise ValueError("brotli request bodies are not supported")
+        return data
+
     def do_POST(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
+        raw = self._body()
         try:
-            body = json.loads(self.rfile.read(length) or b"{}")
+            body = json.loads(raw or b"{}")
         except ValueError:
             body = {}
+            self._log({"path": self.path, "undecodable": raw[:200].hex(),
+                       "headers": dict(self.headers)})
         path = self.path.split("?")[0]
         if self.api == "anthropic":
             self._anthropic(path, body)

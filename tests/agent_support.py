@@ -39,12 +39,13 @@ def task_repo(ws: Path) -> None:
     (ws / "test_calc.py").write_text("from calc import add\n\nassert add(2, 3) == 5, add(2, 3)\n"
                                      "print('tests passed')\n")
     (ws / "Makefile").write_text("test:\n\tpython3 test_calc.py\n")
-    git = ["git", "-C", str(ws), "-c", "user.name=Test", "-c", "user.email=test@example.invalid"]
+    git = ["git", "-c", "safe.directory=*", "-C", str(ws), "-c", "user.name=Test",
+           "-c", "user.email=test@example.invalid"]
     subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
     subprocess.run([*git, "add", "-A"], check=True)
     subprocess.run([*git, "commit", "-qm", "init"], check=True)
     for key, value in (("user.name", "Agent"), ("user.email", "agent@example.invalid")):
-        subprocess.run(["git", "-C", str(ws), "config", key, value], check=True)
+        subprocess.run([*git[:5], "config", key, value], check=True)
     for root, dirs, files in os.walk(ws):
         for name in dirs + files:
             os.lchown(os.path.join(root, name), AGENT_UID, AGENT_UID)

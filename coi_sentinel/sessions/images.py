@@ -295,7 +295,8 @@ def _install_npm(root: Path, packs: Packages, log_file: Path) -> None:
     env.update(npm_config_update_notifier="false", npm_config_fund="false",
                npm_config_audit="false")
     _run([npm, "install", "--global", "--prefix", str(prefix), "--cache", str(NPM_CACHE),
-          "--ignore-scripts", "--no-audit", "--no-fund", "--os", "linux", "--cpu", "x64",
+          "--ignore-scripts", "--no-audit", "--no-fund", "--prefer-offline",
+          "--os", "linux", "--cpu", "x64",
           "--libc", "glibc", *packs.npm_specs()], "npm install", log_file, env=env)
     for folder, script in _postinstall_scripts(prefix / "lib/node_modules"):
         inside = "/" + str(Path(folder).relative_to(root))
@@ -326,7 +327,11 @@ def _install_pip(root: Path, packs: Packages, commands: tuple[str, ...], log_fil
            "--abi", f"cp{pyver.replace('.', '')}", "--abi", "abi3", "--abi", "none",
            *(a for p in platforms for a in ("--platform", p)), "-d", str(wheels),
            *packs.pip_specs()]
-    _run(cmd, "pip download", log_file, env=env)
+    try:        # everything already in the cache: no index at all
+        _run([*cmd, "--no-index", "--find-links", str(wheels)], "pip download (cache)", log_file,
+             env=env)
+    except ImageBuildError:
+        _run(cmd, "pip download", log_file, env=env)
     inside = root / "tmp/coi-wheels"
     shutil.copytree(wheels, inside, dirs_exist_ok=True)
     try:

@@ -61,19 +61,55 @@ def audit_of(env) -> Path:
     return audit
 
 
-def check_clean_finish(env, r: subprocess.CompletedProcess, tool: str) -> list[dict]:
-    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
-    assert "alert(s) in" not in r.stderr, r.stderr
-    assert (env.ws / "calc.py").read_text() == FIXED
+#: rules that fire on the real agents' own behaviour and are handed to the rule corpus's owners
+#: (rules/tests/agents.yaml records them): a run whose only alerts are these is an xfail naming
+#: them, never a pass; any other alert fails the test
+KNOWN_FALSE_POSITIVES = {
+    "claude": {
+        # Claude Code runs git with -c core.hooksPath=/dev/null -c core.fsmonitor= and a fixed
+        # core.alternateRefsCommand: settings that switch git's command hooks *off*
+        "git_config_code_execution",
+        # the process table (events/proctable.py) keeps fd -> socket from connect events and
+        # never sees close(): when Claude Code's Bash tool dup2()s a pipe whose fd number once
+        # held its API socket onto stdin, the kernel's dup event says "not a socket" but the
+        # table's stale entry wins, and the shell snapshot's awk is killed as a reverse shell
+        "reverse_shell_exec_socket_stdio",
+    },
+}
+
+
+def known_false_positives(records: list[dict], tool: str) -> set[str]:
+    """The rules that fired, when every one of them is a known false positive of ``tool``."""
+    fired = {rec.get("rule") for rec in records if rec.get("record") == "alert"}
+    return fired if fired and fired <= KNOWN_FALSE_POSITIVES.get(tool, set()) else set()
+
+
+def check_finished(env, r: subprocess.CompletedProcess, tool: str) -> list[dict]:
+    """The task is done: exit 0, the fix in the workspace, make and git ran in the session
+    (seen by the monitor). Returns the audit records (and keeps the trace when asked). A run
+    the monitor stopped for a known false positive only is an xfail naming the rules."""
     records = [json.loads(line) for line in audit_of(env).read_text().splitlines()]
-    alerts = [rec for rec in records if rec.get("record") == "alert"]
-    assert alerts == [], alerts
-    execs = {Path(ev["argv"][0]).name for ev in records if ev.get("type") == "exec" and ev.get("argv")}
-    assert {"make", "git"} <= execs, sorted(execs)
     keep = os.environ.get("COI_RECORD_AGENT_TRACES")
     if keep:
         shutil.copy(audit_of(env), Path(keep) / f"agent-{tool}.jsonl")
+    if r.returncode == 3 and known_false_positives(records, tool):
+        pytest.xfail(f"the monitor stopped {tool} on a known false positive: "
+                     f"{', '.join(sorted(known_false_positives(records, tool)))}")
+    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
+    assert (env.ws / "calc.py").read_text() == FIXED
+    execs = {Path(ev["argv"][0]).name for ev in records if ev.get("type") == "exec" and ev.get("argv")}
+    assert {"make", "git"} <= execs, sorted(execs)
     return records
+
+
+def check_no_alert(r: subprocess.CompletedProcess, records: list[dict], tool: str) -> None:
+    alerts = [rec for rec in records if rec.get("record") == "alert"]
+    if known_false_positives(records, tool):
+        pytest.xfail(f"{len(alerts)} alert(s) of "
+                     f"{', '.join(sorted(known_false_positives(records, tool)))} on {tool}'s own "
+                     "behaviour (known false positives, see KNOWN_FALSE_POSITIVES)")
+    assert alerts == [], alerts
+    assert "alert(s) in" not in r.stderr, r.stderr
 
 
 def test_driven_claude_code_fixes_tests_and_commits(env, upstream, tmp_path):
@@ -95,12 +131,14 @@ def test_driven_claude_code_fixes_tests_and_commits(env, upstream, tmp_path):
                   {"ANTHROPIC_BASE_URL": "http://api.anthropic.com",
                    "ANTHROPIC_API_KEY": "sk-ant-standin-not-a-key",
                    "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1"})
-    check_clean_finish(env, r, "claude")
+    records = check_finished(env, r, "claude")
     assert "Fixed add()" in r.stdout
     assert git_log(env.ws) == ["Agent|Fix add", "Test|init"]
     calls = [json.loads(line) for line in log.read_text().splitlines()]
     main = [c["results"] for c in calls if c.get("main")]
     assert main[:5] == [0, 1, 2, 3, 4], calls          # every tool ran and reported back
+    assert {c["auth"] for c in calls if c.get("main")} == {"sk-ant-standin-not-a-key"}
+    check_no_alert(r, records, "claude")
 
 
 AIDER_EDIT = """calc.py
@@ -118,18 +156,23 @@ def test_driven_aider_fixes_tests_and_commits(env, upstream, tmp_path):
     require_bpf()
     require_agent_image("aider")
     task_repo(env.ws)
+    # aider's own config file in the user's home, staged into the agent's (profile credentials)
+    (env.home / ".aider.conf.yml").write_text("openai-api-key: sk-staged-from-aider-conf\n"
+                                              "openai-api-base: http://api.openai.com/v1\n")
     log = start_standin(upstream, "openai", {"replies": [AIDER_EDIT, "Done."],
                                              "commit_message": "Fix add in calc.py"}, tmp_path)
     r = run_agent(env, upstream, "aider",
-                  ["aider", "--model", "openai/gpt-4o", "--openai-api-base", "http://api.openai.com/v1",
-                   "--yes-always", "--no-check-update", "--no-show-release-notes",
+                  ["aider", "--model", "openai/gpt-4o", "--yes-always", "--no-check-update", "--no-show-release-notes",
                    "--analytics-disable", "--no-stream", "--no-pretty", "--no-fancy-input",
                    "--no-auto-lint", "--no-gitignore", "--edit-format", "diff",
                    "--test-cmd", "make test", "--auto-test", "--message", TASK, "calc.py"],
-                  {"OPENAI_API_KEY": "sk-standin-not-a-key", "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
-    check_clean_finish(env, r, "aider")
+                  {"LITELLM_LOCAL_MODEL_COST_MAP": "True"})
+    records = check_finished(env, r, "aider")
     log_lines = git_log(env.ws)
     assert log_lines[-1] == "Test|init" and len(log_lines) == 2, log_lines
     assert "Fix add in calc.py" in log_lines[0], log_lines
-    kinds = [json.loads(line).get("kind") for line in log.read_text().splitlines()]
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    kinds = [c.get("kind") for c in calls]
     assert "reply0" in kinds and "commit" in kinds, kinds
+    assert {c["auth"] for c in calls} == {"Bearer sk-staged-from-aider-conf"}, calls
+    check_no_alert(r, records, "aider")
