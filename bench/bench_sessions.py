@@ -172,9 +172,8 @@ def first_screen(root: Path, tool: str, image: str, ready, i: int, timeout: floa
     os.chown(ws, 1000, 1000)
     home = root / f"{tool}-home{i}"
     (home / ".config/coi-sentinel").mkdir(parents=True)
-    (home / ".config/coi-sentinel/config.toml").write_text(f'image = "{image}"
-monitoring = true
-')
+    (home / ".config/coi-sentinel/config.toml").write_text(
+        f'image = "{image}"\nmonitoring = true\n')
     name = naming.container_name("coi", ws, 1)
     env = {**os.environ, "HOME": str(home), "TERM": "xterm-256color"}
     t0 = time.monotonic()

@@ -11,6 +11,9 @@ reached from the host through a veth and routed to like a real uplink:
   else: it has no upstream server), a real dnsmasq on the host hands out addresses and the
   router on the bridge, and HTTP stand-ins (python -m http.server, or a test's own server via
   :meth:`Upstream.run_in`) answer on the API address;
+* the routes to the upstream live in a routing table of the lab's own, used only for packets
+  that come in on the lab's interfaces or leave from its router address (policy routing), so
+  labs of tests running in parallel do not meet and the host's own traffic never takes them;
 * IPv4 forwarding is switched on for the bridge and the veth only (per interface: the
   machine's real interfaces never forward), and a guard table of the lab counts and drops
   whatever the bridge or the upstream would send towards any other interface:
@@ -43,7 +46,6 @@ TARGETS = (API4, DNS4, OTHER4, PRIVATE4, METADATA4)
 #: the names the agents call, all answered with API4
 API_NAMES = ("api.anthropic.com", "statsig.anthropic.com", "api.openai.com", "chatgpt.com",
              "openrouter.ai", "models.dev", "opencode.ai", "registry.npmjs.org", "pypi.org")
-UPLINK_HOST, UPLINK_PEER = "192.0.2.1", "192.0.2.2"       # TEST-NET-1, the veth's ends
 
 
 def upstream_missing() -> str | None:
@@ -71,6 +73,10 @@ class Upstream:
         self.subnet = f"10.{octet}.{int(self.tag[2:4], 16)}"
         self.router = f"{self.subnet}.1"
         self.table = f"coi_upguard_{self.tag}"
+        self.rt_table = str(20000 + int(self.tag, 16) % 40000)
+        quad = 4 * (int(self.tag[4:6], 16) % 64)              # TEST-NET-1 /30: the veth's ends
+        self.uplink_host, self.uplink_peer = f"192.0.2.{quad + 1}", f"192.0.2.{quad + 2}"
+        self._rules: list[list[str]] = []
         self.tmp = Path(tempfile.mkdtemp(prefix="coi-upstream-"))
         self.procs: list[subprocess.Popen] = []
         self._sysctls: list[tuple[str, str]] = []
@@ -94,20 +100,31 @@ class Upstream:
         ip("link", "set", self.bridge, "up")
         ip("netns", "add", self.ns)
         self._ns_made = True
+        # `ip netns exec` puts these over /etc/resolv.conf and /etc/hosts: whatever runs in the
+        # upstream resolves through the upstream's dnsmasq, never the host's resolver
+        self.etc = Path("/etc/netns") / self.ns
+        self.etc.mkdir(parents=True, exist_ok=True)
+        (self.etc / "resolv.conf").write_text(f"nameserver {DNS4}\noptions timeout:1 attempts:1\n")
+        (self.etc / "hosts").write_text("127.0.0.1 localhost\n")
         ip("-n", self.ns, "link", "set", "lo", "up")
         ip("link", "add", self.veth, "type", "veth", "peer", "name", "eth0", "netns", self.ns)
         self._links.append(self.veth)
-        ip("addr", "add", f"{UPLINK_HOST}/30", "dev", self.veth)
+        ip("addr", "add", f"{self.uplink_host}/30", "dev", self.veth)
         ip("link", "set", self.veth, "up")
-        ip("-n", self.ns, "addr", "add", f"{UPLINK_PEER}/30", "dev", "eth0")
+        ip("-n", self.ns, "addr", "add", f"{self.uplink_peer}/30", "dev", "eth0")
         for addr in TARGETS:
             ip("-n", self.ns, "addr", "add", f"{addr}/32", "dev", "eth0")
         ip("-n", self.ns, "link", "set", "eth0", "up")
-        ip("-n", self.ns, "route", "add", "default", "via", UPLINK_HOST)
+        ip("-n", self.ns, "route", "add", "default", "via", self.uplink_host)
         # the guard first, then the routes and forwarding: no moment without it
         self._guard()
         for dest in ("203.0.113.0/24", "10.77.0.0/24", f"{METADATA4}/32"):
-            ip("route", "add", dest, "via", UPLINK_PEER, "dev", self.veth)
+            ip("route", "add", dest, "via", self.uplink_peer, "dev", self.veth,
+               "table", self.rt_table)
+        for selector in (["iif", self.bridge], ["iif", self.veth], ["from", f"{self.router}/32"]):
+            rule = [*selector, "lookup", self.rt_table]
+            ip("rule", "add", *rule)
+            self._rules.append(rule)
         for dev in (self.bridge, self.veth):
             key = f"net/ipv4/conf/{dev}/forwarding"
             self._sysctls.append((key, _sysctl(key, "1")))
@@ -118,8 +135,12 @@ class Upstream:
         ours = f'{{ "{self.bridge}", "{self.veth}" }}'
         rules = f"""table inet {self.table} {{
     counter leak {{ }}
+    set leaked4 {{ type ipv4_addr . inet_service; flags dynamic; size 256; }}
+    set leaked6 {{ type ipv6_addr; flags dynamic; size 256; }}
     chain forward {{
         type filter hook forward priority filter - 20; policy accept;
+        iifname {ours} oifname != {ours} meta l4proto {{ tcp, udp }} update @leaked4 {{ ip daddr . th dport }}
+        iifname {ours} oifname != {ours} meta nfproto ipv6 update @leaked6 {{ ip6 daddr }}
         iifname {ours} oifname != {ours} counter name leak drop
     }}
 }}
@@ -151,7 +172,7 @@ class Upstream:
         forwarder on the router address whose one server is the upstream's (what Incus'
         managed bridge is on a user's machine)."""
         argv = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null",
-                "--no-resolv", "--no-hosts", f"--server={DNS4}", "--bind-interfaces",
+                "--no-resolv", "--no-hosts", f"--server={DNS4}@{self.router}", "--bind-interfaces",
                 f"--listen-address={self.router}", "--except-interface=lo",
                 f"--dhcp-range={self.subnet}.50,{self.subnet}.150,1h",
                 f"--dhcp-option=3,{self.router}", f"--dhcp-option=6,{self.router}",
@@ -199,6 +220,15 @@ class Upstream:
                 return int(item["counter"]["packets"])
         raise RuntimeError("no leak counter")
 
+    def leaked_to(self) -> str:
+        """Where the dropped packets were going (TCP/UDP over IPv4 with the port; IPv6)."""
+        out = []
+        for name in ("leaked4", "leaked6"):
+            text = subprocess.run(["nft", "list", "set", "inet", self.table, name],
+                                  capture_output=True, text=True).stdout
+            out += [line.strip() for line in text.splitlines() if "elements" in line]
+        return "; ".join(out) or "(other protocols)"
+
     # ---------------------------------------------------------------- teardown
     def close(self) -> list[str]:
         """Remove everything (processes, sysctls, routes, links, namespace, table); return
@@ -213,6 +243,8 @@ class Upstream:
                 p.wait(timeout=5)
             if p.stderr:
                 p.stderr.close()
+        for rule in self._rules:
+            ip("rule", "del", *rule, check=False)
         for key, old in reversed(self._sysctls):
             if (Path("/proc/sys") / key).exists():
                 _sysctl(key, old)
@@ -220,10 +252,14 @@ class Upstream:
             ip("link", "del", link, check=False)
         if self._ns_made:
             ip("netns", "del", self.ns, check=False)
+            shutil.rmtree(Path("/etc/netns") / self.ns, ignore_errors=True)
         if self._table_made:
             subprocess.run(["nft", "delete", "table", "inet", self.table], capture_output=True)
         shutil.rmtree(self.tmp, ignore_errors=True)
         left = [f"link {ln}" for ln in self._links if ip("link", "show", ln, check=False).returncode == 0]
+        if any(f"lookup {self.rt_table}" in line for line in
+               ip("rule", "show", check=False).stdout.splitlines()):
+            left.append(f"ip rule of table {self.rt_table}")
         if os.path.exists(f"/run/netns/{self.ns}"):
             left.append(f"netns {self.ns}")
         if subprocess.run(["nft", "list", "table", "inet", self.table], capture_output=True).returncode == 0:
@@ -259,11 +295,12 @@ def upstream_fixture():
     if why:
         pytest.skip(why)
     up = Upstream().start()
-    leaked = None
+    leaked, where = None, ""
     try:
         yield up
         leaked = up.leaked()
+        where = up.leaked_to() if leaked else ""
     finally:
         left = up.close()
-    assert leaked in (None, 0), f"{leaked} packet(s) towards an interface off the lab"
+    assert leaked in (None, 0), f"{leaked} packet(s) towards an interface off the lab: {where}"
     assert not left, f"left behind: {left}"

@@ -49,8 +49,15 @@ def start_standin(up, api: str, script: dict, tmp: Path) -> Path:
 
 
 def run_agent(env, up, tool: str, command: list[str], extra_env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``run --tool TOOL -- COMMAND`` monitored, in the default network mode, on the lab. The
+    tool's known false positives only alert (so the run shows whether the task gets done, and
+    the test then names them); every other rule keeps its default action."""
     env.config(monitoring=True, network_bridge=up.bridge, network_dns=[up.router],
                env=sorted(extra_env))
+    known = sorted(KNOWN_FALSE_POSITIVES.get(tool, ()))
+    if known:
+        with open(env.home / ".config/coi-sentinel/config.toml", "a") as f:
+            f.write("\n[response.rules]\n" + "".join(f'{rule} = "alert"\n' for rule in known))
     return subprocess.run(env.argv("run", "--tool", tool, "--", *command), cwd=env.ws,
                           env={**env.env, **extra_env}, capture_output=True, text=True,
                           timeout=600, stdin=subprocess.DEVNULL)
@@ -74,6 +81,9 @@ KNOWN_FALSE_POSITIVES = {
         # held its API socket onto stdin, the kernel's dup event says "not a socket" but the
         # table's stale entry wins, and the shell snapshot's awk is killed as a reverse shell
         "reverse_shell_exec_socket_stdio",
+        # the Bash tool's shell snapshot dumps the environment (its own, to restore it in each
+        # command), then Claude Code talks to its API: read as "environment dumped then sent"
+        "exfil_env_dump_to_network",
     },
 }
 
@@ -88,6 +98,8 @@ def check_finished(env, r: subprocess.CompletedProcess, tool: str) -> list[dict]
     """The task is done: exit 0, the fix in the workspace, make and git ran in the session
     (seen by the monitor). Returns the audit records (and keeps the trace when asked). A run
     the monitor stopped for a known false positive only is an xfail naming the rules."""
+    audits = list((env.home / ".local/state/coi-sentinel/audit").glob("*.jsonl"))
+    assert len(audits) == 1, (r.returncode, r.stdout[-2000:], r.stderr[-3000:])
     records = [json.loads(line) for line in audit_of(env).read_text().splitlines()]
     keep = os.environ.get("COI_RECORD_AGENT_TRACES")
     if keep:
