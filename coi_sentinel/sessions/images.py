@@ -411,6 +411,9 @@ def build_tarball(v: Variant) -> Path:
         _run(["tar", "-C", str(work), "--numeric-owner", "-I", "gzip -1", "-cf", str(partial),
               "metadata.yaml", "rootfs"], "tar")
         partial.rename(out)
+        for old in CACHE_DIR.glob(f"{v.name}-*.tar.gz"):     # older recipes of this variant
+            if old != out:
+                old.unlink(missing_ok=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return out
@@ -475,7 +478,23 @@ def build(client, variant: "str | Variant" = "debian", *, alias: str | None = No
     if force or not tarball.exists():
         build_tarball(v)
         what = "built"
-    return what, import_tarball(client, tarball, alias)
+    fingerprint = import_tarball(client, tarball, alias)
+    if target is not None and target != fingerprint:
+        _drop_replaced(client, target)
+    return what, fingerprint
+
+
+def _drop_replaced(client, fingerprint: str) -> None:
+    """The image an alias pointed at before a rebuild: deleted when it is one of ours and no
+    alias names it any more (containers made from it keep their own copy)."""
+    try:
+        info = raw_get(client, f"images/{fingerprint}")
+        if info.get("aliases") or not info.get("properties", {}).get("coi.variant"):
+            return
+        with api_call(f"delete image {fingerprint[:12]}"):
+            client.images.get(fingerprint).delete(wait=True)
+    except SessionError as err:
+        log.warning("the replaced image %s stays: %s", fingerprint[:12], err)
 
 
 def copy_remote(client, source: str, alias: str) -> str:
