@@ -12,6 +12,7 @@ import re
 
 import pytest
 
+from agent_support import require_agent_image
 from incus_support import incus_missing
 from support import require_bpf
 
@@ -24,22 +25,6 @@ VERSION_OUTPUT = {
     "opencode": r"^{v}$",
     "aider": r"^aider {v}$",
 }
-
-
-def require_agent_image(tool: str) -> str:
-    """The pinned version of ``tool``; skips (naming the build command) without a current image."""
-    from coi_sentinel.sessions import images, incus, profiles, recipes
-
-    why = incus_missing(f"coi/{tool}")
-    if why:
-        pytest.skip(f"{why}; build it with `sudo coi-sentinel image build --tool {tool}`")
-    v = images.tool_variant(tool)
-    target = incus.raw_get(incus.connect(), f"images/aliases/{v.alias}")["target"]
-    if images.image_recipe(incus.connect(), target) != v.recipe():
-        pytest.skip(f"image {v.alias} is stale (the lock changed): "
-                    f"`sudo coi-sentinel image build --tool {tool}`")
-    [(_tool, _pkg, version)] = recipes.packages_for([profiles.get(tool)]).tool_packages
-    return version
 
 
 @pytest.mark.parametrize("tool", sorted(VERSION_OUTPUT))
