@@ -304,3 +304,19 @@ def upstream_fixture():
         left = up.close()
     assert leaked in (None, 0), f"{leaked} packet(s) towards an interface off the lab: {where}"
     assert not left, f"left behind: {left}"
+
+
+def bridge_guard_leaks(table: str = "coi_guard_sentbr0") -> dict[str, int] | None:
+    """The named drop counters (leak_out, leak_in) of the guard table scripts/setup-incus.sh
+    makes for the sealed bridge; None when there is no such table or counter (a NAT set-up,
+    or a guard from before the counters had names)."""
+    out = {}
+    for name in ("leak_out", "leak_in"):
+        p = subprocess.run(["nft", "-j", "list", "counter", "inet", table, name],
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            return None
+        for item in json.loads(p.stdout)["nftables"]:
+            if "counter" in item:
+                out[name] = int(item["counter"]["packets"])
+    return out
