@@ -13,6 +13,17 @@ fresh workspace, measured from the host:
 
 Prints medians (and min-max) per case and writes bench/out/sessions.json. Cases whose image or
 feature is missing are skipped with the reason. Needs root. No assertions.
+
+Agent images (``--images claude,codex,opencode,aider``; off by default, a build takes minutes):
+per tool, the time of a full image build (debootstrap + the pinned packages, downloads from the
+caches under /var/cache/coi-sentinel when warm) against the plain debian image built in the same
+run (the baseline), the tarball size and the unpacked size. The tarballs go to a temporary
+cache: the images in Incus are not touched.
+
+Claude's first screen (``--claude-prompt``): ``run --tool claude -d`` on a fresh workspace, then
+the pane of the agent's tmux is read every 50 ms until Claude Code has drawn its first screen
+(the prompt, or the first question it asks); the time from spawning ``run`` is printed against
+a shell session's first prompt in the same run (the baseline). Needs the coi/claude image.
 """
 
 from __future__ import annotations
@@ -98,16 +109,128 @@ def summarise(runs: list[dict]) -> dict:
     return out
 
 
+# ---------------------------------------------------------------- agent images
+def _du(path: Path) -> int:
+    out = subprocess.run(["du", "-sb", str(path)], capture_output=True, text=True, check=True)
+    return int(out.stdout.split()[0])
+
+
+def _unpacked_size(tarball: Path) -> int:
+    total = 0
+    with subprocess.Popen(["tar", "-tvzf", str(tarball)], stdout=subprocess.PIPE, text=True) as p:
+        for line in p.stdout:
+            fields = line.split()
+            if len(fields) > 2 and fields[2].isdigit():
+                total += int(fields[2])
+    return total
+
+
+def bench_images(tools: list[str]) -> dict:
+    """Build time and size of each agent image against the plain debian image (baseline)."""
+    from coi_sentinel.sessions import images
+
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="coi-bench-img-", dir="/var/tmp") as tmp:
+        images.CACHE_DIR = Path(tmp)            # leave the real cache and Incus alone
+        for name in ["debian", *tools]:
+            v = images.VARIANTS["debian"] if name == "debian" else images.tool_variant(name)
+            warm = {"npm": images.NPM_CACHE.is_dir() and any(images.NPM_CACHE.iterdir()),
+                    "pip": images.PIP_CACHE.is_dir() and any(images.PIP_CACHE.iterdir())}
+            t0 = time.monotonic()
+            tarball = images.build_tarball(v)
+            seconds = time.monotonic() - t0
+            results[name] = {"build_s": seconds, "tarball_bytes": tarball.stat().st_size,
+                             "unpacked_bytes": _unpacked_size(tarball), "warm_caches": warm,
+                             "tools": v.agents.tool_versions() if v.agents else ""}
+            tarball.unlink()
+    base = results["debian"]
+    print(f"{'image':<10} {'build':>8} {'x base':>7} {'tar.gz':>9} {'unpacked':>9}  tools")
+    for name, r in results.items():
+        print(f"{name:<10} {r['build_s']:7.1f}s {r['build_s'] / base['build_s']:6.2f}x "
+              f"{r['tarball_bytes'] / 1e6:7.1f}MB {r['unpacked_bytes'] / 1e6:7.1f}MB  "
+              f"{r['tools'] or '-'}")
+    return results
+
+
+# ---------------------------------------------------------------- claude's first screen
+#: text on Claude Code's first screen, whichever it is (prompt, theme, login or trust question)
+CLAUDE_SCREEN = ("Claude Code", "? for shortcuts", "Do you trust", "Choose the text style",
+                 "Select login method", "API key")
+
+
+def _pane(name: str) -> str:
+    r = subprocess.run(["incus", "exec", name, "--user", "1000", "--env", "HOME=/home/code", "--",
+                        "tmux", "capture-pane", "-p", "-t", "coi"], capture_output=True, text=True,
+                       timeout=10)
+    return r.stdout if r.returncode == 0 else ""
+
+
+def first_screen(root: Path, tool: str, image: str, ready, i: int, timeout: float = 120) -> float:
+    """Seconds from spawning ``run --tool TOOL -d`` until ``ready(pane text)``."""
+    ws = root / f"{tool}-ws{i}"
+    ws.mkdir()
+    os.chown(ws, 1000, 1000)
+    home = root / f"{tool}-home{i}"
+    (home / ".config/coi-sentinel").mkdir(parents=True)
+    (home / ".config/coi-sentinel/config.toml").write_text(
+        f'image = "{image}"\nmonitoring = true\n')
+    name = naming.container_name("coi", ws, 1)
+    env = {**os.environ, "HOME": str(home), "TERM": "xterm-256color"}
+    t0 = time.monotonic()
+    subprocess.run([sys.executable, "-m", "coi_sentinel.cli.main", "run", "--tool", tool, "-d"],
+                   cwd=ws, env=env, check=True, capture_output=True, stdin=subprocess.DEVNULL)
+    try:
+        while time.monotonic() - t0 < timeout:
+            if ready(_pane(name)):
+                return time.monotonic() - t0
+            time.sleep(0.05)
+        raise SessionError(f"{tool}: no first screen in {timeout:.0f}s")
+    finally:
+        subprocess.run([sys.executable, "-m", "coi_sentinel.cli.main", "kill", name], env=env,
+                       capture_output=True)
+
+
+def bench_claude_prompt(runs: int) -> dict:
+    """run -> Claude Code's first screen, against run -> a shell's first prompt."""
+    client = incus.connect()
+    try:
+        incus.raw_get(client, "images/aliases/coi/claude")
+    except IncusError:
+        print("claude-prompt      skipped: image coi/claude missing "
+              "(sudo coi-sentinel image build --tool claude)")
+        return {}
+    out: dict[str, list[float]] = {"shell": [], "claude": []}
+    with tempfile.TemporaryDirectory(prefix="coi-bench-", dir="/var/tmp") as tmp:
+        for i in range(runs):
+            out["shell"].append(first_screen(Path(tmp), "shell", "coi/debian12",
+                                             lambda text: "$" in text, i))
+            out["claude"].append(first_screen(Path(tmp), "claude", "coi/claude",
+                                              lambda text: any(s in text for s in CLAUDE_SCREEN), i))
+    shell, claude = statistics.median(out["shell"]), statistics.median(out["claude"])
+    print(f"claude-prompt      run -> first screen {claude * 1000:7.0f} ms "
+          f"({min(out['claude']) * 1000:.0f}-{max(out['claude']) * 1000:.0f}); shell prompt "
+          f"{shell * 1000:.0f} ms; {claude / shell:.2f}x   [{runs} runs]")
+    return {"runs": out, "claude_median_s": claude, "shell_median_s": shell}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--cases", default=",".join(CASES))
+    ap.add_argument("--cases", default=",".join(CASES), help="session cases ('' = none)")
+    ap.add_argument("--images", default="", metavar="TOOLS",
+                    help="agent images to build and measure (claude,codex,opencode,aider)")
+    ap.add_argument("--claude-prompt", action="store_true",
+                    help="measure run -> Claude Code's first screen")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("bench_sessions: needs root")
     client = incus.connect()
     results = {}
-    for case_name in args.cases.split(","):
+    if args.images:
+        results["images"] = bench_images([t for t in args.images.split(",") if t])
+    if args.claude_prompt:
+        results["claude_prompt"] = bench_claude_prompt(args.runs)
+    for case_name in [c for c in args.cases.split(",") if c]:
         case = CASES[case_name]
         try:
             incus.raw_get(client, f"images/aliases/{case['image']}")

@@ -68,9 +68,9 @@ class IncusError(SessionError):
 class ImageMissing(SessionError):
     """The session image (an alias) is not in the Incus image store."""
 
-    def __init__(self, alias: str) -> None:
+    def __init__(self, alias: str, hint: str | None = None) -> None:
         super().__init__(f"image {alias!r} is not in the Incus image store",
-                         hint="build it with `coi-sentinel image build`")
+                         hint=hint or "build it with `coi-sentinel image build`")
         self.alias = alias
 
 

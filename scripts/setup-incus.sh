@@ -11,8 +11,18 @@
 #     distro    only print where Incus would come from on this distribution (changes nothing)
 #     daemon    start incusd with setsid when it is not answering (no systemd here)
 #     init      proxies pointed at a dead loopback port, storage pools, subuid/subgid lines
-#     network   bridge with a manual subnet, no NAT, no routing, DHCP without router or DNS;
-#               a guard nft table; the "coi-sentinel" profile (root disk + NIC on the bridge)
+#     network   bridge with a manual subnet and the "coi-sentinel" profile (root disk + NIC on
+#               the bridge). COI_EGRESS picks what the bridge lets out:
+#                 nat     (a user's machine) NAT'd IPv4 and IPv6 egress, DHCP hands out a router
+#                         and the bridge's DNS forwarder (dnsmasq): sessions can reach their
+#                         APIs; the per-session policy (docs/network.md) still applies;
+#                 sealed  (CI, test machines) no NAT, no routing, DHCP without router or DNS,
+#                         and a guard nft table that counts (named counters leak_out, leak_in)
+#                         and drops anything forwarded off the bridge: no packet leaves the
+#                         machine, and the tests assert the counters stay 0.
+#               Default: sealed when the bridge is already sealed (guard table present), else
+#               nat. scripts/setup.sh (the dev and CI set-up) passes sealed.
+#     agents    `coi-sentinel image build --tool T` for each T of COI_AGENT_TOOLS
 #     venv      pylxd + a matching pyOpenSSL in $COI_VENV (the project venv)
 #     images    `coi-sentinel image build` for the session image and the busybox test image
 #
@@ -24,6 +34,8 @@
 #   COI_PROFILE [coi-sentinel]   COI_POOL [default]   COI_FAST_POOL [fast; "" = dir only]
 #   COI_FAST_POOL_SIZE [8GiB]   COI_IDMAP_UID [1000; "" = skip]   COI_SKIP_APT [0]
 #   COI_IMAGES ["debian busybox build"]   COI_REBUILD [0]   INCUS_DIR [/var/lib/incus]
+#   COI_EGRESS [see network]   COI_BRIDGE_CIDR6 [fd42:c015:e471::1/64; nat only]
+#   COI_AGENT_TOOLS ["claude codex opencode aider"; "" = none]
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -38,6 +50,8 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${COI_SKIP_APT:=0}"
 : "${COI_IMAGES:=debian busybox build}"
 : "${COI_REBUILD:=0}"
+: "${COI_BRIDGE_CIDR6:=fd42:c015:e471::1/64}"
+: "${COI_AGENT_TOOLS:=claude codex opencode aider}"
 : "${COI_DEAD_PROXY:=http://127.0.0.1:9}"
 : "${INCUS_DIR:=/var/lib/incus}"
 : "${INCUSD_LOG:=/var/log/incus/daemon.out}"
@@ -90,6 +104,8 @@ step_packages() {
              uidmap xz-utils btrfs-progs squashfs-tools python3-venv python3-pip "${extra[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
     done
+    # the host's npm fetches the agents' npm packages (image build --tool); any npm will do
+    command -v npm >/dev/null || need+=(npm)
     if [ ${#need[@]} -eq 0 ]; then log "packages: all present"; return 0; fi
     if [ "$COI_SKIP_APT" = 1 ]; then log "missing packages and COI_SKIP_APT=1: ${need[*]}"; return 1; fi
     if [ "$src" = bookworm-backports ] \
@@ -158,20 +174,52 @@ profile_pool() {
 }
 
 # ---------------------------------------------------------------- network
+egress_mode() {
+    if [ -n "${COI_EGRESS:-}" ]; then echo "$COI_EGRESS"
+    elif nft list table inet "$GUARD_TABLE" >/dev/null 2>&1; then echo sealed
+    else echo nat; fi
+}
+
 step_network() {
     need_incus
+    local mode; mode=$(egress_mode)
+    case $mode in nat|sealed) ;; *) log "COI_EGRESS must be nat or sealed, not '$mode'"; return 2;; esac
+    log "network: bridge $COI_BRIDGE, egress $mode"
+    if [ "$mode" = nat ]; then network_nat; else network_sealed; fi
+    network_profile
+}
+
+# A user's machine: Incus' own NAT (its nft table), DHCP with router and DNS, a DNS forwarder
+# on the bridge IP; the per-session policy is what filters.
+network_nat() {
+    local want=(ipv4.address="$COI_BRIDGE_CIDR" ipv4.nat=true ipv4.routing=true
+                ipv6.address="$COI_BRIDGE_CIDR6" ipv6.nat=true ipv6.routing=true
+                dns.mode=managed raw.dnsmasq=)
+    if ! incus network show "$COI_BRIDGE" >/dev/null 2>&1; then
+        incus network create "$COI_BRIDGE" "${want[@]}"
+    elif [ "$(incus network get "$COI_BRIDGE" ipv4.nat)" != true ] ||
+         [ "$(incus network get "$COI_BRIDGE" dns.mode)" != managed ]; then
+        incus network set "$COI_BRIDGE" "${want[@]}"
+    fi
+    nft delete table inet "$GUARD_TABLE" 2>/dev/null || true
+}
+
+network_sealed() {
     # dnsmasq for DHCP only: port=0 = no DNS forwarder; empty options 3/6 = no router, no DNS
     local raw; raw=$(printf 'port=0\ndhcp-option=3\ndhcp-option=6\n')
     local want=(ipv4.address="$COI_BRIDGE_CIDR" ipv4.nat=false ipv4.routing=false
-                ipv6.address=none dns.mode=none raw.dnsmasq="$raw")
+                ipv6.address=none ipv6.nat=false dns.mode=none raw.dnsmasq="$raw")
     if ! incus network show "$COI_BRIDGE" >/dev/null 2>&1; then
         incus network create "$COI_BRIDGE" "${want[@]}"
     elif [ "$(incus network get "$COI_BRIDGE" ipv4.address)" != "$COI_BRIDGE_CIDR" ] ||
-         [ "$(incus network get "$COI_BRIDGE" ipv4.routing)" != false ]; then
+         [ "$(incus network get "$COI_BRIDGE" ipv4.routing)" != false ] ||
+         [ "$(incus network get "$COI_BRIDGE" ipv4.nat)" != false ]; then
         incus network set "$COI_BRIDGE" "${want[@]}"
     fi
     # Guard table, independent of Incus' own: from the bridge only DHCP and packets to the
-    # bridge IP reach the host, and nothing is forwarded off the bridge. Replaced atomically.
+    # bridge IP reach the host, and nothing is forwarded off the bridge; the named counters
+    # of those drops are the "no packet left the machine" check of the tests (0 at the end).
+    # Replaced atomically.
     nft -f - <<EOF
 table inet $GUARD_TABLE
 delete table inet $GUARD_TABLE
@@ -182,13 +230,18 @@ table inet $GUARD_TABLE {
         iifname "$COI_BRIDGE" ip daddr $BRIDGE_IP accept
         iifname "$COI_BRIDGE" counter drop
     }
+    counter leak_out { }
+    counter leak_in { }
     chain forward {
         type filter hook forward priority filter - 10; policy accept;
-        iifname "$COI_BRIDGE" oifname != "$COI_BRIDGE" counter drop
-        oifname "$COI_BRIDGE" iifname != "$COI_BRIDGE" counter drop
+        iifname "$COI_BRIDGE" oifname != "$COI_BRIDGE" counter name leak_out drop
+        oifname "$COI_BRIDGE" iifname != "$COI_BRIDGE" counter name leak_in drop
     }
 }
 EOF
+}
+
+network_profile() {
     local pool; pool=$(profile_pool)
     if ! incus profile show "$COI_PROFILE" >/dev/null 2>&1; then
         incus profile create "$COI_PROFILE"
@@ -228,10 +281,20 @@ step_images() {
     done
 }
 
+# ---------------------------------------------------------------- agents
+step_agents() {
+    need_incus
+    local tool force=()
+    [ "$COI_REBUILD" = 1 ] && force=(--force)
+    for tool in $COI_AGENT_TOOLS; do
+        "$COI_VENV/bin/coi-sentinel" image build --tool "$tool" "${force[@]}"
+    done
+}
+
 main() {
     [ "$(id -u)" = 0 ] || [ "$*" = distro ] || { log "run as root"; exit 1; }
     local steps=("$@") s t0
-    [ ${#steps[@]} -gt 0 ] || steps=(packages daemon init network venv images)
+    [ ${#steps[@]} -gt 0 ] || steps=(packages daemon init network venv images agents)
     for s in "${steps[@]}"; do
         declare -F "step_$s" >/dev/null || { log "unknown step '$s'"; exit 2; }
         t0=$(now); "step_$s"; log "step $s: $(elapsed "$t0")s"

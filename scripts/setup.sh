@@ -112,7 +112,9 @@ step_venv() {
 
 step_incus() {
     if [ ! -f "$REPO/scripts/setup-incus.sh" ]; then log "incus: no scripts/setup-incus.sh, skipped"; return 0; fi
-    COI_VENV="$VENV" bash "$REPO/scripts/setup-incus.sh"
+    # the dev and CI set-up: sealed (no packet leaves the machine); a user installs with
+    # `bash scripts/setup-incus.sh` (NAT egress) or sets COI_EGRESS=nat here
+    COI_VENV="$VENV" COI_EGRESS="${COI_EGRESS:-sealed}" bash "$REPO/scripts/setup-incus.sh"
 }
 
 steps=()

@@ -22,7 +22,8 @@ from ..sessions.session import EXIT_KILLED, EXIT_STOPPED
               help="Keep the container when the session ends (default: ephemeral).")
 @click.option("--preserve-path", is_flag=True,
               help="Mount the workspace at its host path instead of /workspace.")
-@click.option("--image", help="Image alias (default: coi/debian12).")
+@click.option("--image", help="Image alias (default: the tool's image, coi/TOOL, for a profile "
+                               "with an image recipe; else coi/debian12).")
 @click.option("--network", type=click.Choice(NETWORK_MODES),
               help="Network policy: none (no NIC), allowlist, restricted (default), open.")
 @click.option("--resume", "resume", is_flag=False, flag_value="", default=None, metavar="[ID]",
@@ -61,6 +62,7 @@ def run(tool: str | None, workspace: Path | None, slot: int | None,
     overrides = {"tool": tool, "image": image, "network": network, "persistent": persistent}
     cfg = config_mod.load(ws, overrides=overrides)
     profile = profiles.get(cfg.tool)
+    cfg = config_mod.with_tool_image(cfg, profile)
     spec = SessionSpec(workspace=ws, config=cfg, profile=profile,
                        command=command or None, slot=slot, preserve_path=preserve_path,
                        resume=resume, interactive=not command)

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..errors import ConfigError, NetworkError
 from ..network.naming import check_ifname
-from ..network.policy import Service, check_domain
+from ..network.policy import Service, check_domain, parse_address
 from . import paths
 from .naming import check_prefix
 from .response import ResponseSettings
@@ -66,6 +66,10 @@ class Config:
     network_block_ports: tuple[int, ...] = ()
     #: a host bridge for the session's NIC instead of the Incus profile's NIC ("" = the profile's)
     network_bridge: str = ""
+    #: restricted and open: the DNS servers of the container's /etc/resolv.conf, let through
+    #: on port 53 even on the host or a private address (() = the bridge's own resolver, when
+    #: its Incus network runs one)
+    network_dns: tuple[str, ...] = ()
     monitoring: bool = True
     idmap: str = "auto"
     agent_uid: int = 1000
@@ -93,6 +97,7 @@ _TYPES: dict[str, type | tuple[type, ...]] = {
     "protected_paths": list, "env": list, "mounts": list, "limits": dict,
     "trusted_workspaces": list, "network_allow_domains": list, "network_allow_cidrs": list,
     "network_needs": list, "network_block_ports": list, "network_bridge": str,
+    "network_dns": list,
     "rules": list, "response": dict, "outputs": list,
 }
 
@@ -191,6 +196,10 @@ def _normalise_network(out: dict[str, Any], origin: str) -> None:
                 out[key] = tuple(dict.fromkeys(canon(v) for v in out[key]))
         if out.get("network_bridge"):
             check_ifname(out["network_bridge"])
+        if "network_dns" in out:
+            if not all(isinstance(v, str) and v for v in out["network_dns"]):
+                raise ConfigError(f"{origin}: network_dns must be a list of addresses")
+            out["network_dns"] = tuple(dict.fromkeys(str(parse_address(v)) for v in out["network_dns"]))
     except NetworkError as err:
         raise ConfigError(f"{origin}: {err}") from err
     except ValueError as err:       # ip_network: host bits set, not a network
@@ -217,7 +226,7 @@ def _network_weakenings(current: Config, ws: dict[str, Any]) -> list[str]:
     bad = []
     if "network" in ws and NETWORK_MODES.index(ws["network"]) > NETWORK_MODES.index(current.network):
         bad.append(f"network = {ws['network']!r}")
-    for key in ("network_allow_domains", "network_needs"):
+    for key in ("network_allow_domains", "network_needs", "network_dns"):
         added = sorted(set(ws.get(key, ())) - set(getattr(current, key)))
         if added:
             bad.append(f"{key} {', '.join(added)}")
@@ -301,3 +310,12 @@ def load(workspace: str | os.PathLike[str] | None = None, *, user_file: Path | N
                             "command line", Path.cwd())
         cfg = _apply(cfg, values, "command line")
     return cfg
+
+
+def with_tool_image(cfg: Config, profile) -> Config:
+    """A profile with an image recipe runs in its own image (``coi/claude``) unless the user's
+    config, the workspace's or ``--image`` named one: the default image has no agent in it."""
+    alias = getattr(profile, "image_alias", None)
+    if alias is None or cfg.source_of("image") != "default":
+        return cfg
+    return _apply(cfg, {"image": alias}, f"profile {profile.name}")

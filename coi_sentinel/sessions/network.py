@@ -14,7 +14,9 @@ For every mode but ``none`` (docs/sessions.md, "Network"):
    pinned name. In ``allowlist`` mode it then writes the container's ``/etc/hosts`` (the
    allowed domains as resolved on the host) and a ``/etc/resolv.conf`` without a server, and a
    :class:`~coi_sentinel.network.DomainRefresher` thread keeps the sets and ``/etc/hosts``
-   fresh;
+   fresh. In ``restricted`` and ``open`` it writes a ``/etc/resolv.conf`` naming the session's
+   resolvers (:func:`resolvers_of`: ``network_dns``, else the bridge's own DNS server), which
+   the policy lets through on port 53 (:func:`policy_of`);
 4. once the container is stopped or deleted (never before: a running container without its
    policy would be unfiltered), :meth:`SessionNetwork.remove`, or :func:`remove_policy` from
    ``kill``, ``shutdown`` and ``clean``; :func:`sweep` removes, for ``clean --orphans``, the
@@ -46,22 +48,59 @@ RESOLV_CONF = ("# Written by coi-sentinel (network mode allowlist): no DNS serve
                "# The allowed names are in /etc/hosts.\n")
 
 
+def resolv_conf(mode: str, resolvers: Iterable[str]) -> str:
+    """The container's /etc/resolv.conf in ``restricted`` and ``open``."""
+    lines = [f"# Written by coi-sentinel (network mode {mode}).\n"]
+    lines += [f"nameserver {r}\n" for r in resolvers]
+    return "".join(lines) + "options timeout:2 attempts:2\n"
+
+
 # ---------------------------------------------------------------- policy and NIC from the config
-def policy_of(config: "Config") -> "Policy | None":
+def policy_of(config: "Config", resolvers: Iterable[str] = ()) -> "Policy | None":
     """The :class:`~coi_sentinel.network.Policy` of a session's config; None for ``none``.
 
     The allowed domains and CIDRs count only in ``allowlist`` mode; the extra blocked ports
-    are added to the C2 ports, never in place of them."""
+    are added to the C2 ports, never in place of them. ``resolvers`` (restricted and open):
+    DNS on port 53, UDP and TCP, is a need, so a resolver on the host or the bridge answers."""
     if config.network == "none":
         return None
     from ..network import C2_PORTS, Policy
 
     allowlist = config.network == "allowlist"
+    dns: list[str] = []
+    if not allowlist:
+        for r in resolvers:
+            host = f"[{r}]" if ":" in r else r
+            dns += [f"{host}:53/udp", f"{host}:53/tcp"]
     return Policy(mode=config.network,
                   allow_domains=config.network_allow_domains if allowlist else (),
                   allow_cidrs=config.network_allow_cidrs if allowlist else (),
-                  needs=config.network_needs,
+                  needs=tuple(dict.fromkeys(config.network_needs + tuple(dns))),
                   block_ports=C2_PORTS + config.network_block_ports)
+
+
+def resolvers_of(client, config: "Config", nics: Iterable["ProfileNic"]) -> tuple[str, ...]:
+    """The DNS servers of a session in ``restricted`` and ``open``: ``network_dns`` when set,
+    else the IPv4 address of the Incus bridge network of the profile's NIC when that network
+    runs a DNS server (``dns.mode`` not ``none``: `setup-incus.sh` with COI_EGRESS=nat), else
+    none (the sealed set-up: the image's empty resolv.conf stays)."""
+    if config.network in ("none", "allowlist"):
+        return ()
+    if config.network_dns:
+        return config.network_dns
+    if config.network_bridge:
+        return ()
+    for nic in nics:
+        network = nic.device.get("network")
+        if not network:
+            continue
+        cfg = incus.raw_get(client, f"networks/{network}").get("config") or {}
+        if cfg.get("dns.mode", "managed") == "none":
+            continue
+        address = cfg.get("ipv4.address", "")
+        if address and address not in ("none", "auto"):
+            return (address.split("/")[0],)
+    return ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +181,10 @@ class SessionNetwork:
     the policy's session name in the firewall."""
 
     def __init__(self, name: str, policy: "Policy", ifname: str, device: str = "eth0", *,
-                 firewall: "Firewall | None" = None, resolver: "Resolver | None" = None) -> None:
+                 firewall: "Firewall | None" = None, resolver: "Resolver | None" = None,
+                 nameservers: tuple[str, ...] = ()) -> None:
         self.name = name
+        self.nameservers = nameservers
         self.policy = policy
         self.ifname = ifname
         self.device = device
@@ -197,6 +238,10 @@ class SessionNetwork:
             self.refresher = DomainRefresher(fw, self.name, self.policy, resolver=self.resolver,
                                              on_change=self._on_change,
                                              initial=applied.resolution).start()
+        elif self.nameservers:
+            incus.InstanceFiles(client, self.name).write(
+                "/etc/resolv.conf", resolv_conf(self.policy.mode, self.nameservers).encode(),
+                0o644, 0, 0)
         return applied
 
     def _check_veth(self, client) -> None:

@@ -3,8 +3,9 @@ overridable by ``~/.config/coi-sentinel/sessions/<tool>.yaml``.
 
 A profile says what to run, how to tell it is installed, which files of the user's home to
 stage into the container (always copied, mode 0600, owned by the agent; JSON settings merged),
-which environment variables to forward by name, and what to save for ``run --resume``.
-Errors read ``sessions/claude.yaml:12: ...``.
+which environment variables to forward by name, what to save for ``run --resume``, and the
+image recipe of the tool (``image``: apt, npm and pip packages that ``image build --tool NAME``
+installs; versions of unversioned packages come from ``sessions/agents.lock``). Errors read ``sessions/claude.yaml:12: ...``.
 """
 
 from __future__ import annotations
@@ -35,6 +36,18 @@ class Credential:
 
 
 @dataclass(frozen=True, slots=True)
+class ImageRecipe:
+    """What ``image build --tool NAME`` adds to the Debian session image. npm and pip entries
+    are ``name`` (version from the lock) or ``name@version`` / ``name==version``; the first npm
+    or pip package is the tool's own, whose version ``image list`` shows."""
+
+    apt: tuple[str, ...] = ()
+    npm: tuple[str, ...] = ()
+    pip: tuple[str, ...] = ()
+    line: int = 1                 # of the ``image`` key, for errors
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     name: str
     description: str
@@ -49,6 +62,12 @@ class Profile:
     #: io_uring allowed in the container (denied by default, as Docker's seccomp profile does):
     #: with it, io_uring operations are seen by opcode only and a connect through it is killed
     io_uring: bool = False
+    image: ImageRecipe | None = None             # None: the tool needs no packages of its own
+
+    @property
+    def image_alias(self) -> str | None:
+        """The alias ``image build --tool NAME`` imports under (``coi/NAME``)."""
+        return f"coi/{self.name}" if self.image is not None else None
 
 
 class _Loader(yaml.SafeLoader):
@@ -96,7 +115,26 @@ def _home_relative(p: str, where: str) -> str:
 
 
 _KEYS = {"name", "description", "command", "install_check", "install_hint", "credentials",
-         "env", "state_dir", "resume_args", "io_uring"}
+         "env", "state_dir", "resume_args", "io_uring", "image"}
+_PKG_RE = re.compile(r"^(@[a-z0-9][a-z0-9._-]*/)?[A-Za-z0-9][A-Za-z0-9._-]*"
+                     r"((@|==)[A-Za-z0-9][A-Za-z0-9.+_-]*)?$")
+_APT_RE = re.compile(r"^[a-z0-9][a-z0-9.+-]+$")
+
+
+def _image_recipe(data: dict, source: str) -> ImageRecipe | None:
+    raw = data.get("image")
+    if raw is None:
+        return None
+    line = _line(data, "image")
+    if not isinstance(raw, dict) or set(raw) - {"apt", "npm", "pip"}:
+        raise ProfileError(f"{source}:{line}: image must be a mapping with apt, npm, pip")
+    lists = {key: _str_list(raw, key, source) for key in ("apt", "npm", "pip")}
+    for key, names in lists.items():
+        pattern = _APT_RE if key == "apt" else _PKG_RE
+        for name in names:
+            if not pattern.match(name):
+                raise ProfileError(f"{source}:{_line(raw, key)}: {name!r} is not a {key} package name")
+    return ImageRecipe(lists["apt"], lists["npm"], lists["pip"], line)
 
 
 def parse(text: str, source: str) -> Profile:
@@ -164,7 +202,7 @@ def parse(text: str, source: str) -> Profile:
                    install_check=_str_list(data, "install_check", source),
                    install_hint=hint.strip(), credentials=tuple(creds), env=env,
                    state_dir=state_dir, resume_args=_str_list(data, "resume_args", source),
-                   io_uring=io_uring)
+                   io_uring=io_uring, image=_image_recipe(data, source))
 
 
 def _dirs(extra: Path | None) -> list[Path]:

@@ -404,12 +404,15 @@ class SessionManager:
             return {i.name for i in self.client.instances.all()}
 
     # ---- start ----
-    def _check_incus_objects(self, config: Config) -> None:
+    def _check_incus_objects(self, config: Config, profile=None) -> None:
         try:
             incus.raw_get(self.client, f"images/aliases/{config.image}")
         except IncusError as err:
             if "not found" in str(err).lower():
-                raise ImageMissing(config.image) from None
+                hint = None
+                if profile is not None and config.image == profile.image_alias:
+                    hint = f"build it with `sudo coi-sentinel image build --tool {profile.name}`"
+                raise ImageMissing(config.image, hint) from None
             raise
         try:
             incus.raw_get(self.client, f"profiles/{config.incus_profile}")
@@ -473,9 +476,10 @@ class SessionManager:
         step = on_step or (lambda _s: None)
         cfg = spec.config
         check_workspace(spec.workspace)
-        self._check_incus_objects(cfg)
-        policy = net.policy_of(cfg)
+        self._check_incus_objects(cfg, spec.profile)
         nics = net.profile_nics(self.client, cfg.incus_profile)
+        nameservers = net.resolvers_of(self.client, cfg, nics)
+        policy = net.policy_of(cfg, nameservers)
         firewall = None
         existing = self.names()
         if spec.slot is not None:
@@ -497,7 +501,8 @@ class SessionManager:
             session = Session(self, spec, name, body["config"][KEY + "keeper"])
             if policy is not None and plan.ifname is not None:
                 session.network = net.SessionNetwork(name, policy, plan.ifname, plan.device,
-                                                     firewall=firewall, resolver=self.resolver)
+                                                     firewall=firewall, resolver=self.resolver,
+                                                     nameservers=nameservers)
             step(f"creating {name}")
             try:
                 session.create(body)

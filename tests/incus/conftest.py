@@ -34,3 +34,18 @@ def env(tmp_path: Path):
         pytest.fail(f"containers left behind: {left}")
     if stale:
         pytest.fail(f"network policies left behind: {stale}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_packet_left_the_bridge():
+    """After the incus tier (each xdist worker, at its end): the guard of the sealed bridge
+    dropped nothing on its way off the machine (scripts/setup-incus.sh, COI_EGRESS=sealed)."""
+    yield
+    import os
+
+    if os.geteuid() != 0:
+        return
+    from upstream import bridge_guard_leaks
+
+    leaks = bridge_guard_leaks()
+    assert not leaks or not any(leaks.values()), f"packets forwarded off the bridge: {leaks}"
