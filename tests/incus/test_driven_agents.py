@@ -73,9 +73,6 @@ def audit_of(env) -> Path:
 #: them, never a pass; any other alert fails the test
 KNOWN_FALSE_POSITIVES = {
     "claude": {
-        # Claude Code runs git with -c core.hooksPath=/dev/null -c core.fsmonitor= and a fixed
-        # core.alternateRefsCommand: settings that switch git's command hooks *off*
-        "git_config_code_execution",
         # the process table (events/proctable.py) keeps fd -> socket from connect events and
         # never sees close(): when Claude Code's Bash tool dup2()s a pipe whose fd number once
         # held its API socket onto stdin, the kernel's dup event says "not a socket" but the

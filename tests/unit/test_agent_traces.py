@@ -24,4 +24,4 @@ def test_agent_traces_replay_as_recorded():
                                                  for n, c in results.items() if not c.ok}
     assert not results["agent_aider"].fired
     assert set(results["agent_claude_code"].fired) == {
-        "git_config_code_execution", "reverse_shell_exec_socket_stdio", "exfil_env_dump_to_network"}
+        "reverse_shell_exec_socket_stdio", "exfil_env_dump_to_network"}
