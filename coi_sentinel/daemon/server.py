@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 #: events queued for one slow subscriber before the oldest are dropped (and counted)
 SUBSCRIBER_QUEUE = 20_000
+#: how long a new daemon waits for a killed one's lock (its BPF teardown takes seconds)
+LOCK_WAIT = 60.0
 #: how often the loop reads the kernel's drop counters (seconds)
 DROPS_EVERY = 0.1
 #: how long a client may take to send one request line (seconds)
@@ -202,13 +204,20 @@ class Daemon:
     def _take_lock(self) -> None:
         path = self.state_dir / "daemon.lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            pid = _read_pid(self.state_dir / "daemon.pid")
-            raise SentinelError(f"another coi-sentinel daemon (pid {pid}) uses {self.state_dir}",
-                                hint="coi-sentinel status shows it") from None
+        # a killed daemon holds the lock until the kernel has torn down its BPF programs (a
+        # few seconds after SIGKILL): wait for that one, refuse a live one
+        deadline = time.monotonic() + LOCK_WAIT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                pid = _read_pid(self.state_dir / "daemon.pid")
+                if (pid is not None and _running(pid)) or time.monotonic() >= deadline:
+                    os.close(fd)
+                    raise SentinelError(f"another coi-sentinel daemon (pid {pid}) uses {self.state_dir}",
+                                        hint="coi-sentinel status shows it") from None
+                time.sleep(0.1)
         self._lockfd = fd
 
     def _listen(self) -> None:
@@ -720,6 +729,15 @@ def _peer_uid(conn: socket.socket) -> int:
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     _pid, uid, _gid = struct.unpack("3i", creds)
     return uid
+
+
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie or dying (its fds are then being closed)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in ("Z", "X", "x")
 
 
 def _read_pid(path: Path) -> int | None:

@@ -227,7 +227,7 @@ def test_daemon_killed_freezes_every_session_and_the_next_daemon_readopts_them(d
         still(a)
         still(b, 0.2)
         r = cli("daemon", "--detach", "--socket", str(sock), "--rules", str(rules))
-        assert r.returncode == 0, r.stderr
+        assert r.returncode == 0, (r.stderr, Path(str(sock) + ".log").read_text()[-4000:])
         assert daemon_pid(sock) != pid
         # the runs reconnect and renew their leases; the new daemon thaws the sessions
         wait_for("the thaw", lambda: not is_frozen(na) and not is_frozen(nb), 30)

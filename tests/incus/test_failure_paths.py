@@ -66,9 +66,10 @@ def test_a_missing_command_is_said_not_only_exit_127(env):
 
 
 def test_sighup_ends_a_headless_run_with_its_clean_up(env):
-    p = env.popen("run", "--", "sleep", "300")
+    p = env.popen("run", "--", "sh", "-c", "echo started; exec sleep 300")
     try:
         [s] = env.wait_sessions(1, procs=(p,))
+        assert p.stdout.readline() == "started\n"      # the agent runs: start-up is over
         p.send_signal(signal.SIGHUP)
         code = p.wait(timeout=60)
     finally:
