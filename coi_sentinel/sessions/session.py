@@ -660,8 +660,8 @@ class Session:
             except IncusError as err:
                 log.debug("%s: state not read: %s", self.name, err)
                 state = {}
-            if state.get("status") not in (None, "Running"):
-                raise ContainerDied(self.name, f"it is {str(state['status']).lower()}, before the agent started")
+            if state.get("status") != "Running" and not self.is_running():
+                raise ContainerDied(self.name, "before the agent started")
             for nic, info in (state.get("network") or {}).items():
                 if nic != "lo" and any(a.get("family") == "inet" and a.get("scope") == "global"
                                        for a in (info or {}).get("addresses") or []):
