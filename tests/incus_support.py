@@ -107,6 +107,7 @@ def forget_daemon(sock: Path) -> None:
 
     shutil.rmtree(state_dir_of(sock), ignore_errors=True)
     Path(str(sock) + ".log").unlink(missing_ok=True)
+    Path(sock).unlink(missing_ok=True)          # a killed daemon's socket
 
 
 class Env:
