@@ -205,7 +205,8 @@ class Daemon:
         path = self.state_dir / "daemon.lock"
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         # a killed daemon holds the lock until the kernel has torn down its BPF programs (a
-        # few seconds after SIGKILL): wait for that one, refuse a live one
+        # few seconds after SIGKILL): wait for that one (its socket refuses connections),
+        # refuse a live one (it answers)
         deadline = time.monotonic() + LOCK_WAIT
         while True:
             try:
@@ -213,7 +214,7 @@ class Daemon:
                 break
             except BlockingIOError:
                 pid = _read_pid(self.state_dir / "daemon.pid")
-                if (pid is not None and _running(pid)) or time.monotonic() >= deadline:
+                if _answers(self.options.socket) or time.monotonic() >= deadline:
                     os.close(fd)
                     raise SentinelError(f"another coi-sentinel daemon (pid {pid}) uses {self.state_dir}",
                                         hint="coi-sentinel status shows it") from None
@@ -731,13 +732,19 @@ def _peer_uid(conn: socket.socket) -> int:
     return uid
 
 
-def _running(pid: int) -> bool:
-    """The process exists and is not a zombie or dying (its fds are then being closed)."""
+def _answers(path: str) -> bool:
+    """A daemon answers ``hello`` on ``path`` (a killed one's socket refuses connections, or
+    takes them into its backlog and never answers)."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+    s.settimeout(2)
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
+        s.connect(path)
+        s.sendall(P.encode({"op": "hello"}))
+        return bool(s.recv(4096))
+    except OSError:
         return False
-    return state not in ("Z", "X", "x")
+    finally:
+        s.close()
 
 
 def _read_pid(path: Path) -> int | None:

@@ -624,8 +624,6 @@ class Session:
                 raise MonitorError(f"the monitor of {self.name} did not start: {err}") from err
             self.monitor = monitor
         self.timings["monitor"] = time.monotonic() - t0
-        if self.network is not None:
-            self._wait_for_address()           # the agent's first connect must find a route
         self.home = self._agent_home()
         profile = self.spec.profile
         if profile.install_check:
@@ -648,6 +646,8 @@ class Session:
         if staged:
             step(f"staging {len(staged)} file(s)")
             staging.push(files, staged, self.home, self.uid, self.gid)
+        if self.network is not None:
+            self._wait_for_address()           # the agent's first connect must find a route
         self.timings["ready"] = time.monotonic() - t0
 
     def _wait_for_address(self, timeout: float = 15.0) -> None:
@@ -665,7 +665,6 @@ class Session:
             for nic, info in (state.get("network") or {}).items():
                 if nic != "lo" and any(a.get("family") == "inet" and a.get("scope") == "global"
                                        for a in (info or {}).get("addresses") or []):
-                    self.timings["address"] = time.monotonic()
                     return
             if time.monotonic() >= deadline:
                 log.warning("%s: its network has no address after %g s; the agent starts anyway",
