@@ -99,6 +99,8 @@ class Daemon:
         self.options = options
         self.lock = threading.RLock()
         self.scopes: dict[str, Scope] = {}
+        #: the same scopes by cgroup id, for routing events
+        self._by_id: dict[int, Scope] = {}
         self.subscribers: list[Subscriber] = []
         self.mon = None
         self.ruleset = None
@@ -320,13 +322,9 @@ class Daemon:
 
     # ------------------------------------------------------------------ events
     def _route(self, event, process) -> None:
-        scope = self._by_id.get(event.scope_id) if self.scopes else None
+        scope = self._by_id.get(event.scope_id)
         if scope is not None:
             scope.handle(event, process)
-
-    @property
-    def _by_id(self) -> dict[int, Scope]:
-        return self.__dict__.setdefault("_ids", {})
 
     def _publish(self, kind: str, scope: Scope, data: Any) -> None:
         if kind == "action" and data.get("action") in ("pause", "resume", "kill"):
@@ -398,7 +396,6 @@ class Daemon:
     def register(self, reg: Registration, *, adopting: bool = False) -> Scope:
         """Watch a new scope; returns once its cgroup is in the kernel filter and its guardian
         runs (the agent's first exec is seen, and nothing runs unwatched)."""
-        from ..probes import cgroups
         from ..trace.format import make_header
 
         _check_cgroup(reg)
