@@ -165,15 +165,6 @@ class DaemonMonitor:
             time.sleep(0.01)
         return bool(r.get("settled"))
 
-    @property
-    def paused(self) -> bool:
-        try:
-            with DaemonClient.connect(self.socket, timeout=5) as c:
-                st = c.request("status")
-        except P.DaemonError:
-            return False
-        return any(s["name"] == self._name and s["state"] in ("frozen", "orphan") for s in st["scopes"])
-
     # ---------------------------------------------------------------- stop
     def stop(self) -> None:
         if not self._name or self._stopping.is_set():

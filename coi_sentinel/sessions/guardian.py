@@ -48,6 +48,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from .owner import start_time
+
 #: the monitor writes a heartbeat at least this often (seconds)
 BEAT_INTERVAL = 0.25
 #: how long the monitor waits for a new guardian to say it is ready (seconds)
@@ -228,13 +230,6 @@ def _log(text: str) -> None:
     os.write(2, f"{stamp} guardian[{os.getpid()}]: {text}\n".encode())
 
 
-def _start_time(pid: int) -> str | None:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
 class _Cgroup:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -366,7 +361,7 @@ def main(argv: list[str] | None = None) -> int:
         pidfd = os.pidfd_open(args.owner)
     except OSError:
         pass
-    if pidfd < 0 or _start_time(args.owner) is None or os.getppid() != args.owner:
+    if pidfd < 0 or start_time(args.owner) is None or os.getppid() != args.owner:
         _act(args, cg, state.owner_gone(now))           # the owner died while we started
         return 0
     os.set_blocking(0, False)

@@ -20,7 +20,7 @@ def _boot_id() -> str:
         return "noboot"
 
 
-def _start_time(pid: int) -> str | None:
+def start_time(pid: int) -> str | None:
     """None for a process that is gone, a zombie or exiting (see :func:`status.start_time`):
     a keeper killed with SIGKILL is an orphan at once, not seconds later while it exits."""
     return status_mod.start_time(pid)
@@ -28,7 +28,7 @@ def _start_time(pid: int) -> str | None:
 
 def keeper_token(pid: int | None = None) -> str:
     pid = os.getpid() if pid is None else pid
-    return f"{_boot_id()}:{pid}:{_start_time(pid)}"
+    return f"{_boot_id()}:{pid}:{start_time(pid)}"
 
 
 def keeper_alive(token: str | None) -> bool:
@@ -36,6 +36,6 @@ def keeper_alive(token: str | None) -> bool:
         return False
     try:
         boot, pid, start = token.split(":")
-        return boot == _boot_id() and _start_time(int(pid)) == start
+        return boot == _boot_id() and start_time(int(pid)) == start
     except ValueError:
         return False
