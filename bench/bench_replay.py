@@ -49,6 +49,7 @@ from coi_sentinel.pipeline import Pipeline  # noqa: E402
 from coi_sentinel.replay import replay  # noqa: E402
 from coi_sentinel.replay.cases import bundled_cases_dir  # noqa: E402
 from coi_sentinel.rules import Engine, load_ruleset  # noqa: E402
+from coi_sentinel.sentinel import AlertList  # noqa: E402
 from coi_sentinel.trace import TraceReader, read_events  # noqa: E402
 from coi_sentinel.trace.lines import iter_lines, open_binary  # noqa: E402
 
@@ -267,7 +268,7 @@ def agreement() -> dict:
             work = base / name
             work.mkdir()
             (work / ".env").write_text("API_KEY=fake\n")
-            live: list = []
+            live = AlertList()
             old_env, old_cwd = dict(os.environ), os.getcwd()
             os.environ.clear()
             os.environ.update(env)
@@ -276,7 +277,7 @@ def agreement() -> dict:
             try:
                 res = record(str(base / f"{name}.jsonl.gz"), ["/bin/bash", "-c", script],
                              should_stop=lambda: time.monotonic() > deadline, sensitive=sensitive,
-                             attach=lambda p: Engine(ruleset, on_alert=live.append).attach(p))
+                             ruleset=ruleset, listeners=[live])
             finally:
                 os.chdir(old_cwd)
                 os.environ.clear()

@@ -49,8 +49,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from coi_sentinel.monitor import Monitor, MonitorOptions  # noqa: E402
-from coi_sentinel.probes.cgroups import WorkloadCgroup  # noqa: E402
-from coi_sentinel.respond import freezer  # noqa: E402
+from coi_sentinel.host.cgroups import WorkloadCgroup  # noqa: E402
+from coi_sentinel.host import freezer  # noqa: E402
 from coi_sentinel.respond.policy import ActionPolicy  # noqa: E402
 from coi_sentinel.respond.responder import Responder, Target  # noqa: E402
 from coi_sentinel.rules import Engine, load_ruleset  # noqa: E402
@@ -238,7 +238,7 @@ def mechanism(runs: int, rules_file: Path, tmp: Path) -> dict:
 
 # ---------------------------------------------------------------- through real sessions
 def session_once(tmp: Path, rules_file: Path, action: str, i: int) -> dict:
-    from coi_sentinel.sessions import incus, naming
+    from coi_sentinel.host import incus, naming
     from coi_sentinel.sessions.session import delete_container
 
     ws, home = tmp / f"ws-{action}-{i}", tmp / f"home-{action}-{i}"

@@ -51,7 +51,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from coi_sentinel.probes.cgroups import WorkloadCgroup  # noqa: E402
+from coi_sentinel.host.cgroups import WorkloadCgroup  # noqa: E402
 
 MARKER = "coi-bench-mark"
 MARKER_RULES = f"""\

@@ -1,3 +1,4 @@
+#define _GNU_SOURCE
 /* workloads.c - the loops the probe benchmark times. Each prints its own loop time in ns.
  *   workloads exec N           fork + execv("/bin/true") + wait, N times
  *   workloads openwrite N PATH open(O_WRONLY|O_CREAT|O_TRUNC) + write 64 B + close, N times
@@ -5,6 +6,8 @@
  *   workloads execpace N USEC  like exec, sleeping USEC between execs (latency probe)
  *   workloads openunlink N DIR open(DIR/f<i>, O_WRONLY|O_CREAT|O_TRUNC) + write 64 B + close
  *                              + unlink, N times: a new path each time, so nothing aggregates
+ *   workloads pipes N          pipe2 + dup2 of the read end + ioctl(FIONREAD) + close of the
+ *                              three fds, N times (the hooks of pipe.bpf.c and its dup/close)
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -12,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -74,6 +78,18 @@ int main(int argc, char **argv)
             int s = socket(AF_INET, SOCK_STREAM, 0);
             connect(s, (struct sockaddr *)&sa, sizeof(sa));
             close(s);
+        }
+    } else if (!strcmp(argv[1], "pipes")) {
+        for (long i = 0; i < n; i++) {
+            int fds[2], avail = 0;
+            if (pipe2(fds, O_CLOEXEC))
+                return 1;
+            if (dup2(fds[0], 10) != 10)
+                return 1;
+            ioctl(10, FIONREAD, &avail);
+            close(10);
+            close(fds[0]);
+            close(fds[1]);
         }
     } else {
         return 2;

@@ -6,7 +6,7 @@
  *       the tracepoint (kernel memory, never empty) and argv read from the new process's stack
  *       (pt_regs->sp via bpf_task_pt_regs(bpf_get_current_task_btf())), so string literals in a
  *       parent's not-yet-faulted pages cannot make argv empty (the enter hook often reads nothing
- *       in a fork+exec loop)
+ *       in a fork+exec loop); from the environment that follows, the LD_* variables (envc)
  *   syscalls:sys_exit_execve / sys_exit_execveat      failed exec: errno, path and argv read from
  *       the caller, whose pages the kernel just faulted in
  * Kill policy (kill_cfg of the scope): SIGKILL from bpf_send_signal here, before the new image
@@ -18,7 +18,9 @@
  *       on both, connected or accepted, by itself or by its parent before the fork: a reverse
  *       or bind shell dies before its first byte.
  * Why: sched_process_exec is the one point where the kernel has resolved the binary.
- * Blind spots: argv past MAX_ARGS strings or ARGS_BUF bytes (flagged truncated); without kernel
+ * Blind spots: argv past MAX_ARGS strings or ARGS_BUF bytes (flagged truncated); LD_* variables
+ * past the first ENV_SCAN environment strings or past the room argv left, and the environment
+ * of a failed exec; without kernel
  * BTF (NO_TASK_BTF) argv of successful execs is empty; a binary started by the kernel itself
  * (usermode helpers) has no enter stash, so fd-based flags are missing for it; a shell under
  * another name (a script named build.py) with a socket on only one of fds 0 and 1, or with a
@@ -64,6 +66,63 @@ static __always_inline __u32 read_argv(struct exec_event *e, __u64 argv)
 done:
     e->args_len = off;
     return count;
+}
+
+/* The dynamic loader's variables from the new process's environment (envp follows argv's
+ * NULL on the new stack): LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT... change what code runs in the
+ * program, and exist nowhere else in the events. The first ENV_SCAN pointers are looked at
+ * (two small reads each), at most ENV_KEEP strings starting "LD_" are appended to e->args
+ * after argv's, in the room argv left. Returns how many were kept. */
+#define ENV_SCAN 128
+#define ENV_KEEP 4
+/* copy one environment string into e->args at *off (0 when there is no room or no string) */
+static __always_inline __u32 copy_env(struct exec_event *e, __u32 *off, __u64 ptr)
+{
+    if (!ptr)
+        return 0;
+    __u32 o = *off;
+    if (o >= ARGS_ROOM) {
+        e->flags |= EXEC_ARGS_TRUNCATED;
+        return 0;
+    }
+    int n = bpf_probe_read_user_str(&e->args[o], ARG_LEN, (void *)ptr);
+    if (n <= 0)
+        return 0;
+    *off = o + n;
+    return 1;
+}
+
+static __always_inline __u32 read_loader_env(struct exec_event *e, __u64 envp)
+{
+    /* first the pointers (a bounded loop: few verifier states, the four slots only fill),
+     * then the strings (four copies, unrolled) */
+    __u64 p0 = 0, p1 = 0, p2 = 0, p3 = 0;
+#pragma clang loop unroll(disable)
+    for (int i = 0; i < ENV_SCAN; i++) {
+        __u64 ptr = 0;
+        if (bpf_probe_read_user(&ptr, sizeof(ptr), (void *)(envp + i * 8)) || !ptr)
+            break;
+        char head[4] = {};
+        if (bpf_probe_read_user(head, 3, (void *)ptr) || head[0] != 'L' || head[1] != 'D' || head[2] != '_')
+            continue;
+        if (!p0) {
+            p0 = ptr;
+        } else if (!p1) {
+            p1 = ptr;
+        } else if (!p2) {
+            p2 = ptr;
+        } else {
+            p3 = ptr;
+            break;
+        }
+    }
+    __u32 off = e->args_len, kept = 0;
+    kept += copy_env(e, &off, p0);
+    kept += copy_env(e, &off, p1);
+    kept += copy_env(e, &off, p2);
+    kept += copy_env(e, &off, p3);
+    e->args_len = off;
+    return kept;
 }
 
 /* EXEC_VIA_FD, plus EXEC_FROM_MEMFD / EXEC_FROM_TMPFILE when this process (or its parent,
@@ -120,13 +179,13 @@ static __always_inline int exec_failed(long ret)
     if (ret >= 0 || !unstash(ST_EXEC, &s))
         return 0;
     struct exec_event *e;
-    if (!(e = reserve_hi(sizeof(*e), EVT_EXEC)))
+    if (!(e = reserve_hi(sizeof(*e), EVT_EXEC, s.scope_id)))
         return 0;
     fill_hdr(&e->hdr, EVT_EXEC, s.scope_id);
     e->ret = ret;
     e->fd = (__s32)s.a[0];
     e->flags = EXEC_ARGS_FROM_CALLER;
-    e->pad = 0;
+    e->envc = 0;
     e->filename[0] = 0;
     int n = bpf_probe_read_user_str(e->filename, PATH_LEN, (void *)s.a[2]);
     if (n == PATH_LEN)
@@ -201,12 +260,12 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     }
 
     struct exec_event *e;
-    if (!(e = reserve_hi(sizeof(*e), EVT_EXEC)))
+    if (!(e = reserve_hi(sizeof(*e), EVT_EXEC, scope_id)))
         return 0;
     fill_hdr(&e->hdr, EVT_EXEC, scope_id);
     e->ret = 0;
     e->flags = eflags;
-    e->pad = 0;
+    e->envc = 0;
     e->fd = have_stash ? (__s32)s.a[0] : AT_FDCWD_VALUE;
     e->filename[0] = 0;
     unsigned short loc = args->data_loc_filename & 0xFFFF;
@@ -221,6 +280,7 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     bpf_probe_read_user(&argc, sizeof(argc), (void *)usp);
     e->argc = (__u32)argc;
     read_argv(e, usp + 8);
+    e->envc = read_loader_env(e, usp + 8 + 8 * (argc + 1));
 #else
     e->argc = 0;
     e->args_len = 0;

@@ -13,14 +13,25 @@
  *   syscalls:sys_enter/exit_link, linkat, symlink, symlinkat -> EVT_LINK (bulk ring)
  *   syscalls:sys_enter/exit_chdir, fchdir -> EVT_CHDIR (bulk ring): user space keeps each
  *       process's cwd and resolves relative and *at() paths (coi_sentinel/probes/paths.py)
+ *   syscalls:sys_enter/exit_utimensat with chosen times (not "now") on a file the caller did not
+ *       write -> EVT_UTIME (bulk ring): a file made to look older or like another (touch -d,
+ *       touch -r, os.utime); a copy keeping its source's times (cp -p, tar x, rsync: the
+ *       caller wrote the file, or created it with O_EXCL/O_TRUNC) is not sent
+ *   syscalls:sys_enter/exit_mknod, mknodat with S_IFIFO -> the fifo's path hash (fifo_paths);
+ *       opens of such a path, of /dev/ptmx and of /dev/pts/N -> EVT_CHAN (see pipe.bpf.c)
  *   opens of /proc/<pid>/mem -> EVT_PRIV op proc_mem_open; O_TMPFILE opens and unlinked paths
  *       are remembered for exec.bpf.c (EXEC_FROM_TMPFILE, EXEC_UNLINKED)
  * The path is read on syscall exit: the kernel has faulted the caller's page in by then.
+ * Directories: O_DIRECTORY and O_PATH opens keep their path for *at() calls (dir_fds), and so
+ *       do read-only O_NOFOLLOW / O_NONBLOCK opens (a tree walker's, tar's: note_maybe_dir).
  * Blind spots: paths are sent as the caller wrote them and resolved in user space (the
- * in-kernel sensitive-prefix set only matches absolute paths; suffixes match both); a dirfd's
+ * in-kernel sensitive-prefix set only matches absolute paths; suffixes match both); a dirfd
+ * opened in another way (a plain O_RDONLY open of a directory) is unknown to the kernel: its
  * path is read from /proc when the event is handled (a process that closed it or exited by
  * then leaves the path relative); paths past PATH_LEN are truncated; files opened through
- * io_uring (uring.bpf.c reports the op) or name_to_handle_at.
+ * io_uring (uring.bpf.c reports the op) or name_to_handle_at; utimes, futimesat and utime
+ * (the older time calls; coreutils and the language runtimes use utimensat); times set on
+ * directories by the extractor that made them (no mkdir hook: they are sent).
  */
 #include "scope.h"
 
@@ -117,7 +128,7 @@ static __always_inline int is_proc_mem(const char *p, int len)
 static __always_inline void proc_mem_event(struct inflight *s, long ret, __u32 flags, const char *path)
 {
     struct priv_event *e;
-    if (!(e = reserve_hi(sizeof(*e), EVT_PRIV)))
+    if (!(e = reserve_hi(sizeof(*e), EVT_PRIV, s->scope_id)))
         return;
     fill_hdr(&e->hdr, EVT_PRIV, s->scope_id);
     e->ret = ret;
@@ -179,7 +190,82 @@ static __always_inline void note_dir(int fd, const char *path, int len)
     c->dp.pad = 0;
     __builtin_memcpy(c->dp.path, path, PATH_LEN);
     struct fd_key k = {.tgid = current_tgid(), .fd = fd};
+    fd_mark(k.tgid, fd, FDM_DIR);
     dir_fds.update(&k, &c->dp);
+}
+
+/* A read-only open without O_DIRECTORY may still be of a directory that then serves as a
+ * dirfd: GNU tar opens each directory it walks with O_RDONLY|O_NOFOLLOW|O_NONBLOCK and the
+ * files in it relative to that fd (openat(4, "credentials")). Such opens - O_NOFOLLOW or
+ * O_NONBLOCK, what a tree walker passes and a program reading a file does not - keep their
+ * resolved path like a directory's (dir_fds), so what is opened through them is joined to it.
+ * A regular file's entry is never used as a dirfd (ENOTDIR) and goes at its close. */
+#define O_NONBLOCK_V 00004000
+#define O_NOFOLLOW_V 00400000
+static __always_inline void note_maybe_dir(long ret, __u32 flags, const char *path, int len)
+{
+    if (ret >= 0 && (flags & (O_NOFOLLOW_V | O_NONBLOCK_V)) && path[0] == '/')
+        note_dir((int)ret, path, len);
+}
+
+/* The path of a stashed call (a[0] its dirfd, a[1] the user pointer), read into the per-CPU
+ * scratch and joined to its directory; *len gets its length with the NUL. 0 when unreadable. */
+static __always_inline struct open_scratch *stashed_path(struct inflight *s, int *len)
+{
+    __u32 zero = 0;
+    struct open_scratch *sc = open_scratch_map.lookup(&zero);
+    if (!sc)
+        return 0;
+    __builtin_memset(sc->path, 0, sizeof(sc->path));
+    int n = bpf_probe_read_user_str(sc->path, PATH_LEN, (void *)s->a[1]);
+    if (n <= 0)
+        return 0;
+    *len = join_dirfd(sc->path, n, (int)s->a[0]);
+    return sc;
+}
+
+/* An open of a pty master (/dev/ptmx, /dev/pts/ptmx), a pty slave (/dev/pts/N: its master
+ * from pty_ids when TIOCGPTN was seen) or a fifo made in scope (its path hash in fifo_paths):
+ * the fd becomes a chan_fds entry and EVT_CHAN op open is sent (pipe.bpf.c). */
+static __always_inline void chan_open(__u64 scope_id, long ret, __u32 flags, const char *p, int len)
+{
+    struct chan_info ci = {};
+    __u32 pty = 0xffffffffU;
+    if (p[0] == '/' && p[1] == 'd' && p[2] == 'e' && p[3] == 'v' && p[4] == '/' && p[5] == 'p' &&
+        p[6] == 't') {
+        if ((p[7] == 'm' && p[8] == 'x' && p[9] == 0) ||
+            (p[7] == 's' && p[8] == '/' && p[9] == 'p' && p[10] == 't' && p[11] == 'm' && p[12] == 'x' &&
+             p[13] == 0)) {
+            ci.id = chan_new_id();
+            ci.end = CHAN_MASTER;
+        } else if (p[7] == 's' && p[8] == '/') {
+            int n = parse_fd(p + 9);
+            if (n < 0)
+                return;
+            struct pty_key k = {.scope_id = scope_id, .num = (__u32)n};
+            __u64 *id = pty_ids.lookup(&k);
+            ci.id = id ? *id : 0;
+            ci.end = CHAN_SLAVE;
+            pty = (__u32)n;
+        } else {
+            return;
+        }
+        ci.kind = CHAN_PTY;
+    } else {
+        __u32 zero = 0;
+        __u64 *made = fifo_count.lookup(&zero);
+        if (!made || !*made)
+            return;
+        __u64 h = path_hash(p, len);
+        if (!fifo_paths.lookup(&h))
+            return;
+        __u32 acc = flags & O_ACCMODE_V;
+        ci.id = h;
+        ci.kind = CHAN_FIFO;
+        ci.end = acc == 0 ? CHAN_READ : acc == 1 ? CHAN_WRITE : CHAN_RDWR;
+    }
+    chan_put(current_tgid(), (int)ret, &ci);
+    chan_event_send(scope_id, ret, (int)ret, -1, CHAN_OP_OPEN, pty, &ci);
 }
 
 static __always_inline void open_exit(long ret)
@@ -189,14 +275,12 @@ static __always_inline void open_exit(long ret)
         return;
     __u32 flags = (__u32)s.a[2];
     __u32 zero = 0;
-    struct open_scratch *sc = open_scratch_map.lookup(&zero);
+    int len = 0;
+    struct open_scratch *sc = stashed_path(&s, &len);
     if (!sc)
         return;
-    __builtin_memset(sc->path, 0, sizeof(sc->path));
-    int len = bpf_probe_read_user_str(sc->path, PATH_LEN, (void *)s.a[1]);
-    if (len <= 0)
-        return;
-    len = join_dirfd(sc->path, len, (int)s.a[0]);
+    if (ret >= 0 && !(flags & (O_DIRECTORY_V | O_PATH_V)))
+        chan_open(s.scope_id, ret, flags, sc->path, len);
     if (ret >= 0 && (flags & O_TMPFILE_V) != O_TMPFILE_V && (flags & (O_DIRECTORY_V | O_PATH_V))) {
         note_dir((int)ret, sc->path, len);
         return;
@@ -204,6 +288,7 @@ static __always_inline void open_exit(long ret)
     if (ret >= 0 && (flags & O_TMPFILE_V) == O_TMPFILE_V) {
         struct fd_key fk = {.tgid = current_tgid(), .fd = (int)ret};
         __u32 anon = ANON_TMPFILE;
+        fd_mark(fk.tgid, fk.fd, FDM_MEMFD);
         memfds.update(&fk, &anon);
     } else if (ret >= 0 && sc->path[0] == '/' && (sc->path[1] == 'p' || sc->path[1] == 'd')) {
         /* a nameless file reopened through /proc/self/fd/N (a read-only fd to exec: the
@@ -215,6 +300,7 @@ static __always_inline void open_exit(long ret)
             if (anon) {
                 __u32 copy = *anon;
                 fk.fd = (int)ret;
+                fd_mark(fk.tgid, fk.fd, FDM_MEMFD);
                 memfds.update(&fk, &copy);
             }
         }
@@ -235,6 +321,7 @@ static __always_inline void open_exit(long ret)
             if (file_aggs.lookup(&wk))
                 file_put(wk.tgid, (int)ret, &wk);
         }
+        note_maybe_dir(ret, flags, sc->path, len);
         return;
     }
 
@@ -270,10 +357,10 @@ static __always_inline void open_exit(long ret)
 
     struct file_open_event *e;
     if (kind == FILE_KIND_SENSITIVE) {
-        if (!(e = reserve_hi(sizeof(*e), EVT_FILE_OPEN)))
+        if (!(e = reserve_hi(sizeof(*e), EVT_FILE_OPEN, s.scope_id)))
             return;
     } else {
-        if (!(e = reserve_bulk(sizeof(*e), EVT_FILE_OPEN)))
+        if (!(e = reserve_bulk(sizeof(*e), EVT_FILE_OPEN, s.scope_id)))
             return;
     }
     fill_hdr(&e->hdr, EVT_FILE_OPEN, s.scope_id);
@@ -364,7 +451,7 @@ static __always_inline void rename_enter(const char *oldp, const char *newp, __u
 static __always_inline void two_paths_exit(struct inflight *s, __u32 type, long ret, int old_is_path)
 {
     struct rename_event *e;
-    if (!(e = reserve_bulk(sizeof(*e), type)))
+    if (!(e = reserve_bulk(sizeof(*e), type, s->scope_id)))
         return;
     fill_hdr(&e->hdr, type, s->scope_id);
     e->ret = ret;
@@ -482,9 +569,9 @@ static __always_inline void path_exit(__u32 kind, __u32 type, long ret)
     int urgent = type == EVT_CHMOD && (s.a[2] & 06000);
     struct path_event *e;
     if (urgent)
-        e = reserve_hi(sizeof(*e), type);
+        e = reserve_hi(sizeof(*e), type, s.scope_id);
     else
-        e = reserve_bulk(sizeof(*e), type);
+        e = reserve_bulk(sizeof(*e), type, s.scope_id);
     if (!e)
         return;
     fill_hdr(&e->hdr, type, s.scope_id);
@@ -626,6 +713,66 @@ LINK_HOOKS(symlink, args->oldname, args->newname, LINK_SYMLINK, AT_FDCWD_V, AT_F
 LINK_HOOKS(symlinkat, args->oldname, args->newname, LINK_SYMLINK, AT_FDCWD_V, (int)args->newdfd)
 #endif
 
+/* ---- mknod(S_IFIFO): fifos made in scope, so their opens become chan_fds entries ---- */
+#define S_IFMT_V 0170000
+#define S_IFIFO_V 0010000
+
+static __always_inline void mkfifo_enter(int dfd, const char *path, __u64 mode)
+{
+    if ((mode & S_IFMT_V) != S_IFIFO_V)
+        return;
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id))
+        stash(ST_MKFIFO, scope_id, (__u64)(__s64)dfd, (__u64)path, 0, 0);
+}
+
+static __always_inline void mkfifo_exit(long ret)
+{
+    struct inflight s;
+    if (!unstash(ST_MKFIFO, &s) || ret != 0)
+        return;
+    int len = 0;
+    struct open_scratch *sc = stashed_path(&s, &len);
+    if (!sc)
+        return;
+    __u64 h = path_hash(sc->path, len);
+    __u32 zero = 0;
+    __u8 one = 1;
+    fifo_paths.update(&h, &one);
+    __u64 *made = fifo_count.lookup(&zero);
+    if (made)
+        __sync_fetch_and_add(made, 1);
+}
+
+#ifdef TP_syscalls__sys_enter_mknodat
+TRACEPOINT_PROBE(syscalls, sys_enter_mknodat)
+{
+    mkfifo_enter(args->dfd, args->filename, (__u64)args->mode);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_mknodat
+TRACEPOINT_PROBE(syscalls, sys_exit_mknodat)
+{
+    mkfifo_exit(args->ret);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_enter_mknod
+TRACEPOINT_PROBE(syscalls, sys_enter_mknod)
+{
+    mkfifo_enter(AT_FDCWD_V, args->filename, (__u64)args->mode);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_mknod
+TRACEPOINT_PROBE(syscalls, sys_exit_mknod)
+{
+    mkfifo_exit(args->ret);
+    return 0;
+}
+#endif
+
 /* ---- chdir, fchdir: user space follows each process's cwd to resolve relative paths ---- */
 #ifdef TP_syscalls__sys_enter_chdir
 TRACEPOINT_PROBE(syscalls, sys_enter_chdir)
@@ -652,6 +799,87 @@ TRACEPOINT_PROBE(syscalls, sys_enter_fchdir)
 TRACEPOINT_PROBE(syscalls, sys_exit_fchdir)
 {
     path_exit(ST_CHDIR, EVT_CHDIR, args->ret);
+    return 0;
+}
+#endif
+
+/* ---- utimensat with chosen times: timestamps forged (touch -d / -r, os.utime) ----
+ * Kept apart from the hooks above. Times "now" (a NULL array, or UTIME_NOW twice) are never
+ * sent, nor times set on a file the caller wrote bytes to or created with O_EXCL or O_TRUNC
+ * (a copy keeps its source's times: cp -p, tar x, rsync, unzip, npm): file_aggs says so. */
+#define UTIME_NOW_V ((1l << 30) - 1l)
+#define UTIME_OMIT_V ((1l << 30) - 2l)
+#define O_EXCL_V 00000200
+
+#if defined(TP_syscalls__sys_enter_utimensat) && defined(TP_syscalls__sys_exit_utimensat)
+TRACEPOINT_PROBE(syscalls, sys_enter_utimensat)
+{
+    if (!args->utimes)
+        return 0;
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id))
+        stash(ST_UTIME, scope_id, (__u64)(__s64)args->dfd, (__u64)args->filename, (__u64)args->utimes,
+              (__u64)args->flags);
+    return 0;
+}
+
+/* 1 when the caller wrote the file itself (its write-open key, from the path or the fd) */
+static __always_inline int utime_of_own_copy(struct file_agg *a)
+{
+    return a && (a->bytes || (a->flags & (O_EXCL_V | O_TRUNC_V)));
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_utimensat)
+{
+    struct inflight s;
+    if (!unstash(ST_UTIME, &s))
+        return 0;
+    __s64 ts[4] = {};     /* struct timespec[2]: {sec, nsec} x 2 */
+    if (bpf_probe_read_user(ts, sizeof(ts), (void *)s.a[2]))
+        return 0;
+    __u32 how = 0;
+    if (ts[1] != UTIME_NOW_V && ts[1] != UTIME_OMIT_V)
+        how |= UTIME_SET_ATIME;
+    if (ts[3] != UTIME_NOW_V && ts[3] != UTIME_OMIT_V)
+        how |= UTIME_SET_MTIME;
+    if (!how)
+        return 0;
+    __u32 tgid = current_tgid();
+    struct file_key key = {.tgid = tgid, .kind = FILE_KIND_WRITE};
+    struct file_agg *a = 0;
+    int len = 0;
+    struct open_scratch *sc = 0;
+    if (s.a[1]) {
+        sc = stashed_path(&s, &len);
+        if (!sc)
+            return 0;
+        key.path_hash = path_hash(sc->path, len);
+        a = file_aggs.lookup(&key);
+    } else {
+        struct file_key *fk = file_get(tgid, (int)s.a[0]);
+        a = fk ? file_aggs.lookup(fk) : 0;
+    }
+    if (utime_of_own_copy(a))
+        return 0;
+    __s64 past = (__s64)(bpf_ktime_get_tai_ns() / 1000000000ULL) - UTIME_PAST_S;
+    if (((how & UTIME_SET_ATIME) && ts[0] < past) || ((how & UTIME_SET_MTIME) && ts[2] < past))
+        how |= UTIME_BACKDATED;
+    struct utime_event *e;
+    if (!(e = reserve_bulk(sizeof(*e), EVT_UTIME, s.scope_id)))
+        return 0;
+    fill_hdr(&e->hdr, EVT_UTIME, s.scope_id);
+    e->ret = args->ret;
+    e->fd = (__s32)s.a[0];
+    e->flags = (__u32)s.a[3];
+    e->how = how;
+    e->atime = (how & UTIME_SET_ATIME) ? ts[0] : 0;
+    e->mtime = (how & UTIME_SET_MTIME) ? ts[2] : 0;
+    e->path[0] = 0;
+    if (sc)
+        bpf_probe_read_kernel_str(e->path, PATH_LEN, sc->path);
+    else if (a)
+        bpf_probe_read_kernel_str(e->path, PATH_LEN, a->path);
+    events_bulk.ringbuf_submit(e, bulk_submit_flags());
     return 0;
 }
 #endif

@@ -3,6 +3,11 @@
  * Hooks:
  *   syscalls:sys_enter_sendto/sendmsg with MSG_FASTOPEN and an address: a TCP Fast Open connect,
  *       handled as a connect (kill policy, socket tracking, EVT_CONNECT with CONNECT_FASTOPEN)
+ *   syscalls:sys_enter_sendto/sendmsg with any other inet/inet6 address: a datagram sent without
+ *       connect() (UDP, ICMP); the first send of a process to a destination is an EVT_CONNECT
+ *       with CONNECT_SENDTO, repeats are counted in conn_aggs (EVT_CONNECT_REPEAT) and the
+ *       socket is tracked like a connected one, so its bytes are counted (EVT_NET_SEND); the
+ *       kill policy's blocked destinations apply as to a connect
  *   syscalls:sys_enter/exit_write, writev, sendto, sendmsg   add the returned byte count to
  *       file_aggs (fds opened with write intent, see file.bpf.c) or net_aggs (connected sockets,
  *       see net.bpf.c); nothing is sent per call
@@ -18,19 +23,27 @@
  * aggregates.py).
  * Blind spots: bytes changed through a mapping (its length is counted instead), io_uring
  * writes (io_uring's own events, uring.bpf.c), sendmmsg, vmsplice; sockets and files inherited
- * from a parent are counted only on fds 0-2 (sockets) or not at all (files).
+ * from a parent are counted only on fds 0-2 (sockets) or not at all (files); the bytes of an
+ * unconnected socket that sends to several destinations are all counted under the first.
  */
 #include "scope.h"
 
+/* The scope check comes first: a process outside every scope has no fd entries (they are made
+ * in scope only), and a write of one costs the check alone, no fd-map look-ups. */
 static __always_inline void io_enter(int fd)
 {
+    __u64 scope_id = 0;
+    if (!in_scope(&scope_id))
+        return;
     __u32 tgid = current_tgid();
-    if (file_get(tgid, fd)) {
-        stash(ST_WRITE_FILE, 0, (__u64)fd, 0, 0, 0);
+    struct file_key *fk = file_get(tgid, fd);
+    if (fk) {
+        /* the file's key goes with the stash: the exit counts on it with no fd look-up */
+        stash(ST_WRITE_FILE, scope_id, (__u64)fd, ((__u64)fk->kind << 32) | fk->tgid, fk->path_hash, 0);
         return;
     }
     if (sock_get(tgid, fd)) {
-        stash(ST_WRITE_SOCK, 0, (__u64)fd, 0, 0, 0);
+        stash(ST_WRITE_SOCK, scope_id, (__u64)fd, 0, 0, 0);
         return;
     }
     if (fd < 0 || fd > 2 || sock_entry(tgid, fd))   /* an entry here: a tombstone */
@@ -40,7 +53,7 @@ static __always_inline void io_enter(int fd)
     if (!si)
         return;
     sock_put(tgid, fd, si);
-    stash(ST_WRITE_SOCK, 0, (__u64)fd, 0, 0, 0);
+    stash(ST_WRITE_SOCK, scope_id, (__u64)fd, 0, 0, 0);
 }
 
 static __always_inline void io_exit(long ret)
@@ -50,23 +63,23 @@ static __always_inline void io_exit(long ret)
         return;
     __u32 kind = s->nr;
     int fd = (int)s->a[0];
+    __u64 scope_id = s->scope_id;
+    struct file_key fk = {.tgid = (__u32)s->a[1], .kind = (__u32)(s->a[1] >> 32), .path_hash = s->a[2]};
     s->nr = 0;
     if (ret <= 0)
         return;
-    __u64 id = bpf_get_current_pid_tgid();
-    struct fd_key k = {.tgid = id >> 32, .fd = fd};
-    __u64 now = bpf_ktime_get_ns();
     if (kind == ST_WRITE_FILE) {
-        struct file_key *fk = file_get(k.tgid, fd);
-        if (!fk)
-            return;
-        struct file_agg *a = file_aggs.lookup(fk);
+        struct file_agg *a = file_aggs.lookup(&fk);
         if (!a)
             return;
         __sync_fetch_and_add(&a->bytes, ret);
         __sync_fetch_and_add(&a->writes, 1);
-        a->last_ts = now;
-    } else if (kind == ST_WRITE_SOCK) {
+        a->last_ts = bpf_ktime_get_ns();
+        return;
+    }
+    __u64 now = bpf_ktime_get_ns();
+    struct fd_key k = {.tgid = current_tgid(), .fd = fd};
+    if (kind == ST_WRITE_SOCK) {
         struct net_agg *a = net_aggs.lookup(&k);
         if (!a) {
             struct sock_info *si = sock_get(k.tgid, fd);
@@ -75,8 +88,6 @@ static __always_inline void io_exit(long ret)
             struct net_agg fresh = {};
             fresh.first_ts = now;
             fresh.cgroup_id = bpf_get_current_cgroup_id();
-            __u64 scope_id = 0;
-            in_scope(&scope_id);
             fresh.scope_id = scope_id;
             fresh.uid = (__u32)bpf_get_current_uid_gid();
             __builtin_memcpy(&fresh.sock, si, sizeof(fresh.sock));
@@ -127,31 +138,107 @@ TRACEPOINT_PROBE(syscalls, sys_exit_writev)
  * blocked destinations apply, the socket is tracked like a connected one, an EVT_CONNECT with
  * CONNECT_FASTOPEN is sent (ret 0: the connect's own result is not known here). */
 #define MSG_FASTOPEN_V 0x20000000
+
+/* EVT_CONNECT for a connect made by a send (ret 0: its result is not known on entry) */
+static __always_inline void connect_record(__u64 scope_id, int fd, struct sock_info *si, __u32 flags)
+{
+    struct connect_event *e;
+    if (!(e = reserve_hi(sizeof(*e), EVT_CONNECT, scope_id)))
+        return;
+    fill_hdr(&e->hdr, EVT_CONNECT, scope_id);
+    e->ret = 0;
+    e->fd = fd;
+    __builtin_memcpy(&e->sock, si, sizeof(e->sock));
+    e->unix_path[0] = 0;
+    e->flags = flags;
+    events_hi.ringbuf_submit(e, WAKE_NOW);
+}
+
+/* The inet/inet6 destination of a send into *si, and the kill policy applied to it: `flags`
+ * plus CONNECT_KILLED when it was blocked; 0 when the address is no inet/inet6 one. */
+static __always_inline __u32 send_dest(__u64 scope_id, __u64 uaddr, int len, struct sock_info *si,
+                                       __u32 flags)
+{
+    if (read_sockaddr(si, 0, uaddr, len) < 0 || (si->family != AF_INET_V && si->family != AF_INET6_V))
+        return 0;
+    if ((kill_flags(scope_id) & KILL_BLOCKED_CONNECT) && connect_blocked(scope_id, uaddr, len)) {
+        kill_current(KILL_REASON_BLOCKED_CONNECT);
+        flags |= CONNECT_KILLED;
+    }
+    return flags;
+}
+
 static __always_inline void fastopen_connect(int fd, __u64 uaddr, int len)
 {
     __u64 scope_id = 0;
     if (!in_scope(&scope_id))
         return;
     struct sock_info si = {};
-    if (read_sockaddr(&si, 0, uaddr, len) < 0 || (si.family != AF_INET_V && si.family != AF_INET6_V))
+    __u32 flags = send_dest(scope_id, uaddr, len, &si, CONNECT_FASTOPEN);
+    if (!flags)
         return;
-    __u32 flags = CONNECT_FASTOPEN;
-    if ((kill_flags(scope_id) & KILL_BLOCKED_CONNECT) && connect_blocked(scope_id, uaddr, len)) {
-        kill_current(KILL_REASON_BLOCKED_CONNECT);
-        flags |= CONNECT_KILLED;
-    }
+    sock_put(current_tgid(), fd, &si);
+    connect_record(scope_id, fd, &si, flags);
+}
+
+/* ---- sends with a destination address (sendto/sendmsg on an unconnected socket) ----
+ * A datagram socket sends without connect(): the destination comes with each send. The first
+ * send of a process to one destination is reported as a connect (EVT_CONNECT, CONNECT_SENDTO,
+ * ret 0: the send's own result is not known on entry), repeats only count in conn_aggs like
+ * repeated connects; the fd is tracked like a connected socket (bytes counted, net_send at
+ * close). Kept apart from the write accounting above: the send hooks only call it. */
+static __always_inline void dgram_send_in(__u64 scope_id, int fd, __u64 uaddr, int len)
+{
+    struct sock_info si = {};
+    __u32 flags = send_dest(scope_id, uaddr, len, &si, CONNECT_SENDTO);
+    if (!flags)
+        return;
     __u32 tgid = current_tgid();
-    sock_put(tgid, fd, &si);
-    struct connect_event *e;
-    if (!(e = reserve_hi(sizeof(*e), EVT_CONNECT)))
+    struct sock_info *known = sock_get(tgid, fd);
+    if (!known)
+        sock_put(tgid, fd, &si);
+    struct conn_key k = {};
+    k.tgid = tgid;
+    k.family = si.family;
+    k.port = si.port;
+    __builtin_memcpy(k.addr, si.addr, sizeof(k.addr));
+    __u64 now = bpf_ktime_get_ns();
+    struct conn_agg *a = conn_aggs.lookup(&k);
+    if (a && !(flags & CONNECT_KILLED)) {
+        __sync_fetch_and_add(&a->count, 1);
+        a->last_ts = now;
         return;
-    fill_hdr(&e->hdr, EVT_CONNECT, scope_id);
-    e->ret = 0;
-    e->fd = fd;
-    __builtin_memcpy(&e->sock, &si, sizeof(e->sock));
-    e->unix_path[0] = 0;
-    e->flags = flags;
-    events_hi.ringbuf_submit(e, WAKE_NOW);
+    }
+    if (!a) {
+        struct conn_agg fresh = {};
+        fresh.first_ts = now;
+        fresh.last_ts = now;
+        fresh.scope_id = scope_id;
+        fresh.cgroup_id = bpf_get_current_cgroup_id();
+        fresh.count = 1;
+        fresh.uid = (__u32)bpf_get_current_uid_gid();
+        if (conn_aggs.update(&k, &fresh))
+            count_agg_full(2);
+    }
+    connect_record(scope_id, fd, &si, flags);
+}
+
+static __always_inline void dgram_send(int fd, __u64 uaddr, int len)
+{
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id))
+        dgram_send_in(scope_id, fd, uaddr, len);
+}
+
+/* sendmsg: the address is msghdr's msg_name (read only for a process in scope) */
+static __always_inline void dgram_sendmsg(int fd, __u64 msg)
+{
+    __u64 scope_id = 0;
+    if (!in_scope(&scope_id))
+        return;
+    struct { __u64 name; __u32 namelen; __u32 pad; } hdr = {};   /* struct msghdr's head */
+    if (!bpf_probe_read_user(&hdr, sizeof(hdr), (void *)msg) && hdr.name)
+        dgram_send_in(scope_id, fd, hdr.name, (int)hdr.namelen);
 }
 
 #ifdef TP_syscalls__sys_enter_sendto
@@ -160,6 +247,8 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendto)
     __u64 uaddr = (__u64)args->addr;
     if (uaddr && (args->flags & MSG_FASTOPEN_V))
         fastopen_connect((int)args->fd, uaddr, (int)args->addr_len);
+    else if (uaddr)
+        dgram_send((int)args->fd, uaddr, (int)args->addr_len);
     io_enter(args->fd);
     return 0;
 }
@@ -178,6 +267,8 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
         struct { __u64 name; __u32 namelen; __u32 pad; } hdr = {};   /* struct msghdr's head */
         if (args->msg && !bpf_probe_read_user(&hdr, sizeof(hdr), (void *)args->msg) && hdr.name)
             fastopen_connect((int)args->fd, hdr.name, (int)hdr.namelen);
+    } else if (args->msg) {
+        dgram_sendmsg((int)args->fd, (__u64)args->msg);
     }
     io_enter(args->fd);
     return 0;
@@ -248,7 +339,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_mmap)
         a->last_ts = bpf_ktime_get_ns();
     }
     struct mmap_event *e;
-    if (!(e = reserve_bulk(sizeof(*e), EVT_MMAP_WRITE)))
+    if (!(e = reserve_bulk(sizeof(*e), EVT_MMAP_WRITE, scope_id)))
         return 0;
     fill_hdr(&e->hdr, EVT_MMAP_WRITE, scope_id);
     e->fd = fd;
@@ -264,16 +355,24 @@ TRACEPOINT_PROBE(syscalls, sys_enter_mmap)
 }
 #endif
 
+/* Only a process in scope has fd entries to forget (every entry is made in scope, and only a
+ * process in scope reads them): one outside every scope pays the scope check alone. The fds a
+ * process closes after its scope was removed keep their entries until the LRU evicts them or
+ * the process exits (generation check); scopes are removed when their container stops. */
 #ifdef TP_syscalls__sys_enter_close
 TRACEPOINT_PROBE(syscalls, sys_enter_close)
 {
+    __u64 scope_id = 0;
+    if (!in_scope(&scope_id))
+        return 0;
     struct fd_key k = {.tgid = current_tgid(), .fd = (int)args->fd};
-    fd_forget(k.tgid, k.fd);
+    if (!fd_forget(k.tgid, k.fd))
+        return 0;   /* no socket entry: no totals (net_aggs entries are made for those only) */
     struct net_agg *a = net_aggs.lookup(&k);
     if (!a)
         return 0;
     struct net_send_event *e;
-    if ((e = reserve_hi(sizeof(*e), EVT_NET_SEND))) {
+    if ((e = reserve_hi(sizeof(*e), EVT_NET_SEND, a->scope_id))) {
         fill_hdr(&e->hdr, EVT_NET_SEND, a->scope_id);
         e->fd = k.fd;
         e->calls = a->calls;

@@ -5,7 +5,8 @@
  *       the return value (EINPROGRESS for non-blocking sockets, ENETUNREACH with no route); the
  *       sockaddr is read on exit, after the kernel copied it in. Connected sockets are kept in
  *       sock_fds for dup tracking and byte accounting (io.bpf.c).
- *   syscalls:sys_enter/exit_dup2, dup3, dup          the socket mark follows every copy of the fd;
+ *   syscalls:sys_enter/exit_dup2, dup3, dup          the socket mark (and a pipe, fifo or pty end,
+ *       pipe.bpf.c) follows every copy of the fd;
  *       an fd landing on 0, 1 or 2 is reported, flagged when it is
  *       a socket this process (or its parent, for fork-then-dup shells) connected
  *   Repeats of one inet/inet6 connect (same process, destination and result) are counted in
@@ -22,8 +23,8 @@
  *       sockets, gets SIGKILL on syscall exit (DUP_KILLED); exec.bpf.c kills one exec'd so.
  * Why: a reverse shell is a connect plus a dup onto stdio, whatever the binary is called.
  *   syscalls:sys_enter/exit_fcntl (F_DUPFD, F_DUPFD_CLOEXEC only)  the same, for perl & co
- * Blind spots: sockets received over SCM_RIGHTS; unix-socket accepts;
- * sendto() on unconnected UDP sockets has no connect to report.
+ * Blind spots: sockets received over SCM_RIGHTS; unix-socket accepts. (sendto/sendmsg on an
+ * unconnected socket has no connect: io.bpf.c reports its first send to a destination as one.)
  */
 #include "scope.h"
 
@@ -49,19 +50,16 @@ TRACEPOINT_PROBE(syscalls, sys_enter_connect)
  * reports the counts as EVT_CONNECT_REPEAT. Returns 1 when this connect was a repeat. */
 static __always_inline int connect_repeat(struct inflight *s, long ret)
 {
-    __u16 family = 0;
     __u64 uaddr = s->a[1];
-    if (!uaddr || bpf_probe_read_user(&family, sizeof(family), (void *)uaddr))
+    struct sock_info si = {};
+    if (read_sockaddr(&si, 0, uaddr, (int)s->a[2]) < 0)
         return 0;
-    if (family != AF_INET_V && family != AF_INET6_V)
+    if (si.family != AF_INET_V && si.family != AF_INET6_V)
         return 0;
     struct conn_key k = {};
     k.tgid = current_tgid();
     k.ret = ret;
-    k.family = family;
-    struct sock_info si = {};
-    if (read_sockaddr(&si, 0, uaddr, (int)s->a[2]) < 0)
-        return 0;
+    k.family = si.family;
     k.port = si.port;
     __builtin_memcpy(k.addr, si.addr, sizeof(k.addr));
     if (ret == 0 || ret == -EINPROGRESS_V)
@@ -94,7 +92,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_connect)
     if (!s.a[3] && connect_repeat(&s, args->ret))
         return 0;
     struct connect_event *e;
-    if (!(e = reserve_hi(sizeof(*e), EVT_CONNECT)))
+    if (!(e = reserve_hi(sizeof(*e), EVT_CONNECT, s.scope_id)))
         return 0;
     __builtin_memset(&e->sock, 0, sizeof(e->sock));
     e->unix_path[0] = 0;
@@ -133,11 +131,19 @@ static __always_inline void dup_exit(long ret)
     struct file_key *fk = file_get(tgid, oldfd);
     if (fk)
         __builtin_memcpy(&fcopy, fk, sizeof(fcopy));
+    /* a pipe, fifo or pty end: the copy is the same end (pipe.bpf.c) */
+    struct chan_info ccopy = {};
+    struct chan_info *ci = si ? 0 : chan_get(tgid, oldfd);
+    if (ci)
+        __builtin_memcpy(&ccopy, ci, sizeof(ccopy));
+    flags |= DUP_FD_KINDS;
     if (ret >= 0) {
         /* newfd was implicitly closed: whatever it was is gone */
         fd_forget(tgid, newfd);
         if (fk)
             file_put(tgid, newfd, &fcopy);
+        if (ci)
+            chan_put(tgid, newfd, &ccopy);
         if (si)
             sock_put(tgid, newfd, &copy);
         else if (newfd >= 0 && newfd <= 2)
@@ -157,7 +163,7 @@ static __always_inline void dup_exit(long ret)
     if (newfd < 0 || newfd > 2)
         return;
     struct dup_event *e;
-    if (!(e = reserve_hi(sizeof(*e), EVT_DUP)))
+    if (!(e = reserve_hi(sizeof(*e), EVT_DUP, s.scope_id)))
         return;
     fill_hdr(&e->hdr, EVT_DUP, s.scope_id);
     e->ret = ret;
@@ -167,6 +173,7 @@ static __always_inline void dup_exit(long ret)
     __builtin_memset(&e->sock, 0, sizeof(e->sock));
     if (si)
         __builtin_memcpy(&e->sock, &copy, sizeof(e->sock));
+    __builtin_memcpy(&e->chan, &ccopy, sizeof(e->chan));
     events_hi.ringbuf_submit(e, WAKE_NOW);
 }
 
@@ -254,7 +261,7 @@ static __always_inline void send_sock_event(__u32 type, __u64 scope_id, long ret
                                             struct sock_info *si, __u32 backlog)
 {
     struct sock_event *e;
-    if (!(e = reserve_hi(sizeof(*e), type)))
+    if (!(e = reserve_hi(sizeof(*e), type, scope_id)))
         return;
     fill_hdr(&e->hdr, type, scope_id);
     e->ret = ret;
@@ -356,6 +363,7 @@ TRACEPOINT_PROBE(syscalls, sys_exit_bind)
     long ret = args->ret;
     if (ret == 0) {
         struct fd_key k = {.tgid = current_tgid(), .fd = (int)s.a[0]};
+        fd_mark(k.tgid, k.fd, FDM_BOUND);
         bound_fds.update(&k, &si);
     }
     send_sock_event(EVT_BIND, s.scope_id, ret, (int)s.a[0], &si, 0);

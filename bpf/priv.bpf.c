@@ -6,8 +6,8 @@
  * so exec.bpf.c can flag an exec from it.
  * Why: these are rare in agent work and each one is a step of an escalation or escape.
  * Also: io_uring_register, process_vm_readv/writev, setxattr/lsetxattr/fsetxattr of
- * security.capability (file capabilities), and init_module/finit_module through
- * raw_syscalls:sys_enter filtered by number where the kernel has no tracepoint for them.
+ * security.capability (file capabilities), and init_module/finit_module through the raw
+ * tracepoint sys_enter filtered by number where the kernel has no tracepoint for them.
  * Blind spots: io_uring operations are uring.bpf.c's; setxattrat (6.13+) is not hooked.
  */
 #include "scope.h"
@@ -28,10 +28,11 @@ static __always_inline void priv_exit(long ret)
     if (op == PRIV_MEMFD_CREATE && ret >= 0) {
         struct fd_key k = {.tgid = current_tgid(), .fd = (int)ret};
         __u32 one = 1;
+        fd_mark(k.tgid, k.fd, FDM_MEMFD);
         memfds.update(&k, &one);
     }
     struct priv_event *e;
-    if (!(e = reserve_hi(sizeof(*e), EVT_PRIV)))
+    if (!(e = reserve_hi(sizeof(*e), EVT_PRIV, s.scope_id)))
         return;
     fill_hdr(&e->hdr, EVT_PRIV, s.scope_id);
     e->ret = ret;
@@ -161,8 +162,9 @@ PRIV_EXIT(process_vm_writev)
 #endif
 
 /* ---- file capabilities: setxattr of "security.capability" ----
- * The name is compared on entry (a read of 20 bytes); other attributes cost only that. The
- * record's str is the file's path (fd for fsetxattr: arg0). */
+ * In scope, the name is compared on entry (a read of 20 bytes); other attributes cost only
+ * that, and processes outside every scope only the scope check. The record's str is the
+ * file's path (fd for fsetxattr: arg0). */
 static __always_inline int is_cap_xattr(const char *uname)
 {
     /* "security.capability" and its NUL: 20 bytes, compared as words */
@@ -177,8 +179,10 @@ static __always_inline int is_cap_xattr(const char *uname)
 #define XATTR_HOOKS(sc, fdarg, patharg)                                                     \
     TRACEPOINT_PROBE(syscalls, sys_enter_##sc)                                              \
     {                                                                                       \
-        if (is_cap_xattr(args->name))                                                       \
-            priv_enter(PRIV_SET_FILE_CAP, (__u64)(fdarg), (__u64)args->size, patharg);      \
+        __u64 scope_id = 0;                                                                 \
+        if (in_scope(&scope_id) && is_cap_xattr(args->name))                                \
+            stash(ST_PRIV, scope_id, PRIV_SET_FILE_CAP, (__u64)(fdarg), (__u64)args->size,  \
+                  (__u64)(patharg));                                                        \
         return 0;                                                                           \
     }                                                                                       \
     PRIV_EXIT(sc)
@@ -196,28 +200,38 @@ XATTR_HOOKS(fsetxattr, args->fd, 0)
 /* ---- system calls without a tracepoint of their own on this kernel ----
  * A system call has no syscalls:* tracepoint when the kernel was built without it (modules:
  * CONFIG_MODULES=n); it is then sys_ni_syscall and fails with ENOSYS, every time. So the
- * attempt is what there is to report, and raw_syscalls:sys_enter alone is hooked: it runs for
- * every system call of the machine, and this program compares the number first (one load,
- * two compares: cheaper than the scope look-up, which only the two numbers reach). The record
- * is sent from the entry with errno ENOSYS. NR_INIT_MODULE and NR_FINIT_MODULE come from the
- * loader (-D, per architecture); attached only when syscalls:sys_enter_init_module is missing. */
+ * attempt is what there is to report, and the generic sys_enter hook alone is attached: it runs
+ * for every system call of the machine. It is a raw tracepoint, not the raw_syscalls:sys_enter
+ * perf tracepoint: that one builds a trace record (number and six arguments) for every system
+ * call before any program runs; the raw one hands the program the number as it is, and the
+ * program compares it first (two compares; only the two numbers reach the scope check). The
+ * record is sent from the entry with errno ENOSYS. NR_INIT_MODULE and NR_FINIT_MODULE come
+ * from the loader (-D, per architecture); attached only when syscalls:sys_enter_init_module is
+ * missing (coi_sentinel/probes/hooks.py RAW_TRACEPOINTS names it raw_syscalls:sys_enter).
+ *
+ * Arguments: ctx->args[0] is the caller's saved user registers (struct pt_regs *), read with
+ * bpf_probe_read_kernel and only for these two numbers. Their order is user ABI, not a kernel
+ * internal: on x86-64 it is the struct pt_regs of the uapi <asm/ptrace.h>, which ptrace's
+ * PTRACE_PEEKUSER reads by indexing the saved registers at user_regs_struct offsets; on arm64
+ * the saved registers begin with the uapi struct user_pt_regs. PT_REGS_PARM1-3 name the first
+ * three system-call arguments in both (rdi, rsi, rdx; x0, x1, x2). */
 #define ENOSYS_V 38
 #if defined(TP_raw_syscalls__sys_enter) && defined(NR_INIT_MODULE) && defined(NR_FINIT_MODULE)
-TRACEPOINT_PROBE(raw_syscalls, sys_enter)
+RAW_TRACEPOINT_PROBE(sys_enter)
 {
-    long id = args->id;
+    long id = (long)ctx->args[1];
     if (id != NR_INIT_MODULE && id != NR_FINIT_MODULE)
         return 0;
-    /* the arguments first: the context may not be read at a computed offset later */
-    __u64 a0 = 0, a1 = 0, a2 = 0;
-    bpf_probe_read_kernel(&a0, sizeof(a0), &args->args[0]);
-    bpf_probe_read_kernel(&a1, sizeof(a1), &args->args[1]);
-    bpf_probe_read_kernel(&a2, sizeof(a2), &args->args[2]);
     __u64 scope_id = 0;
     if (!in_scope(&scope_id))
         return 0;
+    struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+    __u64 a0 = 0, a1 = 0, a2 = 0;
+    bpf_probe_read_kernel(&a0, sizeof(a0), &PT_REGS_PARM1(regs));
+    bpf_probe_read_kernel(&a1, sizeof(a1), &PT_REGS_PARM2(regs));
+    bpf_probe_read_kernel(&a2, sizeof(a2), &PT_REGS_PARM3(regs));
     struct priv_event *e;
-    if (!(e = reserve_hi(sizeof(*e), EVT_PRIV)))
+    if (!(e = reserve_hi(sizeof(*e), EVT_PRIV, scope_id)))
         return 0;
     fill_hdr(&e->hdr, EVT_PRIV, scope_id);
     e->ret = -ENOSYS_V;

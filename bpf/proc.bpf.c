@@ -4,6 +4,7 @@
  * Hooks:
  *   task:task_newtask            fork/clone in the parent's context, with clone_flags: threads
  *                                (CLONE_THREAD) only get a parents entry, processes get EVT_FORK
+ *                                and a copy of the parent's pipe/fifo/pty ends on fds 0-15
  *   syscalls:sys_enter_exit_group, sys_enter_exit   the exit status a process asked for
  *   signal:signal_deliver        a fatal signal taken with the default action (incl. SIGKILL)
  *   sched:sched_process_exit     group_dead: the last thread of the process is gone -> EVT_EXIT
@@ -41,8 +42,9 @@ TRACEPOINT_PROBE(task, task_newtask)
     __u32 child = args->pid;
     parents.update(&child, &parent);
     new_fd_gen(child);   /* its inherited fds are found through the parent's entries */
+    chan_fork_copy(parent, child);   /* its pipe, fifo and pty ends on low fds: copied now */
     struct fork_event *e;
-    if (!(e = reserve_hi(sizeof(*e), EVT_FORK)))
+    if (!(e = reserve_hi(sizeof(*e), EVT_FORK, scope_id)))
         return 0;
     fill_hdr(&e->hdr, EVT_FORK, scope_id);
     e->clone_flags = args->clone_flags;
@@ -112,7 +114,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
     __u32 tgid = current_tgid();
     struct exit_info *x = exit_infos.lookup(&tgid);
     struct exit_event *e;
-    if ((e = reserve_hi(sizeof(*e), EVT_EXIT))) {
+    if ((e = reserve_hi(sizeof(*e), EVT_EXIT, scope_id))) {
         fill_hdr(&e->hdr, EVT_EXIT, scope_id);
         e->exit_code = 0;
         e->signal = 0;
@@ -131,6 +133,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 #pragma unroll
     for (int fd = 0; fd <= 2; fd++)
         fd_forget(tgid, fd);
+    fd_marks.delete(&tgid);
     return 0;
 }
 #endif

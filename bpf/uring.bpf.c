@@ -62,7 +62,7 @@ TRACEPOINT_PROBE(io_uring, io_uring_submit_req)
         uring_seen.update(&k, &one);
     }
     struct uring_event *e;
-    if (!(e = reserve_hi(sizeof(*e), EVT_URING)))
+    if (!(e = reserve_hi(sizeof(*e), EVT_URING, scope_id)))
         return 0;
     fill_hdr(&e->hdr, EVT_URING, scope_id);
     e->opcode = op;

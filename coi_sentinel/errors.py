@@ -179,6 +179,11 @@ class TraceError(SentinelError):
         self.errno = errno
 
 
+class RecordError(SentinelError):
+    """A record (alert, action, drops, monitor...) is malformed: a line of a log or the
+    daemon's stream that does not decode (:mod:`coi_sentinel.records`)."""
+
+
 class AuditError(SentinelError):
     """The audit log could not be opened, written, rotated or exported."""
 

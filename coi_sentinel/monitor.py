@@ -1,5 +1,5 @@
-"""A monitor: probes loaded and scoped, a stream feeding a pipeline. What ``watch``, ``record``
-and a session's monitoring are built from.
+"""A monitor: probes loaded and scoped, a stream feeding a pipeline: the live source of the
+sentinel (:mod:`coi_sentinel.sentinel`), which ``watch``, ``record`` and the daemon run.
 """
 
 from __future__ import annotations
@@ -9,13 +9,12 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
-from . import status
+from .host import status
 from .errors import ScopeError
 from .events.proctable import ProcessTable
 from .pipeline import Pipeline
-from .probes import cgroups
+from .host import cgroups
 from .probes.loader import Coverage, ProbeOptions, ProbeSet
 from .probes.stream import EventStream
 
@@ -112,15 +111,6 @@ class Monitor:
             self.publish_status()
         return n
 
-    def run(self, should_stop: Callable[[], bool], duration: float | None = None) -> None:
-        deadline = None if duration is None else time.monotonic() + duration
-        while not should_stop():
-            if deadline is not None and time.monotonic() >= deadline:
-                break
-            self.poll()
-        assert self.stream is not None
-        self.stream.drain()
-
     def publish_status(self) -> None:
         """Events, drops and kills so far, for `coi-sentinel status`."""
         s = self.summary()
@@ -143,6 +133,8 @@ class Monitor:
             self.pipeline.close()
         finally:
             status.withdraw()
+            if self.stream is not None:
+                self.stream.close()
             self.probes.close()
 
     def __enter__(self) -> "Monitor":

@@ -11,17 +11,20 @@ import signal
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 from .errors import SentinelError
 from .events import model
 from .monitor import Monitor, MonitorOptions
-from .pipeline import Pipeline
-from .probes.cgroups import WorkloadCgroup
+from .host.cgroups import WorkloadCgroup
+from .sentinel import Lane, Listener, Sentinel
 from .trace.format import make_header
 from .trace.writer import TraceWriter, rewrite_header
 
 log = logging.getLogger(__name__)
+
+#: seconds a recorded command has after SIGINT (should_stop) before its cgroup is killed
+STOP_GRACE = 5.0
 
 
 @dataclass(slots=True)
@@ -36,14 +39,15 @@ class RecordResult:
 def record(output: str, command: list[str] | None = None, *, options: MonitorOptions | None = None,
            duration: float | None = None, should_stop: Callable[[], bool] = lambda: False,
            sensitive: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
-           attach: Callable[[Pipeline], None] | None = None) -> RecordResult:
+           ruleset=None, listeners: Sequence[Listener] = ()) -> RecordResult:
     """Record into ``output``. With ``command``: run it in a fresh cgroup and record until it
     and all its descendants are gone. Without: record ``options``' scope for ``duration``.
 
-    ``attach`` is called with the monitor's pipeline once the trace writer is its first sink,
-    before anything runs: a live rule engine added there sees exactly the events written
-    (``Engine(ruleset, on_alert=...).attach``), which is how live and replayed alerts are
-    compared."""
+    The sentinel's lane (:mod:`coi_sentinel.sentinel`) writes each event to the trace first;
+    with ``ruleset`` a live engine then sees exactly the events written and ``listeners``
+    hear its alerts (no responder, nothing else logged): how live and replayed alerts are
+    compared. When ``should_stop()`` turns true the command gets SIGINT, and its whole cgroup
+    SIGKILL :data:`STOP_GRACE` seconds later if it is still there."""
     opts = dataclasses.replace(options or MonitorOptions(), sensitive_prefixes=sensitive[0],
                                sensitive_suffixes=sensitive[1])
     cg: WorkloadCgroup | None = None
@@ -58,33 +62,39 @@ def record(output: str, command: list[str] | None = None, *, options: MonitorOpt
         with Monitor(opts) as mon:
             header = make_header("record", coverage=mon.coverage.to_dict(),
                                  command=command or None, scope=mon.scope_text())
-            writer = TraceWriter(output, header, overwrite=True)
-            count = [0]
-
-            def sink(ev: model.Event, _proc) -> None:
-                count[0] += 1
-                writer.write_event(ev)
-
-            mon.pipeline.add_sink(sink)
-            if attach is not None:
-                attach(mon.pipeline)
+            writer = _Trace(TraceWriter(output, header, overwrite=True))
+            sentinel = Sentinel(mon)
+            sentinel.add(Lane(mon.pipeline.table, ruleset=ruleset, listeners=[writer, *listeners],
+                              records=False))
             exit_code = None
             if cg is not None:
-                exit_code = _run_command(cg, command, mon, should_stop)
+                exit_code = _run_command(cg, command, sentinel, should_stop)
             else:
-                mon.run(should_stop, duration)
+                sentinel.run(should_stop, duration)
             mon.stream.drain()
             drops = mon.probes.drop_counts()
-            writer.close({"events": count[0], "drops": drops, "summary": mon.summary()})
+            writer.writer.close({"events": writer.count, "drops": drops, "summary": mon.summary()})
     finally:
         if cg is not None:
             cg.close()
     if drops:
         rewrite_header(output, drops=drops)
-    return RecordResult(output, count[0], drops, exit_code, time.monotonic() - t0)
+    return RecordResult(output, writer.count, drops, exit_code, time.monotonic() - t0)
 
 
-def _run_command(cg: WorkloadCgroup, command: list[str], mon: Monitor,
+class _Trace(Listener):
+    """Every event into the trace, before the engine sees it."""
+
+    def __init__(self, writer: TraceWriter) -> None:
+        self.writer = writer
+        self.count = 0
+
+    def event(self, event: model.Event, process) -> None:
+        self.count += 1
+        self.writer.write_event(event)
+
+
+def _run_command(cg: WorkloadCgroup, command: list[str], sentinel: Sentinel,
                  should_stop: Callable[[], bool]) -> int:
     procs = cg.path / "cgroup.procs"
 
@@ -96,12 +106,17 @@ def _run_command(cg: WorkloadCgroup, command: list[str], mon: Monitor,
         p = subprocess.Popen(command, preexec_fn=enter)
     except OSError as err:
         raise SentinelError(f"cannot run {command[0]}: {err.strerror}") from err
-    stopping = False
+    stopping = None
     while True:
-        mon.poll(10)
+        sentinel.source.poll(10)
         if p.poll() is not None and not cg.pids():
             break  # the command and every descendant are gone
-        if should_stop() and not stopping:
-            stopping = True
+        if stopping is None and should_stop():
+            stopping = time.monotonic()
             p.send_signal(signal.SIGINT)
+        elif stopping is not None and time.monotonic() - stopping > STOP_GRACE:
+            # SIGINT ignored (an interactive shell does): every process of the cgroup, killed
+            log.warning("%s did not stop on SIGINT within %.0f s: killing its cgroup", command[0], STOP_GRACE)
+            (cg.path / "cgroup.kill").write_text("1\n")
+            stopping = float("inf")
     return p.returncode

@@ -9,7 +9,8 @@
 #     packages  incus + incus-client (Debian 12: from bookworm-backports; Debian 13, Ubuntu
 #               24.04 and later: from their archive), the tools to build images
 #     distro    only print where Incus would come from on this distribution (changes nothing)
-#     daemon    start incusd with setsid when it is not answering (no systemd here)
+#     daemon    start incusd with setsid when it is not answering (no systemd here), its
+#               socket owned by COI_INCUS_GROUP (a running one's socket is given that group)
 #     init      proxies pointed at a dead loopback port, storage pools, subuid/subgid lines
 #     network   bridge with a manual subnet and the "coi-sentinel" profile (root disk + NIC on
 #               the bridge). COI_EGRESS picks what the bridge lets out:
@@ -36,6 +37,7 @@
 #   COI_IMAGES ["debian busybox build"]   COI_REBUILD [0]   INCUS_DIR [/var/lib/incus]
 #   COI_EGRESS [see network]   COI_BRIDGE_CIDR6 [fd42:c015:e471::1/64; nat only]
 #   COI_AGENT_TOOLS ["claude codex opencode aider"; "" = none]
+#   COI_INCUS_GROUP [incus-admin: who may use Incus, and so run sessions without sudo]
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -55,6 +57,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 : "${COI_DEAD_PROXY:=http://127.0.0.1:9}"
 : "${INCUS_DIR:=/var/lib/incus}"
 : "${INCUSD_LOG:=/var/log/incus/daemon.out}"
+: "${COI_INCUS_GROUP:=incus-admin}"
 export INCUS_DIR
 
 BRIDGE_IP="${COI_BRIDGE_CIDR%/*}"
@@ -131,8 +134,18 @@ step_packages() {
 }
 
 # ---------------------------------------------------------------- daemon
+# the Incus socket as Debian's unit makes it (root:incus-admin 0660): members of the group use
+# Incus, and the coi-sentinel daemon's socket has the same group (docs/daemon.md, "Without root")
+incus_socket_group() {
+    local sock="$INCUS_DIR/unix.socket"
+    getent group "$COI_INCUS_GROUP" >/dev/null || groupadd --system "$COI_INCUS_GROUP"
+    [ "$(stat -c %G "$sock")" = "$COI_INCUS_GROUP" ] && return 0
+    log "giving $sock the group $COI_INCUS_GROUP"
+    chgrp "$COI_INCUS_GROUP" "$sock" && chmod 0660 "$sock"
+}
+
 step_daemon() {
-    if incus_up; then log "incusd is running"; return 0; fi
+    if incus_up; then log "incusd is running"; incus_socket_group; return; fi
     command -v incusd >/dev/null || { log "incusd is not installed (run the packages step)"; return 1; }
     mkdir -p "$(dirname "$INCUSD_LOG")"
     log "starting incusd with setsid (log $INCUSD_LOG)"
@@ -141,8 +154,8 @@ step_daemon() {
     ( ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)" || true
       cd /
       exec env https_proxy="$COI_DEAD_PROXY" http_proxy="$COI_DEAD_PROXY" \
-          setsid incusd --group root </dev/null >>"$INCUSD_LOG" 2>&1 ) &
-    incusd waitready --timeout=120
+          setsid incusd --group "$COI_INCUS_GROUP" </dev/null >>"$INCUSD_LOG" 2>&1 ) &
+    incusd waitready --timeout=120 && incus_socket_group
 }
 
 # ---------------------------------------------------------------- init

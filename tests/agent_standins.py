@@ -13,7 +13,12 @@ a short text.
 ``openai``: Chat Completions (``POST /v1/chat/completions``, streamed or not) as aider calls
 it through litellm. A request whose system prompt asks for a commit message gets
 ``commit_message`` of the script; every other one gets the next ``replies`` entry (the last
-one repeats).
+one repeats). The Responses API (``POST /v1/responses``, streamed) as codex calls it: like the
+Anthropic main loop, the answer is step N of ``steps``, N being the number of tool outputs in
+the request's input; a step is ``{"shell": COMMAND}``, ``{"patch": APPLY_PATCH_TEXT}`` or
+``{"text": ...}``, and is said with whichever of the agent's tools the request offers (a
+``shell``/``exec_command``/``shell_command`` function, ``apply_patch`` as a custom or a
+function tool), so the script does not depend on one codex release's tool set.
 
 Every request is appended to the log (one JSON line: path, model, step) so a test can show
 what the agent asked. Prints "ready" when listening.
@@ -122,7 +127,9 @@ class Handler(BaseHTTPRequestHandler):
         steps = self.script["steps"]
         results = sum(1 for m in body.get("messages", []) if isinstance(m.get("content"), list)
                       for c in m["content"] if isinstance(c, dict) and c.get("type") == "tool_result")
-        main = bool(body.get("tools")) and any(t.get("name") == "Bash" for t in body["tools"])
+        # the agent's main loop offers its shell tool (Claude Code's Bash, opencode's bash)
+        main = bool(body.get("tools")) and any(str(t.get("name", "")).lower() == "bash"
+                                               for t in body["tools"])
         step = steps[min(results, len(steps) - 1)] if main else {"text": "Small fix."}
         self._log({"path": path, "model": body.get("model"), "main": main, "results": results,
                    "step": step, "stream": bool(body.get("stream"))})
@@ -160,8 +167,64 @@ class Handler(BaseHTTPRequestHandler):
             ("message_stop", {"type": "message_stop"}),
         ])
 
+    # ---------------------------------------------------------------- OpenAI Responses
+    def _responses(self, path: str, body: dict) -> None:
+        items = body.get("input") or []
+        results = sum(1 for it in items if isinstance(it, dict)
+                      and str(it.get("type", "")).endswith("_call_output"))
+        tools = {t.get("name"): t for t in body.get("tools") or [] if isinstance(t, dict)}
+        steps = self.script["steps"]
+        step = steps[min(results, len(steps) - 1)]
+        self.counter[0] += 1
+        n = self.counter[0]
+        item = self._responses_item(step, tools, n)
+        self._log({"path": path, "model": body.get("model"), "results": results, "step": step,
+                   "stream": bool(body.get("stream")), "tools": sorted(t for t in tools if t),
+                   "item": item})
+        response = {"id": f"resp_{n:04d}", "object": "response", "created_at": int(time.time()),
+                    "model": body.get("model", "x"), "status": "completed", "output": [item],
+                    "usage": {"input_tokens": 100, "input_tokens_details": {"cached_tokens": 0},
+                              "output_tokens": 20, "output_tokens_details": {"reasoning_tokens": 0},
+                              "total_tokens": 120}}
+        if not body.get("stream"):
+            self._send(200, json.dumps(response).encode())
+            return
+        created = dict(response, status="in_progress", output=[])
+        self._sse([
+            ("response.created", {"type": "response.created", "response": created}),
+            ("response.output_item.added", {"type": "response.output_item.added",
+                                            "output_index": 0, "item": item}),
+            ("response.output_item.done", {"type": "response.output_item.done",
+                                           "output_index": 0, "item": item}),
+            ("response.completed", {"type": "response.completed", "response": response}),
+        ])
+
+    @staticmethod
+    def _responses_item(step: dict, tools: dict, n: int) -> dict:
+        """One output item saying ``step`` with a tool the agent offered."""
+        call = {"id": f"fc_{n:04d}", "call_id": f"call_{n:04d}", "status": "completed"}
+        if "patch" in step and "apply_patch" in tools:
+            if tools["apply_patch"].get("type") == "custom":
+                return dict(call, type="custom_tool_call", name="apply_patch", input=step["patch"])
+            return dict(call, type="function_call", name="apply_patch",
+                        arguments=json.dumps({"input": step["patch"]}))
+        if "patch" in step or "shell" in step:
+            command = step.get("shell") or f"apply_patch <<'EOF'\n{step['patch']}EOF"
+            if "exec_command" in tools:
+                name, args = "exec_command", {"cmd": command, "workdir": "/workspace"}
+            elif "shell_command" in tools:
+                name, args = "shell_command", {"command": command, "workdir": "/workspace"}
+            else:
+                name, args = "shell", {"command": ["bash", "-lc", command], "workdir": "/workspace"}
+            return dict(call, type="function_call", name=name, arguments=json.dumps(args))
+        return {"type": "message", "id": f"msg_{n:04d}", "role": "assistant", "status": "completed",
+                "content": [{"type": "output_text", "text": step["text"], "annotations": []}]}
+
     # ---------------------------------------------------------------- OpenAI Chat Completions
     def _openai(self, path: str, body: dict) -> None:
+        if path.endswith("/responses"):
+            self._responses(path, body)
+            return
         if not path.endswith("/chat/completions"):
             self._log({"path": path, "unknown": True})
             self._send(404, json.dumps({"error": {"message": path, "type": "not_found"}}).encode())

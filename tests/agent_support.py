@@ -14,7 +14,8 @@ from incus_support import AGENT_UID, incus_missing
 def require_agent_image(tool: str) -> str:
     """The version of ``tool`` the lock pins; skips, naming the build command, when the image
     coi/TOOL is missing or was built from another recipe."""
-    from coi_sentinel.sessions import images, incus, profiles, recipes
+    from coi_sentinel.sessions import images, profiles, recipes
+    from coi_sentinel.host import incus
 
     why = incus_missing(f"coi/{tool}")
     if why:

@@ -29,7 +29,7 @@ def incus_missing(image: str = BUSYBOX) -> str | None:
     if os.geteuid() != 0:
         return "incus tier needs root"
     try:
-        from coi_sentinel.sessions import incus
+        from coi_sentinel.host import incus
     except ImportError as err:  # pragma: no cover - the package itself is broken
         return f"coi_sentinel.sessions does not import: {err}"
     from coi_sentinel.errors import IncusError, SessionError
@@ -179,7 +179,7 @@ class Env:
         that are still there; return their names. Nothing without nftables."""
         from coi_sentinel.errors import NetworkError
         from coi_sentinel.network import Firewall
-        from coi_sentinel.sessions import naming
+        from coi_sentinel.host import naming
 
         try:
             fw = Firewall()
@@ -194,7 +194,7 @@ class Env:
 
     def containers(self) -> list[str]:
         """Every container of this workspace, managed or not, straight from the API."""
-        from coi_sentinel.sessions import incus, naming
+        from coi_sentinel.host import incus, naming
 
         h = naming.workspace_hash(self.ws)
         client = incus.connect()

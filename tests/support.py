@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -35,3 +36,24 @@ def require_tool(name: str) -> str:
     if path is None:
         pytest.skip(f"needs the {name} command")
     return path
+
+
+def status_files() -> set:
+    """The monitors' status files present now (coi_sentinel.host.status)."""
+    from coi_sentinel.host import status
+
+    try:
+        return set(status.STATUS_DIR.glob("*.json"))
+    except OSError:
+        return set()
+
+
+def remove_dead_status_files(before: set) -> None:
+    """Tests kill monitors with SIGKILL on purpose, and a killed monitor leaves its status file
+    (status reports it as dead): remove those the tests made, never one that was there before."""
+    from coi_sentinel.host import status
+
+    for m in status.read_all():
+        path = Path(m["file"])
+        if not m["alive"] and path not in before:
+            path.unlink(missing_ok=True)

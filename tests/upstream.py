@@ -7,8 +7,8 @@ reached from the host through a veth and routed to like a real uplink:
 * the upstream owns TEST-NET addresses (:data:`API4` for the agents' API names, :data:`DNS4`
   for the resolver, :data:`OTHER4`), plus a private address (:data:`PRIVATE4`) and the cloud
   metadata address (:data:`METADATA4`), so that what the policy must block is really there;
-* a real dnsmasq in the upstream answers :data:`API_NAMES` with :data:`API4` (and nothing
-  else: it has no upstream server), a real dnsmasq on the host hands out addresses and the
+* a real dnsmasq in the upstream answers :data:`API_NAMES` with :data:`API4` (any other
+  name does not exist: it has no upstream server), a real dnsmasq on the host hands out addresses and the
   router on the bridge, and HTTP stand-ins (python -m http.server, or a test's own server via
   :meth:`Upstream.run_in`) answer on the API address;
 * the routes to the upstream live in a routing table of the lab's own, used only for packets
@@ -156,11 +156,15 @@ class Upstream:
         return p
 
     def _dns(self) -> None:
-        """dnsmasq in the upstream: the API names -> API4; no other server, so nothing else."""
+        """dnsmasq in the upstream: the API names -> API4 (AAAA: no data), every other name
+        does not exist (NXDOMAIN), as a real resolver answers for an internet that holds only
+        these names. Never REFUSED: musl's resolver (codex's) ignores a refusal and waits for
+        its timeout, so a name an agent looks up on the side (github.com) would stall it."""
         argv = ["dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
                 "--no-hosts", "--bind-interfaces", f"--listen-address={DNS4}",
                 "--except-interface=lo", f"--pid-file={self.tmp / 'dns.pid'}", "--user=root"]
-        argv += [f"--address=/{name}/{API4}" for name in API_NAMES]
+        argv += [f"--host-record={name},{API4}" for name in API_NAMES]
+        argv += ["--address=/#/"]
         self._spawn(argv, in_ns=True)
         self._wait(self._udp_answers, "the upstream's dnsmasq")
 

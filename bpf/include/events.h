@@ -37,6 +37,8 @@ enum event_type {
     EVT_LINK = 18,       /* link, linkat, symlink, symlinkat (rename_event layout) */
     EVT_CHDIR = 19,      /* chdir / fchdir (path_event): user space follows the cwd */
     EVT_MMAP_WRITE = 20, /* a writable shared mapping of a file (mmap_event) */
+    EVT_CHAN = 21,       /* a pipe, fifo or pty end came into being in a process (chan_event) */
+    EVT_UTIME = 22,      /* utimensat with chosen times on a file the caller did not write (utime_event) */
     /* 14..39 probes, 40..49 detection */
     EVT_MAX = 64,        /* size of the per-type drop counter array */
 };
@@ -55,6 +57,8 @@ enum event_type {
 /* connect_event.flags */
 #define CONNECT_KILLED          (1u << 0)  /* the kernel sent SIGKILL (kill policy: blocked dest) */
 #define CONNECT_FASTOPEN        (1u << 1)  /* sendto(MSG_FASTOPEN): a connect with data, no connect() */
+#define CONNECT_SENDTO          (1u << 2)  /* sendto/sendmsg with a destination address (a datagram
+                                            * sent without connect): the first send to it */
 
 /* sock_info.flags */
 #define SOCK_ACCEPTED           (1u << 0)  /* came from accept/accept4 (addr is the peer) */
@@ -74,6 +78,27 @@ enum event_type {
 /* dup_event.flags */
 #define DUP_OLDFD_SOCKET (1u << 0)  /* oldfd is a socket this process (or its parent) connected */
 #define DUP_KILLED       (1u << 1)  /* the kernel sent SIGKILL (a shell put a net socket on 0/1) */
+#define DUP_FD_KINDS     (1u << 2)  /* the probe tracks fd kinds: no DUP_OLDFD_SOCKET and chan.kind
+                                     * 0 is the kernel's word that oldfd is no socket, pipe, fifo
+                                     * or pty it saw (records without this flag predate fd kinds) */
+
+/* chan_info.kind: pipes, fifos and ptys, tracked per (process, fd) like sockets */
+#define CHAN_PIPE 1
+#define CHAN_FIFO 2
+#define CHAN_PTY  3
+#define CHAN_SOCKPAIR 4     /* socketpair(AF_UNIX): both ends CHAN_RDWR */
+/* chan_info.end */
+#define CHAN_READ   1       /* pipe read end, fifo opened O_RDONLY */
+#define CHAN_WRITE  2       /* pipe write end, fifo opened O_WRONLY */
+#define CHAN_RDWR   3       /* fifo opened O_RDWR */
+#define CHAN_MASTER 4       /* pty master (/dev/ptmx) */
+#define CHAN_SLAVE  5       /* pty slave (/dev/pts/N, ioctl TIOCGPTPEER) */
+
+/* chan_event.op: how the fd came to be */
+#define CHAN_OP_PIPE   1    /* pipe, pipe2: fd is the read end, fd2 the write end */
+#define CHAN_OP_OPEN   2    /* open of a fifo made in scope, /dev/ptmx or /dev/pts/N */
+#define CHAN_OP_PTPEER 3    /* ioctl(master, TIOCGPTPEER): fd2 is the master */
+#define CHAN_OP_SOCKPAIR 4  /* socketpair(AF_UNIX): fd and fd2, both ends */
 
 /* priv_event.op */
 enum priv_op {
@@ -114,9 +139,9 @@ struct exec_event {
     __u32 args_len;       /* bytes used in args: NUL-separated strings */
     __u32 flags;          /* EXEC_* */
     __s32 fd;             /* execveat dirfd, -100 (AT_FDCWD) for execve */
-    __u32 pad;
+    __u32 envc;           /* dynamic-loader variables (LD_*=...) in args after argv's strings */
     char filename[PATH_LEN];
-    char args[ARGS_BUF];
+    char args[ARGS_BUF];  /* argv's strings, then envc environment strings, NUL-separated */
 };
 
 struct fork_event {
@@ -175,6 +200,17 @@ struct mmap_event {       /* EVT_MMAP_WRITE */
     char path[PATH_LEN];  /* the file, when it was opened with write intent in scope */
 };
 
+/* One end of a pipe, fifo or pty. `id` is what links the ends, from our own maps only (no
+ * struct file): a pipe's creation stamp (ns clock, low 6 bits the CPU: one CPU never ends two
+ * pipe calls in 64 ns), a fifo's path hash (PATH_HASH_* over the path as resolved in the
+ * kernel: a fifo opened under another name is not linked), a pty's master stamp (/dev/ptmx
+ * open; TIOCGPTN tells its number, so /dev/pts/N opens find it). 0: not known. */
+struct chan_info {
+    __u64 id;
+    __u32 kind;           /* CHAN_PIPE, CHAN_FIFO, CHAN_PTY, CHAN_SOCKPAIR; 0: none */
+    __u32 end;            /* CHAN_READ ... CHAN_SLAVE */
+};                        /* 16 bytes */
+
 struct dup_event {
     struct event_hdr hdr;
     __s32 ret;
@@ -182,6 +218,36 @@ struct dup_event {
     __s32 newfd;
     __u32 flags;          /* DUP_* */
     struct sock_info sock;/* valid when DUP_OLDFD_SOCKET */
+    struct chan_info chan;/* what oldfd is when it is a pipe, fifo or pty end (DUP_FD_KINDS) */
+};
+
+struct chan_event {       /* EVT_CHAN */
+    struct event_hdr hdr;
+    __s32 ret;            /* 0 or the opened fd; -errno when the call failed */
+    __s32 fd;             /* the new fd: pipe read end, opened fd, TIOCGPTPEER's slave; -1 */
+    __s32 fd2;            /* pipe write end; TIOCGPTPEER's master; else -1 */
+    __u32 op;             /* CHAN_OP_* */
+    __u32 pty;            /* pty number when known, else 0xffffffff */
+    __u32 pad;
+    struct chan_info chan;/* of fd (the write end has the same id, end CHAN_WRITE) */
+};
+
+/* utime_event.how */
+#define UTIME_SET_ATIME   (1u << 0)  /* atime set to a chosen value (not now, not omitted) */
+#define UTIME_SET_MTIME   (1u << 1)  /* mtime set to a chosen value */
+#define UTIME_BACKDATED   (1u << 2)  /* a chosen time lies more than UTIME_PAST_S in the past */
+#define UTIME_PAST_S      3600
+
+struct utime_event {      /* EVT_UTIME */
+    struct event_hdr hdr;
+    __s32 ret;
+    __s32 fd;             /* the dirfd (AT_FDCWD -100), or futimens's fd when path is empty */
+    __u32 flags;          /* utimensat flags (AT_SYMLINK_NOFOLLOW...) */
+    __u32 how;            /* UTIME_* */
+    __s64 atime;          /* seconds, when UTIME_SET_ATIME */
+    __s64 mtime;          /* seconds, when UTIME_SET_MTIME */
+    char path[PATH_LEN];  /* joined to its dirfd; futimens: the file's path when it was opened
+                           * with write intent in scope, else empty */
 };
 
 struct net_send_event {  /* EVT_NET_SEND: sent by the kernel when the socket fd is closed */

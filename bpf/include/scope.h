@@ -21,7 +21,7 @@
 typedef int rwf_t;
 
 #ifndef HI_PAGES
-#define HI_PAGES 256
+#define HI_PAGES 1024
 #endif
 #ifndef BULK_PAGES
 #define BULK_PAGES 1024
@@ -43,8 +43,13 @@ typedef int rwf_t;
 BPF_RINGBUF_OUTPUT(events_hi, HI_PAGES);
 BPF_RINGBUF_OUTPUT(events_bulk, BULK_PAGES);
 
-/* Lost records: reserve failures per CPU and event type. */
+/* Lost records: reserve failures per CPU and event type, and per scope (a session answers the
+ * losses of its own scope, not those of another session on the same host). */
 BPF_PERCPU_ARRAY(drops, __u64, EVT_MAX);
+BPF_HASH(scope_drops, __u64, __u64, 4096);
+/* Reservations that failed once and succeeded when retried at once, per ring (0 hi, 1 bulk):
+ * a refusal with room left (the ring's lock gave up), not a full ring. */
+BPF_PERCPU_ARRAY(ring_retries, __u64, 2);
 /* Aggregation maps that were full (the record was sent unaggregated or counted here). */
 BPF_PERCPU_ARRAY(agg_full, __u64, 4);
 BPF_PERCPU_ARRAY(bulk_seq, __u64, 1);
@@ -54,9 +59,21 @@ BPF_HASH(scopes, __u64, __u8, 4096);
 /* tgid -> parent tgid, filled at fork for processes in scope */
 BPF_HASH(parents, __u32, __u32, MAX_PROCS);
 
-static __always_inline void count_drop(__u32 type)
+static __always_inline void count_drop(__u32 type, __u64 scope_id)
 {
     __u64 *n = drops.lookup(&type);
+    if (n)
+        __sync_fetch_and_add(n, 1);
+    __u64 zero = 0;
+    scope_drops.insert(&scope_id, &zero);      /* no-op when the scope has lost before */
+    n = scope_drops.lookup(&scope_id);
+    if (n)
+        __sync_fetch_and_add(n, 1);
+}
+
+static __always_inline void count_retry(__u32 ring)
+{
+    __u64 *n = ring_retries.lookup(&ring);
     if (n)
         __sync_fetch_and_add(n, 1);
 }
@@ -69,17 +86,18 @@ static __always_inline void count_agg_full(__u32 which)
 }
 
 /* Returns 1 when the current task is traced; *scope_id receives its container-level cgroup.
- * Out-of-scope tasks cost the config lookup, one ancestor id and one hash lookup per level in
- * use (normally one). */
+ * Out-of-scope tasks cost the config lookup (inlined: no call), one ancestor id and one hash
+ * lookup per level in use (normally one). A helper call costs ~20-50 ns here (the CPU's
+ * return-thunk mitigation), so the watcher's own pid is read only for a task found in scope. */
 static __always_inline int in_scope(__u64 *scope_id)
 {
     __u32 zero = 0;
     struct scope_cfg *cfg = config.lookup(&zero);
-    if (!cfg)
-        return 0;
-    if (cfg->mode == SCOPE_NONE || (__u32)(bpf_get_current_pid_tgid() >> 32) == cfg->self_tgid)
+    if (!cfg || cfg->mode == SCOPE_NONE)
         return 0;
     if (cfg->mode == SCOPE_ALL) {
+        if ((__u32)(bpf_get_current_pid_tgid() >> 32) == cfg->self_tgid)
+            return 0;
         *scope_id = cfg->host_level ? bpf_get_current_ancestor_cgroup_id(cfg->host_level) : 0;
         return 1;
     }
@@ -90,6 +108,8 @@ static __always_inline int in_scope(__u64 *scope_id)
             continue;
         __u64 id = bpf_get_current_ancestor_cgroup_id(level);
         if (id && scopes.lookup(&id)) {
+            if ((__u32)(bpf_get_current_pid_tgid() >> 32) == cfg->self_tgid)
+                return 0;
             *scope_id = id;
             return 1;
         }
@@ -154,21 +174,38 @@ static __always_inline __u64 bulk_submit_flags(void)
     return (n & (BULK_WAKEUP_EVERY - 1)) ? BPF_RB_NO_WAKEUP : 0;
 }
 
-/* Reserve a record on a ring; a failure is counted as a drop of that event type. (bcc map
- * functions cannot be used inside macros, hence inline functions.) */
-static __always_inline void *reserve_hi(__u32 size, __u32 type)
+/* Reserve a record on a ring; a failure is retried (since 6.15 the ring's lock may give up
+ * rather than spin: a refusal with room left), then counted as a drop of that event type in that
+ * scope. Security records get three retries: clean-clone CI runs lost one exec record at a
+ * session's start with the 4 MiB ring almost empty and one retry. (bcc map functions cannot be
+ * used inside macros, hence inline functions written out.) */
+static __always_inline void *reserve_hi(__u32 size, __u32 type, __u64 scope_id)
 {
     void *p = events_hi.ringbuf_reserve(size);
+    if (p)
+        return p;
+    p = events_hi.ringbuf_reserve(size);
     if (!p)
-        count_drop(type);
+        p = events_hi.ringbuf_reserve(size);
+    if (!p)
+        p = events_hi.ringbuf_reserve(size);
+    if (p)
+        count_retry(0);
+    else
+        count_drop(type, scope_id);
     return p;
 }
 
-static __always_inline void *reserve_bulk(__u32 size, __u32 type)
+static __always_inline void *reserve_bulk(__u32 size, __u32 type, __u64 scope_id)
 {
     void *p = events_bulk.ringbuf_reserve(size);
-    if (!p)
-        count_drop(type);
+    if (p)
+        return p;
+    p = events_bulk.ringbuf_reserve(size);
+    if (p)
+        count_retry(1);
+    else
+        count_drop(type, scope_id);
     return p;
 }
 
@@ -191,6 +228,7 @@ struct inflight {
 enum stash_kind {
     ST_EXEC = 1, ST_OPEN, ST_CONNECT, ST_DUP, ST_WRITE_FILE, ST_WRITE_SOCK, ST_RENAME,
     ST_UNLINK, ST_CHMOD, ST_PRIV, ST_ACCEPT, ST_BIND, ST_LISTEN, ST_LINK, ST_CHDIR,
+    ST_PIPE, ST_PTY_IOCTL, ST_MKFIFO, ST_SOCKPAIR, ST_UTIME,
 };
 #ifndef NO_TASK_BTF
 /* Task-local storage: no hashing or locking on the syscall path, and a task that never
@@ -265,6 +303,20 @@ struct file_fd {
 BPF_TABLE("lru_hash", struct fd_key, struct sock_fd, sock_fds, MAX_AGGS);   /* connected sockets */
 BPF_TABLE("lru_hash", struct fd_key, struct file_fd, fd_files, MAX_AGGS);   /* fds of file_aggs */
 BPF_HASH(fd_gens, __u32, __u64, MAX_PROCS);
+/* Which per-fd maps hold an entry for each of a process's fds below FD_MARK_FDS: one bit per
+ * fd and map (FDM_*). close() would otherwise delete the fd from all six maps (an LRU delete
+ * takes a bucket lock: ~60 ns each, most closes in scope cost ~400 ns of them) where the fd is
+ * in one map or none. Every entry made for a low fd sets its bit first (fd_mark); fd_forget
+ * deletes only where a bit is set. A process without marks (made at its fork or exec in scope,
+ * or by its first entry) gets every delete, as does an fd at or above FD_MARK_FDS. Bits are
+ * only ever cleared by fd_forget, so a bit may outlive its entry (LRU eviction, a stale
+ * generation), never the other way round. */
+#define FD_MARK_FDS 64
+enum fd_mark_kind { FDM_FILE, FDM_SOCK, FDM_MEMFD, FDM_BOUND, FDM_DIR, FDM_CHAN, FDM_KINDS };
+struct fd_marks {
+    __u64 bits[FDM_KINDS];
+};
+BPF_HASH(fd_marks, __u32, struct fd_marks, MAX_PROCS);
 /* fds of files without a name: 1 memfd_create, 2 open(O_TMPFILE) */
 BPF_TABLE("lru_hash", struct fd_key, __u32, memfds, 4096);
 #define ANON_MEMFD 1
@@ -282,6 +334,24 @@ struct dir_path {
     char path[PATH_LEN];
 };
 BPF_TABLE("lru_hash", struct fd_key, struct dir_path, dir_fds, 4096);
+/* pipe, fifo and pty ends (see chan_info in events.h), with the generations of sock_fds */
+struct chan_fd {
+    struct chan_info ci;
+    __u64 gen;
+    __u64 since;
+};
+BPF_TABLE("lru_hash", struct fd_key, struct chan_fd, chan_fds, MAX_AGGS);
+/* path hashes of fifos made in scope (mknod S_IFIFO), and how many were ever made: opens look
+ * the path up only when there is one */
+BPF_TABLE("lru_hash", __u64, __u8, fifo_paths, 4096);
+BPF_ARRAY(fifo_count, __u64, 1);
+/* pty number -> its master's id, per scope (each container has its own devpts numbering) */
+struct pty_key {
+    __u64 scope_id;
+    __u32 num;
+    __u32 pad;
+};
+BPF_TABLE("lru_hash", struct pty_key, __u64, pty_ids, 4096);
 /* task names (comm) of shells and interpreters, filled by user space: the kill policy
  * KILL_SHELL_SOCKET applies to these */
 BPF_HASH(shell_comms, struct comm_key, __u8, 1024);
@@ -326,6 +396,24 @@ static __always_inline void new_fd_gen(__u32 tgid)
 {
     __u64 now = bpf_ktime_get_ns();
     fd_gens.update(&tgid, &now);
+    struct fd_marks none = {};
+    fd_marks.insert(&tgid, &none);   /* an existing one keeps its bits (stdio survives exec) */
+}
+
+/* Before an entry for (tgid, fd) is made in the map of `kind`: its bit (see fd_marks) */
+static __always_inline void fd_mark(__u32 tgid, int fd, __u32 kind)
+{
+    if (fd < 0 || fd >= FD_MARK_FDS || kind >= FDM_KINDS)
+        return;
+    struct fd_marks *m = fd_marks.lookup(&tgid);
+    if (!m) {
+        struct fd_marks none = {};
+        fd_marks.insert(&tgid, &none);
+        m = fd_marks.lookup(&tgid);
+        if (!m)
+            return;   /* no marks for the process: fd_forget deletes everywhere */
+    }
+    __sync_fetch_and_or(&m->bits[kind], 1ULL << fd);
 }
 
 static __always_inline __u64 entry_gen(__u32 tgid, int fd)
@@ -361,6 +449,7 @@ static __always_inline void sock_put(__u32 tgid, int fd, struct sock_info *si)
     __builtin_memcpy(&v.si, si, sizeof(v.si));
     v.gen = entry_gen(tgid, fd);
     v.since = bpf_ktime_get_ns();
+    fd_mark(tgid, fd, FDM_SOCK);
     sock_fds.update(&k, &v);
 }
 
@@ -402,6 +491,7 @@ static __always_inline void file_put(__u32 tgid, int fd, struct file_key *key)
     struct file_fd v = {};
     __builtin_memcpy(&v.key, key, sizeof(v.key));
     v.gen = entry_gen(tgid, fd);
+    fd_mark(tgid, fd, FDM_FILE);
     fd_files.update(&k, &v);
 }
 
@@ -413,8 +503,31 @@ static __always_inline void file_put(__u32 tgid, int fd, struct file_key *key)
 
 static __always_inline int read_sockaddr(struct sock_info *si, char *unix_path, __u64 uaddr, int len)
 {
+    /* an inet or inet6 address of the length the caller gave: read in one call (a helper call
+     * costs ~20-50 ns here), else field by field */
+    __u8 raw[24] = {};
+    int got = 0;
+    if (!uaddr)
+        return -1;
+    if (len >= 24)
+        got = bpf_probe_read_user(raw, 24, (void *)uaddr) ? 0 : 24;
+    else if (len >= 16)
+        got = bpf_probe_read_user(raw, 16, (void *)uaddr) ? 0 : 16;
+    if (got) {
+        __u16 fam = *(__u16 *)raw;
+        if (fam == AF_INET_V || (fam == AF_INET6_V && got == 24)) {
+            si->family = fam;
+            si->flags = 0;
+            si->port = __builtin_bswap16(*(__u16 *)(raw + 2));
+            if (fam == AF_INET_V)
+                __builtin_memcpy(si->addr, raw + 4, 4);
+            else
+                __builtin_memcpy(si->addr, raw + 8, 16);
+            return 0;
+        }
+    }
     __u16 family = 0;
-    if (!uaddr || bpf_probe_read_user(&family, sizeof(family), (void *)uaddr))
+    if (bpf_probe_read_user(&family, sizeof(family), (void *)uaddr))
         return -1;
     si->family = family;
     si->flags = 0;
@@ -517,15 +630,137 @@ static __always_inline int fd_from_path(const char *p)
     return -1;
 }
 
-/* the fd is gone (close, or replaced by dup2/dup3) */
-static __always_inline void fd_forget(__u32 tgid, int fd)
+/* clears the bit of (fd, kind); 1 when it was set */
+static __always_inline int fd_unmark(struct fd_marks *m, __u32 kind, __u64 bit)
+{
+    if (kind >= FDM_KINDS || !(m->bits[kind] & bit))
+        return 0;
+    __sync_fetch_and_and(&m->bits[kind], ~bit);
+    return 1;
+}
+
+/* the fd is gone (close, or replaced by dup2/dup3): its entries are deleted, from the maps
+ * its marks name when it has them. Returns 0 when it had no socket entry (so no net_aggs) */
+static __always_inline int fd_forget(__u32 tgid, int fd)
 {
     struct fd_key k = {.tgid = tgid, .fd = fd};
+    struct fd_marks *m = (fd >= 0 && fd < FD_MARK_FDS) ? fd_marks.lookup(&tgid) : 0;
+    if (m) {
+        __u64 bit = 1ULL << (fd & (FD_MARK_FDS - 1));
+        if (fd_unmark(m, FDM_FILE, bit))
+            fd_files.delete(&k);
+        if (fd_unmark(m, FDM_MEMFD, bit))
+            memfds.delete(&k);
+        if (fd_unmark(m, FDM_BOUND, bit))
+            bound_fds.delete(&k);
+        if (fd_unmark(m, FDM_DIR, bit))
+            dir_fds.delete(&k);
+        if (fd_unmark(m, FDM_CHAN, bit))
+            chan_fds.delete(&k);
+        if (!fd_unmark(m, FDM_SOCK, bit))
+            return 0;
+        sock_fds.delete(&k);
+        return 1;
+    }
     fd_files.delete(&k);
     sock_fds.delete(&k);
     memfds.delete(&k);
     bound_fds.delete(&k);
     dir_fds.delete(&k);
+    chan_fds.delete(&k);
+    return 1;
+}
+
+/* ---- pipe, fifo and pty ends (pipe.bpf.c makes them, file.bpf.c opens them, net.bpf.c's dups
+ * copy them): like sockets, an entry dies with its fd and a child finds its parent's entries
+ * made before it forked. */
+static __always_inline void chan_put(__u32 tgid, int fd, struct chan_info *ci)
+{
+    struct fd_key k = {.tgid = tgid, .fd = fd};
+    struct chan_fd v = {};
+    __builtin_memcpy(&v.ci, ci, sizeof(v.ci));
+    v.gen = entry_gen(tgid, fd);
+    v.since = bpf_ktime_get_ns();
+    fd_mark(tgid, fd, FDM_CHAN);
+    chan_fds.update(&k, &v);
+}
+
+/* At fork, the parent's ends on fds below FORK_CHAN_FDS are copied to the child: a shell
+ * closes the ends it handed to a child and makes the next pipe on the same numbers at once,
+ * before the child has run its dup2, so a lookup of the parent's entries from the child finds
+ * the next pipe or nothing. Ends on higher fds are found through the parent's entries
+ * (chan_get) while the parent keeps them. Runs in the parent, for processes in scope only. */
+#ifndef FORK_CHAN_FDS
+#define FORK_CHAN_FDS 16
+#endif
+static __always_inline void chan_fork_copy(__u32 parent, __u32 child)
+{
+    __u64 pgen = fd_gen(parent);
+#pragma unroll
+    for (int fd = 0; fd < FORK_CHAN_FDS; fd++) {
+        struct fd_key k = {.tgid = parent, .fd = fd};
+        struct chan_fd *v = chan_fds.lookup(&k);
+        if (!v || (v->gen && v->gen != pgen))
+            continue;
+        struct chan_info ci;
+        __builtin_memcpy(&ci, &v->ci, sizeof(ci));
+        chan_put(child, fd, &ci);
+    }
+}
+
+/* the current process's pipe/fifo/pty end on fd, its own or inherited; 0 when none is known */
+/* an id no other pipe or pty has: the clock, the CPU in the low 6 bits */
+static __always_inline __u64 chan_new_id(void)
+{
+    return (bpf_ktime_get_ns() & ~0x3fULL) | (bpf_get_smp_processor_id() & 0x3f);
+}
+
+/* Pipes are made as often as processes (every shell pipeline, every captured subprocess): their
+ * records go on the bulk ring, where a flood of them cannot crowd out execs and connects.
+ * Fifo and pty ends are rare and go on the high-priority ring. */
+static __always_inline void chan_event_send(__u64 scope_id, long ret, int fd, int fd2, __u32 op,
+                                            __u32 pty, struct chan_info *ci)
+{
+    struct chan_event *e;
+    int bulk = op == CHAN_OP_PIPE || op == CHAN_OP_SOCKPAIR;
+    e = bulk ? reserve_bulk(sizeof(*e), EVT_CHAN, scope_id) : reserve_hi(sizeof(*e), EVT_CHAN, scope_id);
+    if (!e)
+        return;
+    fill_hdr(&e->hdr, EVT_CHAN, scope_id);
+    e->ret = ret;
+    e->fd = fd;
+    e->fd2 = fd2;
+    e->op = op;
+    e->pty = pty;
+    e->pad = 0;
+    __builtin_memcpy(&e->chan, ci, sizeof(e->chan));
+    if (bulk)
+        events_bulk.ringbuf_submit(e, bulk_submit_flags());
+    else
+        events_hi.ringbuf_submit(e, WAKE_LATER);
+}
+
+static __always_inline struct chan_info *chan_get(__u32 tgid, int fd)
+{
+    struct fd_key k = {.tgid = tgid, .fd = fd};
+    struct chan_fd *v = chan_fds.lookup(&k);
+    if (v) {
+        if (!v->gen || v->gen == fd_gen(tgid))
+            return &v->ci;
+        chan_fds.delete(&k);
+        return 0;
+    }
+    if (sock_entry(tgid, fd))       /* a socket or a tombstone of its own: not the parent's */
+        return 0;
+    __u32 *pp = parents.lookup(&tgid);
+    if (!pp)
+        return 0;
+    __u64 born = fd_gen(tgid);
+    k.tgid = *pp;
+    v = chan_fds.lookup(&k);
+    if (!v || !born || v->since >= born || (v->gen && v->gen != fd_gen(*pp)))
+        return 0;
+    return &v->ci;
 }
 
 #endif

@@ -18,7 +18,6 @@ last hash (the head): kept elsewhere (a ticket, a second host), it anchors every
 from __future__ import annotations
 
 import re
-from binascii import hexlify
 from hashlib import sha256
 
 ALG = "sha256"
@@ -29,6 +28,8 @@ _N_KEY = b',"_n":'
 #: ``,"_h":"`` + 64 hex digits + ``"}``
 _SUFFIX_LEN = len(_H_KEY) + 64 + 2
 _HEX = re.compile(rb"[0-9a-f]{64}")
+#: a sha256 context with nothing hashed yet: copied for each line
+_INIT = sha256()
 
 
 class HashChain:
@@ -46,13 +47,15 @@ class HashChain:
 
     def seal(self, body: bytes) -> bytes:
         """A JSON object's bytes (no newline) -> the line to write, with ``_n`` and ``_h``."""
-        if len(body) < 3 or body[-1:] != b"}":
+        if len(body) < 3 or body[-1] != 125:           # b"}"
             raise ValueError("only a non-empty JSON object can be sealed")
-        numbered = b'%s,"_n":%d}' % (body[:-1], self.n)
-        h = hexlify(sha256(self._prev + numbered).digest())
-        self._prev = h
-        self.n += 1
-        return b'%s,"_h":"%s"}' % (numbered[:-1], h)
+        n = self.n
+        head = body[:-1] + b',"_n":' + str(n).encode()
+        h = _INIT.copy()            # cheaper than a new context (OpenSSL's set-up)
+        h.update(self._prev + head + b"}")      # one update: fewer calls than three
+        self._prev = digest = h.hexdigest().encode()
+        self.n = n + 1
+        return head + b',"_h":"' + digest + b'"}'
 
 
 def unseal(line: bytes) -> tuple[bytes, int, str] | None:

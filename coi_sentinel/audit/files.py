@@ -29,7 +29,7 @@ _SESSION_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 
 def session_log_path(session: str, log_dir: str | os.PathLike[str]) -> Path:
     """The active audit file of a session in ``log_dir``: ``<log_dir>/<session>.jsonl`` (as
-    :func:`coi_sentinel.sessions.paths.audit_log` names it)."""
+    :func:`coi_sentinel.host.paths.audit_log` names it)."""
     if not _SESSION_NAME.fullmatch(session) or ".." in session:
         raise AuditError(f"bad session name {session!r}")
     return Path(log_dir) / f"{session}.jsonl"

@@ -108,12 +108,14 @@ class HeadFile:
     leaves an older head on disk - behind the log, which is still true - never a torn one:
     the file is one block that changes size never."""
 
-    def __init__(self, path: Path, key: bytes | None) -> None:
+    def __init__(self, path: Path, key: bytes | None, *, mode: int = 0o600) -> None:
         self.path = path
         self.key = key
         self.fd = -1
         try:
-            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, mode)
+            if mode != 0o600:
+                os.fchmod(self.fd, mode)            # whatever the umask
         except OSError as err:
             log.warning("audit head %s cannot be opened: %s", path, err.strerror)
         self._synced_once = False

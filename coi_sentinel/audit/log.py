@@ -2,14 +2,14 @@
 
 ::
 
-    log = AuditLog(sessions.paths.audit_log("agent-1"),
+    log = AuditLog(host.paths.audit_log("agent-1"),
                    make_header("run", coverage=cov.to_dict(), session="agent-1"),
                    events="context")              # keep events in memory, log them as context
     pipeline.add_sink(log)                        # before the rules engine's sink
     ...
-    log.write_alert(alert.to_dict())              # high and above: pre-trigger events first
-    log.write_action({"action": "pause", ...})
-    log.write_record({"record": "drops", "counts": {...}})
+    log.write_alert(alert.record())               # high and above: pre-trigger events first
+    log.write_action(ActionRecord(Action.PAUSE, "rules", True, ...))
+    log.write_record(DropsRecord(counts={...}))   # coi_sentinel.records: one codec
     log.tick()                                    # from the poll loop, at least once a second
     log.close()
 
@@ -23,8 +23,13 @@ the events and then the alert; ``events="none"`` writes records only.
 
 Durability: as :class:`~coi_sentinel.trace.writer.TraceWriter` - a crash loses at most the
 lines of the current batch (fewer than ``batch_records``, none older than ``batch_seconds`` as
-long as :meth:`AuditLog.tick` runs); alerts and actions are fsync'd before their ``write_*``
-returns.
+long as :meth:`AuditLog.tick` runs); a batch's fsync runs in a thread of the writer's, so the
+event loop does not wait for the disk. Actions, and the alerts that led to one, are fsync'd
+before their ``write_*`` returns (the sentinel's order, :mod:`coi_sentinel.sentinel`: act, then
+fsync, then tell). An alert written with ``durable=False`` (no action came of it) is written to
+the file before ``write_alert`` returns - the kernel has it, a crash of this process cannot lose
+it - and fsync'd, without the event loop waiting, at the next :meth:`AuditLog.end_batch` (the
+pipeline's end of the batch it came in) or :meth:`AuditLog.tick`.
 
 Opening a log whose active file exists (a restart, or a crash) moves that file aside as the
 next rotated file and continues its chain in a new active file; the new header says whether
@@ -41,8 +46,9 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .. import records
 from ..errors import AuditDiskFull, AuditError, TraceError
 from ..events.model import Event
 from ..trace.format import iso_time, is_gzip_name, make_header
@@ -54,6 +60,9 @@ from .files import (Tail, log_files, next_number, read_tail, rotated_files, rota
                     unfinished_header)
 from .policy import AuditPolicy
 from .recorder import FlightRecorder
+
+if TYPE_CHECKING:
+    from ..records import ActionRecord, AlertRecord, Record
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +99,8 @@ class AuditLog:
         self.head_path = head_mod.head_path(self.path)
         self._head: head_mod.HeadFile | None = None
         self._closing = False
+        #: alerts written with durable=False wait for an fsync (see end_batch())
+        self._owed = False
         self._open()
 
     # -- opening, rotation, retention -----------------------------------------------------
@@ -100,6 +111,7 @@ class AuditLog:
         except OSError as err:
             raise AuditError(f"cannot create {self.path.parent}: {err.strerror}",
                              path=str(self.path.parent)) from err
+        self._mode = file_mode(self.path.parent)
         tail = self._previous_tail()
         chain: dict[str, Any] = {"alg": ALG}
         if tail is not None and tail.last_h is not None and tail.last_n is not None:
@@ -161,19 +173,31 @@ class AuditLog:
             self._writer = TraceWriter(self.path, header, batch_records=p.batch_records,
                                        batch_seconds=p.batch_seconds, fsync=p.fsync,
                                        seal=self._chain.seal, max_pending_bytes=p.max_pending_bytes,
-                                       retry_seconds=p.retry_seconds, on_durable=self._write_head)
+                                       retry_seconds=p.retry_seconds, on_durable=self._write_head,
+                                       mode=self._mode, mark=self._chain_mark,
+                                       background_sync=True)
+            if self._mode != 0o600:
+                os.chmod(self.path, self._mode)     # whatever the umask: the folder is root's
         except TraceError as err:
             raise self._translate(err) from err
+        except OSError as err:
+            raise AuditError(f"cannot share {self.path}: {err.strerror}", path=str(self.path)) from err
         self._opened_at = time.monotonic()
 
-    def _write_head(self) -> None:
-        """Everything sealed so far is on disk: say so in the head file."""
+    def _chain_mark(self) -> tuple[int, str]:
+        """Where the chain stands: the last line's ``_n`` and ``_h``."""
+        return self._chain.n - 1, self._chain.prev
+
+    def _write_head(self, mark: tuple[int, str]) -> None:
+        """The lines up to ``mark`` (see :meth:`_chain_mark`) are on disk: say so in the head
+        file."""
         if self._head is None:
             self._head = head_mod.HeadFile(self.head_path,
-                                           head_mod.load_key(self.path.parent, create=True))
+                                           head_mod.load_key(self.path.parent, create=True),
+                                           mode=self._mode)
+        n, h = mark
         self._head.write(chain=self._chain_id, file=self._index, log_name=self.path.name,
-                         n=self._chain.n - 1, h=self._chain.prev, closed=self._closing,
-                         sync=self._closing)
+                         n=n, h=h, closed=self._closing, sync=self._closing)
 
     def rotate(self) -> Path:
         """Close the active file (footer), move it aside, continue the chain in a new one.
@@ -213,8 +237,8 @@ class AuditLog:
                 log.warning("retention: cannot remove %s: %s", path, err.strerror)
         if removed:
             log.info("retention: removed %d audit files older than %ss", len(removed), keep)
-            self.write_record({"record": "monitor", "event": "retention", "removed": removed,
-                               "older_than_s": keep})
+            self.write_record(records.MonitorRecord("retention", detail={"removed": removed,
+                                                                        "older_than_s": keep}))
 
     def _rename(self, src: Path, dst: Path) -> None:
         if dst.exists():
@@ -248,7 +272,8 @@ class AuditLog:
                                  errno=err.errno)
         return AuditError(f"audit log: {err}", path=str(self.path))
 
-    def write_event(self, event: Event) -> None:
+    def write_event(self, event: Event, process: object = None) -> None:
+        """Write (or, in ``context`` mode, keep) one event. Also the pipeline sink."""
         if self.recorder is not None:
             self.recorder.add(event)
             return
@@ -264,40 +289,68 @@ class AuditLog:
         if self._max_bytes and w.size >= self._max_bytes and w.error is None:
             self.rotate()
 
-    def __call__(self, event: Event, process: object = None) -> None:
-        """A pipeline sink."""
-        self.write_event(event)
+    __call__ = write_event      # a pipeline sink: (event, process)
 
-    def write_record(self, record: dict[str, Any], *, sync: bool = False) -> None:
-        """Any record (``drops``, ``coverage``, ``monitor``...); ``time`` is added if absent."""
-        if "time" not in record:
-            record = {"record": record.get("record"), "time": iso_time(), **record}
+    def write_record(self, record: "Record | dict[str, Any]", *, sync: bool = False) -> None:
+        """Any record (:mod:`coi_sentinel.records`: drops, monitor...; a plain dict is written
+        as it is, ``record`` first); ``time`` is added if absent."""
+        now = iso_time()
+        d = records.to_dict(records.stamped(record, now)) if not isinstance(record, dict) \
+            else records.untyped(record.get("record"), record, time=now)
         w = self._live()
         try:
-            w.write_record(record, sync=sync)
+            w.write_record(d, sync=sync)
         except TraceError as err:
             raise self._translate(err) from err
         self._rotate_if_due()
 
-    def write_alert(self, alert: dict[str, Any], *, scope_id: int | None = None) -> None:
-        """Write an alert (fsync'd). In ``context`` mode, an alert of ``context_severity`` or
-        above is preceded by the flight recorder's events of its scope: ``scope_id``, or the
-        alert's ``scope_id`` / ``event.scope_id`` / ``process.scope_id``."""
-        rec = {"record": "alert", **{k: v for k, v in alert.items() if k != "record"}}
-        if self.recorder is not None and severity.rank(severity.of_alert(alert)) >= self._context_rank:
-            scope = scope_id if scope_id is not None else _scope_of(alert)
+    def write_alert(self, alert: "AlertRecord | dict[str, Any]", *, scope_id: int | None = None,
+                    durable: bool = True) -> None:
+        """Write an alert, fsync'd before this returns; with ``durable=False`` (an alert no
+        action came of) written to the file now and fsync'd in the background at the next
+        :meth:`end_batch` or :meth:`tick`. In ``context`` mode, an alert of
+        ``context_severity`` or above is preceded by the flight recorder's events of its
+        scope: ``scope_id``, or the alert's (a dict's ``scope_id`` / ``event.scope_id`` /
+        ``process.scope_id``)."""
+        if isinstance(alert, dict):
+            rank, rule = severity.rank(severity.of_alert(alert)), alert.get("rule", alert.get("rule_id"))
+            own_scope = _scope_of(alert)
+            rec: Any = records.untyped("alert", alert)
+        else:
+            rank, rule, own_scope, rec = int(alert.severity), alert.rule, alert.scope_id or None, alert
+        if self.recorder is not None and rank >= self._context_rank:
+            scope = scope_id if scope_id is not None else own_scope
             if scope is None:
-                log.debug("alert %s names no scope: no context written", alert.get("rule"))
+                log.debug("alert %s names no scope: no context written", rule)
             else:
-                self._write_context(scope, alert)
-        self.write_record(rec, sync=True)
+                self._write_context(scope, rule)
+        if durable:
+            self.write_record(rec, sync=True)
+            self._owed = False
+            return
+        self.write_record(rec)
+        try:
+            self._live().flush(sync=False)
+        except TraceError as err:
+            raise self._translate(err) from err
+        self._owed = True
 
-    def write_action(self, action: dict[str, Any]) -> None:
+    def end_batch(self) -> None:
+        """The pipeline handled a batch of events: alerts written with ``durable=False`` get
+        their fsync, in the writer's thread (the event loop does not wait)."""
+        if self._owed:
+            self._owed = False
+            try:
+                self._live().flush(wait=False)
+            except TraceError as err:
+                raise self._translate(err) from err
+
+    def write_action(self, action: "ActionRecord | dict[str, Any]") -> None:
         """Write a response taken (kill, pause, block...), fsync'd."""
-        self.write_record({"record": "action", **{k: v for k, v in action.items() if k != "record"}},
+        self.write_record(action if not isinstance(action, dict) else records.untyped("action", action),
                           sync=True)
 
-    def _write_context(self, scope: int, alert: dict[str, Any]) -> None:
+    def _write_context(self, scope: int, rule: str) -> None:
         assert self.recorder is not None
         ctx = self.recorder.take(scope)
         if not ctx.events:
@@ -305,11 +358,10 @@ class AuditLog:
         first, last = ctx.events[0], ctx.events[-1]
         w = self._live()
         try:
-            w.write_record({"record": "context", "time": iso_time(), "scope_id": scope,
-                            "container": last.container, "events": len(ctx.events),
-                            "from_ns": first.ts_ns, "to_ns": last.ts_ns,
-                            "seconds": self.recorder.seconds, "overflow": ctx.overflow,
-                            "rule": alert.get("rule", alert.get("rule_id"))})
+            w.write_record(records.to_dict(records.ContextRecord(
+                scope_id=scope, container=last.container, events=len(ctx.events),
+                from_ns=first.ts_ns, to_ns=last.ts_ns, seconds=self.recorder.seconds,
+                overflow=ctx.overflow, rule=rule, time=iso_time())))
             for ev in ctx.events:
                 w.write_event(ev)
         except TraceError as err:
@@ -326,6 +378,7 @@ class AuditLog:
 
     def tick(self) -> None:
         """Flush a due batch, retry a failed write, rotate by age. Call at least once a second."""
+        self.end_batch()
         w = self._live()
         try:
             w.tick()
@@ -335,6 +388,7 @@ class AuditLog:
 
     def flush(self) -> None:
         """Write and fsync everything now."""
+        self._owed = False
         try:
             self._live().flush()
         except TraceError as err:
@@ -379,6 +433,17 @@ class AuditLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def file_mode(folder: Path) -> int:
+    """The mode of the log files in ``folder``: as readable as the folder. 0640 in a folder its
+    group may read (the daemon's folder of a user's sessions run without root: root's, group
+    the user's, docs/daemon.md "Without root"), else 0600. The head key stays 0600 always."""
+    try:
+        readable = os.stat(folder).st_mode & 0o050 == 0o050
+    except OSError:
+        readable = False
+    return 0o640 if readable else 0o600
 
 
 def _scope_of(alert: dict[str, Any]) -> int | None:

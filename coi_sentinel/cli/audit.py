@@ -13,7 +13,7 @@ from .output import Clock, echo_json, json_option, table_row
 
 
 def _sessions_audit_dir() -> str:
-    from ..sessions.paths import audit_dir
+    from ..host.paths import audit_dir
 
     return str(audit_dir())
 

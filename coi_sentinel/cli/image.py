@@ -54,9 +54,10 @@ def build(variant: str, tools: tuple[str, ...], alias: str | None, force: bool,
     """
     import time
 
-    from ..sessions import images, incus, profiles
+    from ..sessions import images, profiles
+    from ..host import incus
 
-    client = incus.connect()
+    client = incus.connect_pylxd()     # uploads and simplestreams copies are pylxd's
     jobs: list = []
     if tools:
         names = list(tools)
@@ -96,7 +97,8 @@ def list_(as_json: bool) -> None:
       coi-sentinel image list --json | jq '.[] | select(.status == "stale")'
       coi-sentinel image list --json | jq '.[].tools'
     """
-    from ..sessions import images, incus
+    from ..sessions import images
+    from ..host import incus
 
     infos = images.list_images(incus.connect())
     if as_json:

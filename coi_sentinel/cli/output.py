@@ -82,6 +82,8 @@ def detail(ev: model.Event) -> str:
         return f"{oct(ev.mode)} {ev.path or 'fd ' + str(ev.fd)}"
     if isinstance(ev, model.PrivEvent):
         return f"{ev.op} {ev.detail or ev.arg0}" + (f" errno={ev.errno}" if ev.errno else "")
+    if isinstance(ev, model.UtimeEvent):
+        return f"{ev.path or 'fd ' + str(ev.fd)} mtime={ev.mtime} atime={ev.atime}"
     return ""
 
 
@@ -95,11 +97,22 @@ def table_row(ev: model.Event, clock: Clock, width: int = 80) -> str:
 
 
 def alert_line(alert, clock: Clock) -> str:
-    """An alert in the table: one line, then its process ancestry."""
+    """An alert (the engine's, or its record) in the table: one line, then its process ancestry."""
     anc = " <- ".join(f"{a.name}({a.pid})" for a in alert.ancestry[:4])
     head = (f"{clock.wall(alert.ts_ns):<12} ALERT {alert.severity.label.upper()} {alert.rule} "
             f"[{alert.container}]: {alert.output}")
-    return head + (f"\n             process {alert.process.name}({alert.process.pid}) <- {anc}" if anc else "")
+    proc = alert.process
+    return head + (f"\n             process {proc.name}({proc.pid}) <- {anc}" if anc and proc is not None else "")
+
+
+def action_line(record) -> str:
+    """An action record in the table: one line."""
+    status = "done" if record.ok else f"FAILED: {record.error}"
+    if record.skipped:
+        status = f"not needed: {record.skipped}"
+    after = f" ({record.latency_ns / 1e6:.1f} ms after the event)" if record.latency_ns is not None else ""
+    return (f"ACTION {record.action} for {record.rule or record.reason} on {record.container} "
+            f"by {record.by}" + (f" pid {record.pid}" if record.pid is not None else "") + f": {status}{after}")
 
 
 def print_summary(summary: dict, as_json: bool, file: IO[str] = sys.stderr) -> None:

@@ -21,7 +21,8 @@ def resume_session(names: tuple[str, ...]) -> None:
       sudo coi-sentinel unfreeze coi-1a2b3c4d-1
       sudo coi-sentinel list --json | jq '.[] | select(.state == "Frozen") | .paused'
     """
-    from ..sessions import incus, paused
+    from ..host import incus
+    from ..supervision import paused
 
     client = incus.connect()
     for name in names:

@@ -29,10 +29,14 @@ from ..sessions.session import EXIT_KILLED, EXIT_STOPPED
 @click.option("--resume", "resume", is_flag=False, flag_value="", default=None, metavar="[ID]",
               help="Restore the profile's saved state (the latest of this workspace, or ID).")
 @click.option("-d", "--detach", is_flag=True, help="Start the agent in tmux but do not attach.")
+@click.option("--alerts-to", "alerts_to", multiple=True, metavar="URL",
+              help="Also send this session's alerts here (repeatable), besides the [[outputs]] of "
+                   "your config.toml: syslog+tcp://HOST:PORT, http(s)://..., otlp+http://HOST:4318 "
+                   "(options after '?'; docs/outputs.md). The daemon delivers them.")
 @click.argument("command", nargs=-1, type=click.UNPROCESSED)
 def run(tool: str | None, workspace: Path | None, slot: int | None,
         persistent: bool | None, preserve_path: bool, image: str | None, network: str | None,
-        resume: str | None, detach: bool, command: tuple[str, ...]) -> None:
+        resume: str | None, detach: bool, alerts_to: tuple[str, ...], command: tuple[str, ...]) -> None:
     """Run an agent in a monitored Incus container that sees only the workspace.
 
     Without COMMAND the profile's agent starts in tmux and your terminal is attached (detach
@@ -53,6 +57,8 @@ def run(tool: str | None, workspace: Path | None, slot: int | None,
       sudo coi-sentinel run -- sh -c 'make test'      # headless
       sudo coi-sentinel run --slot 2 --persistent -d  # a second, kept session, detached
       sudo coi-sentinel run --network allowlist -- make deps   # network_allow_* in config
+      coi-sentinel run -- make test     # in the daemon's group: no sudo (docs/daemon.md)
+      coi-sentinel run --alerts-to 'syslog+tcp://127.0.0.1:601?min=high' -- make
     """
     from ..sessions import config as config_mod
     from ..sessions import profiles
@@ -61,6 +67,8 @@ def run(tool: str | None, workspace: Path | None, slot: int | None,
     ws = check_workspace(workspace if workspace is not None else Path.cwd())
     overrides = {"tool": tool, "image": image, "network": network, "persistent": persistent}
     cfg = config_mod.load(ws, overrides=overrides)
+    if alerts_to:
+        cfg = config_mod.with_outputs(cfg, alerts_to)
     profile = profiles.get(cfg.tool)
     cfg = config_mod.with_tool_image(cfg, profile)
     spec = SessionSpec(workspace=ws, config=cfg, profile=profile,
@@ -72,7 +80,7 @@ def run(tool: str | None, workspace: Path | None, slot: int | None,
 
 
 def _manager(spec):
-    from ..sessions.monitor import default_factory
+    from ..supervision.monitor import default_factory
     from ..sessions.session import SessionManager
 
     # headless: this process owns the monitor, and shows each action as it is taken
@@ -107,8 +115,7 @@ def _headless(spec) -> int:
     if alerts:
         click.echo(f"coi-sentinel: {len(alerts)} alert(s) in {session.name}", err=True)
         for a in alerts:
-            click.echo(f"  {a.get('severity', '?'):<8} {a.get('rule', '?')}: {a.get('output', '')}",
-                       err=True)
+            click.echo(f"  {a.severity.label:<8} {a.rule}: {a.output}", err=True)
     if monitored:
         _tell_report(session.name, {"tool": spec.config.tool, "network": spec.config.network,
                                     "workspace": str(spec.workspace)})
@@ -132,7 +139,7 @@ def _tell_report(name: str, facts: dict) -> None:
     from ..audit.files import log_files
     from ..errors import SentinelError
     from ..report import output
-    from ..sessions.paths import audit_log
+    from ..host.paths import audit_log
 
     try:
         files = log_files(audit_log(name))

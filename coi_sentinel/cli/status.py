@@ -24,7 +24,7 @@ def status(sock: str | None, as_json: bool) -> None:
     """
     from ..daemon import protocol as P
     from ..daemon.client import DaemonClient
-    from ..status import read_all
+    from ..host.status import read_all
 
     daemon = None
     why = None

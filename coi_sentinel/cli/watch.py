@@ -8,9 +8,11 @@ from pathlib import Path
 
 import click
 
+from .. import records
 from ..events import codec
 from ..outputs.cli import AlertSinks, alert_output_options, print_outputs_status
-from .output import SECONDS, TABLE_HEADER, Clock, alert_line, echo_json, json_option, print_summary, table_row
+from ..sentinel import Listener
+from .output import SECONDS, TABLE_HEADER, Clock, action_line, alert_line, echo_json, json_option, print_summary, table_row
 
 
 @click.command()
@@ -66,7 +68,9 @@ def watch(containers: tuple[str, ...], cgroups: tuple[str, ...], as_json: bool,
       sudo coi-sentinel watch --alerts-only --metrics 127.0.0.1:9464
     """
     from ..monitor import Monitor, MonitorOptions
-    from ..rules import Engine, load_ruleset
+    from ..records import MonitorRecord
+    from ..rules import load_ruleset
+    from ..sentinel import Lane, Sentinel
     from .watch_daemon import follow, watched_by_daemon
 
     own = cgroups or rule_paths or no_bundled or sigma_paths or output or respond or families or \
@@ -81,8 +85,6 @@ def watch(containers: tuple[str, ...], cgroups: tuple[str, ...], as_json: bool,
         families=tuple(f.strip() for f in families.split(",")) if families else None,
         sensitive_prefixes=tuple(ruleset.sensitive_prefixes()),
         sensitive_suffixes=tuple(ruleset.sensitive_suffixes()))
-    clock = Clock()
-    out = sys.stdout
     stop = _stop_flag()
     sinks = AlertSinks.open(alerts_to, outputs_config, fmt, metrics_addr, as_json=as_json)
     alerts_only = alerts_only or sinks.falco          # Falco consumers read alerts only
@@ -91,58 +93,81 @@ def watch(containers: tuple[str, ...], cgroups: tuple[str, ...], as_json: bool,
         sinks.watch_monitor(mon)
         _report_coverage(mon, as_json)
         audit = _open_audit(output, mon) if output else None
+        lane = None
         try:
-            if audit is not None:
-                mon.pipeline.add_sink(audit)        # before the engine: context precedes alerts
-            if not alerts_only:
-                if as_json:
-                    mon.pipeline.add_sink(lambda ev, _p: out.write(codec.dumps(ev).decode() + "\n"))
-                else:
-                    click.echo(TABLE_HEADER)
-                    mon.pipeline.add_sink(lambda ev, _p: out.write(table_row(ev, clock) + "\n"))
+            if not alerts_only and not as_json:
+                click.echo(TABLE_HEADER)
             responder = _responder(mon) if respond else None
-
-            def on_action(record: dict) -> None:
-                sinks.action(record)
-                if audit is not None:
-                    audit.write_action(record)
-                dest = sys.stderr if sinks.falco else out      # stdout holds Falco alerts only
-                dest.write((codec.orjson.dumps(record).decode() if as_json else _action_line(record)) + "\n")
-                dest.flush()
-
-            def on_alert(alert) -> None:
-                # act first (the kill is not behind the audit log's fsync), then record
-                rec = responder(alert) if responder is not None else None
-                d = sinks.record(alert)
-                if audit is not None:
-                    audit.write_alert(d, scope_id=alert.event.scope_id)
-                sinks.emit(alert)
-                out.write((sinks.falco_line(alert) if sinks.falco else codec.orjson.dumps(d).decode()
-                           if as_json else alert_line(alert, clock)) + "\n")
-                out.flush()
-                if rec is not None:
-                    on_action(rec)
-
-            engine = Engine(ruleset, on_alert=on_alert, table=mon.pipeline.table)
-            mon.pipeline.add_sink(sinks.timed(engine))
-            mon.run(_ticking(stop, audit, sinks), duration=duration)
-            out.flush()
+            sentinel = Sentinel(mon)
+            terminal = Terminal(sinks, as_json=as_json, events=not alerts_only)
+            mon.pipeline.add_batch_end(terminal.end_batch)
+            lane = sentinel.add(Lane(mon.pipeline.table, ruleset=ruleset, responder=responder, log=audit,
+                                     outputs=[sinks], timed=sinks.timed, listeners=[terminal]))
+            try:
+                sentinel.run(stop, duration=duration)
+            finally:
+                terminal.end_batch()
+            sys.stdout.flush()
             summary = mon.summary()
             summary["rules"] = len(ruleset.rules)
-            summary["alerts"] = dict(engine.alerts)
+            summary["alerts"] = dict(lane.engine.alerts)
             if responder is not None:
                 summary["actions"] = dict(responder.taken)
                 summary["kills_in_kernel"] = mon.probes.kill_counts()
-            summary["outputs"] = sinks.close(audit)
-            if audit is not None:
-                audit.write_record({"record": "drops", "counts": summary["drops"]})
-                audit.write_record({"record": "monitor", "event": "stop", "summary": summary})
+            summary["outputs"] = lane.close(drops=summary["drops"],
+                                            stop=MonitorRecord("stop", detail={"summary": summary}))
+            lane = None
         finally:
             sinks.close()       # idempotent: after an error, outputs and metrics stop too
-            if audit is not None:
+            if lane is not None and audit is not None:
                 audit.close()
         print_summary(summary, as_json)
         print_outputs_status(summary["outputs"], as_json)
+
+
+class Terminal(Listener):
+    """What ``watch`` prints: events (a table, or JSON lines), alerts, actions."""
+
+    def __init__(self, sinks: AlertSinks, *, as_json: bool, events: bool) -> None:
+        self.sinks = sinks
+        self.as_json = as_json
+        self.clock = Clock()
+        self.out = sys.stdout
+        self.events = events
+        #: --json on a real stdout: event lines written per batch of the pipeline (end_batch),
+        #: an alert or action line at once after the events before it
+        self.lines: codec.JsonLines | None = None
+        if as_json and hasattr(self.out, "buffer"):
+            self.out.flush()
+            self.lines = codec.JsonLines(self.out.buffer)
+
+    def event(self, event, process) -> None:
+        if not self.events:
+            return
+        if self.lines is not None:
+            self.lines(event)
+        else:
+            self.out.write((codec.dumps(event).decode() if self.as_json else table_row(event, self.clock)) + "\n")
+
+    def _say(self, dest, line: str) -> None:
+        if self.lines is not None and dest is self.out:
+            self.lines.write_line(line.encode())
+        else:
+            dest.write(line + "\n")
+            dest.flush()
+
+    def alert(self, alert, record) -> None:
+        sinks = self.sinks
+        self._say(self.out, sinks.falco_line(alert) if sinks.falco else records.dumps(record).decode()
+                  if self.as_json else alert_line(alert, self.clock))
+
+    def action(self, record) -> None:
+        dest = sys.stderr if self.sinks.falco else self.out      # stdout holds Falco alerts only
+        self._say(dest, records.dumps(record).decode() if self.as_json else action_line(record))
+
+    def end_batch(self) -> None:
+        if self.lines is not None:
+            self.lines.end_batch()
 
 
 def _open_audit(path: str, mon):
@@ -167,22 +192,6 @@ def _responder(mon):
     if not mon.scope_paths():
         r.default_target = Target("host", mon.names.mount)   # host-wide: the whole cgroup tree
     return r
-
-
-def _ticking(stop, audit, sinks):
-    def check() -> bool:
-        if audit is not None:
-            audit.tick()
-        sinks.tick(audit)
-        return stop()
-
-    return check
-
-
-def _action_line(record: dict) -> str:
-    status = "done" if record.get("ok") else f"FAILED: {record.get('error')}"
-    return (f"ACTION {record['action']} for {record['rule']} on {record['container']} "
-            f"pid {record.get('pid')}: {status} ({record['latency_ns'] / 1e6:.1f} ms after the event)")
 
 
 def _stop_flag():

@@ -10,8 +10,10 @@ import time
 
 import click
 
+from .. import records
 from ..daemon import protocol as P
-from .output import TABLE_HEADER, Clock, echo_json, table_row
+from ..errors import RecordError
+from .output import TABLE_HEADER, Clock, action_line, alert_line, echo_json, table_row
 
 
 def watched_by_daemon(containers: tuple[str, ...]) -> bool:
@@ -58,14 +60,11 @@ def follow(containers: tuple[str, ...], *, as_json: bool, alerts_only: bool,
                 out.write(codec.orjson.dumps(data).decode() + "\n")
             elif kind == "event":
                 out.write(table_row(codec.from_dict(data), clock) + "\n")
-            elif kind == "alert":
-                out.write(f"ALERT {data.get('severity', '?').upper()} {data.get('rule')}: "
-                          f"{data.get('output')}\n")
-            else:
-                out.write(f"ACTION {data.get('action')} on {data.get('container')} "
-                          f"by {data.get('by')}: {'done' if data.get('ok') else data.get('error')}\n")
+            else:       # an alert or an action: a record, read with the one codec
+                rec = records.from_dict(data)
+                out.write((alert_line(rec, clock) if kind == "alert" else action_line(rec)) + "\n")
             out.flush()
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecordError):
         pass
     finally:
         client.close()

@@ -24,7 +24,7 @@ MAX_LINE = 8 << 20
 VERSION = 1
 
 OPS = ("hello", "status", "register", "unregister", "subscribe", "reload", "pause", "resume",
-       "kill", "processes", "settle")
+       "kill", "processes", "settle", "network")
 STREAMS = ("events", "alerts", "actions", "status")
 
 #: error codes

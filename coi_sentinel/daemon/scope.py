@@ -4,7 +4,7 @@ A :class:`Scope` is what a session's monitor used to be, minus the probes: the c
 cgroup in the kernel filter with its in-kernel kill policy, the session's rules engine, a
 responder whose one target is the container, the session's audit log and a guardian (a process
 outside the daemon that freezes the container when the daemon dies or stalls,
-:mod:`coi_sentinel.sessions.guardian`).
+:mod:`coi_sentinel.supervision.guardian`).
 
 Order on an alert, the same everywhere (:mod:`coi_sentinel.sentinel`): act (freeze or kill),
 then write the alert and the action to the audit log, then tell subscribers and outputs.
@@ -24,10 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from ..action import Action
 from ..errors import AuditError, ResponseError, SentinelError
 from ..events.model import kernel_kill_reason
-from ..respond import freezer
-from ..sessions.response import DropWatch, ResponseSettings
+from ..host import freezer
+from ..records import ActionRecord, MonitorRecord
+from ..respond.settings import DropWatch, ResponseSettings
+from ..rules.context import SessionInfo
+from ..sentinel import Listener, is_kill
 
 log = logging.getLogger(__name__)
 
@@ -51,16 +55,20 @@ class Registration:
     response: dict[str, Any] = field(default_factory=dict)
     #: extra rule files: [{"path": shown in messages, "text": the file}]
     rules: list[dict[str, str]] = field(default_factory=list)
+    #: the session's own outputs ([[outputs]] of its config, ``run --alerts-to``), as
+    #: :meth:`OutputSpec.to_json` dicts: its alerts go there besides the daemon's outputs
+    outputs: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "cgroup": self.cgroup, "audit": self.audit,
                 "owner_uid": self.owner_uid, "tool": self.tool, "network": self.network,
-                "kind": self.kind, "response": self.response, "rules": self.rules}
+                "kind": self.kind, "response": self.response, "rules": self.rules,
+                "outputs": self.outputs}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any], owner_uid: int) -> "Registration":
         from ..errors import ConfigError
-        from ..sessions import response as resp
+        from ..respond import settings as resp
 
         name, cgroup, audit = d.get("name"), d.get("cgroup"), d.get("audit")
         for key, value in (("name", name), ("cgroup", cgroup), ("audit", audit)):
@@ -73,19 +81,23 @@ class Registration:
             raise ConfigError('register: rules must be a list of {"path", "text"}')
         response = d.get("response") or {}
         resp.parse(response, f"register {name}")      # checked here, applied by settings()
+        outputs = d.get("outputs") or []
+        output_specs(outputs, owner_uid, f"register {name}")     # checked here, opened by the scope
         return cls(name=name, cgroup=cgroup, audit=audit, owner_uid=owner_uid,
                    tool=d.get("tool"), network=d.get("network"), kind=d.get("kind") or "session",
-                   response=response, rules=rules)
+                   response=response, rules=rules, outputs=outputs)
 
     def settings(self) -> ResponseSettings:
-        from ..sessions import response as resp
+        from ..respond import settings as resp
 
         return ResponseSettings().merged(resp.parse(self.response, f"register {self.name}"))
 
 
-class Scope:
-    """A registered scope. Driven by the daemon's loop (:meth:`handle`, :meth:`tick`); its
-    ``publish`` callback tells subscribers about events, alerts and actions."""
+class Scope(Listener):
+    """A registered scope: its lane (engine, responder, audit log, outputs) is added to the
+    daemon's :class:`~coi_sentinel.sentinel.Sentinel`, which feeds it the scope's events; the
+    scope listens to its lane (counts, state, ``publish`` to subscribers) and is ticked by the
+    daemon's loop (:meth:`tick`)."""
 
     def __init__(self, reg: Registration, *, scope_id: int, table, ruleset,
                  publish: Callable[[str, "Scope", Any], None],
@@ -102,12 +114,14 @@ class Scope:
         self.chore = chore
         #: the daemon's outputs and metrics (coi_sentinel.outputs.cli.AlertSinks)
         self.sinks = sinks
+        #: the session's own outputs (Registration.outputs), opened with the scope
+        self.own_sinks = None
         self.registered = time.time()
         self.events: Counter[str] = Counter()
         self.alert_counts: Counter[str] = Counter()
         self.last_alerts: deque[dict] = deque(maxlen=LAST_ALERTS)
         self.alerts = 0
-        self.actions: list[dict] = []
+        self.actions: list[ActionRecord] = []
         self.killed = False
         #: paused by a rule, the monitor or a user (not by the guardian or a lost owner): a
         #: returning owner does not thaw it
@@ -119,8 +133,10 @@ class Scope:
         #: the connection that registered it is gone (``run`` died): paused, waiting for clean
         self.orphan = False
         self.audit = None
+        self.lane = None
         self.guardian = None
-        self.engine = None
+        self._spares = None
+        self._guardian_logs: Path | None = None
         self.responder = None
         self.target = None
         self._drops = DropWatch(self.settings.max_drops)
@@ -130,12 +146,19 @@ class Scope:
         self.rules_hash = ""
 
     # ---------------------------------------------------------------- start / stop
-    def open(self, probes, header: dict[str, Any], *, guard: bool, state_dir: Path) -> None:
-        """Audit log, responder, engine and (``guard``) a guardian; the caller has put the
-        cgroup into the kernel filter already."""
+    def open(self, probes, header: dict[str, Any], *, guard: bool, state_dir: Path,
+             spares=None) -> None:
+        """Audit log, responder, outputs and the lane (:class:`~coi_sentinel.sentinel.Lane`)
+        and (``guard``) a guardian, from ``spares`` (a
+        :class:`~coi_sentinel.supervision.guardian.Spares`) when given; the caller has put the
+        cgroup into the kernel filter already, and adds the lane to the sentinel after."""
         from ..audit.log import AuditLog
         from ..respond.responder import Responder, Target
-        from ..sessions.guardian import Guardian
+        from ..sentinel import Lane
+        from ..supervision.guardian import Guardian
+
+        self._spares = spares
+        self._guardian_logs = state_dir / "logs"
 
         kill_policy = self.settings.kernel_policy()
         probes.set_kill_policy(self.scope_id, **kill_policy)
@@ -145,44 +168,54 @@ class Scope:
             self.target = Target(self.name, self.cgroup,
                                  block=self._block if self.reg.network not in (None, "none") else None)
             self.responder.add_target(self.target)
-            self.set_rules(self._ruleset)
-            self.audit.write_record({"record": "monitor", "event": "start", "by": "daemon",
-                                     "rules": len(self._ruleset.rules),
-                                     "rules_hash": self.rules_hash,
-                                     "response": self.settings.to_dict(),
-                                     "kill_in_kernel": {"memfd_exec": kill_policy["memfd_exec"],
-                                                        "networks": len(kill_policy["blocked"]),
-                                                        "ports": kill_policy["blocked_ports"]}})
-            self._last_total = sum(probes.drop_counts().values())
+            if self.reg.outputs:
+                self.own_sinks = _open_outputs(self.reg)
+            info = SessionInfo(id=self.name, tool=self.reg.tool, network=self.reg.network)
+            self.lane = Lane(self.table, ruleset=self._ruleset, sessions=lambda _ev: info,
+                             responder=self.responder, log=self.audit,
+                             outputs=[self.own_sinks], shared_outputs=[self.sinks], listeners=[self],
+                             on_log_error=self._log_failed, before_alert=self._check_freezer,
+                             timed=self.sinks.timed if self.sinks is not None else None)
+            self.lane.write(MonitorRecord("start", by="daemon", detail={
+                "rules": len(self._ruleset.rules), "rules_hash": self.rules_hash,
+                "response": self.settings.to_dict(),
+                "kill_in_kernel": {"memfd_exec": kill_policy["memfd_exec"],
+                                   "networks": len(kill_policy["blocked"]),
+                                   "ports": kill_policy["blocked_ports"]}}))
+            self._last_total = probes.scope_drop_counts().get(self.scope_id, 0)
             self._drops.reset(self._last_total)
             if freezer.is_frozen(self.cgroup):
                 self.target.state = "paused"
             if guard:
                 self.guardian = Guardian.spawn(self.name, self.cgroup, Path(self.reg.audit),
                                                stall_seconds=self.settings.stall_seconds,
-                                               log_dir=state_dir / "logs")
+                                               log_dir=self._guardian_logs, spares=spares)
         except BaseException:
+            if self.own_sinks is not None:
+                self.own_sinks.close()
+                self.own_sinks = None
             self.audit.close()
             self.audit = None
             raise
 
     def set_rules(self, ruleset) -> None:
         """Swap the rule set (a reload): a new engine over the same process table."""
-        from ..rules import Engine, SessionInfo
-
-        info = SessionInfo(id=self.name, tool=self.reg.tool, network=self.reg.network)
-        self.engine = Engine(ruleset, on_alert=self._on_alert, table=self.table,
-                             sessions=lambda _ev: info)
         self._ruleset = ruleset
+        if self.lane is not None:
+            self.lane.set_rules(ruleset)
 
     @property
     def ruleset(self):
         return self._ruleset
 
+    @property
+    def engine(self):
+        return self.lane.engine if self.lane is not None else None
+
     def close(self, probes, *, clean: bool) -> dict[str, Any]:
         """Stop watching. ``clean``: the owner ended the session (the guardian stops quietly);
         otherwise the guardian is left to freeze what still runs (daemon shutdown)."""
-        summary = {"alerts": self.alerts, "actions": [a["action"] for a in self.actions],
+        summary = {"alerts": self.alerts, "actions": [a.action.value for a in self.actions],
                    "killed": self.killed}
         try:
             self._check_freezer()
@@ -193,92 +226,61 @@ class Scope:
                 self.guardian = None
             # not clean (the daemon stops): the guardian keeps its pipe, whose end at the
             # daemon's exit makes it freeze the container - nothing runs unwatched
-            if self.audit is not None:
-                drops = probes.drop_counts()
-                if drops:
-                    self.audit.write_record({"record": "drops", "counts": drops})
-                self.audit.write_record({"record": "monitor", "event": "stop", "by": "daemon",
-                                         "clean": clean, "alerts": self.alerts,
-                                         "actions": summary["actions"],
-                                         "kills_in_kernel": probes.kill_counts()})
+            if self.lane is not None:
+                status = self.lane.close(drops=probes.drop_counts(), stop=MonitorRecord(
+                    "stop", by="daemon", detail={"clean": clean, "alerts": self.alerts,
+                                                 "actions": summary["actions"],
+                                                 "kills_in_kernel": probes.kill_counts()}))
+                if status is not None:
+                    summary["outputs"] = status
         finally:
+            self.own_sinks = None
+            self.audit = None
             try:
-                if self.audit is not None:
-                    self.audit.close()
-            finally:
-                self.audit = None
-                try:
-                    probes.remove_scope(self.scope_id)
-                except SentinelError as err:
-                    log.warning("%s: %s", self.name, err)
+                probes.remove_scope(self.scope_id)
+            except SentinelError as err:
+                log.warning("%s: %s", self.name, err)
         return summary
 
-    # ---------------------------------------------------------------- events
-    def handle(self, event, process) -> None:
+    # ---------------------------------------------------------------- the lane's listener
+    def event(self, event, process) -> None:
         self.events[event.type.label] += 1
         self.per_pid[event.pid] += 1
         if event.type.label == "exit":
             self.per_pid.pop(event.pid, None)
-        try:
-            self.audit(event, process)        # before the engine: context precedes alerts
-        except AuditError as err:
-            self.fail_closed(f"the audit log cannot be written: {err}")
-        if getattr(event, "killed", False):
-            self._kernel_kill(event, process)
-        self.engine(event, process)
         self.publish("event", self, event)
 
-    def _kernel_kill(self, event, process) -> None:
-        self.killed = True
-        reason = kernel_kill_reason(event)
-        rec = {"record": "action", "action": "kill-process", "by": "kernel", "ok": True,
-               "container": self.name, "pid": event.pid,
-               "process": {"name": process.name, "exe": process.exe, "cmdline": process.cmdline}
-               if process is not None else {"name": event.comm},
-               "reason": reason, "output": f"killed in the kernel: {reason}",
-               "event_ts_ns": event.ts_ns}
-        self.acted(rec)
-
-    def _on_alert(self, alert) -> None:
-        self._check_freezer()               # a resume not noticed yet must not skip this pause
-        rec = self.responder(alert)         # act first: the audit log's fsync comes after
-        d = self.sinks.record(alert) if self.sinks is not None else alert.to_dict()
+    def alert(self, alert, record) -> None:
         self.alerts += 1
-        self.alert_counts[str(d.get("severity"))] += 1
-        self.last_alerts.append(d)
-        try:
-            self.audit.write_alert(d, scope_id=alert.scope_id)
-        except AuditError as err:
-            self.fail_closed(f"the audit log cannot be written: {err}")
-        self.publish("alert", self, d)
-        if self.sinks is not None:
-            self.sinks.emit(alert)          # outputs and metrics: never blocks
-        if rec is not None:
-            if rec.get("ok") and not rec.get("skipped") and rec["action"] in ("kill", "kill-process"):
-                self.killed = True
-            self.acted(rec)
+        self.alert_counts[record.severity.label] += 1
+        self.last_alerts.append(record.to_dict())
+        self.publish("alert", self, record)
 
-    def acted(self, rec: dict[str, Any]) -> None:
+    def action(self, rec: ActionRecord) -> None:
         self.actions.append(rec)
-        if self.sinks is not None:
-            self.sinks.action(rec)
-        if rec.get("action") == "pause" and rec.get("ok") and rec.get("by") in ("monitor", "user", "rules"):
+        if is_kill(rec):
+            self.killed = True
+        if rec.action is Action.PAUSE and rec.ok and rec.by in ("monitor", "user", "rules"):
             self.paused_by_decision = True
-        elif rec.get("action") == "resume":
+        elif rec.action is Action.RESUME:
             self.paused_by_decision = False
-        if rec.get("action") == "pause" and rec.get("ok") and not rec.get("skipped") \
-                and self.chore is not None and self.reg.kind == "session":
-            info = {"by": rec.get("by"), "rule": rec.get("rule"), "at": time.time(),
-                    "reason": rec.get("output") or rec.get("reason")}
+        if rec.action is Action.PAUSE and rec.done and self.chore is not None and self.reg.kind == "session":
+            info = {"by": rec.by, "rule": rec.rule, "at": time.time(), "reason": rec.output or rec.reason}
             name = self.name
             self.chore(lambda client: _mark(client, name, info))
-        try:
-            self.audit.write_action(rec)
-        except AuditError as err:
-            log.error("%s: action not written to the audit log: %s", self.name, err)
-            if rec.get("action") != "pause":
-                self.fail_closed(f"the audit log cannot be written: {err}")
         self.publish("action", self, rec)
+
+    def acted(self, rec: ActionRecord) -> None:
+        """An action of the scope's own (failing closed, a user's): through the lane."""
+        self.lane.acted(rec)
+
+    def _log_failed(self, err: AuditError, rec: ActionRecord | None) -> None:
+        if rec is None:
+            self.fail_closed(f"the audit log cannot be written: {err}")
+            return
+        log.error("%s: action not written to the audit log: %s", self.name, err)
+        if rec.action is not Action.PAUSE:
+            self.fail_closed(f"the audit log cannot be written: {err}")
 
     def _block(self, address: str, port: int) -> None:
         from ..network import Firewall
@@ -304,14 +306,14 @@ class Scope:
         if not self.cgroup.is_dir():
             log.info("%s: not paused (%s): the container is gone", self.name, reason)
             return
-        rec: dict[str, Any] = {"record": "action", "action": "pause", "by": by,
-                               "container": self.name, "reason": reason, "target": str(self.cgroup)}
         try:
-            rec.update(ok=True, freeze_ns=freezer.set_frozen(self.cgroup, True))
+            rec = ActionRecord(Action.PAUSE, by, True, container=self.name, reason=reason,
+                               target=str(self.cgroup), freeze_ns=freezer.set_frozen(self.cgroup, True))
             target.state = "paused"
         except ResponseError as err:
-            rec.update(ok=False, error=str(err))
-        log.error("%s: %s: %s", self.name, "paused" if rec["ok"] else "PAUSE FAILED", reason)
+            rec = ActionRecord(Action.PAUSE, by, False, container=self.name, reason=reason,
+                               target=str(self.cgroup), error=str(err))
+        log.error("%s: %s: %s", self.name, "paused" if rec.ok else "PAUSE FAILED", reason)
         self.acted(rec)
 
     def pause(self, by: str, reason: str) -> None:
@@ -327,15 +329,13 @@ class Scope:
     def kill(self, by: str, reason: str) -> None:
         from ..respond import killer
 
-        rec: dict[str, Any] = {"record": "action", "action": "kill", "by": by, "container": self.name,
-                               "reason": reason}
         try:
             killer.kill_cgroup(self.cgroup)
-            rec["ok"] = True
+            rec = ActionRecord(Action.KILL, by, True, container=self.name, reason=reason)
             self.target.state = "killed"
             self.killed = True
         except SentinelError as err:
-            rec.update(ok=False, error=str(err))
+            rec = ActionRecord(Action.KILL, by, False, container=self.name, reason=reason, error=str(err))
         self.acted(rec)
 
     def _check_freezer(self, by: str = "user") -> None:
@@ -348,22 +348,17 @@ class Scope:
             target.state = "running"
             self.responder.resumed(self.name)
             self._drops.reset(self._last_total)
-            self.acted({"record": "action", "action": "resume", "by": by, "ok": True,
-                        "container": self.name})
+            self.acted(ActionRecord(Action.RESUME, by, True, container=self.name))
         elif target.state == "running" and frozen:
             target.state = "paused"
-            self.acted({"record": "action", "action": "pause", "by": "outside", "ok": True,
-                        "container": self.name, "noticed": True,
-                        "reason": "the container was frozen from outside the daemon's loop (the "
-                                  "guardian freezes it when the daemon stalls; see user.coi.paused)"})
+            self.acted(ActionRecord(Action.PAUSE, "outside", True, container=self.name, noticed=True,
+                                    reason="the container was frozen from outside the daemon's loop (the "
+                                           "guardian freezes it when the daemon stalls; see user.coi.paused)"))
 
     def tick(self, now: float, drop_total: int) -> None:
         """Housekeeping from the daemon's loop, after each poll."""
         self._last_total = drop_total
-        try:
-            self.audit.tick()
-        except AuditError as err:
-            self.fail_closed(f"the audit log cannot be written: {err}")
+        self.lane.tick()        # the audit log's batch; the session's outputs' losses on the record
         if self.guardian is not None and not self.guardian.beat():
             self._replace_guardian("its pipe broke")
         if now - self._last_freeze_check >= FREEZE_CHECK:
@@ -377,8 +372,7 @@ class Scope:
                              "the sentinel cannot vouch for what the agent did")
 
     def _replace_guardian(self, why: str) -> None:
-        from ..sessions import paths
-        from ..sessions.guardian import Guardian
+        from ..supervision.guardian import Guardian
 
         old, self.guardian = self.guardian, None
         old.abandon()
@@ -388,15 +382,12 @@ class Scope:
         try:
             self.guardian = Guardian.spawn(self.name, self.cgroup, Path(self.reg.audit),
                                            stall_seconds=self.settings.stall_seconds,
-                                           log_dir=paths.state_dir() / "logs")
+                                           log_dir=self._guardian_logs, spares=self._spares)
         except SentinelError as err:
             self.fail_closed(f"the guardian died and no other could start: {err}")
             return
-        try:
-            self.audit.write_record({"record": "monitor", "event": "guardian-restarted",
-                                     "reason": why, "pid": self.guardian.pid}, sync=True)
-        except AuditError:
-            pass
+        self.lane.write(MonitorRecord("guardian-restarted", detail={"reason": why, "pid": self.guardian.pid}),
+                        sync=True)
 
     def to_status(self) -> dict[str, Any]:
         return {"name": self.name, "cgroup": str(self.cgroup), "scope_id": self.scope_id,
@@ -405,7 +396,42 @@ class Scope:
                 "events": dict(self.events), "alerts": dict(self.alert_counts),
                 "actions": len(self.actions), "registered": self.registered,
                 "killed": self.killed, "last_alerts": list(self.last_alerts),
-                "guardian": self.guardian.pid if self.guardian is not None else None}
+                "guardian": self.guardian.pid if self.guardian is not None else None,
+                "outputs": self.own_sinks.outputs.status()
+                if self.own_sinks is not None and self.own_sinks.outputs is not None else None}
+
+
+def _open_outputs(reg: Registration):
+    """The session's own outputs, started (their delivery process is the daemon's child)."""
+    from ..outputs import OutputSet
+    from ..outputs.cli import AlertSinks
+
+    specs = output_specs(reg.outputs, reg.owner_uid, f"register {reg.name}")
+    return AlertSinks(OutputSet.from_options(tables=specs), None, "json")
+
+
+def output_specs(outputs: Any, owner_uid: int, origin: str) -> list:
+    """A registration's outputs as :class:`OutputSpec`; ConfigError when one is malformed, or
+    when a user other than root asks the daemon (root) to write a file or a unix socket, or
+    to read a CA file, of the user's choosing."""
+    from ..errors import ConfigError
+    from ..outputs.spec import OutputSpec
+
+    if not isinstance(outputs, list) or not all(isinstance(o, dict) for o in outputs):
+        raise ConfigError(f"{origin}: outputs must be a list of output specs")
+    specs = []
+    for i, d in enumerate(outputs):
+        try:
+            spec = OutputSpec.from_json(d)
+        except (KeyError, TypeError, ValueError, IndexError) as err:
+            raise ConfigError(f"{origin}: outputs[{i}] is not an output spec ({err!r})") from None
+        if owner_uid != 0 and (spec.kind == "file" or spec.transport == "unix" or "ca" in spec.options):
+            raise ConfigError(f"{origin}: outputs[{i}] ({spec.name}): only root may have the daemon "
+                              "write files or unix sockets, or read CA files, for a session",
+                              hint="use a network output (syslog+tcp, http, otlp+http), or set it "
+                                   "in the daemon's own --alerts-to / --outputs-config")
+        specs.append(spec)
+    return specs
 
 
 def ruleset_hash(paths) -> str:
@@ -419,9 +445,9 @@ def ruleset_hash(paths) -> str:
 
 
 def _mark(client, name: str, info: dict) -> None:
-    from ..sessions import paused
+    from ..host import pause_state
 
-    paused.mark(client, name, info)
+    pause_state.mark(client, name, info)
 
 
 def _populated(cgroup: Path) -> bool:

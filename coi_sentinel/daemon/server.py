@@ -3,8 +3,9 @@
 Threads:
 
 * the main thread runs the loop: poll the probes (the shared :class:`~coi_sentinel.monitor.Monitor`,
-  nothing traced until a scope is registered), hand each event to its scope
-  (:class:`~.scope.Scope`: audit log, engine, responder), tick every scope (guardian heartbeats,
+  nothing traced until a scope is registered); the :class:`~coi_sentinel.sentinel.Sentinel` hands
+  each event to its scope's lane (audit log, engine, responder, outputs, in the sentinel's
+  one order; the :class:`~.scope.Scope` listens), tick every scope (guardian heartbeats,
   freezer, drops), reload the rules when SIGHUP asked for it;
 * one thread accepts connections, one thread per connection reads its requests. A request that
   changes the scopes takes :attr:`Daemon.lock`, which the loop holds while it polls and ticks,
@@ -39,9 +40,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
+from .. import __version__, records
+from ..action import Action
 from ..errors import ConfigError, SentinelError
+from ..events import codec
+from ..records import MonitorRecord
+from ..sentinel import Sentinel
+from . import peers
 from . import protocol as P
+from .network import Policies
 from .scope import Registration, Scope, ruleset_hash
 
 log = logging.getLogger(__name__)
@@ -54,6 +61,10 @@ LOCK_WAIT = 60.0
 DROPS_EVERY = 0.1
 #: how long a client may take to send one request line (seconds)
 READ_TIMEOUT = 30.0
+#: how often the loop looks for orphaned scopes whose container is gone (seconds)
+ORPHAN_SWEEP = 1.0
+#: a gap between two polls longer than this is logged and counted (the rings fill meanwhile)
+SLOW_POLL_NS = 250_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +110,8 @@ class Daemon:
         self.options = options
         self.lock = threading.RLock()
         self.scopes: dict[str, Scope] = {}
-        #: the same scopes by cgroup id, for routing events
-        self._by_id: dict[int, Scope] = {}
+        #: probes → stream → pipeline → each scope's lane (coi_sentinel.sentinel)
+        self.sentinel = None
         self.subscribers: list[Subscriber] = []
         self.mon = None
         self.ruleset = None
@@ -113,9 +124,17 @@ class Daemon:
         self._lockfd = -1
         self._polled = threading.Condition()
         self._polled_ns = 0
+        #: polls that came more than SLOW_POLL_NS after the previous one, and the longest gap
+        self.slow_polls = 0
+        self.max_poll_gap_ns = 0
         self.state_dir = Path(options.state_dir) if options.state_dir else P.state_dir_of(options.socket)
         self._chores = None
         self.sinks = None
+        #: a guardian process kept ready for the next registration (supervision.guardian.Spares)
+        self.spares = None
+        #: network policies of sessions run without root (.network)
+        self.policies = Policies(self.state_dir)
+        self._local = threading.local()
 
     # ------------------------------------------------------------------ rules
     def _rule_paths(self, extra: list[Path] | None = None) -> list[Path]:
@@ -171,18 +190,25 @@ class Daemon:
         self._take_lock()
         self.ruleset, self.rules_hash = self._load_rules()     # a bad rule file stops us here
         self.rules_loaded = time.time()
+        if self.options.guard:
+            from ..supervision.guardian import Spares
+
+            self.spares = Spares(_state_dir() / "logs")
+            self.spares.fill()              # ready long before the probes are
         self.mon = Monitor(MonitorOptions(kind="daemon", scoped_only=True, poll_ms=self.options.poll_ms,
                                           sensitive_prefixes=tuple(self.ruleset.sensitive_prefixes()),
                                           sensitive_suffixes=tuple(self.ruleset.sensitive_suffixes())))
         self.mon.start()
         try:
             self._open_sinks()
-            self.mon.pipeline.add_sink(self._route)
+            self.sentinel = Sentinel(self.mon)
             self._readopt()
             self._listen()
             (self.state_dir / "daemon.pid").write_text(f"{os.getpid()}\n")
         except BaseException:
             self.mon.close()
+            if self.spares is not None:
+                self.spares.close()
             raise
         log.info("daemon %d listening on %s (%d rules, %d scopes re-adopted)", os.getpid(),
                  self.options.socket, len(self.ruleset.rules), len(self.scopes))
@@ -226,6 +252,9 @@ class Daemon:
     def _listen(self) -> None:
         path = Path(self.options.socket)
         path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
+        st = path.parent.stat()
+        if st.st_uid == 0 and st.st_mode & 0o011 != 0o011:
+            os.chmod(path.parent, st.st_mode | 0o711)     # the group must reach the socket
         try:
             path.unlink()           # we hold the lock: a socket there is a dead daemon's
         except FileNotFoundError:
@@ -255,22 +284,28 @@ class Daemon:
     def run(self) -> None:
         """The loop, until :meth:`stop` (SIGTERM, SIGINT)."""
         mon = self.mon
-        drops_at, total = 0.0, 0
+        drops_at, lost, swept_at = 0.0, {}, 0.0
         try:
+            last = time.monotonic_ns()
             while not self._stop.is_set():
                 began = time.monotonic_ns()
+                self._note_gap(began - last)
+                last = began
                 with self.lock:
                     mon.poll()
                     now = time.monotonic()
                     if self.scopes and now - drops_at >= DROPS_EVERY:
-                        drops_at = now      # one map read per event type: not on every poll
-                        total = sum(mon.probes.drop_counts().values())
+                        drops_at = now      # one read of the per-scope drop map: not on every poll
+                        lost = mon.probes.scope_drop_counts()
                     for scope in list(self.scopes.values()):
                         try:
-                            scope.tick(now, total)
+                            scope.tick(now, lost.get(scope.scope_id, 0))
                         except SentinelError as err:
                             log.error("%s: %s", scope.name, err)
                     self.sinks.tick(_EveryAudit(self.scopes))
+                    if now - swept_at >= ORPHAN_SWEEP:
+                        swept_at = now
+                        self._drop_gone_orphans()
                     if self._reload_asked:
                         self._reload_asked = False
                         try:
@@ -282,6 +317,15 @@ class Daemon:
                     self._polled.notify_all()
         finally:
             self.close()
+
+    def _note_gap(self, gap_ns: int) -> None:
+        """The loop did not poll for ``gap_ns`` (held up by a request under the lock, or not
+        scheduled): the kernel's rings filled meanwhile."""
+        if gap_ns > self.max_poll_gap_ns:
+            self.max_poll_gap_ns = gap_ns
+        if gap_ns > SLOW_POLL_NS:
+            self.slow_polls += 1
+            log.warning("the loop did not read the kernel's rings for %d ms", gap_ns // 1_000_000)
 
     def close(self) -> None:
         """Stop listening, close every scope without ending it (its guardian freezes it when
@@ -311,6 +355,9 @@ class Daemon:
             if self.mon is not None:
                 self.mon.close()
                 self.mon = None
+            if self.spares is not None:
+                self.spares.close()
+                self.spares = None
         try:
             (self.state_dir / "daemon.pid").unlink()
         except OSError:
@@ -321,13 +368,8 @@ class Daemon:
         self._reload_asked = True
 
     # ------------------------------------------------------------------ events
-    def _route(self, event, process) -> None:
-        scope = self._by_id.get(event.scope_id)
-        if scope is not None:
-            scope.handle(event, process)
-
     def _publish(self, kind: str, scope: Scope, data: Any) -> None:
-        if kind == "action" and data.get("action") in ("pause", "resume", "kill"):
+        if kind == "action" and data.action in (Action.PAUSE, Action.RESUME, Action.KILL):
             self._persist(scope)
         subs = self.subscribers
         if not subs:
@@ -336,14 +378,10 @@ class Daemon:
         line = None
         for sub in subs:
             if sub.wants(stream, scope.name) and (sub.uid == 0 or sub.uid == scope.reg.owner_uid):
-                if line is None:
-                    if kind == "event":
-                        from ..events import codec
-                        payload = codec.dumps(data)
-                        line = b'{"stream":"event","scope":' + P.encode(scope.name)[:-1] + \
-                            b',"data":' + payload + b"}\n"
-                    else:
-                        line = P.encode({"stream": kind, "scope": scope.name, "data": data})
+                if line is None:        # events and records, each in its one codec
+                    payload = codec.dumps(data) if kind == "event" else records.dumps(data)
+                    line = b'{"stream":"' + kind.encode() + b'","scope":' + P.encode(scope.name)[:-1] + \
+                        b',"data":' + payload + b"}\n"
                 sub.put(line)
 
     # ------------------------------------------------------------------ side work
@@ -357,7 +395,7 @@ class Daemon:
         self._chores.put(fn)
 
     def _run_chores(self) -> None:
-        from ..sessions import incus
+        from ..host import incus
 
         client = None
         while True:
@@ -413,16 +451,16 @@ class Daemon:
             header = make_header("run", coverage=cov, session=reg.name, cgroup=reg.cgroup,
                                  daemon=os.getpid(), tool=reg.tool, network=reg.network)
             try:
-                scope.open(self.mon.probes, header, guard=self.options.guard, state_dir=_state_dir())
+                scope.open(self.mon.probes, header, guard=self.options.guard, state_dir=_state_dir(),
+                           spares=self.spares)
             except BaseException:
                 self.mon.remove_scope(cid)
                 raise
             self.scopes[reg.name] = scope
-            self._by_id[cid] = scope
+            self.sentinel.add(scope.lane, cid)
             self._persist(scope)
             if adopting:
-                scope.audit.write_record({"record": "monitor", "event": "re-adopted", "by": "daemon",
-                                          "daemon": os.getpid()})
+                scope.lane.write(MonitorRecord("re-adopted", by="daemon", detail={"daemon": os.getpid()}))
         return scope
 
     def unregister(self, name: str, uid: int) -> dict[str, Any]:
@@ -430,11 +468,50 @@ class Daemon:
             scope = self._scope(name, uid)
             summary = scope.close(self.mon.probes, clean=True)
             self.scopes.pop(name, None)
-            self._by_id.pop(scope.scope_id, None)
+            self.sentinel.remove(scope.scope_id)
             self._forget(name)
             self._sync_sensitive()
         summary["drops"] = self.mon.probes.drop_counts()
+        self.policies.after_unregister(name, scope.cgroup)
         return summary
+
+    def _drop_gone_orphans(self) -> None:
+        """Under the lock: an orphan (its owner died) whose container is gone since (killed,
+        deleted) has nothing left to watch: it is closed and forgotten, and the network policy
+        the daemon made for it goes (on the chore thread), so nothing of it stays behind."""
+        for scope in [s for s in self.scopes.values() if s.orphan and not s.cgroup.is_dir()]:
+            try:
+                scope.close(self.mon.probes, clean=True)
+            except SentinelError as err:
+                log.error("%s: %s", scope.name, err)
+            self.scopes.pop(scope.name, None)
+            self.sentinel.remove(scope.scope_id)
+            self._forget(scope.name)
+            self._sync_sensitive()
+            log.info("%s: orphan whose container is gone: forgotten", scope.name)
+            self._chore(lambda _client, name=scope.name, cgroup=scope.cgroup:
+                        self.policies.after_unregister(name, cgroup))
+
+    def _incus(self):
+        """This connection thread's Incus client (made on first use)."""
+        client = getattr(self._local, "incus", None)
+        if client is None:
+            from ..host import incus
+
+            client = self._local.incus = incus.connect()
+        return client
+
+    def _check_peer_registration(self, reg: Registration, uid: int) -> None:
+        """A peer that is not root registers only a session its own process owns, with the
+        audit log where the daemon keeps that uid's (.peers)."""
+        if uid == 0:
+            return
+        if reg.kind != "session":
+            raise P.DaemonError("only root may register a scope that is not a session",
+                                code=P.DENIED)
+        peers.check_audit(uid, reg.name, reg.audit)
+        peers.check_session(self._incus(), reg.name, uid)
+        peers.audit_folder(uid)
 
     def _scope(self, name: Any, uid: int) -> Scope:
         scope = self.scopes.get(name) if isinstance(name, str) else None
@@ -490,8 +567,8 @@ class Daemon:
                 rs, h = per_scope[scope.name]
                 scope.set_rules(rs)
                 scope.rules_hash = h
-                scope.audit.write_record({"record": "monitor", "event": "rules-reloaded",
-                                          "rules": len(rs.rules), "rules_hash": h}, sync=True)
+                scope.lane.write(MonitorRecord("rules-reloaded", detail={"rules": len(rs.rules),
+                                                                         "rules_hash": h}), sync=True)
             self._sync_sensitive()
         log.warning("rules reloaded: %d rules, sha256 %s", len(ruleset.rules), rhash)
         return {"rules": len(ruleset.rules), "hash": rhash}
@@ -506,10 +583,13 @@ class Daemon:
                       "rules": {"count": len(self.ruleset.rules), "hash": self.rules_hash,
                                 "loaded": self.rules_loaded},
                       "events": dict(self.mon.stream.stats.events) if self.mon.stream else {},
-                      "drops": probes.drop_counts(), "kills": probes.kill_counts(),
+                      "drops": probes.drop_counts(), "ring_retries": probes.ring_retry_counts(),
+                      "kills": probes.kill_counts(),
                       "aggregation_maps_full": probes.agg_full_counts(),
                       "coverage": {"attached": len(cov.attached), "missing": len(cov.missing)},
-                      "subscribers": len(self.subscribers), "rss": _rss()}
+                      "subscribers": len(self.subscribers), "rss": _rss(),
+                      "loop": {"slow_polls": self.slow_polls,
+                               "max_gap_ms": round(self.max_poll_gap_ns / 1e6, 1)}}
             scopes = [s.to_status() for s in self.scopes.values()
                       if uid == 0 or s.reg.owner_uid == uid]
         return {"daemon": daemon, "scopes": scopes}
@@ -588,7 +668,7 @@ class Daemon:
                 scope.orphan = True
                 scope.fail_closed("the session's owner (run or its keeper) went away without "
                                   "ending the session", by="daemon")
-                scope.audit.write_record({"record": "monitor", "event": "orphaned"}, sync=True)
+                scope.lane.write(MonitorRecord("orphaned"), sync=True)
                 self._persist(scope)
 
     def _handle(self, req: dict[str, Any], uid: int, leased: "_Lease") -> dict[str, Any]:
@@ -611,6 +691,7 @@ class Daemon:
                     self._persist(scope)
                     return P.answer(rid, scope_id=scope.scope_id, adopted=True)
             reg = Registration.from_dict(req, uid)
+            self._check_peer_registration(reg, uid)
             scope = self.register(reg)
             scope.lease = leased
             leased.add(reg.name)
@@ -640,6 +721,8 @@ class Daemon:
             with self.lock:
                 scope = self._scope(req.get("name"), uid)
                 return P.answer(rid, processes=self.processes(scope))
+        if op == "network":
+            return P.answer(rid, **self.policies.handle(req, uid, self._incus()))
         if op == "settle":
             scope = self._scope(req.get("name"), uid)
             ok = self.settle()
@@ -692,7 +775,7 @@ class _EveryAudit:
     def __init__(self, scopes: dict[str, Scope]) -> None:
         self.scopes = scopes
 
-    def write_record(self, record: dict[str, Any], **kw: Any) -> None:
+    def write_record(self, record: Any, **kw: Any) -> None:
         for scope in list(self.scopes.values()):
             if scope.audit is not None:
                 scope.audit.write_record(record, **kw)
@@ -709,7 +792,7 @@ class _Lease(set):
 
 def _check_cgroup(reg: Registration) -> None:
     """A session's scope is its container's cgroup2 directory, ``lxc.payload.<name>``."""
-    from ..probes import cgroups
+    from ..host import cgroups
 
     path = Path(reg.cgroup)
     if not path.is_absolute() or ".." in path.parts or not path.is_dir():
@@ -762,7 +845,7 @@ def _rss() -> int:
 
 
 def _state_dir() -> Path:
-    from ..sessions import paths
+    from ..host import paths
 
     return paths.state_dir()
 

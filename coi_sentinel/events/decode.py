@@ -11,9 +11,14 @@ from ..errors import EventDecodeError
 from . import model, structs
 from .types import (
     CONNECT_KILLED,
+    CONNECT_SENDTO,
     AF_INET,
     AF_INET6,
     AF_UNIX,
+    CHAN_END_LABELS,
+    CHAN_KIND_LABELS,
+    CHAN_OP_LABELS,
+    DUP_FD_KINDS,
     DUP_KILLED,
     DUP_OLDFD_SOCKET,
     LINK_SYMLINK,
@@ -21,6 +26,9 @@ from .types import (
     URING_KILLED,
     URING_OPS,
     URING_SQPOLL,
+    UTIME_BACKDATED,
+    UTIME_SET_ATIME,
+    UTIME_SET_MTIME,
     FAMILY_LABELS,
     FILE_KIND_FAILED,
     FILE_KIND_LABELS,
@@ -30,6 +38,9 @@ from .types import (
 
 #: maps a scope (container-level cgroup) id to a container name
 ContainerResolver = Callable[[int], str]
+
+#: process names remembered by a decoder (all forgotten when full)
+COMM_CACHE = 4096
 
 
 def _host(_scope_id: int) -> str:
@@ -75,6 +86,8 @@ class Decoder:
 
     def __init__(self, resolve: ContainerResolver = _host) -> None:
         self.resolve = resolve
+        #: raw comm field (16 bytes) -> its text
+        self._comms: dict[bytes, str] = {}
         self._by_type: dict[int, Callable[[bytes], model.Event]] = {
             EventType.EXEC: self._exec,
             EventType.FORK: self._fork,
@@ -94,6 +107,8 @@ class Decoder:
             EventType.LINK: self._link,
             EventType.CHDIR: self._chdir,
             EventType.MMAP_WRITE: self._mmap_write,
+            EventType.CHAN: self._chan,
+            EventType.UTIME: self._utime,
         }
 
     def decode(self, raw: bytes) -> model.Event:
@@ -110,14 +125,29 @@ class Decoder:
 
     def header(self, h: tuple) -> tuple:
         ts, cg, scope, _type, pid, tid, ppid, uid, gid, comm = h[:10]
-        return (ts, pid, tid, ppid, uid, gid, cstr(comm), cg, scope, self.resolve(scope))
+        name = self._comms.get(comm)
+        if name is None:
+            name = self._comm(comm)
+        return (ts, pid, tid, ppid, uid, gid, name, cg, scope, self.resolve(scope))
+
+    def _comm(self, raw: bytes) -> str:
+        """A process name, decoded once: the same few names come back in every record."""
+        if len(self._comms) >= COMM_CACHE:
+            self._comms.clear()
+        name = self._comms[raw] = cstr(raw)
+        return name
 
     # one method per record type: unpack, then build the dataclass positionally (fastest)
     def _exec(self, raw: bytes) -> model.Event:
         v = structs.FORMATS[structs.ExecEvent].unpack_from(raw)
-        ret, argc, args_len, flags, fd, _pad, filename, args = v[10:]
-        return model.ExecEvent(*self.header(v), cstr(filename), split_args(args, args_len), argc,
-                               _errno(ret), fd, flags)
+        ret, argc, args_len, flags, fd, envc, filename, args = v[10:]
+        strings = split_args(args, args_len)
+        env = ()
+        if envc:
+            envc = min(envc, len(strings))
+            strings, env = strings[:-envc], strings[-envc:]
+        return model.ExecEvent(*self.header(v), cstr(filename), strings, argc, _errno(ret), fd, flags,
+                               env)
 
     def _fork(self, raw: bytes) -> model.Event:
         v = structs.FORMATS[structs.ForkEvent].unpack_from(raw)
@@ -134,15 +164,32 @@ class Decoder:
         ret, fd, family, port, _p, addr, unix_path, flags = v[10:]
         fam, daddr, dport = sock_addr(family, port, addr, unix_path)
         return model.ConnectEvent(*self.header(v), fd, fam, daddr, dport, _errno(ret),
-                                  bool(flags & CONNECT_KILLED))
+                                  bool(flags & CONNECT_KILLED), bool(flags & CONNECT_SENDTO))
 
     def _dup(self, raw: bytes) -> model.Event:
         v = structs.FORMATS[structs.DupEvent].unpack_from(raw)
-        ret, oldfd, newfd, flags, family, port, _p, addr = v[10:]
+        ret, oldfd, newfd, flags, family, port, _p, addr, chan_id, kind, end = v[10:]
         is_sock = bool(flags & DUP_OLDFD_SOCKET)
         fam, daddr, dport = sock_addr(family, port, addr) if is_sock else ("", "", 0)
+        fd_kind = ("socket" if is_sock else CHAN_KIND_LABELS.get(kind, "other")) if flags & DUP_FD_KINDS else ""
         return model.DupEvent(*self.header(v), oldfd, newfd, _errno(ret), is_sock, fam, daddr, dport,
-                              bool(flags & DUP_KILLED))
+                              bool(flags & DUP_KILLED), fd_kind, chan_id if kind else 0,
+                              CHAN_END_LABELS.get(end, "") if kind else "")
+
+    def _utime(self, raw: bytes) -> model.Event:
+        v = structs.FORMATS[structs.UtimeEvent].unpack_from(raw)
+        ret, fd, flags, how, atime, mtime, path = v[10:]
+        return model.UtimeEvent(*self.header(v), cstr(path), fd, flags,
+                                atime if how & UTIME_SET_ATIME else -1,
+                                mtime if how & UTIME_SET_MTIME else -1,
+                                bool(how & UTIME_BACKDATED), _errno(ret))
+
+    def _chan(self, raw: bytes) -> model.Event:
+        v = structs.FORMATS[structs.ChanEvent].unpack_from(raw)
+        ret, fd, fd2, op, pty, _pad, chan_id, kind, end = v[10:]
+        return model.ChanEvent(*self.header(v), CHAN_OP_LABELS.get(op, str(op)), fd, fd2,
+                               CHAN_KIND_LABELS.get(kind, str(kind)), CHAN_END_LABELS.get(end, str(end)),
+                               chan_id, -1 if pty == 0xFFFFFFFF else pty, _errno(ret))
 
     def _net_send(self, raw: bytes) -> model.Event:
         v = structs.FORMATS[structs.NetSendEvent].unpack_from(raw)

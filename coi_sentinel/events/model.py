@@ -1,4 +1,4 @@
-"""Typed events: what the probes saw, decoded, as frozen dataclasses.
+"""Typed events: what the probes saw, decoded, as slotted dataclasses (values, never changed).
 
 Every event has the common header fields of :class:`Event`; each subclass adds its own. The
 JSON form (:mod:`coi_sentinel.events.codec`) is the flat dict of these fields plus ``"type"``;
@@ -21,8 +21,15 @@ from .types import (
     EventType,
 )
 
+#: Events are values: nothing changes one once it is made (the codec reuses an event's JSON
+#: line on that ground). They are not ``frozen=True`` dataclasses because a frozen dataclass's
+#: ``__init__`` sets every field through ``object.__setattr__``, five times slower than plain
+#: slot stores, and every event of the stream is built once (issue 18); ``unsafe_hash`` keeps
+#: them hashable, as frozen ones were.
+_event = dataclass(slots=True, unsafe_hash=True)
 
-@dataclass(frozen=True, slots=True)
+
+@_event
 class Event:
     """Common header: who did it, when, and where (cgroup and container)."""
 
@@ -44,7 +51,7 @@ class Event:
         return self.type.label
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class ExecEvent(Event):
     type: ClassVar[EventType] = EventType.EXEC
     filename: str                 # resolved by the kernel (success) or as passed (failure)
@@ -53,6 +60,16 @@ class ExecEvent(Event):
     errno: int                    # 0 on success
     fd: int                       # execveat dirfd, -100 for execve
     flags: int                    # EXEC_* bits
+    #: the dynamic loader's variables of the new program's environment ("LD_PRELOAD=/x.so"...)
+    env: tuple[str, ...] = ()
+
+    @property
+    def ld_preload(self) -> str:
+        """LD_PRELOAD of the new program ("" when unset)."""
+        for kv in self.env:
+            if kv.startswith("LD_PRELOAD="):
+                return kv[11:]
+        return ""
 
     @property
     def args_truncated(self) -> bool:
@@ -82,21 +99,21 @@ class ExecEvent(Event):
         return bool(self.flags & EXEC_KILLED)
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class ForkEvent(Event):
     type: ClassVar[EventType] = EventType.FORK
     child_pid: int
     clone_flags: int
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class ExitEvent(Event):
     type: ClassVar[EventType] = EventType.EXIT
     exit_code: int                # -1 when killed by a signal
     signal: int                   # fatal signal, 0 if none
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class ConnectEvent(Event):
     type: ClassVar[EventType] = EventType.CONNECT
     fd: int
@@ -105,9 +122,11 @@ class ConnectEvent(Event):
     dport: int
     errno: int                    # 0, EINPROGRESS (115), ENETUNREACH (101), ...
     killed: bool = False          # the kernel's kill policy sent SIGKILL (blocked destination)
+    #: no connect(): the first datagram sent to the destination (sendto/sendmsg with an address)
+    sendto: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class ConnectRepeatEvent(Event):
     """Repeats of one connect (same process, destination and result) since the last report;
     the first connect of the series was a :class:`ConnectEvent`."""
@@ -121,7 +140,7 @@ class ConnectRepeatEvent(Event):
     first_ts_ns: int
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class AcceptEvent(Event):
     """A connection accepted (accept/accept4) on an inet/inet6 socket."""
 
@@ -135,7 +154,7 @@ class AcceptEvent(Event):
     local_addr: bool = False      # accept passed no address buffer: daddr/dport are the listener's
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class BindEvent(Event):
     type: ClassVar[EventType] = EventType.BIND
     fd: int
@@ -149,7 +168,7 @@ class BindEvent(Event):
         return self.laddr in ("0.0.0.0", "::")
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class ListenEvent(Event):
     type: ClassVar[EventType] = EventType.LISTEN
     fd: int
@@ -164,7 +183,7 @@ class ListenEvent(Event):
         return self.laddr in ("0.0.0.0", "::")
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class UringEvent(Event):
     """An io_uring submission (the first of its opcode in the process, or any connect, accept,
     bind, listen). A connect's destination is not known."""
@@ -177,7 +196,7 @@ class UringEvent(Event):
     killed: bool                  # the kernel's kill policy sent SIGKILL (uring connect)
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class LinkEvent(Event):
     """link/linkat (a hard link) or symlink/symlinkat: a new name, ``path``, for ``target``."""
 
@@ -189,7 +208,7 @@ class LinkEvent(Event):
     errno: int
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class ChdirEvent(Event):
     type: ClassVar[EventType] = EventType.CHDIR
     path: str                     # chdir's argument resolved; fchdir: the fd's directory
@@ -197,7 +216,7 @@ class ChdirEvent(Event):
     errno: int
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class MmapWriteEvent(Event):
     """A shared, writable mapping of a file: writes through it make no system call."""
 
@@ -209,7 +228,7 @@ class MmapWriteEvent(Event):
     length: int
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class DupEvent(Event):
     type: ClassVar[EventType] = EventType.DUP
     oldfd: int
@@ -220,9 +239,46 @@ class DupEvent(Event):
     daddr: str
     dport: int
     killed: bool = False          # a shell put a network socket on its stdio: SIGKILL
+    #: what oldfd is as the kernel tracks it: "socket", "pipe", "fifo", "pty", "socketpair" (a unix
+    #: pair; "socket" means a connected or accepted one), "other" (none of
+    #: those that it saw); "" in records from before fd kinds, where is_socket false says nothing
+    fd_kind: str = ""
+    chan_id: int = 0              # pipe/fifo/pty: what links its ends (0 when not known)
+    chan_end: str = ""            # "read", "write", "rdwr", "master", "slave"
 
 
-@dataclass(frozen=True, slots=True)
+@_event
+class UtimeEvent(Event):
+    """utimensat with chosen times on a file the caller did not write (file.bpf.c): a copy
+    keeping its source's times, and times set to "now", are not reported."""
+
+    type: ClassVar[EventType] = EventType.UTIME
+    path: str                     # joined to its dirfd; futimens: the file's path if known, else ""
+    fd: int                       # the dirfd, or futimens's fd when path was not passed
+    flags: int                    # utimensat flags
+    atime: int                    # seconds; -1 when atime was not set to a chosen value
+    mtime: int                    # seconds; -1 when mtime was not set to a chosen value
+    backdated: bool               # a chosen time lies more than an hour in the past
+    errno: int
+
+
+@_event
+class ChanEvent(Event):
+    """A pipe, fifo or pty end came into being in the process (pipe.bpf.c)."""
+
+    type: ClassVar[EventType] = EventType.CHAN
+    op: str                       # "pipe" (fd read end, fd2 write end), "open", "ptpeer" (fd2 master),
+                                  # "socketpair" (fd and fd2, both rdwr)
+    fd: int
+    fd2: int                      # -1 unless op is pipe or ptpeer
+    kind: str                     # "pipe", "fifo", "pty", "socketpair" (AF_UNIX)
+    end: str                      # end of fd: "read", "write", "rdwr", "master", "slave"
+    chan_id: int                  # links the ends; 0 when not known (a pty whose master was not seen)
+    pty: int                      # pty number of a /dev/pts/N open, else -1
+    errno: int
+
+
+@_event
 class NetSendEvent(Event):
     type: ClassVar[EventType] = EventType.NET_SEND
     fd: int
@@ -234,7 +290,7 @@ class NetSendEvent(Event):
     first_ts_ns: int
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class FileOpenEvent(Event):
     type: ClassVar[EventType] = EventType.FILE_OPEN
     path: str
@@ -246,7 +302,7 @@ class FileOpenEvent(Event):
     dirfd: int
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class FileWriteEvent(Event):
     """Summary of a process's opens of and writes to one path since the previous summary."""
 
@@ -260,7 +316,7 @@ class FileWriteEvent(Event):
     first_ts_ns: int
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class RenameEvent(Event):
     type: ClassVar[EventType] = EventType.RENAME
     oldpath: str
@@ -269,7 +325,7 @@ class RenameEvent(Event):
     errno: int
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class UnlinkEvent(Event):
     type: ClassVar[EventType] = EventType.UNLINK
     path: str
@@ -278,7 +334,7 @@ class UnlinkEvent(Event):
     errno: int
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class ChmodEvent(Event):
     type: ClassVar[EventType] = EventType.CHMOD
     path: str                     # empty for fchmod
@@ -295,7 +351,7 @@ class ChmodEvent(Event):
         return bool(self.mode & 0o2000)
 
 
-@dataclass(frozen=True, slots=True)
+@_event
 class PrivEvent(Event):
     type: ClassVar[EventType] = EventType.PRIV
     op: str                       # "ptrace", "mount", "unshare", ...
@@ -330,6 +386,7 @@ EVENT_CLASSES: dict[EventType, type[Event]] = {
         ExecEvent, ForkEvent, ExitEvent, ConnectEvent, ConnectRepeatEvent, DupEvent, NetSendEvent,
         FileOpenEvent, FileWriteEvent, RenameEvent, UnlinkEvent, ChmodEvent, PrivEvent,
         AcceptEvent, BindEvent, ListenEvent, UringEvent, LinkEvent, ChdirEvent, MmapWriteEvent,
+        ChanEvent, UtimeEvent,
     )
 }
 
@@ -344,5 +401,5 @@ __all__ = [
     "DupEvent", "NetSendEvent",
     "FileOpenEvent", "FileWriteEvent", "RenameEvent", "UnlinkEvent", "ChmodEvent", "PrivEvent",
     "AcceptEvent", "BindEvent", "ListenEvent", "UringEvent", "LinkEvent", "ChdirEvent",
-    "MmapWriteEvent", "EVENT_CLASSES", "kernel_kill_reason", "FIELD_NAMES", "HEADER_FIELDS",
+    "MmapWriteEvent", "ChanEvent", "UtimeEvent", "EVENT_CLASSES", "kernel_kill_reason", "FIELD_NAMES", "HEADER_FIELDS",
 ]

@@ -4,6 +4,14 @@ looked up in /proc after the fact.
 
 The rule engine reads ancestry (``proc.pname``, ``proc.aname[n]``) and fd state
 (``proc.stdin_is_socket``) from here; replay rebuilds the same table from a trace.
+
+Pipes, fifos and ptys (chan events, dup events' ``fd_kind``) are kept per process like sockets,
+with an index of who holds which end, so "a shell whose stdin or stdout is the other end of a
+pipe, fifo or pty held by a process with a network socket" can be asked (:meth:`ProcessTable.
+chan_peers`). close() is not seen: an fd number that comes back from a call making a new fd
+(pipe, open, connect, accept, dup onto it) replaces what the table had on it, and ends at fds
+past 2 are dropped at exec (what O_CLOEXEC does to most of them; the kernel's entries follow the
+same rule).
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ import logging
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from typing import Callable
 
 from . import model
 
@@ -20,6 +29,10 @@ log = logging.getLogger(__name__)
 #: processes kept after their exit, so late events (file/net summaries) still resolve
 EXITED_KEEP = 4096
 MAX_PROCS = 65536
+#: sockets kept per process after their fd number was reused
+PAST_SOCKETS_KEEP = 8
+#: processes a relay walk goes through (chan_reach): nc, cat, a pty wrapper
+RELAY_HOPS = 3
 
 
 @dataclass(slots=True)
@@ -35,12 +48,19 @@ class Process:
     container: str = ""
     exited: bool = False
     exit_code: int | None = None
+    #: the exit event's time (0 while alive)
+    exit_ns: int = 0
     #: fds 0-2 that are sockets: {fd: (family, daddr, dport)}
     stdio_sockets: dict[int, tuple[str, str, int]] = field(default_factory=dict)
     #: sockets this process connected or accepted: {fd: (family, daddr, dport)}
     sockets: dict[int, tuple[str, str, int]] = field(default_factory=dict)
     #: working directory as followed through chdir events ("" until known)
     cwd: str = ""
+    #: sockets the process had on an fd number that has since been reused (it talked to them;
+    #: proc.has_outbound_socket counts them), the last few
+    past_sockets: tuple[tuple[str, str, int], ...] = ()
+    #: pipe, fifo and pty ends: {fd: (kind, chan id, end)}
+    chans: dict[int, tuple[str, int, str]] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -62,6 +82,8 @@ class ProcessTable:
         #: scope id -> processes of the table alive in it (for the fork bomb rule: a build forks
         #: as fast as a bomb, but its processes exit)
         self._live: dict[int, int] = {}
+        #: chan id -> pids holding one of its ends (live processes)
+        self._holders: dict[int, set[int]] = {}
 
     def __len__(self) -> int:
         return len(self._procs)
@@ -74,7 +96,7 @@ class ProcessTable:
 
     def _ensure(self, ev: model.Event) -> Process:
         p = self._procs.get(ev.pid)
-        if p is None:
+        if p is None or ((p.exited or (p.scope_id and p.scope_id != ev.scope_id)) and _reused(p, ev)):
             p = Process(pid=ev.pid, ppid=ev.ppid, comm=ev.comm, uid=ev.uid, start_ns=ev.ts_ns,
                         scope_id=ev.scope_id, container=ev.container)
             self._insert(p)
@@ -88,6 +110,7 @@ class ProcessTable:
             self._gone(old)
         self._procs[p.pid] = p
         if not p.exited:
+            self._exited.pop(p.pid, None)       # (the old one's place there is not this one's)
             self._live[p.scope_id] = self._live.get(p.scope_id, 0) + 1
         while len(self._procs) > self.max_procs:
             _, evicted = self._procs.popitem(last=False)
@@ -96,6 +119,8 @@ class ProcessTable:
             self.evicted += 1
 
     def _gone(self, p: Process) -> None:
+        for _kind, cid, _end in p.chans.values():
+            self._unhold(cid, p.pid)
         left = self._live.get(p.scope_id, 0) - 1
         if left > 0:
             self._live[p.scope_id] = left
@@ -109,52 +134,172 @@ class ProcessTable:
 
     def apply(self, ev: model.Event) -> Process:
         """Update the table with one event; returns the acting process."""
-        if isinstance(ev, model.ForkEvent):
-            parent = self._ensure(ev)
-            child = Process(pid=ev.child_pid, ppid=ev.pid, comm=parent.comm, exe=parent.exe,
-                            argv=parent.argv, uid=ev.uid, start_ns=ev.ts_ns, scope_id=ev.scope_id,
-                            container=ev.container, stdio_sockets=dict(parent.stdio_sockets),
-                            sockets=dict(parent.sockets), cwd=parent.cwd)
-            self._exited.pop(ev.child_pid, None)
-            self._insert(child)
-            return parent
-        p = self._ensure(ev)
-        p.comm = ev.comm
-        if isinstance(ev, model.ExecEvent):
-            if not ev.errno:
-                p.exe = ev.filename
-                p.argv = ev.argv
-                p.uid = ev.uid
-        elif isinstance(ev, model.ExitEvent):
-            if not p.exited:
-                self._gone(p)
-            p.exited = True
-            p.exit_code = ev.exit_code
-            self._exited[ev.pid] = None
-            while len(self._exited) > EXITED_KEEP:
-                old, _ = self._exited.popitem(last=False)
-                self._procs.pop(old, None)
-        elif isinstance(ev, model.ConnectEvent):
-            if ev.errno in (0, 115):
-                p.sockets[ev.fd] = (ev.family, ev.daddr, ev.dport)
-        elif isinstance(ev, model.AcceptEvent):
-            if not ev.errno and ev.fd >= 0:
-                p.sockets[ev.fd] = (ev.family, ev.daddr, ev.dport)
-        elif isinstance(ev, model.ChdirEvent):
-            if not ev.errno and ev.path.startswith("/"):
-                p.cwd = ev.path
-        elif isinstance(ev, model.DupEvent):
-            if not ev.errno:
-                sock = p.sockets.get(ev.oldfd) or p.stdio_sockets.get(ev.oldfd)
-                if ev.is_socket and sock is None:
-                    sock = (ev.family, ev.daddr, ev.dport)
-                if sock is not None:
-                    p.stdio_sockets[ev.newfd] = sock
-                    p.sockets[ev.newfd] = sock
-                else:
-                    p.stdio_sockets.pop(ev.newfd, None)
-                    p.sockets.pop(ev.newfd, None)
+        cls = type(ev)
+        if cls is model.ForkEvent:
+            return self._fork(ev)       # type: ignore[arg-type]
+        p = self._procs.get(ev.pid)
+        if p is None or ((p.exited or (p.scope_id and p.scope_id != ev.scope_id)) and _reused(p, ev)):
+            p = Process(pid=ev.pid, ppid=ev.ppid, comm=ev.comm, uid=ev.uid, start_ns=ev.ts_ns,
+                        scope_id=ev.scope_id, container=ev.container)
+            self._insert(p)
+        else:
+            if ev.ppid and not p.ppid:
+                p.ppid = ev.ppid
+            p.comm = ev.comm
+        step = _STEPS.get(cls)
+        if step is None:
+            if cls in _NO_STEP:
+                return p
+            step = _step_of(cls)
+        step(self, p, ev)
         return p
+
+    def _fork(self, ev: model.ForkEvent) -> Process:
+        parent = self._ensure(ev)
+        child = Process(pid=ev.child_pid, ppid=ev.pid, comm=parent.comm, exe=parent.exe,
+                        argv=parent.argv, uid=ev.uid, start_ns=ev.ts_ns, scope_id=ev.scope_id,
+                        container=ev.container, stdio_sockets=dict(parent.stdio_sockets),
+                        sockets=dict(parent.sockets), cwd=parent.cwd, chans=dict(parent.chans),
+                        past_sockets=parent.past_sockets)
+        self._insert(child)
+        for _kind, cid, _end in child.chans.values():
+            self._holders.setdefault(cid, set()).add(child.pid)
+        return parent
+
+    # one step per event class that changes more than the process's comm (apply() finds it
+    # by the event's class: one dict lookup, not a chain of isinstance tests)
+    def _exec(self, p: Process, ev: model.ExecEvent) -> None:
+        if not ev.errno:
+            p.exe = ev.filename
+            p.argv = ev.argv
+            p.uid = ev.uid
+            for fd in [fd for fd in p.chans if fd > 2]:
+                self._set_chan(p, fd, None)
+
+    def _exit(self, p: Process, ev: model.ExitEvent) -> None:
+        if not p.exited:
+            self._gone(p)
+        p.exited = True
+        p.exit_code = ev.exit_code
+        p.exit_ns = ev.ts_ns
+        self._exited[ev.pid] = None
+        while len(self._exited) > EXITED_KEEP:
+            old, _ = self._exited.popitem(last=False)
+            self._procs.pop(old, None)
+
+    def _connect(self, p: Process, ev: model.ConnectEvent) -> None:
+        if ev.errno in (0, 115):
+            p.sockets[ev.fd] = (ev.family, ev.daddr, ev.dport)
+            if ev.fd in p.chans:
+                self._set_chan(p, ev.fd, None)
+
+    def _accept(self, p: Process, ev: model.AcceptEvent) -> None:
+        if not ev.errno and ev.fd >= 0:
+            self._new_fd(p, ev.fd)
+            p.sockets[ev.fd] = (ev.family, ev.daddr, ev.dport)
+
+    def _chan(self, p: Process, ev: model.ChanEvent) -> None:
+        if not ev.errno and ev.fd >= 0:
+            self._new_fd(p, ev.fd)
+            self._set_chan(p, ev.fd, (ev.kind, ev.chan_id, ev.end))
+            if ev.op in ("pipe", "socketpair") and ev.fd2 >= 0:
+                self._new_fd(p, ev.fd2)
+                self._set_chan(p, ev.fd2, (ev.kind, ev.chan_id, "write" if ev.op == "pipe" else ev.end))
+
+    def _file_open(self, p: Process, ev: model.FileOpenEvent) -> None:
+        if ev.fd >= 0:
+            # a fifo or pty opened with write intent is reported twice (chan, file_open)
+            self._new_fd(p, ev.fd, keep_opened=True)
+
+    def _chdir(self, p: Process, ev: model.ChdirEvent) -> None:
+        if not ev.errno and ev.path.startswith("/"):
+            p.cwd = ev.path
+
+    def _dup(self, p: Process, ev: model.DupEvent) -> None:
+        if not ev.errno:
+            sock = dup_socket(ev, p)
+            chan = dup_chan(ev, p)
+            if chan is not None or ev.newfd in p.chans:
+                self._set_chan(p, ev.newfd, chan)
+            if sock is not None:
+                p.stdio_sockets[ev.newfd] = sock
+                p.sockets[ev.newfd] = sock
+            else:
+                p.stdio_sockets.pop(ev.newfd, None)
+                p.sockets.pop(ev.newfd, None)
+
+    # ---- pipes, fifos, ptys
+    def _new_fd(self, p: Process, fd: int, keep_opened: bool = False) -> None:
+        """fd was just made anew: whatever the table had on that number was closed (with
+        ``keep_opened``, except a fifo or pty end: the same open's chan event made it)."""
+        if p.sockets:
+            sock = p.sockets.pop(fd, None)
+            if sock is not None:
+                p.past_sockets = (p.past_sockets + (sock,))[-PAST_SOCKETS_KEEP:]
+            p.stdio_sockets.pop(fd, None)
+        if fd in p.chans and not (keep_opened and p.chans[fd][0] != "pipe"):
+            self._set_chan(p, fd, None)
+
+    def _set_chan(self, p: Process, fd: int, chan: tuple[str, int, str] | None) -> None:
+        old = p.chans.pop(fd, None)
+        if chan is not None:
+            p.chans[fd] = chan
+            if not p.exited:
+                self._holders.setdefault(chan[1], set()).add(p.pid)
+        if old is not None and all(c[1] != old[1] for c in p.chans.values()):
+            self._unhold(old[1], p.pid)
+
+    def _unhold(self, cid: int, pid: int) -> None:
+        held = self._holders.get(cid)
+        if held is not None:
+            held.discard(pid)
+            if not held:
+                del self._holders[cid]
+
+    def chan_peers(self, p: Process, fds: tuple[int, ...] | None, upstream: bool) -> list[Process]:
+        """Live processes other than ``p`` at the other end of the pipes, fifos and ptys ``p``
+        has on ``fds`` (on any fd when None): upstream, the ones that write what ``p`` reads
+        on them; else the ones that read what ``p`` writes. A pty's master and slave each
+        feed the other; a fifo opened O_RDWR is both ends."""
+        out: list[Process] = []
+        if not p.chans:
+            return out
+        ends = _FEEDERS if upstream else _READERS
+        for fd, (_kind, cid, end) in p.chans.items():
+            if (fds is not None and fd not in fds) or not cid:
+                continue
+            want = ends.get(end, ())
+            if not want:
+                continue
+            for pid in self._holders.get(cid, ()):
+                q = self._procs.get(pid)
+                if q is None or q is p or q.exited or q in out:
+                    continue
+                if any(c[1] == cid and c[2] in want for c in q.chans.values()):
+                    out.append(q)
+        return out
+
+    def chan_reach(self, p: Process, fd: int, upstream: bool, pred: Callable[[Process], bool],
+                   hops: int = RELAY_HOPS) -> Process | None:
+        """The first process, through at most ``hops`` processes, that feeds what ``p`` reads
+        on ``fd`` (upstream) or reads what ``p`` writes on it, and satisfies ``pred``. Past the
+        first process the walk follows every pipe, fifo and pty end of the process in the same
+        direction (``cat f | sh``: sh's stdin is fed by cat, cat's fifo by nc)."""
+        seen = {p.pid}
+        frontier = [q for q in self.chan_peers(p, (fd,), upstream)]
+        for _ in range(hops):
+            nxt: list[Process] = []
+            for q in frontier:
+                if q.pid in seen:
+                    continue
+                seen.add(q.pid)
+                if pred(q):
+                    return q
+                nxt.extend(self.chan_peers(q, None, upstream))
+            if not nxt:
+                break
+            frontier = nxt
+        return None
 
     def ancestors(self, pid: int, limit: int = 16) -> list[Process]:
         """Parent first, up to ``limit`` generations (stops at an unknown pid or a loop)."""
@@ -203,6 +348,85 @@ class ProcessTable:
                 self._insert(Process(pid=pid, ppid=ppid, comm=comm, exe=exe, argv=argv))
                 added += 1
         return added
+
+
+#: records the probes make of what a process did before it exited, sent at its exit or later
+#: (kernel aggregates: write totals, repeated connects, bytes sent)
+_SUMMARIES = (model.FileWriteEvent, model.ConnectRepeatEvent, model.NetSendEvent)
+
+
+def _reused(p: Process, ev: model.Event) -> bool:
+    """``ev`` comes from another process that got the pid of ``p``, which exited or belongs to
+    another scope: a record, other than a summary, of what happened after the exit (records
+    from the bulk ring may come after the exit's record, which has a ring of its own: their
+    time tells), or one from another container (a session's processes may outlive its scope
+    unseen, and no process moves from one container to another; a process read from /proc at
+    start has no scope and is not judged so). Without this, a reused pid speaks with the dead
+    process's name, command line and ancestry."""
+    if isinstance(ev, _SUMMARIES):
+        return False
+    return ev.ts_ns > p.exit_ns if p.exited else True
+
+
+#: event class -> the step of ProcessTable.apply for it
+_STEPS: dict[type, Callable[[ProcessTable, Process, model.Event], None]] = {
+    model.ExecEvent: ProcessTable._exec, model.ExitEvent: ProcessTable._exit,
+    model.ConnectEvent: ProcessTable._connect, model.AcceptEvent: ProcessTable._accept,
+    model.ChanEvent: ProcessTable._chan, model.FileOpenEvent: ProcessTable._file_open,
+    model.ChdirEvent: ProcessTable._chdir, model.DupEvent: ProcessTable._dup,
+}
+#: event classes whose step is only the comm (found once by _step_of)
+_NO_STEP: set[type] = set()
+
+
+def _step_of(cls: type) -> Callable[[ProcessTable, Process, model.Event], None]:
+    """The step of a class not in _STEPS: its nearest base's (a subclass of an event class), or
+    none (remembered in _NO_STEP)."""
+    for base in cls.__mro__[1:]:
+        step = _STEPS.get(base)
+        if step is not None:
+            _STEPS[cls] = step
+            return step
+    _NO_STEP.add(cls)
+    return _no_step
+
+
+def _no_step(_table: ProcessTable, _p: Process, _ev: model.Event) -> None:
+    return None
+
+
+#: end -> the ends that write what it reads
+_FEEDERS = {"read": ("write", "rdwr"), "rdwr": ("write", "rdwr"), "master": ("slave",),
+            "slave": ("master",)}
+#: end -> the ends that read what it writes
+_READERS = {"write": ("read", "rdwr"), "rdwr": ("read", "rdwr"), "master": ("slave",),
+            "slave": ("master",)}
+_CHAN_KINDS = ("pipe", "fifo", "pty", "socketpair")
+
+
+def dup_socket(ev: model.DupEvent, p: Process) -> tuple[str, str, int] | None:
+    """(family, daddr, dport) of the socket a dup copied, or None. The kernel's fd kind decides
+    when the record has one: a pipe, fifo or pty is no socket whatever the table remembers on
+    that fd number (it never sees close()); "other" leaves it to the table, which knows sockets
+    inherited from further up than the parent. Records from before fd kinds (``fd_kind`` "")
+    say nothing with is_socket false: the table decides."""
+    kind = ev.fd_kind
+    if kind == "socket" and ev.family:
+        return ev.family, ev.daddr, ev.dport
+    if kind in _CHAN_KINDS:
+        return None
+    sock = p.sockets.get(ev.oldfd) or p.stdio_sockets.get(ev.oldfd)
+    if sock is None and ev.is_socket:
+        sock = (ev.family, ev.daddr, ev.dport)
+    return sock
+
+
+def dup_chan(ev: model.DupEvent, p: Process) -> tuple[str, int, str] | None:
+    """The pipe, fifo or pty end a dup copied, or None: the kernel's word when the record has
+    fd kinds, else what the table has on oldfd."""
+    if ev.fd_kind:
+        return (ev.fd_kind, ev.chan_id, ev.chan_end) if ev.fd_kind in _CHAN_KINDS and ev.chan_id else None
+    return p.chans.get(ev.oldfd)
 
 
 def _read_or_empty(path: str) -> bytes:

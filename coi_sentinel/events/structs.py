@@ -43,7 +43,7 @@ class ExecEvent(ctypes.Structure):
         ("args_len", c_u32),
         ("flags", c_u32),
         ("fd", c_s32),
-        ("pad", c_u32),
+        ("envc", c_u32),
         ("filename", ctypes.c_char * PATH_LEN),
         ("args", ctypes.c_char * ARGS_BUF),
     ]
@@ -101,8 +101,25 @@ class MmapEvent(ctypes.Structure):
     ]
 
 
+class UtimeEvent(ctypes.Structure):
+    _fields_ = [
+        ("hdr", EventHdr),
+        ("ret", c_s32),
+        ("fd", c_s32),
+        ("flags", c_u32),
+        ("how", c_u32),
+        ("atime", ctypes.c_int64),
+        ("mtime", ctypes.c_int64),
+        ("path", ctypes.c_char * PATH_LEN),
+    ]
+
+
 class CommKey(ctypes.Structure):
     _fields_ = [("comm", ctypes.c_char * COMM_LEN)]
+
+
+class ChanInfo(ctypes.Structure):
+    _fields_ = [("id", c_u64), ("kind", c_u32), ("end", c_u32)]
 
 
 class DupEvent(ctypes.Structure):
@@ -113,6 +130,20 @@ class DupEvent(ctypes.Structure):
         ("newfd", c_s32),
         ("flags", c_u32),
         ("sock", SockInfo),
+        ("chan", ChanInfo),
+    ]
+
+
+class ChanEvent(ctypes.Structure):
+    _fields_ = [
+        ("hdr", EventHdr),
+        ("ret", c_s32),
+        ("fd", c_s32),
+        ("fd2", c_s32),
+        ("op", c_u32),
+        ("pty", c_u32),
+        ("pad", c_u32),
+        ("chan", ChanInfo),
     ]
 
 
@@ -248,6 +279,7 @@ class ScopeCfg(ctypes.Structure):
 # --- struct.Struct formats used by the decoder (little-endian, no implicit padding) ---
 HDR_FMT = "QQQIIIIII16s"
 SOCK_FMT = "HHI16s"
+CHAN_FMT = "QII"
 HDR = struct.Struct("<" + HDR_FMT)
 FORMATS: dict[type[ctypes.Structure], struct.Struct] = {
     EventHdr: HDR,
@@ -255,10 +287,12 @@ FORMATS: dict[type[ctypes.Structure], struct.Struct] = {
     ForkEvent: struct.Struct(f"<{HDR_FMT}QII"),
     ExitEvent: struct.Struct(f"<{HDR_FMT}iI"),
     ConnectEvent: struct.Struct(f"<{HDR_FMT}ii{SOCK_FMT}{UNIX_PATH_LEN}sI"),
-    DupEvent: struct.Struct(f"<{HDR_FMT}iiiI{SOCK_FMT}"),
+    DupEvent: struct.Struct(f"<{HDR_FMT}iiiI{SOCK_FMT}{CHAN_FMT}"),
+    ChanEvent: struct.Struct(f"<{HDR_FMT}iiiIII{CHAN_FMT}"),
     SockEvent: struct.Struct(f"<{HDR_FMT}ii{SOCK_FMT}II"),
     UringEvent: struct.Struct(f"<{HDR_FMT}IIQQ"),
     MmapEvent: struct.Struct(f"<{HDR_FMT}iIIIQ{PATH_LEN}s"),
+    UtimeEvent: struct.Struct(f"<{HDR_FMT}iiIIqq{PATH_LEN}s"),
     NetSendEvent: struct.Struct(f"<{HDR_FMT}iIQQ{SOCK_FMT}"),
     FileOpenEvent: struct.Struct(f"<{HDR_FMT}iiIIII{PATH_LEN}s"),
     PathEvent: struct.Struct(f"<{HDR_FMT}iiII{PATH_LEN}s"),
@@ -279,9 +313,12 @@ C_NAMES: dict[str, type[ctypes.Structure]] = {
     "exit_event": ExitEvent,
     "connect_event": ConnectEvent,
     "dup_event": DupEvent,
+    "chan_info": ChanInfo,
+    "chan_event": ChanEvent,
     "sock_event": SockEvent,
     "uring_event": UringEvent,
     "mmap_event": MmapEvent,
+    "utime_event": UtimeEvent,
     "comm_key": CommKey,
     "net_send_event": NetSendEvent,
     "file_open_event": FileOpenEvent,
@@ -311,6 +348,11 @@ def path_hash(path: bytes) -> int:
     data = path[:PATH_LEN - 1] + b"\0"
     data += b"\0" * (-len(data) % 8)
     h = PATH_HASH_INIT
-    for (w,) in struct.iter_unpack("<Q", data):
-        h = ((h ^ w) * PATH_HASH_PRIME) & _U64
+    prime, mask = PATH_HASH_PRIME, _U64
+    for w in _WORDS[len(data) >> 3](data):      # one unpack: every word at once
+        h = ((h ^ w) * prime) & mask
     return h
+
+
+#: number of u64 words -> the unpack of that many
+_WORDS = [struct.Struct(f"<{n}Q").unpack for n in range(PATH_LEN // 8 + 1)]

@@ -31,6 +31,8 @@ class EventType(enum.IntEnum):
     LINK = 18
     CHDIR = 19
     MMAP_WRITE = 20
+    CHAN = 21
+    UTIME = 22
 
     @functools.cached_property
     def label(self) -> str:
@@ -75,6 +77,7 @@ EXEC_STDIO_SOCKET = 1 << 8
 # connect_event.flags
 CONNECT_KILLED = 1 << 0
 CONNECT_FASTOPEN = 1 << 1
+CONNECT_SENDTO = 1 << 2
 
 # sock_info.flags
 SOCK_ACCEPTED = 1 << 0
@@ -110,9 +113,35 @@ FILE_KIND_SENSITIVE = 2
 FILE_KIND_FAILED = 0x100
 FILE_KIND_LABELS = {FILE_KIND_WRITE: "write", FILE_KIND_SENSITIVE: "sensitive"}
 
+# utime_event.how
+UTIME_SET_ATIME = 1 << 0
+UTIME_SET_MTIME = 1 << 1
+UTIME_BACKDATED = 1 << 2
+
 # dup_event.flags
 DUP_OLDFD_SOCKET = 1 << 0
 DUP_KILLED = 1 << 1
+DUP_FD_KINDS = 1 << 2
+
+# chan_info.kind, chan_info.end, chan_event.op (pipes, fifos, ptys: pipe.bpf.c)
+CHAN_PIPE = 1
+CHAN_FIFO = 2
+CHAN_PTY = 3
+CHAN_SOCKPAIR = 4
+CHAN_KIND_LABELS = {CHAN_PIPE: "pipe", CHAN_FIFO: "fifo", CHAN_PTY: "pty", CHAN_SOCKPAIR: "socketpair"}
+CHAN_READ = 1
+CHAN_WRITE = 2
+CHAN_RDWR = 3
+CHAN_MASTER = 4
+CHAN_SLAVE = 5
+CHAN_END_LABELS = {CHAN_READ: "read", CHAN_WRITE: "write", CHAN_RDWR: "rdwr", CHAN_MASTER: "master",
+                   CHAN_SLAVE: "slave"}
+CHAN_OP_PIPE = 1
+CHAN_OP_OPEN = 2
+CHAN_OP_PTPEER = 3
+CHAN_OP_SOCKPAIR = 4
+CHAN_OP_LABELS = {CHAN_OP_PIPE: "pipe", CHAN_OP_OPEN: "open", CHAN_OP_PTPEER: "ptpeer",
+                  CHAN_OP_SOCKPAIR: "socketpair"}
 
 # scope_cfg.mode
 SCOPE_NONE = 0

@@ -12,7 +12,7 @@ import logging
 import re
 import socket
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from ..errors import NetworkError
 from .ranges import C2_PORTS
@@ -122,6 +122,25 @@ class Policy:
         if self.mode != "allowlist" and (self.allow_domains or self.allow_cidrs):
             raise NetworkError(f"allow_domains and allow_cidrs need mode 'allowlist', not {self.mode!r}")
 
+    def to_dict(self) -> dict:
+        """Plain JSON (the daemon applies a policy sent over its socket, see docs/daemon.md)."""
+        return {"mode": self.mode, "allow_domains": list(self.allow_domains),
+                "allow_cidrs": [str(c) for c in self.allow_cidrs],
+                "needs": [str(s) for s in self.needs], "block_ports": list(self.block_ports),
+                "dns_ttl": self.dns_ttl}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Policy":
+        """The inverse of :meth:`to_dict`; NetworkError on anything else."""
+        if not isinstance(d, dict) or set(d) - {"mode", "allow_domains", "allow_cidrs", "needs",
+                                                "block_ports", "dns_ttl"}:
+            raise NetworkError("a network policy is an object with the fields of Policy.to_dict")
+        lists = {k: d.get(k) or [] for k in ("allow_domains", "allow_cidrs", "needs", "block_ports")}
+        if not all(isinstance(v, list) for v in lists.values()):
+            raise NetworkError("allow_domains, allow_cidrs, needs and block_ports are lists")
+        return cls(mode=d.get("mode", "restricted"), dns_ttl=d.get("dns_ttl", 3600),
+                   **{k: tuple(v) for k, v in lists.items()})
+
     @property
     def refresh_interval(self) -> float:
         """How often to call :meth:`Firewall.refresh`: a third of the TTL, so two refreshes
@@ -146,6 +165,15 @@ class Resolution:
     def as_dict(self) -> dict:
         return {"addresses": {d: [str(a) for a in addrs] for d, addrs in self.addresses.items()},
                 "failed": list(self.failed)}
+
+    @classmethod
+    def from_dict(cls, d: Any) -> "Resolution":
+        """The inverse of :meth:`as_dict`."""
+        try:
+            return cls({dom: tuple(parse_address(a) for a in addrs)
+                        for dom, addrs in d["addresses"].items()}, tuple(d["failed"]))
+        except (KeyError, TypeError, AttributeError) as err:
+            raise NetworkError(f"not a resolution: {err}") from None
 
 
 def system_resolver(domain: str) -> list[str]:

@@ -137,6 +137,15 @@ def _set_elements(table: str, set_name: str, values: Sequence[Any]) -> list[Cmd]
 
 # --- the policy chain ---------------------------------------------------------------------
 
+#: a DHCPv4 client's request (discover, request, renew), from port 68 to port 67
+DHCP: Expr = [match(L4PROTO, "udp"), match({"payload": {"protocol": "udp", "field": "sport"}}, 68),
+              match({"payload": {"protocol": "udp", "field": "dport"}}, 67)]
+#: every mode with a NIC lets it through, and so does the pending state: the container's first
+#: DHCP discover, sent the moment it starts, is then answered at once instead of being dropped
+#: and retried a second later (the agent waits for its address)
+DHCP_BROADCAST: tuple[str, Expr] = ("dhcp to broadcast", [match(daddr(4), "255.255.255.255"), *DHCP, ACCEPT])
+
+
 def policy_rules(names: Names, policy: Policy) -> list[tuple[str, Expr]]:
     """(comment, expression) of every rule of ``<key>.policy``, in order."""
     n = names
@@ -169,10 +178,8 @@ def policy_rules(names: Names, policy: Policy) -> list[tuple[str, Expr]]:
                                     counter(n.counter("fragment")), DROP]))
 
     # 4. what the link itself needs: DHCP to the host or broadcast, IPv6 neighbour discovery
-    dhcp = [match(L4PROTO, "udp"), match({"payload": {"protocol": "udp", "field": "sport"}}, 68),
-            match({"payload": {"protocol": "udp", "field": "dport"}}, 67)]
-    rules.append(("dhcp to broadcast", [match(daddr(4), "255.255.255.255"), *dhcp, ACCEPT]))
-    rules.append(("dhcp to the host", [in_set(daddr(4), n.set("host4")), *dhcp, ACCEPT]))
+    rules.append(DHCP_BROADCAST)
+    rules.append(("dhcp to the host", [in_set(daddr(4), n.set("host4")), *DHCP, ACCEPT]))
     rules.append(("dhcpv6 to all servers", [
         match(daddr(6), "ff02::1:2"), match(L4PROTO, "udp"),
         match({"payload": {"protocol": "udp", "field": "sport"}}, 546),
@@ -223,13 +230,15 @@ def _split(addrs: Iterable[Address | Network]) -> tuple[list, list]:
 
 
 def prepare_batch(table: str, names: Names, ifname: str, *, replace_hook: bool = False) -> dict:
-    """Everything of the session, the base chain dropping every packet of ``ifname``.
+    """Everything of the session, the base chain dropping every packet of ``ifname`` but the
+    DHCP broadcasts (which every mode with a NIC lets through).
 
     The device need not exist yet (kernel 6.16 or later): the hook attaches when it appears.
     Run-time blocks of an earlier run are kept; a policy chain that was applied is emptied.
     """
     cmds = skeleton(table, names, ifname, replace_hook=replace_hook)
     cmds.append({"flush": {"chain": _obj(table, name=names.hook)}})
+    cmds.append(_rule(table, names.hook, *DHCP_BROADCAST))
     cmds.append(_rule(table, names.hook, meta_comment(names.session, ifname, "pending"),
                       [counter(names.counter("pending")), DROP]))
     cmds.append({"flush": {"chain": _obj(table, name=names.policy)}})

@@ -44,6 +44,7 @@ from .base import FRAME, DeliveryError, Filter, Output, Record
 from .spec import OutputSpec, load_config, parse_config, parse_table, parse_url
 
 if TYPE_CHECKING:
+    from ..records import AlertRecord
     from ..rules.alert import Alert
 
 __all__ = ["DeliveryError", "Output", "OutputSet", "OutputSpec", "Record", "load_config",
@@ -221,11 +222,13 @@ class OutputSet:
         self.close()
 
     # ---- the event loop ----
-    def emit(self, alert: "Alert", *, wall_offset_ns: int | None = None, hostname: str | None = None) -> None:
+    def emit(self, alert: "Alert", *, wall_offset_ns: int | None = None, hostname: str | None = None,
+             record: "AlertRecord | None" = None) -> None:
         """Send an alert to every output whose filters it passes; never blocks.
         ``wall_offset_ns``: add it to ``ts_ns`` for ns since the epoch (default: the live
         clocks' offset now; replay passes the trace's); ``hostname``: the host the alert came
-        from (default: this one)."""
+        from (default: this one); ``record``: the alert's record already made with that clock
+        and host (sent as it is: one record per alert)."""
         now = time.monotonic() if self._limited else 0.0
         sev, rule = alert.severity, alert.rule
         mask = 0
@@ -236,14 +239,14 @@ class OutputSet:
             return
         if wall_offset_ns is None:
             wall_offset_ns = time.time_ns() - time.monotonic_ns()
-        record = Record.of(alert, wall_offset_ns, hostname or self.hostname)
+        rec = Record.of(alert, wall_offset_ns, hostname or self.hostname, record)
         if self.process:
-            self._send(mask, record.wall_ns, record.raw)
+            self._send(mask, rec.wall_ns, rec.raw)
         else:
             for i, out in enumerate(self._threads):
                 if mask >> i & 1:
                     self.outputs[i].sent += 1
-                    out.offer(record)
+                    out.offer(rec)
 
     __call__ = emit            # usable directly as an engine callback
 

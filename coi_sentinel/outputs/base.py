@@ -25,11 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from .. import records
 from .spec import OutputSpec
 
 from ..severity import Severity
 
 if TYPE_CHECKING:
+    from ..records import AlertRecord
     from ..rules.alert import Alert
 
 log = logging.getLogger(__name__)
@@ -43,19 +45,31 @@ FALCO_KEYS = ("time", "rule", "priority", "source", "hostname", "output", "tags"
 
 class Record:
     """An alert as every output receives it: our alert record (``data``), its JSON (``raw``)
-    and its wall-clock time in ns since the epoch."""
+    and its wall-clock time in ns since the epoch. ``data`` is decoded from ``raw`` when first
+    read: the event loop only sends ``raw`` to the delivery process."""
 
-    __slots__ = ("data", "raw", "wall_ns")
+    __slots__ = ("_data", "raw", "wall_ns")
 
-    def __init__(self, data: dict[str, Any], raw: bytes, wall_ns: int) -> None:
-        self.data = data
+    def __init__(self, data: dict[str, Any] | None, raw: bytes, wall_ns: int) -> None:
+        self._data = data
         self.raw = raw
         self.wall_ns = wall_ns
 
+    @property
+    def data(self) -> dict[str, Any]:
+        data = self._data
+        if data is None:
+            self._data = data = orjson.loads(self.raw)
+        return data
+
     @classmethod
-    def of(cls, alert: "Alert", wall_offset_ns: int, hostname: str) -> "Record":
-        data = alert.to_dict(wall_offset_ns=wall_offset_ns, hostname=hostname)
-        return cls(data, orjson.dumps(data), alert.ts_ns + wall_offset_ns)
+    def of(cls, alert: "Alert", wall_offset_ns: int, hostname: str,
+           record: "AlertRecord | None" = None) -> "Record":
+        """``record``: the alert's record, when the caller made it already (same clock, same
+        host)."""
+        if record is None:
+            record = alert.record(wall_offset_ns=wall_offset_ns, hostname=hostname)
+        return cls(None, records.dumps(record), alert.ts_ns + wall_offset_ns)
 
     @property
     def severity(self) -> Severity:

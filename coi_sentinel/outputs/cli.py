@@ -12,7 +12,10 @@ from typing import TYPE_CHECKING, Any, Callable
 import click
 import orjson
 
+from ..records import OutputLossRecord, OutputsRecord
+
 if TYPE_CHECKING:
+    from ..records import ActionRecord, AlertRecord
     from ..rules.alert import Alert
     from . import OutputSet
     from .metrics import Metrics
@@ -100,18 +103,21 @@ class AlertSinks:
         return self.metrics.timed(sink) if self.metrics is not None else sink
 
     # ---- the four calls ----
-    def emit(self, alert: "Alert", *, wall_offset_ns: int | None = None, hostname: str | None = None) -> None:
+    def emit(self, alert: "Alert", *, wall_offset_ns: int | None = None, hostname: str | None = None,
+             record: "AlertRecord | None" = None) -> None:
+        """``record``: the alert's record already made with the same clock and host (the
+        sentinel's lane makes one for the log): the outputs send it instead of a new one."""
         if self.metrics is not None:
             self.metrics.alert(alert)
         if self.outputs is not None:
             self.outputs.emit(alert, wall_offset_ns=self.wall_offset_ns if wall_offset_ns is None else wall_offset_ns,
-                              hostname=hostname)
+                              hostname=hostname, record=record)
 
     def record(self, alert: "Alert") -> dict[str, Any]:
         """The alert record (audit log, --json) with the same time as every output's."""
         return alert.to_dict(wall_offset_ns=self.wall_offset_ns, hostname=self.hostname)
 
-    def action(self, record: dict) -> None:
+    def action(self, record: "ActionRecord") -> None:
         if self.metrics is not None:
             self.metrics.action(record)
 
@@ -139,7 +145,7 @@ class AlertSinks:
             self._record_losses(audit)
             status = self.outputs.status()
             if audit is not None:
-                audit.write_record({"record": "outputs", "status": status})
+                audit.write_record(OutputsRecord(status=status))
         if self.metrics is not None:
             self.metrics.close()
         return status
@@ -150,7 +156,7 @@ class AlertSinks:
         lost = self.outputs.take_losses()
         if lost:
             if audit is not None:
-                audit.write_record({"record": "output_loss", "lost": lost})
+                audit.write_record(OutputLossRecord(lost=lost))
             for name, reasons in lost.items():
                 click.echo(f"coi-sentinel: output {name}: {sum(reasons.values())} alert(s) not "
                            f"delivered ({', '.join(f'{k} {v}' for k, v in reasons.items())})", err=True)

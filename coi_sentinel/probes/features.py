@@ -94,7 +94,7 @@ def check_btf() -> Check:
 
 
 def check_cgroup2() -> Check:
-    from .cgroups import cgroup2_mount
+    from ..host.cgroups import cgroup2_mount
     from ..errors import ScopeError
 
     try:

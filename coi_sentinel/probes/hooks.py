@@ -1,8 +1,9 @@
 """The hooks of each probe family: which tracepoints bpf/<family>.bpf.c attaches.
 
-The C program for tracepoint ``cat:event`` is ``TRACEPOINT_PROBE(cat, event)`` and is compiled only when
-the loader passes ``-DTP_<cat>__<event>`` (the tracepoint exists on this kernel), so a missing
-tracepoint costs its hook, never the whole load.
+The C program for tracepoint ``cat:event`` is ``TRACEPOINT_PROBE(cat, event)`` (for the hooks in
+RAW_TRACEPOINTS ``RAW_TRACEPOINT_PROBE(event)``) and is compiled only when the loader passes
+``-DTP_<cat>__<event>`` (the tracepoint exists on this kernel), so a missing tracepoint costs its
+hook, never the whole load.
 """
 
 from __future__ import annotations
@@ -19,6 +20,10 @@ def _sys(*names: str) -> tuple[str, ...]:
 
 #: the generic hooks for system calls with no tracepoint of their own (see GENERIC_FOR)
 RAW_SYSCALLS = ("raw_syscalls:sys_enter",)
+#: hooks attached as raw tracepoints (``RAW_TRACEPOINT_PROBE(event)``, the program gets the
+#: tracepoint's own arguments): a perf tracepoint on raw_syscalls:sys_enter would build a trace
+#: record for every system call of the machine before the program runs
+RAW_TRACEPOINTS = frozenset(RAW_SYSCALLS)
 #: the generic hooks stand in for these tracepoints: attached only when they are missing
 GENERIC_FOR = ("syscalls:sys_enter_init_module", "syscalls:sys_enter_finit_module")
 #: syscall numbers the generic hooks filter on, per machine (init_module, finit_module)
@@ -39,12 +44,13 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     + ("syscalls:sys_enter_close", "syscalls:sys_enter_mmap"),
     "file": _sys("openat", "openat2", "open", "creat", "rename", "renameat", "renameat2", "unlink",
                  "unlinkat", "chmod", "fchmodat", "fchmodat2", "fchmod", "link", "linkat",
-                 "symlink", "symlinkat", "chdir", "fchdir"),
+                 "symlink", "symlinkat", "chdir", "fchdir", "mknod", "mknodat", "utimensat"),
     "priv": _sys("ptrace", "mount", "unshare", "setns", "init_module", "finit_module",
                  "io_uring_setup", "io_uring_register", "memfd_create", "setuid",
                  "process_vm_readv", "process_vm_writev", "setxattr", "lsetxattr", "fsetxattr")
     + RAW_SYSCALLS,
     "uring": ("io_uring:io_uring_submit_req",),
+    "pipe": _sys("pipe", "pipe2", "socketpair", "ioctl"),
 }
 
 #: what each family is for, shown by `doctor`
@@ -53,10 +59,12 @@ PURPOSE: dict[str, str] = {
     "proc": "fork/exit: process tree and exit codes",
     "net": "connect, accept, bind, listen; sockets dup'ed onto stdio",
     "io": "bytes written to files (every write path, mmap) and sent on sockets",
-    "file": "write-opens, sensitive reads, rename, unlink, chmod, link, symlink, chdir",
+    "file": "write-opens, sensitive reads, rename, unlink, chmod, link, symlink, chdir, "
+            "chosen file times (utimensat)",
     "priv": "ptrace, mount, namespaces, modules (raw_syscalls if needed), io_uring, memfd, "
             "setuid, process_vm_*, /proc/PID/mem, file capabilities",
     "uring": "io_uring submissions by opcode (connect, accept, open, write...)",
+    "pipe": "pipe and pty ends (pipe2, TIOCGPTPEER): who holds which end, for relayed shells",
 }
 
 
@@ -74,7 +82,14 @@ class Hook:
         return self.tracepoint.split(":", 1)[1]
 
     @property
+    def raw(self) -> bool:
+        """Attached as a raw tracepoint (by its event name alone)."""
+        return self.tracepoint in RAW_TRACEPOINTS
+
+    @property
     def fn_name(self) -> str:
+        if self.raw:
+            return f"raw_tracepoint__{self.event}"
         return f"tracepoint__{self.category}__{self.event}"
 
     @property

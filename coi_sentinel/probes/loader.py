@@ -70,7 +70,9 @@ class Coverage:
 @dataclass(frozen=True, slots=True)
 class ProbeOptions:
     families: tuple[str, ...] = tuple(FAMILIES)
-    hi_pages: int = 256          # 1 MiB
+    # 4 MiB: an exec record is ~1.4 KB; a build's compiler bursts (800 execs and failed PATH
+    # lookups in 3 s) beside a reader stalled on a loaded machine lost one with 1 MiB
+    hi_pages: int = 1024
     bulk_pages: int = 1024       # 4 MiB
     bulk_wakeup_every: int = 64
     wake_interval_ns: int = 2_000_000
@@ -134,7 +136,7 @@ class ProbeSet:
                              hint="run `coi-sentinel doctor`; compiler messages are above") from err
         for h in present:
             try:
-                self.bpf.attach_tracepoint(tp=h.tracepoint.encode(), fn_name=h.fn_name.encode())
+                self._attach(h)
                 self.coverage.attached.append(h)
             except Exception as err:  # bcc: Exception("Failed to attach ...")
                 self.coverage.missing.append((h, str(err).splitlines()[0]))
@@ -143,7 +145,7 @@ class ProbeSet:
             raise ProbeError("no probe could be attached")
         attached = {h.tracepoint for h in self.coverage.attached}
         if set(RAW_SYSCALLS) <= attached:
-            by = "raw_syscalls (syscall number filtered in the kernel)"
+            by = "raw tracepoint sys_enter (syscall number filtered in the kernel)"
             still = []
             for h, why in self.coverage.missing:
                 if h.tracepoint.replace("sys_exit_", "sys_enter_") in GENERIC_FOR:
@@ -163,6 +165,28 @@ class ProbeSet:
         if self.bpf is None:
             raise ProbeError("probes are not loaded")
         return self.bpf
+
+    def _attach(self, h: Hook) -> None:
+        if h.raw:
+            self.bpf.attach_raw_tracepoint(tp=h.event.encode(), fn_name=h.fn_name.encode())
+        else:
+            self.bpf.attach_tracepoint(tp=h.tracepoint.encode(), fn_name=h.fn_name.encode())
+
+    def set_attached(self, on: bool) -> None:
+        """Detach every hook of ``coverage.attached`` (the programs and maps stay loaded), or
+        attach them again. For benches: a baseline with nothing attached, in the same run,
+        without compiling twice. Detaching takes ~70 ms per hook (an RCU wait each)."""
+        b = self._require()
+        for h in self.coverage.attached:
+            attached = (h.event.encode() in b.raw_tracepoint_fds if h.raw
+                        else h.tracepoint.encode() in b.tracepoint_fds)
+            if on and not attached:
+                self._attach(h)
+            elif not on and attached:
+                if h.raw:
+                    b.detach_raw_tracepoint(tp=h.event.encode())
+                else:
+                    b.detach_tracepoint(tp=h.tracepoint.encode())
 
     # ---- scope filter ----
     def _write_config(self) -> None:
@@ -201,10 +225,11 @@ class ProbeSet:
         if level is not None:
             self._level_refs[level] -= 1
         self.clear_kill_policy(cgroup_id)
-        try:
-            del b[b"scopes"][ctypes.c_uint64(cgroup_id)]
-        except KeyError:
-            pass
+        for table in (b[b"scopes"], b[b"scope_drops"]):
+            try:
+                del table[ctypes.c_uint64(cgroup_id)]
+            except KeyError:
+                pass
         self._write_config()
 
     @property
@@ -346,6 +371,20 @@ class ProbeSet:
                 out[t.label] = n
         return out
 
+    def scope_drop_counts(self) -> dict[int, int]:
+        """Records lost because a ring buffer was full, by scope id (the container's cgroup id;
+        0 for host-wide tracing without a host level)."""
+        b = self._require()
+        return {int(k.value): int(v.value) for k, v in b[b"scope_drops"].items()}
+
+    def ring_retry_counts(self) -> dict[str, int]:
+        """Reservations refused and granted on a retry, per ring (summed over
+        CPUs): refusals with room left, which would otherwise have been drops."""
+        b = self._require()
+        table = b[b"ring_retries"]
+        return {name: n for i, name in enumerate(("hi", "bulk"))
+                if (n := int(table.sum(ctypes.c_int(i)).value))}
+
     def agg_full_counts(self) -> dict[str, int]:
         b = self._require()
         table = b[b"agg_full"]
@@ -368,7 +407,8 @@ class ProbeSet:
             except Exception as err:  # noqa: BLE001 - closing must go on
                 log.debug("could not switch tracing off before close: %s", err)
             if background:
-                _hand_off(list(self.bpf.tracepoint_fds.values()), self.bpf.cleanup)
+                _hand_off(list(self.bpf.tracepoint_fds.values()) +
+                          list(self.bpf.raw_tracepoint_fds.values()), self.bpf.cleanup)
             else:
                 self.bpf.cleanup()
         finally:

@@ -23,6 +23,7 @@ import dataclasses
 import os
 import posixpath
 from collections import OrderedDict
+from typing import Any, Callable
 
 from ..events import model
 from ..events.proctable import ProcessTable
@@ -53,6 +54,14 @@ class PathResolver:
         self.table = table
         self.proc_root = proc_root
         self._opened: OrderedDict[tuple[int, str], str] = OrderedDict()
+        #: event class -> how its paths are resolved (other classes have none)
+        self._by_type: dict[type, Callable[[Any], model.Event]] = {
+            model.FileOpenEvent: self._file_open, model.FileWriteEvent: self._file_write,
+            model.ChdirEvent: self._chdir, model.ForkEvent: self._fork,
+            model.RenameEvent: self._other, model.LinkEvent: self._other,
+            model.UnlinkEvent: self._other, model.ChmodEvent: self._other,
+            model.UtimeEvent: self._other,
+        }
 
     def cwd(self, pid: int) -> str | None:
         p = self.table.get(pid)
@@ -83,24 +92,26 @@ class PathResolver:
 
     def resolve(self, ev: model.Event) -> model.Event:
         """The event with its paths resolved (the same object when nothing changes)."""
-        if isinstance(ev, model.FileOpenEvent):
-            new = self.path(ev.pid, ev.dirfd, ev.path)
-            key = (ev.pid, ev.path)
-            self._opened[key] = new
-            self._opened.move_to_end(key)
-            while len(self._opened) > _KEEP:
-                self._opened.popitem(last=False)
-            return ev if new == ev.path else dataclasses.replace(ev, path=new)
-        if isinstance(ev, model.FileWriteEvent):
-            new = self._opened.get((ev.pid, ev.path)) or self.path(ev.pid, AT_FDCWD, ev.path)
-            return ev if new == ev.path else dataclasses.replace(ev, path=new)
-        if isinstance(ev, model.ChdirEvent):
-            return self._chdir(ev)
-        if isinstance(ev, model.ForkEvent):
-            self.cwd(ev.pid)      # known before the table copies it to the child
-            return ev
-        if isinstance(ev, (model.RenameEvent, model.LinkEvent, model.UnlinkEvent, model.ChmodEvent)):
-            return self._other(ev)
+        fn = self._by_type.get(type(ev))
+        return ev if fn is None else fn(ev)
+
+    def _file_open(self, ev: model.FileOpenEvent) -> model.Event:
+        new = self.path(ev.pid, ev.dirfd, ev.path)
+        key = (ev.pid, ev.path)
+        opened = self._opened
+        if key in opened:
+            opened.move_to_end(key)
+        opened[key] = new
+        if len(opened) > _KEEP:
+            opened.popitem(last=False)
+        return ev if new == ev.path else dataclasses.replace(ev, path=new)
+
+    def _file_write(self, ev: model.FileWriteEvent) -> model.Event:
+        new = self._opened.get((ev.pid, ev.path)) or self.path(ev.pid, AT_FDCWD, ev.path)
+        return ev if new == ev.path else dataclasses.replace(ev, path=new)
+
+    def _fork(self, ev: model.ForkEvent) -> model.Event:
+        self.cwd(ev.pid)      # known before the table copies it to the child
         return ev
 
     def _chdir(self, ev: model.ChdirEvent) -> model.Event:
@@ -131,7 +142,7 @@ class PathResolver:
                 return ev
             return dataclasses.replace(ev, target=target, path=new)
         dirfd = ev.dirfd if isinstance(ev, model.UnlinkEvent) else ev.fd
-        if isinstance(ev, model.ChmodEvent) and not ev.path:
+        if isinstance(ev, (model.ChmodEvent, model.UtimeEvent)) and not ev.path:
             return ev
         new = self.path(ev.pid, dirfd, ev.path)
         return ev if new == ev.path else dataclasses.replace(ev, path=new)

@@ -1,5 +1,6 @@
 """One replay stream: the events of traces, in file order, through a :class:`Pipeline` (its
-process table) and an :class:`Engine`, exactly as the live watcher feeds them.
+process table) and the live sentinel's lane (:mod:`coi_sentinel.sentinel`) with a trace reader
+in place of the probes: the same engine, fed exactly as live.
 
 Time is the events' own ``ts_ns``: the engine reads no clock, so a sequence window or a
 threshold window is measured between recorded events and behaves as it did live. Several traces
@@ -13,6 +14,7 @@ report can say that alerts may be missing because events were lost when it was r
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -22,8 +24,10 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from ..errors import TraceError
 from ..pipeline import Pipeline
+from ..records import AlertRecord
 from ..rules.alert import Alert
 from ..rules.context import SessionInfo
+from ..sentinel import Lane, Listener, Sentinel
 from ..trace.format import parse_iso_time
 from ..trace.reader import TraceReader
 
@@ -42,13 +46,13 @@ class ReplayedAlert:
     trace: str
     line: int
 
-    def to_dict(self, **stamp: Any) -> dict[str, Any]:
-        """The alert record (``stamp``: ``wall_offset_ns``, ``hostname``, see Alert.to_dict)
+    def record(self, **stamp: Any) -> AlertRecord:
+        """The alert record (``stamp``: ``wall_offset_ns``, ``hostname``, see Alert.record)
         with the trace and line."""
-        d = self.alert.to_dict(**stamp)
-        d["trace"] = self.trace
-        d["line"] = self.line
-        return d
+        return dataclasses.replace(self.alert.record(**stamp), trace=self.trace, line=self.line)
+
+    def to_dict(self, **stamp: Any) -> dict[str, Any]:
+        return self.record(**stamp).to_dict()
 
 
 @dataclass(slots=True)
@@ -102,15 +106,16 @@ class Replayer:
                  session: SessionInfo | None = None,
                  on_alert: Callable[[ReplayedAlert], None] | None = None,
                  limits: "Limits | None" = None) -> None:
-        from ..rules.engine import Engine
-
         self.lenient = lenient
         self.on_alert = on_alert
         self.pipeline = Pipeline()
         sessions = (lambda _ev: session) if session is not None else None
-        self.engine = Engine(ruleset, on_alert=self._alert, table=self.pipeline.table,
-                             sessions=sessions, limits=limits)
-        self.pipeline.add_sink(self.engine)
+        # the live sentinel's lane, a trace reader in place of the probes; no responder, no
+        # log: alerts are collected with their trace and line
+        self.sentinel = Sentinel(self)
+        lane = self.sentinel.add(Lane(self.pipeline.table, ruleset=ruleset, sessions=sessions,
+                                      limits=limits, listeners=[_Hits(self._alert)], records=False))
+        self.engine = lane.engine
         self.alerts: list[ReplayedAlert] = []
         self.traces: list[TraceStats] = []
         self._trace = ""
@@ -153,6 +158,11 @@ class Replayer:
 
     def close(self) -> None:
         self.pipeline.close()
+
+
+class _Hits(Listener):
+    def __init__(self, on_alert: Callable[[Alert], None]) -> None:
+        self.alert = lambda alert, _record: on_alert(alert)   # type: ignore[method-assign]
 
 
 @dataclass(slots=True)

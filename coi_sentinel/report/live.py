@@ -22,9 +22,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import records
 from ..audit import severity as sev
 from ..severity import Severity
-from ..errors import SentinelError
+from ..errors import RecordError, SentinelError
+from ..records import AlertRecord, Record
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +114,7 @@ class ScopeRow:
     memory: int | None                           # bytes
     cgroup: str
     audit: str
-    last_alerts: list[dict[str, Any]]
+    last_alerts: list[AlertRecord]
 
     @property
     def alert_total(self) -> int:
@@ -145,7 +147,8 @@ class Frame:
 
     def to_dict(self) -> dict[str, Any]:
         return {"at": self.at, "interval": self.interval, "daemon": asdict(self.daemon),
-                "scopes": [{**asdict(s), "alert_total": s.alert_total} for s in self.scopes]}
+                "scopes": [{**asdict(s), "last_alerts": [a.to_dict() for a in s.last_alerts],
+                            "alert_total": s.alert_total} for s in self.scopes]}
 
 
 def _num(value: Any) -> int:
@@ -231,7 +234,7 @@ class Tracker:
                 actions=_num(s.get("actions")),
                 drops=_num(s.get("drops")) if "drops" in s else None, cpu=cpu,
                 memory=use.memory, cgroup=cgroup, audit=str(s.get("audit") or ""),
-                last_alerts=[a for a in s.get("last_alerts") or () if isinstance(a, dict)]))
+                last_alerts=_alert_records(s.get("last_alerts"))))
         for gone in set(self._prev) - seen:
             del self._prev[gone]
         interval = now - self._prev_t if self._prev_t is not None else None
@@ -309,13 +312,25 @@ def scope_line(s: ScopeRow) -> str:
             f"{fmt_bytes(s.memory):>6}")
 
 
-def alert_line(scope: str, a: dict[str, Any], width: int = 80) -> str:
-    t = str(a.get("time") or "")[11:19]
-    if not t and isinstance(a.get("received"), float):
-        t = time.strftime("%H:%M:%S", time.localtime(a["received"]))
-    label = severity_label(sev.of_alert(a))
-    text = f"{t:<8} {label[:4].upper():<4} {scope[:16]:<16} {a.get('rule', '?')}: {a.get('output', '')}"
+def alert_line(scope: str, a: AlertRecord, width: int = 80, received: float | None = None) -> str:
+    t = a.time[11:19]
+    if not t and received is not None:
+        t = time.strftime("%H:%M:%S", time.localtime(received))
+    text = f"{t:<8} {a.severity.label[:4].upper():<4} {scope[:16]:<16} {a.rule}: {a.output}"
     return " ".join(text.split())[:width]
+
+
+def _alert_records(items: Any) -> list[AlertRecord]:
+    """The daemon's ``last_alerts``, read with the one codec (one that does not read is left
+    out)."""
+    out = []
+    for d in items or ():
+        if isinstance(d, dict):
+            try:
+                out.append(AlertRecord.from_dict(d))
+            except RecordError:
+                continue
+    return out
 
 
 def frame_text(frame: Frame, width: int = 80) -> str:
@@ -349,8 +364,8 @@ class DaemonSource:
         self._client_cls = DaemonClient
         self.socket_path = socket_path
         self.client = DaemonClient.connect(socket_path)
-        self.feed: deque[tuple[str, str, dict[str, Any]]] = deque(maxlen=feed_size)
-        self.on_item: Callable[[str, str, dict[str, Any]], None] | None = None
+        self.feed: deque[tuple[str, str, Record]] = deque(maxlen=feed_size)
+        self.on_item: Callable[[str, str, Record], None] | None = None
         self._sub = None
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -395,11 +410,14 @@ class DaemonSource:
         try:
             for item in items:
                 stream, scope = str(item.get("stream", "")), str(item.get("scope", ""))
-                data = item.get("data") if isinstance(item.get("data"), dict) else {}
-                data = {**data, "received": time.time()}
-                self.feed.append((stream, scope, data))
+                try:
+                    rec = records.from_dict(item.get("data"))       # the one codec
+                except RecordError as err:
+                    log.debug("a %s from the daemon not read: %s", stream, err)
+                    continue
+                self.feed.append((stream, scope, rec))
                 if self.on_item is not None:
-                    self.on_item(stream, scope, data)
+                    self.on_item(stream, scope, rec)
         except RuntimeError as err:         # the view has ended while an item came
             log.debug("subscription dropped: %s", err)
         except (SentinelError, OSError, ValueError) as err:

@@ -26,7 +26,9 @@ from typing import Any, Iterable
 from ..audit import severity as sev
 from ..severity import Severity
 from ..audit.verify import verify
+from ..errors import RecordError
 from ..events import model as m
+from ..records import ActionRecord
 from ..trace.format import parse_iso_time
 from ..trace.reader import TraceReader
 
@@ -378,7 +380,12 @@ class _Builder:
         if kind == "alert":
             self.alert(rec, at)
         elif kind == "action":
-            self.action(rec, at)
+            try:
+                action = ActionRecord.from_dict(rec)       # the one codec
+            except RecordError:
+                self.drops.append(f"unreadable action record ({at})")
+                return
+            self.action(action, at)
         elif kind == "drops":
             self.drop(rec)
         elif kind == "monitor":
@@ -430,39 +437,38 @@ class _Builder:
             p.exe = str(info["exe"])
         return p
 
-    def action(self, rec: dict[str, Any], at: str) -> None:
-        ts = rec.get("ts_ns") if isinstance(rec.get("ts_ns"), int) else None
-        act = str(rec.get("action", "?"))
-        by = str(rec.get("by", ""))
-        pids = [pid for pid in rec.get("killed_pids") or () if isinstance(pid, int)]
-        pid = rec.get("pid") if isinstance(rec.get("pid"), int) else None
+    def action(self, rec: ActionRecord, at: str) -> None:
+        ts = _int_or_none(rec.ts_ns)
+        act = rec.action.value
+        by = rec.by
+        pids = [pid for pid in rec.killed_pids or () if isinstance(pid, int)]
+        pid = _int_or_none(rec.pid)
         if pid is not None:
-            info = rec.get("process") if isinstance(rec.get("process"), dict) else {}
-            self._learn({"pid": pid, **info})
+            self._learn({"pid": pid, **(rec.process or {})})
         for target in ([pid] if pid is not None else []) + pids:
             node = self.by_pid.get(target)
             if node is not None:
                 _add_once(self.procs[node].actions, act + (" (kernel)" if by == "kernel" else ""))
         detail = []
-        if rec.get("skipped"):
-            detail.append(f"skipped: {rec['skipped']}")
-        if rec.get("error"):
-            detail.append(f"error: {rec['error']}")
+        if rec.skipped:
+            detail.append(f"skipped: {rec.skipped}")
+        if rec.error:
+            detail.append(f"error: {rec.error}")
         if pids:
             detail.append(f"killed pids {', '.join(map(str, pids))}")
-        if rec.get("blocked"):
-            detail.append(f"blocked {rec['blocked']}")
-        for key, what in (("freeze_ns", "freeze"), ("kill_ns", "kill")):
-            if isinstance(rec.get(key), int) and rec[key]:
-                detail.append(f"{what} took {rec[key] / 1e6:.2f} ms")
-        reason = rec.get("reason") or (rec.get("output") if not rec.get("rule") else None)
+        if rec.blocked:
+            detail.append(f"blocked {rec.blocked}")
+        for took, what in ((rec.freeze_ns, "freeze"), (rec.kill_ns, "kill")):
+            if isinstance(took, int) and took:
+                detail.append(f"{what} took {took / 1e6:.2f} ms")
+        reason = rec.reason or (rec.output if not rec.rule else None)
         if reason:
             detail.append(str(reason))
-        target = self.named(pid) if pid is not None else str(rec.get("container", ""))
-        lat = rec.get("latency_ns")
+        target = self.named(pid) if pid is not None else str(rec.container or "")
+        lat = rec.latency_ns
         self.actions.append(ActionRow(
-            time=self.wall(ts) or str(rec.get("time", "")), offset_s=self.offset(ts), action=act, by=by,
-            rule=str(rec.get("rule", "")), ok=bool(rec.get("ok", True)),
+            time=self.wall(ts) or str(rec.time or ""), offset_s=self.offset(ts), action=act, by=by,
+            rule=str(rec.rule or ""), ok=rec.ok,
             latency_ms=lat / 1e6 if isinstance(lat, (int, float)) else None, target=target,
             detail="; ".join(detail), at=at))
 
@@ -645,3 +651,7 @@ def format_bytes(n: int) -> str:
             return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
     return f"{n} B"
+
+
+def _int_or_none(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -48,7 +48,7 @@ def format_of(path: str | None, fmt: str | None) -> str:
 
 
 def reports_dir() -> Path:
-    from ..sessions.paths import state_dir
+    from ..host.paths import state_dir
 
     return state_dir() / "reports"
 

@@ -23,8 +23,8 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Input, Static, Tree
 
 from ..errors import SentinelError
-from .live import (SCOPE_HEADER, Busiest, Frame, ScopeRow, Tracker, alert_line, fmt_rate,
-                   scope_line, severity_label)
+from ..records import ActionRecord, AlertRecord, Record
+from .live import SCOPE_HEADER, Busiest, Frame, ScopeRow, Tracker, alert_line, fmt_rate, scope_line
 
 STATE_STYLE = {"running": "green", "frozen": "bold cyan", "orphan": "bold yellow",
                "killed": "bold red", "gone": "dim", "starting": "dim"}
@@ -163,7 +163,7 @@ class TopApp(App):
         self.alerts_only = False
         self.message = ""
         #: (received, scope, alert) newest last: the subscription's, then status' last_alerts
-        self.alerts: list[tuple[float, str, dict[str, Any]]] = []
+        self.alerts: list[tuple[float, str, AlertRecord]] = []
         self._alert_keys: set[tuple] = set()
 
     def compose(self) -> ComposeResult:
@@ -205,21 +205,20 @@ class TopApp(App):
             self.selected = rows[0].name
         self._draw()
 
-    def _pushed(self, stream: str, scope: str, data: dict[str, Any]) -> None:
-        if stream == "alert":
+    def _pushed(self, stream: str, scope: str, data: Record) -> None:
+        if isinstance(data, AlertRecord):
             self._add_alert(scope, data)
             self._draw()
-        elif stream == "action":
-            self.message = f"{scope}: {data.get('action', '?')} by {data.get('by', '?')}" + (
-                f" ({data['rule']})" if data.get("rule") else "")
+        elif isinstance(data, ActionRecord):
+            self.message = f"{scope}: {data.action.value} by {data.by}" + (f" ({data.rule})" if data.rule else "")
             self.refresh_status()
 
-    def _add_alert(self, scope: str, a: dict[str, Any]) -> None:
-        key = (scope, a.get("rule"), a.get("ts_ns"), a.get("time") if a.get("ts_ns") is None else None)
+    def _add_alert(self, scope: str, a: AlertRecord) -> None:
+        key = (scope, a.rule, a.ts_ns, a.time)
         if key in self._alert_keys:
             return
         self._alert_keys.add(key)
-        self.alerts.append((float(a.get("received") or time.time()), scope, a))
+        self.alerts.append((time.time(), scope, a))
         del self.alerts[:-50]
 
     def visible(self) -> list[ScopeRow]:
@@ -323,9 +322,8 @@ class TopApp(App):
             t.append(" none", style="dim")
             return t
         for received, scope, a in self.alerts[-(ALERT_LINES - 1):][::-1]:
-            label = severity_label(a.get("severity", a.get("priority")))
-            a = {**a, "received": received}
-            t.append(" " + alert_line(scope, a, width - 2), style=SEV_STYLE.get(label, ""))
+            label = a.severity.label
+            t.append(" " + alert_line(scope, a, width - 2, received), style=SEV_STYLE.get(label, ""))
             t.append("\n")
         return t
 
@@ -377,11 +375,10 @@ class TopApp(App):
         if s is not None:
             alerting: dict[int, list[str]] = {}
             for _t, scope, a in self.alerts:
-                proc = a.get("process") if isinstance(a.get("process"), dict) else {}
-                if scope == s.name and isinstance(proc.get("pid"), int):
-                    rules = alerting.setdefault(proc["pid"], [])
-                    if a.get("rule") not in rules:
-                        rules.append(str(a.get("rule")))
+                if scope == s.name and a.process is not None:
+                    rules = alerting.setdefault(a.process.pid, [])
+                    if a.rule not in rules:
+                        rules.append(a.rule)
             self.push_screen(ProcessTree(s.name, self.source, alerting))
 
     def action_control(self, op: str) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import ResponseError, ScopeError
 from ..events.proctable import ProcessTable
-from ..probes.cgroups import cgroup_of_pid
+from ..host.cgroups import cgroup_of_pid
 
 log = logging.getLogger(__name__)
 
@@ -48,25 +48,58 @@ def process_tree(pid: int, table: ProcessTable | None = None) -> list[int]:
     return seen
 
 
-def kill_tree(pid: int, table: ProcessTable | None = None, *, allowed_cgroup: Path | None = None) -> list[int]:
+def kill_tree(pid: int, table: ProcessTable | None = None, *, allowed_cgroup: Path | None = None,
+              wait: float = 1.0) -> list[int]:
     """SIGKILL pid and its descendants. With ``allowed_cgroup`` a process outside that cgroup
-    (and below) is never touched. Returns the pids signalled."""
-    done: list[int] = []
-    # stop the tree first so it cannot fork while we walk it, then kill
+    (and below) is never touched. Returns the pids signalled.
+
+    The tree is stopped first (it cannot fork while it is walked), then the descendants are
+    killed and waited for (up to ``wait`` seconds) before the root: whoever waits on the root
+    (the agent's shell) sees it die only once everything below it is dead, and on return no
+    process of the tree runs any more."""
     victims = [p for p in process_tree(pid, table) if _inside(p, allowed_cgroup)]
-    for sig in (signal.SIGSTOP, signal.SIGKILL):
-        for p in victims:
-            try:
-                os.kill(p, sig)
-                if sig == signal.SIGKILL:
-                    done.append(p)
-            except ProcessLookupError:
-                pass
-            except PermissionError as err:
-                raise ResponseError(f"cannot kill pid {p}: {err.strerror}") from err
-        if sig == signal.SIGSTOP:
-            victims = [p for p in process_tree(pid, table) if _inside(p, allowed_cgroup)]
+    _signal(victims, signal.SIGSTOP)
+    victims = [p for p in process_tree(pid, table) if _inside(p, allowed_cgroup)]
+    below = [p for p in victims if p != pid]
+    done = _signal(reversed(below), signal.SIGKILL)
+    _wait_dead(done, wait)
+    if pid in victims:
+        done += _signal([pid], signal.SIGKILL)
+        _wait_dead([pid], wait)
     return done
+
+
+def _signal(pids, sig: signal.Signals) -> list[int]:
+    sent: list[int] = []
+    for p in pids:
+        try:
+            os.kill(p, sig)
+            sent.append(p)
+        except ProcessLookupError:
+            pass
+        except PermissionError as err:
+            raise ResponseError(f"cannot signal pid {p}: {err.strerror}") from err
+    return sent
+
+
+def _dead(pid: int) -> bool:
+    """Gone, or a zombie (its memory, and so its command line, already released)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return True
+    return stat[stat.rindex(b")") + 2:][:1] in (b"Z", b"X")
+
+
+def _wait_dead(pids: list[int], wait: float) -> None:
+    deadline = time.monotonic() + wait
+    left = [p for p in pids if not _dead(p)]
+    while left and time.monotonic() < deadline:
+        time.sleep(0.0005)
+        left = [p for p in left if not _dead(p)]
+    if left:
+        log.warning("killed processes %s still running after %.1f s", left, wait)
 
 
 def _inside(pid: int, cgroup: Path | None) -> bool:

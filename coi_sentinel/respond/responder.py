@@ -2,9 +2,9 @@
 
 A :class:`Target` is what a response may touch: a container (or watched cgroup) with its
 cgroup path and optional hooks to tell the session layer (pause state, network block). The
-responder never acts on a process outside the target's cgroup. Each action is recorded as an
-``{"record": "action", ...}`` dict (for the audit log and the terminal of ``run``) with its
-latency from the event's kernel timestamp to the action complete.
+responder never acts on a process outside the target's cgroup. Each action is an
+:class:`~coi_sentinel.records.ActionRecord` (for the audit log and the terminal of ``run``)
+with its latency from the event's kernel timestamp to the action complete.
 
 Repeats are deduplicated per rule and target for ``dedupe_ns``; ``kill-process`` and ``block``
 are deduplicated per process and per destination as well, so a second offending process or a
@@ -23,12 +23,14 @@ from typing import Any, Callable
 from ..errors import SentinelError
 from ..events import model
 from ..events.proctable import ProcessTable
-from . import freezer, killer
+from ..host import freezer
+from ..records import ActionRecord
+from . import killer
 from .policy import STRENGTH, Action, ActionPolicy
 
 log = logging.getLogger(__name__)
 
-ActionCallback = Callable[[dict[str, Any]], None]
+ActionCallback = Callable[[ActionRecord], None]
 
 
 @dataclass(slots=True)
@@ -60,7 +62,7 @@ class Responder:
     def add_target(self, target: Target) -> None:
         self.targets[target.name] = target
 
-    def __call__(self, alert) -> dict[str, Any] | None:
+    def __call__(self, alert) -> ActionRecord | None:
         """Handle one alert (an engine callback). Returns the action record, or None when the
         alert needed no action or was a repeat inside the dedupe window."""
         action = self.policy.decide(alert.rule, alert.severity.label, alert.action)
@@ -74,23 +76,20 @@ class Responder:
             return None
         self._last[key] = now
         proc = alert.process
-        record: dict[str, Any] = {
-            "record": "action", "action": action.value, "by": "rules", "rule": alert.rule,
-            "severity": alert.severity.label, "container": alert.container,
-            "pid": proc.pid, "process": {"name": proc.name, "exe": proc.exe, "cmdline": proc.cmdline},
-            "output": alert.output, "event_ts_ns": alert.ts_ns,
-        }
+        fields: dict[str, Any] = {}
         try:
             if target is None:
                 raise SentinelError(f"no response target for {alert.container!r}: alert only")
-            detail = self._do(action, alert, target)
-            record.update(detail, ok=True)
+            fields.update(self._do(action, alert, target), ok=True)
         except SentinelError as err:
-            record.update(ok=False, error=str(err))
+            fields.update(ok=False, error=str(err))
             log.warning("response %s for %s failed: %s", action.value, alert.rule, err)
         done = time.monotonic_ns()
-        record["latency_ns"] = done - alert.ts_ns
-        record["ts_ns"] = done
+        record = ActionRecord(action=action, by="rules", rule=alert.rule, severity=alert.severity,
+                              container=alert.container, pid=proc.pid,
+                              process={"name": proc.name, "exe": proc.exe, "cmdline": proc.cmdline},
+                              output=alert.output, event_ts_ns=alert.ts_ns,
+                              latency_ns=done - alert.ts_ns, ts_ns=done, **fields)
         self.taken[action.value] = self.taken.get(action.value, 0) + 1
         for cb in self.on_action:
             cb(record)
@@ -114,7 +113,7 @@ class Responder:
             target.state = "paused"
             out = {"target": str(target.cgroup), "freeze_ns": took}
             if target.on_paused is not None:
-                target.on_paused(out)
+                target.on_paused(dict(out))
             return out
         if action is Action.KILL:
             # freeze first: every task stops at once (about a millisecond), so nothing more
@@ -133,7 +132,7 @@ class Responder:
             return {"target": str(target.cgroup), "freeze_ns": froze, "kill_ns": took}
         if action is Action.KILL_PROCESS:
             pids = killer.kill_tree(alert.process.pid, self.table, allowed_cgroup=target.cgroup)
-            return {"killed_pids": pids}
+            return {"killed_pids": tuple(pids)}
         if action is Action.BLOCK:
             dest = _destination(alert)
             if dest is None:

@@ -1,7 +1,8 @@
 """What a rule firing produces: an :class:`Alert`, and its JSON forms (docs/events.md).
 
-:meth:`Alert.to_dict` is our alert record: Falco's keys (``time``, ``hostname``, ``priority``,
-``rule``, ``output``, ``output_fields``, ``tags``, ``source``) plus our own (``severity``,
+:meth:`Alert.record` is our alert record (:class:`coi_sentinel.records.AlertRecord`): Falco's
+keys (``time``, ``hostname``, ``priority``, ``rule``, ``output``, ``output_fields``, ``tags``,
+``source``) plus our own (``severity``,
 session, container, process, ancestry, ``rule_location``...). :meth:`Alert.to_falco` is exactly
 Falco's JSON alert, for falcosidekick and other Falco consumers.
 
@@ -12,45 +13,30 @@ recorded trace's own (its header's ``start_time`` and ``start_ns``).
 
 from __future__ import annotations
 
+import functools
 import socket
 import time
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ..action import Action
 from ..events import codec
 from ..events.model import Event
-from ..events.proctable import Process
+from ..records import SOURCE, AlertRecord, ProcessInfo
 from .model import Severity
-
-
-#: Falco's event source of every alert we raise: system calls seen in the kernel
-SOURCE = "syscall"
 
 
 def rfc3339_ns(wall_ns: int) -> str:
     """ns since the epoch -> ``2026-12-02T23:59:01.123456789Z`` (Falco's form)."""
     sec, ns = divmod(wall_ns, 1_000_000_000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{ns:09d}Z"
+    return _utc_second(sec) + f".{ns:09d}Z"
 
 
-@dataclass(frozen=True, slots=True)
-class ProcessInfo:
-    """A snapshot of a process when the alert was made (the table keeps changing)."""
-
-    pid: int
-    ppid: int
-    name: str
-    exe: str
-    cmdline: str
-    uid: int
-
-    @classmethod
-    def of(cls, p: Process) -> "ProcessInfo":
-        return cls(p.pid, p.ppid, p.name, p.exe, p.cmdline, p.uid)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"pid": self.pid, "ppid": self.ppid, "name": self.name, "exe": self.exe,
-                "cmdline": self.cmdline, "uid": self.uid}
+@functools.lru_cache(maxsize=64)
+def _utc_second(sec: int) -> str:
+    """``2026-12-02T23:59:01`` of a second since the epoch: alerts come in bursts of the same
+    few seconds, and formatting the second is a seventh of making an alert's record."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,38 +64,25 @@ class Alert:
     def event(self) -> Event:
         return self.events[-1]
 
-    def to_dict(self, *, wall_offset_ns: int | None = None, hostname: str | None = None) -> dict[str, Any]:
+    def record(self, *, wall_offset_ns: int | None = None, hostname: str | None = None) -> AlertRecord:
         """Our alert record. ``wall_offset_ns`` added to ``ts_ns`` gives ns since the epoch
         (default: the live clocks' offset now); ``hostname`` defaults to this host's."""
-        d: dict[str, Any] = {
-            "type": "alert",
-            "time": self.time(wall_offset_ns),
-            "hostname": hostname if hostname is not None else socket.gethostname(),
-            "rule": self.rule,
-            "priority": self.severity.falco,
-            "severity": self.severity.label,
-            "output": self.output,
-            "output_fields": dict(self.output_fields),
-            "tags": list(self.tags),
-            "source": SOURCE,
-            "ts_ns": self.ts_ns,
-            "kind": self.kind,
-            "container": self.container,
-            "scope_id": self.scope_id,
-            "session": {"id": self.session_id, "tool": self.session_tool},
-            "process": self.process.to_dict(),
-            "ancestry": [a.to_dict() for a in self.ancestry],
-            "action": self.action,
-            "rule_location": self.source,
-            "events": [codec.to_dict(e) for e in self.events],
-        }
-        if self.value is not None:
-            d["value"] = self.value
-        return d
+        return AlertRecord(
+            rule=self.rule, severity=self.severity, output=self.output, time=self.time(wall_offset_ns),
+            hostname=hostname if hostname is not None else socket.gethostname(), ts_ns=self.ts_ns,
+            kind=self.kind, container=self.container, scope_id=self.scope_id,
+            session_id=self.session_id, session_tool=self.session_tool, process=self.process,
+            ancestry=self.ancestry, action=Action(self.action) if self.action else None,
+            rule_location=self.source, output_fields=dict(self.output_fields), tags=self.tags,
+            events=tuple(codec.to_dict(e) for e in self.events), value=self.value)
+
+    def to_dict(self, *, wall_offset_ns: int | None = None, hostname: str | None = None) -> dict[str, Any]:
+        """:meth:`record` as JSON (the one codec: :func:`coi_sentinel.records.to_dict`)."""
+        return self.record(wall_offset_ns=wall_offset_ns, hostname=hostname).to_dict()
 
     def to_falco(self, *, wall_offset_ns: int | None = None, hostname: str | None = None) -> dict[str, Any]:
         """Exactly Falco's JSON alert: these eight keys, Falco's types and priority names."""
-        return {
+        return {      # Falco's shape, not a record of ours
             "time": self.time(wall_offset_ns),
             "rule": self.rule,
             "priority": self.severity.falco,

@@ -22,7 +22,7 @@ from .alert import Alert, ProcessInfo
 from .context import EvalContext, SessionLookup
 from .index import shape
 from .resolve import FieldUse
-from .state import Limits, SequenceState, ThresholdState
+from .state import DistinctState, Limits, SequenceState, ThresholdState
 
 if TYPE_CHECKING:
     from ..pipeline import Pipeline
@@ -51,7 +51,7 @@ class Engine:
         #: (rule, step, kind) per match id: the kind looked up once, not per hit
         self._matchers = [(rule, step, rule.kind) for rule, step in ruleset.matchers]
         self._sequences: dict[int, SequenceState] = {}
-        self._thresholds: dict[int, ThresholdState] = {}
+        self._thresholds: dict[int, ThresholdState | DistinctState] = {}
         self._ids = {c.index: c.id for c in ruleset.rules}
         #: stateful rules that are the same but for their id, output, severity, action... share
         #: one state (fed once, every one of them alerts): rule index -> the first one's index
@@ -73,8 +73,11 @@ class Engine:
             else:
                 th = c.rule.threshold
                 assert th is not None
-                self._thresholds[c.index] = ThresholdState(th.window_ns, th.above, th.sum_field is None,
-                                                           self.limits)
+                if th.distinct_field is not None:
+                    self._thresholds[c.index] = DistinctState(th.window_ns, th.above, self.limits)
+                else:
+                    self._thresholds[c.index] = ThresholdState(th.window_ns, th.above, th.sum_field is None,
+                                                               self.limits)
         self.events = 0
         #: events whose evaluation raised (logged, then skipped)
         self.failures = 0
@@ -184,7 +187,11 @@ class Engine:
     def _threshold(self, rule: "CompiledRule", event: Event, process: Process) -> None:
         th = rule.rule.threshold
         assert th is not None
-        if rule.threshold_sum is None:
+        if rule.threshold_distinct is not None:
+            value = self._value(rule.threshold_distinct, event, process)
+            if value is None:
+                return
+        elif rule.threshold_sum is None:
             value = 1
         else:
             value = self._value(rule.threshold_sum, event, process)
@@ -209,7 +216,10 @@ class Engine:
             getters = tuple(self.ruleset.getter(u, event.type) for u in uses)
             self._getters[key] = getters
         ctx = self.ctx
-        return tuple(None if g is None else g(event, process, ctx) for g in getters)
+        if len(getters) == 1:       # the common case: one field (a pid, a path)
+            g = getters[0]
+            return (None if g is None else g(event, process, ctx),)
+        return tuple([None if g is None else g(event, process, ctx) for g in getters])
 
     def _value(self, use: FieldUse, event: Event, process: Process) -> Any:
         getter = self.ruleset.getter(use, event.type)
@@ -279,7 +289,8 @@ def _state_signature(c: "CompiledRule") -> Hashable:
     try:
         sig = (tuple((cond.events, shape(cond.node), cond.by) for cond in c.conditions),
                None if seq is None else (seq.scope, seq.window_ns, len(seq.steps)),
-               None if th is None else (th.window_ns, th.above, c.threshold_by, c.threshold_sum))
+               None if th is None else (th.window_ns, th.above, c.threshold_by, c.threshold_sum,
+                                        c.threshold_distinct))
         hash(sig)
     except TypeError:
         return ("unique", c.index)

@@ -28,16 +28,17 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from ..events.proctable import dup_socket
 from ..events.types import EventType
 
 T = EventType
 ALL = tuple(EventType)
 ERRNO_TYPES = (T.EXEC, T.CONNECT, T.CONNECT_REPEAT, T.DUP, T.FILE_OPEN, T.RENAME, T.UNLINK, T.CHMOD,
                T.ACCEPT, T.BIND, T.LISTEN, T.LINK, T.CHDIR,
-               T.PRIV)
+               T.PRIV, T.CHAN, T.UTIME)
 _SOCK_TYPES = (T.CONNECT, T.CONNECT_REPEAT, T.NET_SEND, T.ACCEPT)   # carrying family/daddr/dport
 _LOCAL_TYPES = (T.BIND, T.LISTEN)                                   # carrying family/laddr/lport
-PATH_TYPES = (T.FILE_OPEN, T.FILE_WRITE, T.UNLINK, T.CHMOD, T.RENAME, T.LINK)
+PATH_TYPES = (T.FILE_OPEN, T.FILE_WRITE, T.UNLINK, T.CHMOD, T.RENAME, T.LINK, T.UTIME)
 
 #: program names (basename of the executable, version suffix removed) counted as shells
 SHELLS = frozenset({"sh", "bash", "dash", "zsh", "ksh", "mksh", "pdksh", "ash", "fish", "tcsh",
@@ -108,7 +109,8 @@ def _exec_or(exec_expr: str, other: str) -> dict[EventType, str]:
 
 S, I, B, IP = FieldType.STR, FieldType.INT, FieldType.BOOL, FieldType.IP
 _PATH = {T.FILE_OPEN: "ev.path", T.FILE_WRITE: "ev.path", T.UNLINK: "ev.path",
-         T.CHMOD: "(ev.path or None)", T.RENAME: "ev.newpath", T.LINK: "ev.path"}
+         T.CHMOD: "(ev.path or None)", T.RENAME: "ev.newpath", T.LINK: "ev.path",
+         T.UTIME: "(ev.path or None)"}
 
 
 def _ancestor(attr: str, doc: str, ftype: FieldType, self_field: str) -> FieldDef:
@@ -172,6 +174,12 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
              _exec_or("ev.deleted", "p.exe.endswith(' (deleted)')")),
     FieldDef("proc.exe_via_fd", B, "executed through a file descriptor (execveat, fexecve)",
              {T.EXEC: "ev.via_fd"}),
+    FieldDef("proc.env", S, "exec: the dynamic loader's variables of the new program's environment, "
+             "as NAME=value (LD_PRELOAD, LD_LIBRARY_PATH, LD_AUDIT...); without an index: any",
+             {T.EXEC: "ev.env"}, nullable=True, indexed="optional", multi=True,
+             index_exprs={T.EXEC: "_nth(ev.env, {n})"}),
+    FieldDef("proc.ld_preload", S, "exec: LD_PRELOAD of the new program ('' when unset)",
+             {T.EXEC: "ev.ld_preload"}),
     FieldDef("proc.is_shell", B, "proc.name is a shell (version suffix ignored; list in fields.py)",
              _on(ALL, "_is_shell({f:proc.name})")),
     FieldDef("proc.is_interpreter", B, "proc.name is a script interpreter (python3.11, node, perl...)",
@@ -182,13 +190,27 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
     FieldDef("proc.has_outbound_socket", B, "the process or its parent connected an inet/inet6 "
              "socket to a non-loopback address (connect returned 0 or EINPROGRESS; a child "
              "inherits its parent's sockets)",
-             _on(ALL, "(_outbound_sock(p) or _parent_outbound(E, p))")),
+             _on(ALL, "(_outbound_sock(p) or _parent_outbound(E, p))"), costly=True),
     FieldDef("proc.stdio_net", B, "one of fds 0-2 is an inet/inet6 socket",
              _on(ALL, "(_stdio_sock(p) is not None)")),
     FieldDef("proc.stdio_dip", IP, "remote address of the network socket on fds 0-2",
              _on(ALL, "_stdio_field(p, 1)"), nullable=True),
     FieldDef("proc.stdio_dport", I, "remote port of the network socket on fds 0-2",
              _on(ALL, "_stdio_field(p, 2)"), nullable=True),
+    FieldDef("proc.stdio_relay_net", B, "fds 0 and 1 are pipe, fifo or pty ends, and a live "
+             "process that connected an inet/inet6 socket to a non-loopback address both feeds "
+             "fd 0 and reads fd 1 through them (up to 3 processes away: cat f | sh -i | nc > f): "
+             "the shell end of a relayed shell (nc, openssl with a fifo; socat with a pty)",
+             _on(ALL, "(_relay_net(E, p) is not None)")),
+    FieldDef("proc.feeds_shell", B, "the process is joined through pipes, fifos or ptys to a "
+             "live shell or interpreter reading its program from stdin (sh -i, a bare sh) for "
+             "which proc.stdio_relay_net holds: the network end of a relayed shell",
+             _on(ALL, "(_fed_shell(E, p) is not None)")),
+    FieldDef("proc.relay_peer", S, "the process at the other end: for proc.stdio_relay_net the "
+             "network-connected one, else the shell proc.feeds_shell found",
+             _on(ALL, "_relay_peer(E, p)"), nullable=True),
+    FieldDef("proc.relay_peer_cmdline", S, "command line of proc.relay_peer",
+             _on(ALL, "_relay_peer(E, p, 'cmdline')"), nullable=True),
     FieldDef("proc.pname", S, "name of the parent process", _on(ALL, "_anc_nth({anc}, 1, 'name', None)"),
              nullable=True),
     FieldDef("proc.pexe", S, "executable of the parent process",
@@ -259,7 +281,14 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
     FieldDef("fd.type", S, "Falco's descriptor type: file, ipv4, ipv6, unix",
              {**_on(PATH_TYPES, "'file'"), **_on(_SOCK_TYPES, "_fd_type(ev.family, 0)")}, nullable=True),
     FieldDef("fd.is_socket", B, "dup: the descriptor copied is a connected socket",
-             {T.DUP: "(ev.is_socket or ev.oldfd in p.sockets)"}),
+             {T.DUP: "(_dup_sock(ev, p)[0] is not None)"}),
+    FieldDef("fd.kind", S, "dup: what the descriptor copied is as the kernel tracks it (socket, "
+             "pipe, fifo, pty, socketpair, other; none in records from before fd kinds); chan: pipe, fifo, "
+             "pty, socketpair",
+             {T.DUP: "(ev.fd_kind or None)", T.CHAN: "ev.kind"}, nullable=True),
+    FieldDef("fd.chan_end", S, "dup, chan: which end of the pipe (read, write), fifo (read, write, "
+             "rdwr), pty (master, slave) or socketpair (rdwr)", {T.DUP: "(ev.chan_end or None)", T.CHAN: "ev.end"},
+             nullable=True),
 
     # ---- file
     FieldDef("file.path", S, "path resolved against the cwd or dirfd (rename: the new path; link: the "
@@ -290,6 +319,11 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
              {T.FILE_OPEN: "'0' + format(ev.mode, 'o')", T.CHMOD: "'0' + format(ev.mode, 'o')"}),
     FieldDef("file.mode_setuid", B, "chmod sets the setuid bit", {T.CHMOD: "ev.sets_setuid"}),
     FieldDef("file.mode_setgid", B, "chmod sets the setgid bit", {T.CHMOD: "ev.sets_setgid"}),
+    FieldDef("file.mtime", I, "utime: the modification time set, in seconds (-1: not set)",
+             {T.UTIME: "ev.mtime"}),
+    FieldDef("file.atime", I, "utime: the access time set, in seconds (-1: not set)", {T.UTIME: "ev.atime"}),
+    FieldDef("file.backdated", B, "utime: a time set lies more than an hour in the past",
+             {T.UTIME: "ev.backdated"}),
     FieldDef("file.bytes", I, "file_write: bytes written since the previous summary",
              {T.FILE_WRITE: "ev.bytes"}),
     FieldDef("file.writes", I, "file_write: write calls since the previous summary",
@@ -427,9 +461,9 @@ def _stdio_field(p: Any, i: int) -> Any:
 
 
 def _outbound_sock(p: Any) -> bool:
-    if not p.sockets:
+    if not p.sockets and not p.past_sockets:
         return False
-    for sock in p.sockets.values():
+    for sock in (*p.sockets.values(), *p.past_sockets):
         if sock[0] in _INET and sock[1] and not sock[1].startswith("127.") and sock[1] != "::1":
             return True
     return False
@@ -445,13 +479,56 @@ _NO_SOCK = (None, None, None)
 
 
 def _dup_sock(ev: Any, p: Any) -> tuple[Any, Any, Any]:
-    """(family, daddr, dport) of the socket a dup copied, from the event or the process table."""
-    if ev.is_socket and ev.family:
-        return ev.family, ev.daddr or None, ev.dport
-    sock = p.sockets.get(ev.oldfd)
+    """(family, daddr, dport) of the socket a dup copied: the kernel's fd kind, else the event
+    or the process table (proctable.dup_socket)."""
+    sock = dup_socket(ev, p)
     if sock is None:
         return _NO_SOCK
     return sock[0], sock[1] or None, sock[2]
+
+
+#: argv[1] of a shell or interpreter reading its program from stdin (the program_from_stdin
+#: macro of rules/execution.yaml says the same for the acting process)
+_STDIN_PROGRAM_ARGS = frozenset({"-", "-s", "-i", "-is", "-si", "-li", "-il", "-p", "-ip", "-pi", "-ls",
+                                 "-sl", "--login"})
+
+
+def _reads_program_from_stdin(q: Any) -> bool:
+    name = q.name
+    if not (_is_shell(name) or _is_interpreter(name)):
+        return False
+    return len(q.argv) <= 1 or q.argv[1] in _STDIN_PROGRAM_ARGS
+
+
+def _relay_net(ctx: Any, p: Any) -> Any:
+    """The process with an outbound inet socket that both feeds p's stdin and reads its
+    stdout through pipes, fifos or ptys (at most RELAY_HOPS processes away each way; the
+    stdout side's is returned), or None."""
+    if 0 not in p.chans or 1 not in p.chans:
+        return None
+    table = ctx.table
+    if table.chan_reach(p, 0, True, _outbound_sock) is None:
+        return None
+    return table.chan_reach(p, 1, False, _outbound_sock)
+
+
+def _fed_shell(ctx: Any, p: Any) -> Any:
+    """A live shell or interpreter reading its program from stdin, joined to p through pipes,
+    fifos or ptys (either way), for which _relay_net holds now; or None."""
+    if not p.chans:
+        return None
+    table = ctx.table
+    for upstream in (False, True):
+        for fd in list(p.chans):
+            q = table.chan_reach(p, fd, upstream, _reads_program_from_stdin)
+            if q is not None and _relay_net(ctx, q) is not None:
+                return q
+    return None
+
+
+def _relay_peer(ctx: Any, p: Any, attr: str = "name") -> Any:
+    q = _relay_net(ctx, p) or _fed_shell(ctx, p)
+    return None if q is None else getattr(q, attr)
 
 
 def _procfs_pid(path: str | None, pid: int) -> int | None:
@@ -473,7 +550,8 @@ HELPERS: dict[str, Any] = {
     "_is_interpreter": _is_interpreter, "_nth": _nth, "_anc_all": _anc_all, "_anc_nth": _anc_nth,
     "_ip": _ip, "_port": _port, "_stdio_sock": _stdio_sock, "_stdio_field": _stdio_field,
     "_outbound_sock": _outbound_sock, "_parent_outbound": _parent_outbound,
-    "_dup_sock": _dup_sock, "_procfs_pid": _procfs_pid, "_other_proc": _other_proc,
+    "_dup_sock": _dup_sock, "_relay_net": _relay_net, "_fed_shell": _fed_shell,
+    "_relay_peer": _relay_peer, "_procfs_pid": _procfs_pid, "_other_proc": _other_proc,
     "_fd_type": _fd_type, "_user_name": _user_name, "_errno_name": _errno_name,
 }
 

@@ -8,12 +8,13 @@ hold unless one field has one of a few literal values: ``proc.name in (nc, ncat)
 (:mod:`~coi_sentinel.rules.resolve` nodes, the same objects the compiler reads):
 
 - a comparison ``=`` / ``in`` gives exact values, ``startswith`` prefixes, ``endswith``
-  suffixes, ``glob`` the literal text before its first wildcard (a prefix);
+  suffixes, ``contains`` substrings, ``glob`` the literal text before its first wildcard (a
+  prefix);
 - ``A and B`` needs the guard of either side: the most selective one is taken (exact values
   before suffixes before prefixes, then longer literals; a guard on a field with few distinct
   values, :data:`WEAK_FIELDS`, is not used at all);
 - ``A or B`` needs a guard on both sides (their union, possibly on different fields);
-- ``not ...``, boolean fields, ``contains``, ``regex``, ``cidr``, ranges and list-valued fields
+- ``not ...``, boolean fields, ``icontains``, ``regex``, ``cidr``, ranges and list-valued fields
   guard nothing: such a condition is tested on every event of its types, as before.
 
 :func:`build_indexed_function` then writes, per event type, one function that tests the
@@ -36,7 +37,7 @@ from .compiler import CodeGen, Namespace, _fold_event_type
 from .fields import FieldType
 from .resolve import FieldUse, TAnd, TBool, TCompare, TConst, TNode, TNot, TOr
 
-#: one necessary test: (field, "eq" | "prefix" | "suffix", literal)
+#: one necessary test: (field, "eq" | "prefix" | "suffix" | "contains", literal)
 Alt = tuple[FieldUse, str, Any]
 #: a set of tests of which at least one holds whenever the condition holds; None: no guard
 #: (the condition is tested on every event); empty: the condition can never hold
@@ -135,6 +136,10 @@ def _compare_guard(n: TCompare, etype: EventType) -> Guard:
         if kind == "prefix" and any(len(v) < MIN_PREFIX for v in values):
             return None
         return frozenset((use, kind, v) for v in values)
+    if op == "contains" and values and all(isinstance(v, str) for v in values):
+        if any(len(v) < MIN_PREFIX for v in values):
+            return None
+        return frozenset((use, "contains", v) for v in values)
     if op == "glob" and values:
         alts = set()
         for v in values:
@@ -167,7 +172,7 @@ def _alt_score(alt: Alt) -> int:
     if use.fdef.name in WEAK_FIELDS:
         return 1
     size = len(literal) if isinstance(literal, str) else 8
-    base = {"eq": 1000, "suffix": 500, "prefix": 0}[kind] + min(size, 100)
+    base = {"eq": 1000, "suffix": 500, "contains": 250, "prefix": 0}[kind] + min(size, 100)
     expr = use.fdef.index_exprs.get(EventType.EXEC) if use.index is not None else None
     text = " ".join(use.fdef.exprs.values()) + (expr or "")
     if "{anc}" in text or "{ses}" in text:
@@ -179,8 +184,8 @@ class FieldIndex:
     """Literals of one field -> the conditions they guard. Called with the field's value and
     a list, it appends the ids of the conditions whose guard the value passes."""
 
-    __slots__ = ("exact", "prefix", "suffix_tail", "suffix_len", "_lens", "_affix", "_prefix_dir_max",
-                 "_prefixes", "_suffixes", "_pgate", "_sgate")
+    __slots__ = ("exact", "prefix", "suffix_tail", "suffix_len", "contains", "_lens", "_affix",
+                 "_prefix_dir_max", "_prefixes", "_suffixes", "_pgate", "_sgate", "_cgate")
 
     def __init__(self) -> None:
         self.exact: dict[Any, list[int]] = {}
@@ -190,6 +195,8 @@ class FieldIndex:
         self.suffix_tail: dict[str, list[tuple[str, int]]] = {}
         #: suffix literal without a "/": by length, then literal
         self.suffix_len: dict[int, dict[str, list[int]]] = {}
+        #: substring literal -> the conditions it guards
+        self.contains: dict[str, list[int]] = {}
         self._lens: tuple[int, ...] = ()
         self._affix = False
         self._prefix_dir_max = -1
@@ -199,10 +206,17 @@ class FieldIndex:
         #: passes neither costs two scans in C, not a walk in Python
         self._pgate: Callable[[str], Any] | None = None
         self._sgate: Callable[[str], Any] | None = None
+        #: one regex of every substring: a value holding none costs one search in C
+        self._cgate: Callable[[str], Any] | None = None
 
     def add(self, kind: str, literal: Any, cid: int) -> None:
         if kind == "eq":
             self.exact.setdefault(literal, []).append(cid)
+        elif kind == "contains":
+            if literal not in self.contains:
+                self._cgate = re.compile("|".join(re.escape(x) for x in sorted(self.contains.keys() | {literal})),
+                                         re.DOTALL).search
+            self.contains.setdefault(literal, []).append(cid)
         elif kind == "prefix":
             self.prefix.setdefault(literal[:literal.rfind("/") + 1], []).append((literal, cid))
             if literal not in self._prefixes:
@@ -217,7 +231,7 @@ class FieldIndex:
                 self._suffixes.add(literal)
                 self._sgate = _gate({x[::-1] for x in self._suffixes})
         self._lens = tuple(sorted(self.suffix_len))
-        self._affix = bool(self.prefix or self.suffix_tail or self.suffix_len)
+        self._affix = bool(self.prefix or self.suffix_tail or self.suffix_len or self.contains)
         self._prefix_dir_max = max(map(len, self.prefix), default=-1)
 
     def __call__(self, value: Any, out: list[int]) -> None:
@@ -226,6 +240,10 @@ class FieldIndex:
             out += hit
         if not self._affix or type(value) is not str:
             return
+        if self._cgate is not None and self._cgate(value) is not None:
+            for literal, cids in self.contains.items():
+                if literal in value:
+                    out += cids
         prefix = self.prefix
         if prefix and self._pgate(value) is not None:       # type: ignore[misc]
             start, last = 0, self._prefix_dir_max
@@ -262,6 +280,7 @@ class FieldIndex:
 
     def __len__(self) -> int:
         return (sum(map(len, self.exact.values())) + sum(map(len, self.prefix.values()))
+                + sum(map(len, self.contains.values()))
                 + sum(map(len, self.suffix_tail.values()))
                 + sum(len(c) for d in self.suffix_len.values() for c in d.values()))
 

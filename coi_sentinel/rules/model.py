@@ -11,14 +11,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..action import NAMES as ACTION_NAMES
 from ..events.types import EventType
 from ..severity import LABELS, Severity
 
 #: version of the rule language this engine implements (``required_engine_version``)
 ENGINE_VERSION = (1, 0, 0)
 
-#: response actions a rule may ask for (the respond layer maps them to mechanisms)
-ACTIONS = ("alert", "pause", "kill", "kill-process", "block")
+#: response actions a rule may ask for (coi_sentinel.action; the respond layer acts on them)
+ACTIONS = ACTION_NAMES
 
 #: how a stateful sequence relates the processes of its steps
 SCOPES = ("process", "tree", "container")
@@ -134,14 +135,16 @@ class Sequence:
 
 @dataclass(frozen=True, slots=True)
 class Threshold:
-    """Count (``sum_field`` None) or sum of a field over a sliding window, grouped by ``by``;
-    fires when the total goes above ``above``."""
+    """Count (``sum_field`` and ``distinct_field`` None), sum of a field, or number of distinct
+    values of a field, over a sliding window, grouped by ``by``; fires when the total goes
+    above ``above``."""
 
     by: tuple[str, ...]
     window_ns: int
     sum_field: str | None
     above: int
     source: Source
+    distinct_field: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

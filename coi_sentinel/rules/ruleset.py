@@ -50,6 +50,7 @@ class CompiledRule:
     conditions: tuple[Condition, ...]      # one per step for a sequence, else one
     threshold_by: tuple[FieldUse, ...] = ()
     threshold_sum: FieldUse | None = None
+    threshold_distinct: FieldUse | None = None
 
     @property
     def id(self) -> str:
@@ -174,7 +175,7 @@ def _compile_rule(rule: Rule, index: int, resolver: Resolver, diags: Diagnostics
         conditions.append(Condition(events, node, (), rule.condition[0].source if rule.condition else rule.source))
 
     threshold_by: tuple[FieldUse, ...] = ()
-    threshold_sum = None
+    threshold_sum = threshold_distinct = None
     if rule.threshold is not None:
         th = rule.threshold
         events = conditions[0].events
@@ -186,6 +187,14 @@ def _compile_rule(rule: Rule, index: int, resolver: Resolver, diags: Diagnostics
                 if threshold_sum.fdef.type is not FieldType.INT or threshold_sum.multi:
                     diags.error(th.source, f"threshold of rule '{rid}' sums '{threshold_sum.name}', which is not "
                                            f"a number field")
+        if th.distinct_field is not None:
+            uses = _fields(resolver, (th.distinct_field,), th.source, events, f"the threshold of rule '{rid}'",
+                           diags)
+            if uses:
+                threshold_distinct = uses[0]
+                if threshold_distinct.multi:
+                    diags.error(th.source, f"threshold of rule '{rid}' counts distinct values of "
+                                           f"'{threshold_distinct.name}', which has several per event")
 
     if not resolver.tainted:    # a clause with an error reads as false: do not report that twice
         for cond in conditions:
@@ -196,7 +205,7 @@ def _compile_rule(rule: Rule, index: int, resolver: Resolver, diags: Diagnostics
         if not any(use.fdef.available(t) for t in all_events):
             diags.warning(rule.output_source, f"output field %{use.name} has no value for "
                                               f"{_types(all_events)} events: it prints <NA>")
-    return CompiledRule(rule, index, output, tuple(conditions), threshold_by, threshold_sum)
+    return CompiledRule(rule, index, output, tuple(conditions), threshold_by, threshold_sum, threshold_distinct)
 
 
 def live_types(node: TNode, types: tuple[EventType, ...] = ALL_TYPES) -> tuple[EventType, ...]:

@@ -53,7 +53,7 @@ LIST_KEYS = ("list", "append", "override", "items")
 MACRO_KEYS = ("macro", "append", "override", "condition")
 STEP_KEYS = ("name", "events", "condition", "by")
 SEQUENCE_KEYS = ("scope", "window", "steps")
-THRESHOLD_KEYS = ("by", "window", "sum", "above")
+THRESHOLD_KEYS = ("by", "window", "sum", "distinct", "above")
 EXCEPTION_KEYS = ("name", "fields", "comps", "values")
 
 #: rule keys a later item may append to or replace
@@ -503,7 +503,10 @@ def _threshold(r: _Reader) -> Threshold:
     if above < 0:
         raise r.fail("above", f"'above' of {r.what} must not be negative")
     total = r.text("sum", required=False) or None
-    return Threshold(r.str_list("by"), window, total, above, r.src())
+    distinct = r.text("distinct", required=False) or None
+    if total and distinct:
+        raise r.fail("distinct", f"{r.what} has both 'sum' and 'distinct'")
+    return Threshold(r.str_list("by"), window, total, above, r.src(), distinct)
 
 
 def _exceptions(r: _Reader, *, partial: bool) -> tuple[ExceptionDef, ...]:

@@ -17,7 +17,8 @@ Limits (:class:`Limits`, per rule; the oldest goes first and every eviction is c
 - a threshold keeps at most ``threshold_groups`` groups; a count keeps no more than
   ``above + 1`` timestamps per group; a sum keeps at most ``threshold_entries`` entries per
   group and beyond that merges the two oldest (the total stays exact; the merged entry leaves
-  the window with the later of the two times, so an edge errs towards firing).
+  the window with the later of the two times, so an edge errs towards firing); a count of
+  distinct values keeps no more than ``above + 1`` values per group (it fires at ``above + 1``).
 """
 
 from __future__ import annotations
@@ -48,12 +49,21 @@ class _Entry:
         self.process = process
 
 
+#: no entry: later than any time
+_NEVER = sys.maxsize
+
+
 class _Bucket:
-    __slots__ = ("steps", "newest")
+    __slots__ = ("steps", "newest", "oldest", "oldest_last")
 
     def __init__(self, nsteps: int) -> None:
         self.steps: list[list[_Entry]] = [[] for _ in range(nsteps)]
         self.newest = 0
+        #: no entry of a step before the last is older than this, none of the last step older
+        #: than ``oldest_last`` (bounds: an entry removed since may have been the oldest);
+        #: a sweep passes a bucket whose bounds are within its limits
+        self.oldest = _NEVER
+        self.oldest_last = _NEVER
 
     def empty(self) -> bool:
         return not any(self.steps)
@@ -107,6 +117,10 @@ class SequenceState:
         else:
             self.buckets.move_to_end(store_key)
         last = self.nsteps - 1
+        if steps[0] == last and ts < bucket.oldest_last:      # steps: one, or descending
+            bucket.oldest_last = ts
+        if steps[-1] < last and ts < bucket.oldest:
+            bucket.oldest = ts
         for k in steps:
             held = bucket.steps[k]
             held.append(entry)
@@ -137,19 +151,37 @@ class SequenceState:
 
     def sweep(self, now: int) -> None:
         """Expire old events of every key (all of them, not only the first) and drop the keys
-        left empty."""
+        left empty. A key whose time bounds are within the limits has nothing to expire and is
+        passed without a walk."""
         last = self.nsteps - 1
-        for key in list(self.buckets):
-            bucket = self.buckets[key]
-            bucket.newest = max(bucket.newest, now)
+        window = self.window_ns
+        empty = []
+        for key, bucket in self.buckets.items():
+            newest = bucket.newest
+            if now > newest:
+                bucket.newest = newest = now
+            if (bucket.oldest_last >= newest - REORDER_SLACK_NS
+                    and bucket.oldest >= newest - REORDER_SLACK_NS - window
+                    and (bucket.oldest_last != _NEVER or bucket.oldest != _NEVER)):
+                continue            # nothing expired, and an entry there: kept as it is
+            oldest = oldest_last = _NEVER
             for j, held in enumerate(bucket.steps):
-                limit = bucket.newest - REORDER_SLACK_NS - (self.window_ns if j < last else 0)
+                limit = newest - REORDER_SLACK_NS - (window if j < last else 0)
                 keep = [e for e in held if e.ts >= limit]
                 if len(keep) != len(held):
                     self.expired += len(held) - len(keep)
                     held[:] = keep
-            if bucket.empty():
-                del self.buckets[key]
+                if keep:
+                    t = min([e.ts for e in keep])
+                    if j < last:
+                        oldest = min(oldest, t)
+                    else:
+                        oldest_last = t
+            bucket.oldest, bucket.oldest_last = oldest, oldest_last
+            if oldest == oldest_last == _NEVER:
+                empty.append(key)
+        for key in empty:
+            del self.buckets[key]
 
     def _chain(self, bucket: _Bucket, k: int, entry: _Entry) -> list[_Entry] | None:
         """The chain through ``entry`` as step ``k`` with the smallest time span, if it fits."""
@@ -214,25 +246,21 @@ class _Group:
         self.newest = 0
 
 
-class ThresholdState:
-    """Sliding-window totals of one threshold rule, per group."""
+class _Windowed:
+    """The groups of a sliding-window rule, least recently used first, at most
+    ``threshold_groups`` of them; each group knows its newest event time."""
 
-    def __init__(self, window_ns: int, above: int, counting: bool, limits: Limits) -> None:
+    def __init__(self, window_ns: int, above: int, limits: Limits) -> None:
         self.window_ns = window_ns
         self.above = above
-        self.counting = counting
         self.limits = limits
-        self.cap = (above + 1) if counting else limits.threshold_entries
-        self.groups: OrderedDict[Hashable, _Group] = OrderedDict()
+        self.groups: OrderedDict[Hashable, Any] = OrderedDict()
         self.evicted_groups = 0
-        self.coalesced = 0
 
-    def add(self, key: Hashable, ts: int, value: int) -> tuple[int, int] | None:
-        """Count ``value`` at ``ts`` for ``key``; returns (total, count) when the total went
-        above the limit (the group then starts again from zero)."""
+    def _group(self, key: Hashable, ts: int, make: Any) -> Any:
         group = self.groups.get(key)
         if group is None:
-            group = _Group()
+            group = make()
             self.groups[key] = group
             while len(self.groups) > self.limits.threshold_groups:
                 self.groups.popitem(last=False)
@@ -241,6 +269,29 @@ class ThresholdState:
             self.groups.move_to_end(key)
         if ts > group.newest:
             group.newest = ts
+        return group
+
+    def sweep(self, now: int) -> None:
+        """Drop the groups with nothing left in their window."""
+        start = now - self.window_ns
+        for key in list(self.groups):
+            if self.groups[key].newest < start:
+                del self.groups[key]
+
+
+class ThresholdState(_Windowed):
+    """Sliding-window totals of one threshold rule, per group."""
+
+    def __init__(self, window_ns: int, above: int, counting: bool, limits: Limits) -> None:
+        super().__init__(window_ns, above, limits)
+        self.counting = counting
+        self.cap = (above + 1) if counting else limits.threshold_entries
+        self.coalesced = 0
+
+    def add(self, key: Hashable, ts: int, value: int) -> tuple[int, int] | None:
+        """Count ``value`` at ``ts`` for ``key``; returns (total, count) when the total went
+        above the limit (the group then starts again from zero)."""
+        group = self._group(key, ts, _Group)
         entries = group.entries
         entries.append([ts, value, 1])
         group.total += value
@@ -263,13 +314,6 @@ class ThresholdState:
             return fired
         return None
 
-    def sweep(self, now: int) -> None:
-        """Drop the groups with nothing left in their window."""
-        start = now - self.window_ns
-        for key in list(self.groups):
-            if self.groups[key].newest < start:
-                del self.groups[key]
-
     def stats(self) -> dict[str, int]:
         return {"groups": len(self.groups), "entries": sum(len(g.entries) for g in self.groups.values()),
                 "evicted_groups": self.evicted_groups, "coalesced": self.coalesced}
@@ -279,6 +323,53 @@ class ThresholdState:
         for key, g in self.groups.items():
             total += _size(key) + sys.getsizeof(g) + sys.getsizeof(g.entries)
             total += sum(sys.getsizeof(e) + 3 * 28 for e in g.entries)
+        return total
+
+
+class _Distinct:
+    __slots__ = ("seen", "count", "newest")
+
+    def __init__(self) -> None:
+        self.seen: OrderedDict[Hashable, int] = OrderedDict()   # value -> its latest ts
+        self.count = 0
+        self.newest = 0
+
+
+class DistinctState(_Windowed):
+    """Sliding-window counts of distinct values of one field (a threshold's ``distinct``), per
+    group: a value counts until the newest event of its group is later than its own latest
+    time plus the window. Fires when more than ``above`` distinct values are in the window
+    (the group then starts again from zero); ``count`` is the events added since the start."""
+
+    def add(self, key: Hashable, ts: int, value: Hashable) -> tuple[int, int] | None:
+        group = self._group(key, ts, _Distinct)
+        seen = group.seen
+        if ts >= seen.get(value, ts):
+            seen[value] = ts
+            seen.move_to_end(value)
+        group.count += 1
+        start = group.newest - self.window_ns
+        while seen:
+            first = next(iter(seen))
+            if seen[first] >= start:
+                break
+            del seen[first]
+        if len(seen) > self.above:
+            fired = (len(seen), group.count)
+            seen.clear()
+            group.count = 0
+            return fired
+        return None
+
+    def stats(self) -> dict[str, int]:
+        return {"groups": len(self.groups), "entries": sum(len(g.seen) for g in self.groups.values()),
+                "evicted_groups": self.evicted_groups, "coalesced": 0}
+
+    def approx_bytes(self) -> int:
+        total = sys.getsizeof(self.groups)
+        for key, g in self.groups.items():
+            total += _size(key) + sys.getsizeof(g) + sys.getsizeof(g.seen)
+            total += sum(sys.getsizeof(v) + 28 for v in g.seen)
         return total
 
 

@@ -22,11 +22,11 @@ from typing import Any
 from ..errors import ConfigError, NetworkError
 from ..network.naming import check_ifname
 from ..network.policy import Service, check_domain, parse_address
-from . import paths
-from .naming import check_prefix
-from .response import ResponseSettings
-from .response import parse as parse_response
-from .response import weakenings as response_weakenings
+from ..host import paths
+from ..host.naming import check_prefix
+from ..respond.settings import ResponseSettings
+from ..respond.settings import parse as parse_response
+from ..respond.settings import weakenings as response_weakenings
 
 WORKSPACE_FILE = ".coi-sentinel.toml"
 
@@ -319,3 +319,11 @@ def with_tool_image(cfg: Config, profile) -> Config:
     if alias is None or cfg.source_of("image") != "default":
         return cfg
     return _apply(cfg, {"image": alias}, f"profile {profile.name}")
+
+
+def with_outputs(cfg: Config, urls: tuple[str, ...] | list[str]) -> Config:
+    """``run --alerts-to URL``: these outputs after the config's own ``[[outputs]]``."""
+    from ..outputs.spec import parse_url
+
+    extra = tuple(parse_url(u) for u in urls)
+    return dataclasses.replace(cfg, outputs=cfg.outputs + extra)

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ImageBuildError, IncusError, SessionError
-from .incus import api_call, raw_get
+from ..host.incus import api_call, raw_get
 from .recipes import Packages
 
 log = logging.getLogger(__name__)

@@ -10,7 +10,7 @@ SIGTERM, which ends the session the same way. The keeper logs to
 
 The keeper owns the monitor, so the monitor's guardian watches the keeper: a keeper killed
 with SIGKILL leaves its session frozen, not running unwatched. An attached terminal shows each
-action of the monitor (one block, :mod:`.notices`) by following the session's audit log; a
+action of the monitor (one block, :mod:`coi_sentinel.audit.notices`) by following the session's audit log; a
 paused session cannot be attached to (its tmux is frozen) until it is resumed.
 """
 
@@ -23,7 +23,10 @@ import signal
 import sys
 
 from ..errors import SentinelError, SessionError
-from . import incus, notices, paths, paused, terminal
+from ..host import incus, paths
+from ..audit import notices
+from ..host import pause_state as paused
+from . import terminal
 from .session import (KEY, TMUX_SESSION, PATH_ENV, SessionSpec, StopRequested, agent_home,
                       keeper_alive,
                       on_sigterm_stop)
@@ -99,7 +102,7 @@ def _keeper(spec: SessionSpec, fd: int, term: str, width: int, height: int) -> i
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     on_sigterm_stop()
-    from .monitor import default_factory
+    from ..supervision.monitor import default_factory
     from .session import SessionManager
 
     try:

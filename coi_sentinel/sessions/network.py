@@ -24,17 +24,20 @@ For every mode but ``none`` (docs/sessions.md, "Network"):
 
 The firewall's session name is the container's name, so anything that knows the container
 (the response engine) can call ``Firewall().block(name, address, port)``. nftables is imported
-only when a policy is made, removed or swept.
+only when a policy is made, removed or swept. Without root, the daemon makes, refreshes and
+removes the policy (:class:`coi_sentinel.daemon.network.DaemonFirewall`): the steps and their
+order are the same.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterable, Mapping
 
 from ..errors import NetworkError, SentinelError, SessionError
-from . import incus, naming
+from ..host import incus, naming
 
 if TYPE_CHECKING:
     from ..network import Applied, DomainRefresher, Firewall, Policy, Resolution
@@ -169,7 +172,12 @@ def plan_nic(config: "Config", name: str, nics: Iterable[ProfileNic]) -> NicPlan
 
 
 def open_firewall() -> "Firewall":
-    """The ``inet coi_sentinel`` table (NetworkError, with a hint, without nftables or root)."""
+    """The ``inet coi_sentinel`` table (NetworkError, with a hint, without nftables). Without
+    root, the daemon's: every change is a request to it (docs/daemon.md, "Without root")."""
+    if os.geteuid() != 0:
+        from ..daemon.network import DaemonFirewall
+
+        return DaemonFirewall()         # type: ignore[return-value] - the same methods
     from ..network import Firewall
 
     return Firewall()
@@ -295,6 +303,8 @@ class SessionNetwork:
 
 # ---------------------------------------------------------------- from outside a session
 def _firewall_if_available() -> "Firewall | None":
+    if os.geteuid() != 0:
+        return open_firewall()
     try:
         import nftables  # noqa: F401 - without it no policy can have been made here
     except ImportError:

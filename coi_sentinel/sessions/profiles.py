@@ -20,7 +20,7 @@ import yaml
 
 from ..assets import asset_dir
 from ..errors import ProfileError, UnknownTool
-from . import paths
+from ..host import paths
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 _ENV_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

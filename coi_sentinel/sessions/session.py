@@ -31,22 +31,24 @@ import os
 import signal
 import stat
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Mapping
 
-from .. import status as status_mod
+from ..host import status as status_mod
 from ..errors import (ContainerDied, ImageMissing, IncusError, MonitorError, NameClash,
                       SessionError, SessionNotFound, SlotLimit, StagingError,
                       ToolNotInstalled, WorkspaceError)
-from . import incus, naming, paths, staging, streams
+from ..host import incus, naming, paths
+from . import staging, streams
 from . import network as net
-from . import paused as pause_state
+from ..host import pause_state
 from . import state as state_mod
 from .config import Config
-from .monitor import Monitor, MonitorFactory
-from .owner import keeper_alive, keeper_token
+from ..supervision.monitor import Monitor, MonitorFactory
+from ..host.owner import keeper_alive, keeper_token
 from .profiles import Profile
 
 log = logging.getLogger(__name__)
@@ -284,7 +286,10 @@ class SessionManager:
 
     # ---- queries ----
     def _instances(self) -> list[dict]:
-        return incus.raw_get(self.client, "instances", recursion=2)
+        # recursion 1: names, status and config are all a listing needs; 2 adds each one's
+        # live state, which Incus asks LXC for and which hangs while a container is frozen
+        # halfway through its start (every listing of the host would hang with it)
+        return incus.raw_get(self.client, "instances", recursion=1)
 
     def sessions(self) -> list[SessionInfo]:
         out = []
@@ -400,8 +405,8 @@ class SessionManager:
         return removed
 
     def names(self) -> set[str]:
-        with incus.api_call("list instances"):
-            return {i.name for i in self.client.instances.all()}
+        """The names of every instance (of the default project)."""
+        return {url.rstrip("/").rsplit("/", 1)[-1] for url in incus.raw_get(self.client, "instances")}
 
     # ---- start ----
     def _check_incus_objects(self, config: Config, profile=None) -> None:
@@ -594,37 +599,62 @@ class Session:
 
     def boot(self, step: Callable[[str], None]) -> None:
         t0 = time.monotonic()
-        self.grant_workspace(step)
-        if self.network is not None:
-            self.network.prepare()                 # before start: the veth drops everything
-        with incus.api_call(f"start {self.name}"):
-            resp = self.api.state.put(json={"action": "start", "timeout": 30})
-            self.client.operations.wait_for_operation(resp.json()["operation"])
-        self.timings["start"] = time.monotonic() - t0
-        if self.network is not None:
-            step(f"network: {self.network.mode}")
-            self.network.apply(self.client)        # before the monitor and any agent exec
-        self.timings["network"] = time.monotonic() - t0
-        from ..probes.cgroups import container_cgroup
+        # the monitor is made and meets the daemon while Incus starts the container; it
+        # registers the container's cgroup once that exists
+        registering = self._monitor_thread(step, t0)
+        try:
+            self.grant_workspace(step)
+            if self.network is not None:
+                self.network.prepare()                 # before start: the veth drops everything
+            self.timings["prepare"] = time.monotonic() - t0
+            with incus.api_call(f"start {self.name}"):
+                resp = self.api.state.put(json={"action": "start", "timeout": 30})
+                self.client.operations.wait_for_operation(resp.json()["operation"])
+            self.timings["start"] = time.monotonic() - t0
+            # the policy goes on the veth while the daemon registers the container (or ends
+            # the registration it began when the cgroup appeared): both are done before the
+            # first exec of anything but the image's init
+            if registering is not None:
+                from ..host.cgroups import container_cgroup
 
-        cgroup = container_cgroup(self.name)
-        factory = self.manager.monitor_factory
-        if factory is not None:
-            step("starting the monitor")
-            audit = paths.audit_log(self.name)
-            paths.private_dir(audit.parent)
-            monitor = factory()
+                registering.register(container_cgroup(self.name))
             try:
-                monitor.start(self.name, cgroup, audit)
-            except MonitorError:
-                raise
-            except SessionError:
-                raise
-            except Exception as err:  # a monitor is third-party code to the session
-                raise MonitorError(f"the monitor of {self.name} did not start: {err}") from err
-            self.monitor = monitor
+                if self.network is not None:
+                    step(f"network: {self.network.mode}")
+                    self.network.apply(self.client)
+                self.timings["network"] = time.monotonic() - t0
+                self.home = self._agent_home()     # a file read: no process in the container
+                self.timings["home"] = time.monotonic() - t0
+            finally:
+                if registering is not None:
+                    registering.join()             # self.monitor is set before anything else
+        except BaseException:
+            if registering is not None:
+                registering.abandon()              # a monitor that registers is left to abort()
+            raise
+        if registering is not None and registering.error is not None:
+            raise registering.error
         self.timings["monitor"] = time.monotonic() - t0
-        self.home = self._agent_home()
+        # the agent's first connect must find a route: its address (DHCP began when the
+        # container started) is awaited while the install check runs and the files are staged
+        addressed = _Addressed(self, t0) if self.network is not None else None
+        try:
+            self._check_and_stage(step, t0)
+        except BaseException:
+            if addressed is not None:
+                addressed.cancel()             # start-up failed: no need for the address
+            raise
+        if addressed is not None:
+            addressed.join()
+            if addressed.error is not None:
+                raise addressed.error
+        self.timings["ready"] = time.monotonic() - t0
+        log.debug("%s: start-up (s since boot): %s", self.name,
+                  ", ".join(f"{k} {v:.3f}" for k, v in self.timings.items()))
+
+    def _check_and_stage(self, step: Callable[[str], None], t0: float) -> None:
+        """The profile's install check, then its saved state restored (``--resume``) and its
+        files staged."""
         profile = self.spec.profile
         if profile.install_check:
             code, _out, err = self.exec_capture(list(profile.install_check))
@@ -646,15 +676,37 @@ class Session:
         if staged:
             step(f"staging {len(staged)} file(s)")
             staging.push(files, staged, self.home, self.uid, self.gid)
-        if self.network is not None:
-            self._wait_for_address()           # the agent's first connect must find a route
-        self.timings["ready"] = time.monotonic() - t0
+        self.timings["staged"] = time.monotonic() - t0
 
-    def _wait_for_address(self, timeout: float = 15.0) -> None:
+    def _monitor_thread(self, step: Callable[[str], None], t0: float) -> "_Registering | None":
+        """The session's monitor, made and prepared (:meth:`Monitor.prepare`) in a thread
+        that registers the container once :meth:`_Registering.register` gives its cgroup
+        (None when the session is unmonitored); the thread sets ``self.monitor`` once the
+        monitor watches the container."""
+        factory = self.manager.monitor_factory
+        if factory is None:
+            return None
+        step("starting the monitor")
+        audit = paths.audit_log(self.name)
+        if os.geteuid() == 0:       # without root, the daemon makes the folder (.paths)
+            paths.private_dir(audit.parent)
+        from ..host.cgroups import container_cgroup_path
+
+        cgroup = container_cgroup_path(self.name)
+        # registered as soon as LXC makes the cgroup, while Incus still starts the container;
+        # not if a directory of that name is there already (a stale one: the start's own is
+        # the one to register, once it is done)
+        early = None if cgroup.exists() else cgroup
+        registering = _Registering(self, factory, audit, t0, early=early)
+        registering.start()
+        return registering
+
+    def _wait_for_address(self, timeout: float = 15.0, stop: threading.Event | None = None) -> None:
         """Wait until the container's NIC has its IPv4 address (its init runs DHCP once it
-        starts); the agent starts anyway after ``timeout``, with a warning."""
+        starts); the agent starts anyway after ``timeout``, with a warning. ``stop`` ends the
+        wait early (start-up failed meanwhile)."""
         deadline = time.monotonic() + timeout
-        while True:
+        while stop is None or not stop.is_set():
             try:
                 state = incus.raw_get(self.client, f"instances/{self.name}/state") or {}
             except IncusError as err:
@@ -670,7 +722,10 @@ class Session:
                 log.warning("%s: its network has no address after %g s; the agent starts anyway",
                             self.name, timeout)
                 return
-            time.sleep(0.02)
+            if stop is not None:
+                stop.wait(0.02)
+            else:
+                time.sleep(0.02)
 
     def _agent_home(self) -> str:
         home = agent_home(self.client, self.name, self.uid)
@@ -736,7 +791,9 @@ class Session:
                           f"{self.name}\n".encode(errors="replace"))
                 err.flush()
                 return code
-            if not self.is_running():
+            # a failed exec ("Failed to retrieve PID of executing child process") may be the
+            # first sign of the container going down: it gets the moment a signal gets
+            if not self._still_running(-1):
                 if self._monitor_killed():
                     return EXIT_KILLED
                 raise ContainerDied(self.name) from e
@@ -758,8 +815,9 @@ class Session:
         return bool(getattr(self.monitor, "killed", False))
 
     def _still_running(self, code: int) -> bool:
-        """After CMD ended: is the container still up? A CMD killed by a signal may be the
-        first sign of the container going down, so that case gets a moment to settle."""
+        """After CMD ended: is the container still up? A CMD killed by a signal (or an exec
+        that failed: ``code`` -1) may be the first sign of the container going down, so that
+        case gets a moment to settle."""
         if code < 128 and code >= 0:
             return self.is_running()
         deadline = time.monotonic() + 1.5
@@ -872,6 +930,104 @@ class Session:
             finally:
                 self._stop_network()
                 self._stop_monitor()
+
+
+class _Registering(threading.Thread):
+    """A session's monitor starting beside the container: made by the factory and prepared
+    (``prepare()``, when the monitor has one: it meets the daemon) while Incus starts the
+    container, then started on the container's cgroup as soon as ``early`` (its path) exists,
+    or on the one :meth:`register` gives, whichever comes first. ``error`` is what it raised,
+    as a :class:`MonitorError` unless it is already one of the session's own errors.
+    :meth:`abandon` (start-up failed) makes a thread that has not begun to register close its
+    monitor; one that has is waited for, so that the session's abort stops its monitor."""
+
+    #: how often the cgroup's appearance is checked while Incus starts the container
+    POLL = 0.005
+
+    def __init__(self, session: Session, factory: MonitorFactory, audit: Path, t0: float, *,
+                 early: Path | None = None) -> None:
+        super().__init__(name=f"monitor-start-{session.name}", daemon=True)
+        self.session, self.factory, self.audit = session, factory, audit
+        self.error: BaseException | None = None
+        self._t0 = t0                      # the session's boot began (for its timings)
+        self._early = early
+        self._cgroup: Path | None = None
+        self._go = threading.Event()
+        self._lock = threading.Lock()
+        self._abandoned = False
+        self._registering = False
+
+    def register(self, cgroup: Path) -> None:
+        self._cgroup = cgroup
+        self._go.set()
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            registering = self._registering
+        self._go.set()
+        if registering:
+            self.join()
+
+    def _cgroup_to_register(self) -> Path | None:
+        while not self._go.wait(self.POLL if self._early is not None else None):
+            if self._early is not None and self._early.is_dir():
+                return self._early
+        return self._cgroup
+
+    def run(self) -> None:
+        s = self.session
+        monitor = None
+        try:
+            monitor = self.factory()
+            prepare = getattr(monitor, "prepare", None)
+            if prepare is not None:
+                prepare()
+            s.timings["monitor prepared"] = time.monotonic() - self._t0
+            cgroup = self._cgroup_to_register()
+            with self._lock:
+                if cgroup is None or self._abandoned:
+                    cgroup = None
+                else:
+                    self._registering = True
+            if cgroup is None:
+                monitor.stop()
+                return
+            monitor.start(s.name, cgroup, self.audit)
+        except (MonitorError, SessionError) as err:
+            self.error = err
+        except Exception as err:  # a monitor is third-party code to the session
+            self.error = MonitorError(f"the monitor of {s.name} did not start: {err}")
+            self.error.__cause__ = err
+        if self.error is not None:
+            self._go.wait()                # the session reads error after register()
+            return
+        s.monitor = monitor
+        s.timings["monitor registered"] = time.monotonic() - self._t0
+
+
+class _Addressed(threading.Thread):
+    """:meth:`Session._wait_for_address` in a thread, started at once; ``error`` is what the
+    wait raised (the container died). :meth:`cancel` ends the wait and the thread."""
+
+    def __init__(self, session: Session, t0: float) -> None:
+        super().__init__(name=f"address-{session.name}", daemon=True)
+        self.session = session
+        self.error: BaseException | None = None
+        self._t0 = t0                      # the session's boot began (for its timings)
+        self._cancelled = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        try:
+            self.session._wait_for_address(stop=self._cancelled)
+        except SessionError as err:
+            self.error = err
+        self.session.timings["address"] = time.monotonic() - self._t0
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+        self.join()
 
 
 class _no_interrupts:

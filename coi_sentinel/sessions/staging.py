@@ -100,7 +100,7 @@ def render(item: Staged, existing: bytes | None) -> bytes:
 
 
 class FileAPI(Protocol):
-    """What staging needs of a container's files (:class:`.incus.InstanceFiles`)."""
+    """What staging needs of a container's files (:class:`coi_sentinel.host.incus.InstanceFiles`)."""
 
     def read(self, path: str) -> bytes | None: ...
     def mkdir(self, path: str, mode: int, uid: int, gid: int) -> None: ...

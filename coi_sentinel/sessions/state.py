@@ -31,7 +31,7 @@ from pathlib import Path, PurePosixPath
 from typing import Iterable
 
 from ..errors import StateError
-from . import paths
+from ..host import paths
 
 log = logging.getLogger(__name__)
 

@@ -2,8 +2,9 @@
 and stderr streamed to callbacks as they come, the exit code returned.
 
 (pylxd's ``execute`` does the same through a shared ws4py manager thread that sometimes dies
-with a traceback on stderr when a command ends; each stream here has its own reader and the
-end of a command is decided by the operation and the streams' own end markers.)
+with a traceback on stderr when a command ends; each stream here has its own reader, on the
+standard library's websocket client of :mod:`coi_sentinel.host.websocket`, and the end of a
+command is decided by the operation and the streams' own end markers.)
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import threading
 from typing import Callable, Mapping
 
 from ..errors import IncusError
-from . import incus
+from ..host import incus
+from ..host.websocket import BINARY, WebSocket
 
 log = logging.getLogger(__name__)
 
@@ -21,59 +23,35 @@ log = logging.getLogger(__name__)
 DRAIN_SECONDS = 5.0
 
 
-def quiet_client_class():
-    """ws4py's threaded client that does not log a traceback when Incus resets a websocket at
-    the end of a command (it does, routinely)."""
-    from ws4py.client.threadedclient import WebSocketClient  # noqa: PLC0415 - pylxd's dependency
+class _Output(threading.Thread):
+    """Reads one output stream into ``sink`` until its end: an empty text message (Incus'
+    end of the stream) or the close of the connection."""
 
-    class QuietClient(WebSocketClient):
-        """Also: ws4py starts the reader thread inside connect() (handshake_ok) and then parses
-        the bytes that came with the handshake on the calling thread, so a command that ends at
-        once has two threads on one parser. Here the thread starts after connect() is done."""
+    def __init__(self, ws: WebSocket, sink: Callable[[bytes], None]) -> None:
+        super().__init__(name="exec-output", daemon=True)
+        self.ws, self.sink = ws, sink
+        self.done = threading.Event()
 
-        def handshake_ok(self) -> None:
-            return None
-
-        def connect(self) -> None:
-            super().connect()
-            self._th.start()
-
-        def unhandled_error(self, error) -> None:
-            log.debug("websocket %s: %s", self.resource, error)
-
-    return QuietClient
-
-
-def _client_classes():
-    WebSocketClient = quiet_client_class()
-
-    class Output(WebSocketClient):
-        def __init__(self, url: str, sink: Callable[[bytes], None]) -> None:
-            super().__init__(url, exclude_headers=["Origin"])
-            self.sink = sink
-            self.done = threading.Event()
-
-        def received_message(self, message) -> None:
-            data = message.data
-            if data:
-                self.sink(data if isinstance(data, bytes) else data.encode())
-            elif not message.is_binary:
-                self.done.set()           # an empty text message ends the stream
-
-        def closed(self, code, reason=None) -> None:
+    def run(self) -> None:
+        sink: Callable[[bytes], None] | None = self.sink
+        try:
+            while True:
+                message = self.ws.recv()
+                if message is None:
+                    return
+                kind, data = message
+                if data and sink is not None:
+                    try:
+                        sink(data)
+                    except Exception as err:  # noqa: BLE001 - a closed stdout: the rest is read, not shown
+                        log.debug("output of %s not shown any more: %s", self.ws.resource, err)
+                        sink = None
+                elif not data and kind != BINARY:
+                    return              # an empty text message ends the stream
+        except OSError as err:          # closed under us at the end, or the daemon went away
+            log.debug("websocket %s: %s", self.ws.resource, err)
+        finally:
             self.done.set()
-
-    class Stdin(WebSocketClient):
-        def __init__(self, url: str) -> None:
-            super().__init__(url, exclude_headers=["Origin"])
-
-        def opened(self) -> None:
-            try:
-                self.send(b"", binary=False)  # EOF: the command reads nothing
-            except (OSError, RuntimeError) as err:  # the command ended and Incus closed first
-                log.debug("stdin of %s already closed: %s", self.resource, err)
-
-    return Output, Stdin
 
 
 def exec_stream(client, name: str, command: list[str], *, environment: Mapping[str, str],
@@ -88,26 +66,28 @@ def exec_stream(client, name: str, command: list[str], *, environment: Mapping[s
     fds = op["metadata"]["metadata"]["fds"]
     op_url = op["operation"]
     base = f"/1.0/operations/{op_url.split('/')[-1].split('?')[0]}/websocket?secret="
-    Output, Stdin = _client_classes()
-    url = client.websocket_url
-    outs = [Output(url, stdout), Output(url, stderr)]
-    stdin = Stdin(url)
-    sockets = [stdin, *outs]
+    path = client.socket_path
+    sockets: list[WebSocket] = []
+    readers: list[_Output] = []
     try:
         with incus.api_call(f"exec in {name}"):
-            for ws, fd in zip(sockets, ("0", "1", "2")):
-                ws.resource = base + fds[fd]
-                ws.connect()
+            stdin = WebSocket(path, base + fds["0"])
+            sockets.append(stdin)
+            for fd, sink in (("1", stdout), ("2", stderr)):
+                ws = WebSocket(path, base + fds[fd])
+                sockets.append(ws)
+                readers.append(_Output(ws, sink))
+                readers[-1].start()
+            try:
+                stdin.send("")          # an empty text message: stdin is at its end
+            except OSError as err:      # the command ended and Incus closed first
+                log.debug("stdin of %s already closed: %s", stdin.resource, err)
             result = client.operations.wait_for_operation(op_url)
-        for out in outs:
-            out.done.wait(DRAIN_SECONDS)
+        for reader in readers:
+            reader.done.wait(DRAIN_SECONDS)
     finally:
         for ws in sockets:
-            if not ws.terminated:
-                try:
-                    ws.close()
-                except (OSError, RuntimeError):   # closed by the server meanwhile
-                    pass
+            ws.close()
     code = (result.metadata or {}).get("return")
     if code is None:
         raise IncusError(f"exec in {name}", f"no exit code ({result.err or 'operation ended'})")

@@ -23,8 +23,7 @@ import threading
 import tty
 from typing import Mapping, Protocol
 
-from . import incus
-from .streams import quiet_client_class
+from ..host import incus
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +32,29 @@ class Notices(Protocol):
     detach: bool
 
     def text(self) -> bytes: ...
+
+
+def quiet_client_class():
+    """ws4py's threaded client that does not log a traceback when Incus resets a websocket at
+    the end of a command (it does, routinely)."""
+    from ws4py.client.threadedclient import WebSocketClient  # noqa: PLC0415 - pylxd's dependency
+
+    class QuietClient(WebSocketClient):
+        """Also: ws4py starts the reader thread inside connect() (handshake_ok) and then parses
+        the bytes that came with the handshake on the calling thread, so a command that ends at
+        once has two threads on one parser. Here the thread starts after connect() is done."""
+
+        def handshake_ok(self) -> None:
+            return None
+
+        def connect(self) -> None:
+            super().connect()
+            self._th.start()
+
+        def unhandled_error(self, error) -> None:
+            log.debug("websocket %s: %s", self.resource, error)
+
+    return QuietClient
 
 
 def _clients():

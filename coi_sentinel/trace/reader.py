@@ -87,8 +87,20 @@ class TraceReader:
         # one generator over the lines (the hot loop of replay): a TraceError of a line is
         # handled inside; one that reaches the outer handler came from reading the lines
         decode, lenient = self._decode, self.lenient
+        loads, from_dict = orjson.loads, codec.from_dict
         try:
             for lineno, raw, complete in self._lines:
+                # an event line, the common case, here; anything else (a record, a line that
+                # fails) through _decode, which says what is wrong with it
+                try:
+                    d = loads(raw)
+                    if type(d) is dict and d.get("record") is None and "type" in d:
+                        item = from_dict(d)
+                        self.events += 1
+                        yield lineno, item
+                        continue
+                except (orjson.JSONDecodeError, EventDecodeError, TypeError, ValueError):
+                    pass
                 try:
                     item = decode(lineno, raw, complete)
                 except TraceError as err:

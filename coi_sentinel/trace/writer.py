@@ -30,12 +30,15 @@ import errno
 import gzip
 import logging
 import os
+import threading
 import time
+from collections import deque
 from pathlib import PurePath
 from typing import Any, Callable
 
 import orjson
 
+from .. import records
 from ..errors import TraceError
 from ..events import codec
 from ..events.model import Event
@@ -49,13 +52,15 @@ DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 
 _EVENT, _RECORD, _META = 0, 1, 2
 _monotonic = time.monotonic
+_event_line = codec.dumps
 
 
 class TraceWriter:
     """Append events and records to one trace file. Also a pipeline sink: ``w(event, proc)``.
 
     ``seal``, when given, turns each line's JSON body into the line written (the audit log's
-    hash chain); it is called once per line, in file order. ``fd`` writes to an already open
+    hash chain); it is called once per line, in file order. ``background_sync``: see the
+    module doc. ``fd`` writes to an already open
     descriptor (stdout, a pipe) instead of creating ``path``, which then only names it in
     messages; such a descriptor is not closed.
     """
@@ -65,7 +70,8 @@ class TraceWriter:
                  overwrite: bool = False, mode: int = 0o600,
                  seal: Callable[[bytes], bytes] | None = None,
                  max_pending_bytes: int = 64 << 20, retry_seconds: float = 1.0,
-                 fd: int | None = None, on_durable: Callable[[], None] | None = None) -> None:
+                 fd: int | None = None, on_durable: Callable[[Any], None] | None = None,
+                 mark: Callable[[], Any] | None = None, background_sync: bool = False) -> None:
         if header.get("record") != "header":
             raise ValueError('a trace header must be a {"record": "header", ...} dict')
         if batch_records < 1:
@@ -77,8 +83,14 @@ class TraceWriter:
         self.max_pending_bytes = max_pending_bytes
         self.retry_seconds = retry_seconds
         self._seal = seal
-        #: called after each flush that wrote (and fsync'd) everything sealed so far
+        #: called after each flush that wrote (and fsync'd) everything sealed so far, with
+        #: what ``mark()`` returned when that flush wrote (None without ``mark``)
         self._on_durable = on_durable
+        self._mark = mark
+        self.background_sync = background_sync and fsync
+        self._syncer: _Syncer | None = None
+        #: batches written whose fsync runs in the syncer: (its ticket, lines accepted, mark)
+        self._syncing: deque[tuple[int, int, Any]] = deque()
         self._buf: list[bytes] = []
         self._buf_bytes = 0
         self._oldest = 0.0
@@ -125,7 +137,19 @@ class TraceWriter:
     def write_event(self, event: Event) -> bool:
         """Buffer one event; returns False if it was refused (backlog full after write errors).
         Bytes that are not UTF-8 (paths, argv) are written as ``\\xNN`` by the codec."""
-        return self._append(codec.dumps(event), _EVENT)
+        buf = self._buf
+        if self.error is not None or self._closed or not buf:
+            return self._append(_event_line(event), _EVENT)
+        # the hot path (a batch under way, writing works): _append's steps, inline
+        body = _event_line(event)
+        line = (self._seal(body) if self._seal is not None else body) + b"\n"
+        buf.append(line)
+        self._buf_bytes += len(line)
+        self.lines_accepted += 1
+        self.events_written += 1
+        if len(buf) >= self.batch_records or _monotonic() - self._oldest >= self.batch_seconds:
+            self._maybe_flush()
+        return True
 
     def __call__(self, event: Event, process: object = None) -> None:
         self.write_event(event)
@@ -171,22 +195,55 @@ class TraceWriter:
         return True
 
     def _maybe_flush(self) -> None:
+        if self._syncing:
+            self._settle()
         now = _monotonic()
         if self.error is not None:
             if now - self._failed_at >= self.retry_seconds:
                 self.flush()
         elif len(self._buf) >= self.batch_records or (self._buf and now - self._oldest >= self.batch_seconds):
-            self.flush()
+            self.flush(wait=False)
 
     def tick(self) -> None:
         """Flush if a batch is due (or a failed write is due a retry). Call it when idle."""
+        if self._syncing:
+            self._settle()
         if self._buf or self._unwritten or self._dirty:
             self._maybe_flush()
 
-    def flush(self) -> None:
-        """Write and fsync everything buffered. Raises TraceError(reason="write") on failure."""
+    def _settle(self, *, wait: bool = False) -> None:
+        """Batches whose background fsync has returned (all of them with ``wait``) become
+        durable; a failed one is a write error (raised here, retried like a failed write)."""
+        syncer = self._syncer
+        assert syncer is not None
+        if wait:
+            syncer.wait(self._syncing[-1][0])
+        done = syncer.done
+        last = None
+        while self._syncing and self._syncing[0][0] <= done:
+            last = self._syncing.popleft()
+        err, syncer.error = syncer.error, None
+        if err is not None:
+            self._dirty = True          # the next flush syncs again
+            self._syncing.clear()
+            self._fail(err)
+        if last is not None:
+            self.lines_durable = last[1]
+            if self._on_durable is not None:
+                self._on_durable(last[2])
+
+    def flush(self, *, wait: bool = True, sync: bool = True) -> None:
+        """Write and fsync everything buffered. Raises TraceError(reason="write") on failure.
+        ``wait=False`` (with ``background_sync``): leave the fsync to the syncer thread.
+        ``sync=False``: only write (the kernel has the lines: a crash of this process cannot
+        lose them); the next flush that syncs covers them (after a write error: synced now)."""
         if self._closed:
             return
+        if not sync and self.error is None and self.fsync:
+            self._write_out()
+            return
+        if self._syncing and wait:
+            self._settle(wait=True)     # what was handed to the syncer first
         if isinstance(self._out, _GzipOut) and self._out.broken:
             raise TraceError("cannot continue a compressed trace after a write error",
                              source=self.path, reason="write", errno=self.error.errno if self.error else None)
@@ -194,6 +251,43 @@ class TraceWriter:
         accepted = self.lines_accepted
         self._buf.clear()
         self._buf_bytes = 0
+        done = self._write(data)
+        later = False
+        self._dirty = self._dirty or done > 0
+        try:
+            if self.fsync and self._dirty:
+                if wait or not self.background_sync or self.error is not None:
+                    self._out.sync()
+                else:
+                    later = True
+            self._dirty = False
+        except OSError as err:
+            self._fail(err)
+        mark = self._mark() if self._mark is not None else None
+        if later:
+            if self._syncer is None:
+                self._syncer = _Syncer(self._out.sync, os.path.basename(self.path))
+            self._syncing.append((self._syncer.ask(), accepted, mark))
+            return
+        self.lines_durable = accepted
+        if self.error is not None:
+            self._recovered()
+        elif done and self._on_durable is not None:
+            self._on_durable(mark)
+
+    def _write_out(self) -> None:
+        """Write what is buffered without an fsync (see :meth:`flush`)."""
+        if not self._buf:
+            return
+        data = self._unwritten + b"".join(self._buf)
+        self._buf.clear()
+        self._buf_bytes = 0
+        self._write(data)
+        self._dirty = True
+
+    def _write(self, data: bytes) -> int:
+        """Write ``data`` whole; returns its length. On an OS error the rest is kept for the
+        next try (:attr:`_unwritten`) and TraceError raised."""
         view = memoryview(data)
         done = 0
         try:
@@ -202,10 +296,6 @@ class TraceWriter:
                 if n <= 0:
                     raise OSError(errno.EIO, "write wrote nothing")
                 done += n
-            self._dirty = self._dirty or done > 0
-            if self.fsync and self._dirty:
-                self._out.sync()
-            self._dirty = False
         except OSError as err:
             self._unwritten = bytes(view[done:])
             self.bytes_written += done
@@ -213,11 +303,7 @@ class TraceWriter:
             self._fail(err)
         self._unwritten = b""
         self.bytes_written += done
-        self.lines_durable = accepted
-        if self.error is not None:
-            self._recovered()
-        elif done and self._on_durable is not None:
-            self._on_durable()
+        return done
 
     def _fail(self, err: OSError) -> None:
         if self.error is None:
@@ -237,12 +323,12 @@ class TraceWriter:
         self.lost = 0
         name = errno.errorcode.get(err.errno or 0, str(err.errno))
         log.warning("%s: writing again after %s (%d lines lost)", self.path, name, lost)
-        self._append(_dumps_record({"record": "monitor", "event": "write_error", "errno": name,
-                                    "since": self._failed_since, "until": iso_time(), "lost": lost}),
-                     _RECORD)
+        self._append(_dumps_record(records.to_dict(records.MonitorRecord(
+            "write_error", detail={"errno": name, "since": self._failed_since, "until": iso_time(),
+                                   "lost": lost}))), _RECORD)
         if lost:
-            self._append(_dumps_record({"record": "drops", "source": "writer", "reason": name,
-                                        "lost": lost}), _RECORD)
+            self._append(_dumps_record(records.to_dict(records.DropsRecord(
+                source="writer", reason=name, lost=lost))), _RECORD)
         self.flush()
 
     # -- lifetime -------------------------------------------------------------------------
@@ -274,6 +360,8 @@ class TraceWriter:
             self.flush()
         finally:
             self._closed = True
+            if self._syncer is not None:
+                self._syncer.stop()
             try:
                 self._out.close()
             except OSError as err:
@@ -285,6 +373,61 @@ class TraceWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Syncer:
+    """fsyncs one file in a thread of its own when asked: the event loop never waits for the
+    disk. Each fsync covers everything written before it began, so a ticket is done once an
+    fsync that started after it was taken has returned."""
+
+    def __init__(self, sync: Callable[[], None], name: str) -> None:
+        self._sync = sync
+        self._cond = threading.Condition()
+        self._asked = 0
+        #: the last ticket an fsync covered
+        self.done = 0
+        #: the error of a failed fsync, taken by the writer
+        self.error: OSError | None = None
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name=f"fsync {name}", daemon=True)
+        self._thread.start()
+
+    def ask(self) -> int:
+        with self._cond:
+            self._asked += 1
+            self._cond.notify_all()
+            return self._asked
+
+    def wait(self, ticket: int) -> None:
+        with self._cond:
+            while self.done < ticket and self._thread.is_alive():
+                self._cond.wait(1.0)
+
+    def _run(self) -> None:
+        cond = self._cond
+        while True:
+            with cond:
+                while self._asked == self.done and not self._stopping:
+                    cond.wait()
+                if self._asked == self.done:
+                    return
+                ticket = self._asked
+            err = None
+            try:
+                self._sync()
+            except OSError as e:
+                err = e
+            with cond:
+                if err is not None:
+                    self.error = err
+                self.done = ticket
+                cond.notify_all()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        self._thread.join()
 
 
 class _PlainOut:

@@ -9,7 +9,9 @@ Every scenario is a bash script, run the way an agent runs a command (``bash -c`
 recorded with ``coi-sentinel record -o traces/NAME.jsonl.gz -- /bin/bash -c SCRIPT``: its own
 cgroup, exactly its events. Nothing is edited afterwards. The case files next to this script
 (rules/tests/*.yaml) say which alerts each trace must raise; run ``coi-sentinel rules test
---strict`` after regenerating and review what changed.
+--strict`` after regenerating and review what changed. The held-out cases (holdout.yaml,
+traces/ho_*) are not made here: tests/bpf/test_detection_holdout.py records them
+(COI_HOLDOUT_TRACES=rules/tests/traces).
 
 The lab, made before the first recording and removed after the last:
 
@@ -238,6 +240,14 @@ SCENARIOS: tuple[Scenario, ...] = (
       "    print(addr, s.connect_ex((addr, 80)))\n"
       "    s.close()\n"
       "EOF", netns="void"),
+    S("nearmiss_file_times", "tar xf, cp -rp and rsync -a restoring 2019 times; touch (now); a "
+      "program setting old times on a file it wrote",
+      "d=$(mktemp -d); mkdir -p $d/src/d && echo a > $d/src/d/f\n"
+      "tar cf $d/a.tar --mtime=2019-05-01T00:00:00Z -C $d src && mkdir $d/x && tar xf $d/a.tar -C $d/x\n"
+      "cp -rp $d/x/src $d/y && rsync -a $d/x/src/ $d/z/\n"
+      "touch $d/src/d/f\n"
+      "python3 -c \"import os; p='$d/own'; open(p, 'w').write('z'); os.utime(p, (1556668800, 1556668800))\"\n"
+      "rm -rf $d"),
     S("nearmiss_metadata", "link-local neighbours of the metadata service (no route)",
       "python3 - <<'EOF'\n"
       "import socket\n"
@@ -774,7 +784,7 @@ class Lab:
         what `coi-sentinel record` writes for the same command. Yields (scenario, path,
         result) as each finishes."""
         from coi_sentinel.monitor import Monitor, MonitorOptions
-        from coi_sentinel.probes.cgroups import WorkloadCgroup, cgroup_id
+        from coi_sentinel.host.cgroups import WorkloadCgroup, cgroup_id
         from coi_sentinel.rules import load_ruleset
         from coi_sentinel.trace.format import make_header
         from coi_sentinel.trace.writer import TraceWriter

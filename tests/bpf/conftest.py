@@ -13,9 +13,17 @@ import pytest
 
 from coi_sentinel.events import model
 from coi_sentinel.pipeline import Pipeline
-from coi_sentinel.probes.cgroups import WorkloadCgroup
+from coi_sentinel.host.cgroups import WorkloadCgroup
 
-from support import require_bpf
+from support import remove_dead_status_files, require_bpf, status_files
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_status_file_left():
+    """The status files of the monitors this tier's tests killed go with the tier."""
+    before = status_files()
+    yield
+    remove_dead_status_files(before)
 
 
 @dataclass
@@ -25,6 +33,7 @@ class Run:
     stdout: bytes
     stderr: bytes
     events: list = field(default_factory=list)
+    lost: int = 0               # records of this run's scope the kernel could not queue
 
     def of(self, cls, **match):
         return [e for e in self.events if isinstance(e, cls)
@@ -79,7 +88,8 @@ class Watched:
                                      stderr=subprocess.PIPE, preexec_fn=enter_cgroup, env=env, cwd=cwd)
                 out, err = p.communicate(stdin, timeout=timeout)
                 self._wait_exit(events, p.pid, expect=scoped)
-                return Run(p.pid, p.returncode, out, err, events)
+                lost = self.probes.scope_drop_counts().get(cg.id, 0)
+                return Run(p.pid, p.returncode, out, err, events, lost)
             finally:
                 if scoped:
                     self.probes.remove_scope(cg.id)
@@ -109,9 +119,6 @@ class Watched:
         for ev in events:
             pipeline.feed(ev)
         return found
-
-    def drops(self) -> dict[str, int]:
-        return self.probes.drop_counts()
 
 
 @pytest.fixture(scope="session")

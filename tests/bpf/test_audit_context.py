@@ -11,7 +11,7 @@ import time
 import orjson
 import pytest
 
-from coi_sentinel.probes.cgroups import WorkloadCgroup
+from coi_sentinel.host.cgroups import WorkloadCgroup
 
 from support import require_bpf
 

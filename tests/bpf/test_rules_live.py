@@ -15,7 +15,7 @@ import time
 import pytest
 
 from coi_sentinel.events import model
-from coi_sentinel.probes.cgroups import WorkloadCgroup
+from coi_sentinel.host.cgroups import WorkloadCgroup
 
 from support import require_bpf
 

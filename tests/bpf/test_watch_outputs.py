@@ -14,7 +14,7 @@ import orjson
 import pytest
 from output_support import WebhookReceiver
 
-from coi_sentinel.probes.cgroups import WorkloadCgroup
+from coi_sentinel.host.cgroups import WorkloadCgroup
 from support import require_bpf
 
 pytestmark = pytest.mark.bpf

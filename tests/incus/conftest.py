@@ -7,13 +7,17 @@ from pathlib import Path
 import pytest
 
 from incus_support import Env, require_incus, stop_daemon, worker_socket
+from support import remove_dead_status_files, status_files
 
 
 @pytest.fixture(scope="session", autouse=True)
 def worker_daemon():
-    """Stop the daemon that this worker's monitored runs started (nothing left behind)."""
+    """Stop the daemon that this worker's monitored runs started, and remove the status files
+    of the monitors its tests killed (nothing left behind)."""
+    before = status_files()
     yield worker_socket()
     stop_daemon(worker_socket())
+    remove_dead_status_files(before)
 
 
 @pytest.fixture
@@ -23,7 +27,7 @@ def env(tmp_path: Path):
     yield e
     left = e.containers()
     if left:
-        from coi_sentinel.sessions import incus
+        from coi_sentinel.host import incus
         from coi_sentinel.sessions.session import delete_container
 
         client = incus.connect()

@@ -85,13 +85,13 @@ def make_env(root: Path, sock: Path) -> Env:
 
 
 def name_of(env: Env) -> str:
-    from coi_sentinel.sessions import naming
+    from coi_sentinel.host import naming
 
     return naming.container_name("coi", env.ws, 1)
 
 
 def is_frozen(name: str) -> bool:
-    from coi_sentinel.probes.cgroups import cgroup2_mount
+    from coi_sentinel.host.cgroups import cgroup2_mount
 
     try:
         return (cgroup2_mount() / f"lxc.payload.{name}" / "cgroup.freeze").read_text().strip() == "1"
@@ -116,7 +116,7 @@ def wait_for(what, check, timeout, step=0.01):
     raise AssertionError(f"{what} did not happen within {timeout} s")
 
 
-def moving(env: Env, timeout: float = 15) -> None:
+def moving(env: Env, timeout: float = 60) -> None:
     before = ticks(env)
     wait_for("the ticker to move", lambda: ticks(env) > before + 2, timeout, step=0.05)
 
@@ -146,7 +146,7 @@ def stop_all(*procs: subprocess.Popen) -> None:
 
 
 def clean(*envs: Env) -> None:
-    from coi_sentinel.sessions import incus
+    from coi_sentinel.host import incus
     from coi_sentinel.sessions.session import delete_container
 
     left = [n for e in envs for n in e.containers()]
@@ -164,14 +164,18 @@ def test_two_sessions_see_only_their_own_events_and_alerts(daemon, tmp_path):
 
     sock, _rules = daemon
     a, b = make_env(tmp_path / "a", sock), make_env(tmp_path / "b", sock)
-    pa = a.popen("run", "--", "sh", "-c", f"sleep 3; sleep 11.1111; {TICKER}")
-    pb = b.popen("run", "--", "sh", "-c", f"sleep 3; sleep 11.1111; {TICKER}")
+    # the marker runs once the test has subscribed (it creates `go` in the workspace)
+    marked = f"while [ ! -e /workspace/go ]; do sleep 0.1; done; sleep 11.1111; {TICKER}"
+    pa = a.popen("run", "--", "sh", "-c", marked)
+    pb = b.popen("run", "--", "sh", "-c", marked)
     na, nb = name_of(a), name_of(b)
     try:
         a.wait_sessions(1, procs=(pa,))
         b.wait_sessions(1, procs=(pb,))
         with DaemonClient.connect(sock) as c:
             items = c.subscribe([na], ("events", "alerts"))
+            for env in (a, b):
+                (env.ws / "go").touch()
             got: list[dict] = []
             deadline = time.monotonic() + 30
             for item in items:
@@ -297,28 +301,49 @@ def test_run_starts_a_daemon_when_none_runs_and_says_so(tmp_path):
     clean(env)
 
 
+class Webhook:
+    """A real HTTP receiver on loopback: every POST body it got, in order."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        posts: list[bytes] = []
+        self.posts = posts
+
+        class Hook(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 - http.server's name
+                posts.append(self.rfile.read(int(self.headers["Content-Length"])))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+        self.url = f"http://127.0.0.1:{self.srv.server_address[1]}/"
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def alerts(self) -> list[dict]:
+        out = []
+        for body in self.posts:
+            got = json.loads(body)
+            out += got if isinstance(got, list) else [got]
+        return out
+
+    def close(self) -> None:
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
 def test_the_daemon_sends_session_alerts_to_outputs_and_serves_metrics(tmp_path):
     """A webhook receiver on loopback gets the session's alert; /metrics counts sessions."""
-    import http.server
     import socket as so
-    import threading
     import urllib.request
 
     require_incus(BUSYBOX)
     require_bpf()
-    posts: list[bytes] = []
-
-    class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's name
-            posts.append(self.rfile.read(int(self.headers["Content-Length"])))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *a):
-            pass
-
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    hook = Webhook()
     with so.socket() as s:
         s.bind(("127.0.0.1", 0))
         mport = s.getsockname()[1]
@@ -330,7 +355,7 @@ def test_the_daemon_sends_session_alerts_to_outputs_and_serves_metrics(tmp_path)
     sigma.mkdir()
     (sigma / "marker.yml").write_text(SIGMA_MARKER)
     r = cli("daemon", "--detach", "--socket", str(sock), "--rules", str(rules), "--sigma", str(sigma),
-            "--alerts-to", f"http://127.0.0.1:{srv.server_address[1]}/", "--metrics", f"127.0.0.1:{mport}")
+            "--alerts-to", hook.url, "--metrics", f"127.0.0.1:{mport}")
     env = None
     try:
         assert r.returncode == 0, r.stderr
@@ -338,11 +363,8 @@ def test_the_daemon_sends_session_alerts_to_outputs_and_serves_metrics(tmp_path)
         p = env.popen("run", "--", "sh", "-c", f"sleep 12.3456 & {TICKER}")
         try:
             env.wait_sessions(1, procs=(p,))
-            wait_for("two webhook posts", lambda: len(posts) >= 2, 20, step=0.05)
-            got = {}
-            for body in posts:
-                for a in (lambda x: x if isinstance(x, list) else [x])(json.loads(body)):
-                    got[a["rule"]] = a
+            wait_for("two webhook posts", lambda: len(hook.posts) >= 2, 20, step=0.05)
+            got = {a["rule"]: a for a in hook.alerts()}
             alert = got["test_output_marker"]
             assert alert["source"] == "syscall" and alert["priority"] == "Error" and alert["output_fields"]
             # the Sigma rule the daemon converted at start fires on the same exec
@@ -353,7 +375,42 @@ def test_the_daemon_sends_session_alerts_to_outputs_and_serves_metrics(tmp_path)
         finally:
             stop_all(p)
     finally:
-        srv.shutdown()
+        hook.close()
         stop_daemon(sock)
     if env is not None:
         clean(env)
+
+
+def test_a_sessions_own_outputs_reach_the_daemon_and_get_its_alerts(daemon, tmp_path):
+    """``[[outputs]]`` in the session's config.toml and ``run --alerts-to``: the daemon (which
+    has no outputs of its own here) delivers that session's alert to both receivers, and
+    records their delivery in the session's audit log; another session's alert goes to
+    neither."""
+    sock, _rules = daemon
+    from_config, from_cli = Webhook(), Webhook()
+    a, b = make_env(tmp_path / "a", sock), make_env(tmp_path / "b", sock)
+    cfg = a.home / ".config/coi-sentinel/config.toml"
+    cfg.write_text(cfg.read_text() + f'\n[[outputs]]\nurl = "{from_config.url}"\nname = "cfg-hook"\n')
+    na, nb = name_of(a), name_of(b)
+    marker = "sleep 11.1111 & p=$!; sleep 0.5; kill $p"
+    try:
+        ra = a.run("run", "--alerts-to", f"{from_cli.url}?name=cli-hook", "--", "sh", "-c", marker,
+                   timeout=180)
+        rb = b.run("run", "--", "sh", "-c", marker, timeout=180)
+        assert ra.code == 0, ra.err
+        assert rb.code == 0, rb.err
+        for hook in (from_config, from_cli):
+            got = hook.alerts()
+            assert [x["rule"] for x in got] == ["test_base_marker"], got
+            assert got[0]["container"] == na and got[0]["priority"] == "Error"
+        recs = audit_records(a, na)
+        [alert] = [r for r in recs if r.get("record") == "alert"]
+        assert alert["time"] == from_config.alerts()[0]["time"]     # one record, one time
+        [outputs] = [r for r in recs if r.get("record") == "outputs"]
+        assert {k: v["delivered"] for k, v in outputs["status"].items()} == {"cfg-hook": 1, "cli-hook": 1}
+        assert not [r for r in audit_records(b, nb) if r.get("record") == "outputs"]
+        assert [r["rule"] for r in audit_records(b, nb) if r.get("record") == "alert"] == ["test_base_marker"]
+    finally:
+        from_config.close()
+        from_cli.close()
+    clean(a, b)

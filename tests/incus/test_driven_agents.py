@@ -5,7 +5,8 @@ use its real tools on a small task: read calc.py, fix it, run `make test`, commi
 must finish with the fix committed in the workspace and raise no alert.
 
 The audit logs of these runs are the benign agent traces of the rule corpus
-(rules/tests/traces/agent-*.jsonl.gz, made with COI_RECORD_AGENT_TRACES=DIR).
+(rules/tests/agents.yaml, traces rules/tests/traces/agent-*.jsonl.gz: gzip the files that
+COI_RECORD_AGENT_TRACES=DIR collects).
 """
 
 from __future__ import annotations
@@ -58,9 +59,14 @@ def run_agent(env, up, tool: str, command: list[str], extra_env: dict[str, str])
     if known:
         with open(env.home / ".config/coi-sentinel/config.toml", "a") as f:
             f.write("\n[response.rules]\n" + "".join(f'{rule} = "alert"\n' for rule in known))
-    return subprocess.run(env.argv("run", "--tool", tool, "--", *command), cwd=env.ws,
-                          env={**env.env, **extra_env}, capture_output=True, text=True,
-                          timeout=600, stdin=subprocess.DEVNULL)
+    try:
+        return subprocess.run(env.argv("run", "--tool", tool, "--", *command), cwd=env.ws,
+                              env={**env.env, **extra_env}, capture_output=True, text=True,
+                              timeout=600, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as err:       # say where the agent got stuck
+        tail = (err.stderr or b"")[-3000:]
+        pytest.fail(f"{tool} did not finish in {err.timeout:.0f} s; its stderr ends: "
+                    f"{tail.decode(errors='replace') if isinstance(tail, bytes) else tail}")
 
 
 def audit_of(env) -> Path:
@@ -68,20 +74,12 @@ def audit_of(env) -> Path:
     return audit
 
 
-#: rules that fire on the real agents' own behaviour and are handed to the rule corpus's owners
-#: (rules/tests/agents.yaml records them): a run whose only alerts are these is an xfail naming
-#: them, never a pass; any other alert fails the test
-KNOWN_FALSE_POSITIVES = {
-    "claude": {
-        # the process table (events/proctable.py) keeps fd -> socket from connect events and
-        # never sees close(): when Claude Code's Bash tool dup2()s a pipe whose fd number once
-        # held its API socket onto stdin, the kernel's dup event says "not a socket" but the
-        # table's stale entry wins, and the shell snapshot's awk is killed as a reverse shell
-        "reverse_shell_exec_socket_stdio",
-        # the Bash tool's shell snapshot dumps the environment (its own, to restore it in each
-        # command), then Claude Code talks to its API: read as "environment dumped then sent"
-        "exfil_env_dump_to_network",
-    },
+#: rules that fire on the real agents' own behaviour while their owners fix them (tool -> rules):
+#: a run whose only alerts are these is an xfail naming them, never a pass; any other alert
+#: fails the test
+KNOWN_FALSE_POSITIVES: dict[str, set[str]] = {
+    # none today: Claude Code's (git -c hooks off, its `bash -c env` probe, the shell
+    # snapshot's stdin taken for the API socket) and codex's (the same stale fd) are fixed
 }
 
 
@@ -104,7 +102,8 @@ def check_finished(env, r: subprocess.CompletedProcess, tool: str) -> list[dict]
     if r.returncode == 3 and known_false_positives(records, tool):
         pytest.xfail(f"the monitor stopped {tool} on a known false positive: "
                      f"{', '.join(sorted(known_false_positives(records, tool)))}")
-    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
+    fired = [(rec.get("rule"), rec.get("output")) for rec in records if rec.get("record") == "alert"]
+    assert r.returncode == 0, (fired, r.stdout[-2000:], r.stderr[-3000:])
     assert (env.ws / "calc.py").read_text() == FIXED
     execs = {Path(ev["argv"][0]).name for ev in records if ev.get("type") == "exec" and ev.get("argv")}
     assert {"make", "git"} <= execs, sorted(execs)
@@ -185,3 +184,79 @@ def test_driven_aider_fixes_tests_and_commits(env, upstream, tmp_path):
     assert "reply0" in kinds and "commit" in kinds, kinds
     assert {c["auth"] for c in calls} == {"Bearer sk-staged-from-aider-conf"}, calls
     check_no_alert(r, records, "aider")
+
+
+#: the same task in the tool-neutral steps the Responses stand-in turns into codex's own tools
+CODEX_STEPS = [
+    {"shell": "cat calc.py"},
+    {"patch": "*** Begin Patch\n*** Update File: calc.py\n@@\n def add(a, b):\n-    return a - b\n"
+              "+    return a + b\n*** End Patch\n"},
+    {"shell": "make test"},
+    {"shell": "git commit -am 'Fix add'"},
+    {"text": "Fixed add() in calc.py; make test passes; committed."},
+]
+
+
+def test_driven_codex_fixes_tests_and_commits(env, upstream, tmp_path):
+    require_bpf()
+    require_agent_image("codex")
+    task_repo(env.ws)
+    # codex's own files in the user's home, staged into the agent's (profile credentials): the
+    # API key in auth.json, the model and the API's base URL in config.toml (codex 0.171 reads
+    # `openai_base_url` there; it no longer honours the OPENAI_BASE_URL variable). It tries the
+    # Responses API over a WebSocket first; the stand-in answers plain HTTP, so it falls back
+    # to HTTP + server-sent events, as it does behind a proxy without WebSockets.
+    (env.home / ".codex").mkdir()
+    (env.home / ".codex/auth.json").write_text(json.dumps({"OPENAI_API_KEY": "sk-staged-codex-auth"}))
+    (env.home / ".codex/config.toml").write_text('model = "gpt-5-codex"\n'
+                                                 'openai_base_url = "http://api.openai.com/v1"\n')
+    log = start_standin(upstream, "openai", {"steps": CODEX_STEPS}, tmp_path)
+    r = run_agent(env, upstream, "codex",
+                  ["codex", "exec", "--dangerously-bypass-approvals-and-sandbox", TASK], {})
+    records = check_finished(env, r, "codex")
+    assert "Fixed add()" in r.stdout, (r.stdout[-2000:], r.stderr[-2000:])
+    assert git_log(env.ws) == ["Agent|Fix add", "Test|init"]
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    turns = [c["results"] for c in calls if "results" in c]      # the POSTs (not the WebSocket tries)
+    assert turns[:5] == [0, 1, 2, 3, 4], calls          # every tool ran and reported back
+    assert {c["auth"] for c in calls if "results" in c} == {"Bearer sk-staged-codex-auth"}, calls
+    check_no_alert(r, records, "codex")
+
+
+OPENCODE_STEPS = [
+    {"tool": "read", "input": {"filePath": "/workspace/calc.py"}},
+    {"tool": "edit", "input": {"filePath": "/workspace/calc.py", "oldString": "return a - b",
+                               "newString": "return a + b"}},
+    {"tool": "bash", "input": {"command": "make test", "description": "Run the tests"}},
+    {"tool": "bash", "input": {"command": "git commit -am 'Fix add'", "description": "Commit the fix"}},
+    {"text": "Fixed add() in calc.py; make test passes; committed."},
+]
+
+
+def test_driven_opencode_fixes_tests_and_commits(env, upstream, tmp_path):
+    require_bpf()
+    require_agent_image("opencode")
+    task_repo(env.ws)
+    # opencode's own files in the user's home, staged into the agent's: the provider key in
+    # auth.json, the provider's base URL and the permissions in opencode.json
+    (env.home / ".local/share/opencode").mkdir(parents=True)
+    (env.home / ".local/share/opencode/auth.json").write_text(
+        json.dumps({"anthropic": {"type": "api", "key": "sk-ant-staged-opencode-auth"}}))
+    (env.home / ".config/opencode").mkdir(parents=True)
+    (env.home / ".config/opencode/opencode.json").write_text(json.dumps({
+        "$schema": "https://opencode.ai/config.json",
+        "model": "anthropic/claude-sonnet-4-5",
+        "autoupdate": False, "share": "disabled",
+        "permission": {"edit": "allow", "bash": "allow"},
+        "provider": {"anthropic": {"options": {"baseURL": "http://api.anthropic.com/v1"}}}}))
+    log = start_standin(upstream, "anthropic", {"steps": OPENCODE_STEPS}, tmp_path)
+    r = run_agent(env, upstream, "opencode", ["opencode", "run", TASK],
+                  {"OPENCODE_DISABLE_AUTOUPDATE": "1", "OPENCODE_DISABLE_MODELS_FETCH": "1",
+                   "OPENCODE_DISABLE_LSP_DOWNLOAD": "1"})
+    records = check_finished(env, r, "opencode")
+    assert git_log(env.ws) == ["Agent|Fix add", "Test|init"]
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    main = [c["results"] for c in calls if c.get("main")]
+    assert main[:5] == [0, 1, 2, 3, 4], calls
+    assert {c["auth"] for c in calls if c.get("main")} == {"sk-ant-staged-opencode-auth"}, calls
+    check_no_alert(r, records, "opencode")

@@ -22,7 +22,7 @@ import time
 import pytest
 
 from coi_sentinel.network import Firewall, host_ifname, session_key
-from coi_sentinel.sessions import naming
+from coi_sentinel.host import naming
 from incus_support import AGENT_UID, BUSYBOX
 from netlab import Lab, ip, require_network
 
@@ -229,7 +229,7 @@ def in_process(env, monkeypatch):
     """Start sessions in this process (to inject a resolver and watch the order of steps)."""
     from coi_sentinel.sessions import config as config_mod
     from coi_sentinel.sessions import profiles
-    from coi_sentinel.sessions.monitor import Unmonitored
+    from coi_sentinel.supervision.monitor import Unmonitored
     from coi_sentinel.sessions.session import SessionManager, SessionSpec
 
     monkeypatch.setenv("HOME", str(env.home))
@@ -256,7 +256,7 @@ def steps(monkeypatch):
     that moment (container status; the session's policy state)."""
     from coi_sentinel.network import firewall as fw_mod
     from coi_sentinel.network.links import interface_exists
-    from coi_sentinel.sessions import incus as incus_mod
+    from coi_sentinel.host import incus as incus_mod
     from coi_sentinel.sessions import session as session_mod
     from coi_sentinel.sessions import streams
 
@@ -437,7 +437,7 @@ def test_ctrl_c_during_start_up_removes_the_policy(env, policies):
 
 
 def test_clean_orphans_after_kill_9_removes_the_policies(env, policies):
-    from coi_sentinel.sessions import incus as incus_mod
+    from coi_sentinel.host import incus as incus_mod
     from coi_sentinel.sessions.session import delete_container
 
     env.config(image=BUSYBOX, monitoring=False)

@@ -246,7 +246,7 @@ def test_ctrl_c_during_start_up_leaves_nothing(env):
 
 
 def test_container_dying_mid_session(env):
-    from coi_sentinel.sessions import incus
+    from coi_sentinel.host import incus
 
     p = env.popen("run", "--", "sleep", "120")
     try:

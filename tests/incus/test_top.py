@@ -107,8 +107,8 @@ def row(screen: str, name: str) -> list[str]:
 
 def test_top_shows_a_live_session_its_alert_and_the_pause(own_daemon, tmp_path):
     env = own_daemon
-    from coi_sentinel.probes.cgroups import cgroup2_mount
-    from coi_sentinel.sessions import naming
+    from coi_sentinel.host.cgroups import cgroup2_mount
+    from coi_sentinel.host import naming
 
     (env.home / ".config/coi-sentinel/config.toml").write_text(
         f'image = "{BUSYBOX}"\nmonitoring = true\nnetwork = "open"\n[response]\nhigh = "alert"\n')

@@ -102,6 +102,20 @@ def test_dup_and_priv_and_paths():
     assert isinstance(ev, model.ChmodEvent) and ev.sets_setuid and not ev.sets_setgid
 
 
+def test_exec_env_strings_follow_argv_and_utime_times_decode():
+    ex = hdr(structs.ExecEvent(), types.EventType.EXEC)
+    strings = b"/bin/true\0x\0LD_PRELOAD=/w/l.so\0LD_AUDIT=/a.so\0"
+    put(ex, "args", strings)
+    ex.args_len, ex.argc, ex.envc = len(strings), 2, 2
+    ev = decode(ex)
+    assert ev.argv == ("/bin/true", "x") and ev.env == ("LD_PRELOAD=/w/l.so", "LD_AUDIT=/a.so")
+    assert ev.ld_preload == "/w/l.so"
+    ut = hdr(structs.UtimeEvent(), types.EventType.UTIME)
+    ut.fd, ut.how, ut.atime, ut.mtime, ut.path = -100, types.UTIME_SET_MTIME | types.UTIME_BACKDATED, 5, 1577836800, b"/w/f"
+    ev = decode(ut)
+    assert (ev.path, ev.atime, ev.mtime, ev.backdated) == ("/w/f", -1, 1577836800, True)
+
+
 def test_bad_records_raise_decode_errors():
     with pytest.raises(EventDecodeError, match="shorter than the event header"):
         Decoder().decode(b"\0" * 10)
@@ -117,11 +131,14 @@ def _samples() -> list[model.Event]:
     h = (1, 2, 3, 4, 5, 6, "c", 7, 8, "host")
     return [
         model.ExecEvent(*h, "/bin/true", ("true", "x"), 2, 0, -100, 0),
+        model.ExecEvent(*h, "/bin/true", ("true",), 1, 0, -100, 0, ("LD_PRELOAD=/x.so",)),
+        model.ConnectEvent(*h, 3, "inet", "1.2.3.4", 53, 0, False, True),
         model.ForkEvent(*h, 9, 0x11),
         model.ExitEvent(*h, -1, 9),
         model.ConnectEvent(*h, 3, "inet", "1.2.3.4", 443, 0),
         model.ConnectRepeatEvent(*h, "inet", "1.2.3.4", 443, 111, 5, 1),
         model.DupEvent(*h, 3, 0, 0, True, "inet", "1.2.3.4", 443),
+        model.DupEvent(*h, 3, 0, 0, False, "", "", 0, False, "pipe", 77, "read"),
         model.NetSendEvent(*h, 3, 100, 2, "inet", "1.2.3.4", 443, 1),
         model.FileOpenEvent(*h, "/x", 577, 0o644, 3, 0, "write", -100),
         model.FileWriteEvent(*h, "/x", "write", 1, 2, 3, False, 1),
@@ -136,6 +153,8 @@ def _samples() -> list[model.Event]:
         model.LinkEvent(*h, "/a", "/w/.git/hooks/pre-commit", False, 0, 0),
         model.ChdirEvent(*h, "/w/.git", -100, 0),
         model.MmapWriteEvent(*h, 3, "/w/f", 3, 1, 4096),
+        model.ChanEvent(*h, "pipe", 3, 4, "pipe", "read", 77, -1, 0),
+        model.UtimeEvent(*h, "/w/implant", -100, 0, -1, 1577836800, True, 0),
     ]
 
 

@@ -1,5 +1,11 @@
-"""No import cycles in the package: every import counts, function-local ones included (a
-cycle hidden behind an import inside a function is still a cycle of design)."""
+"""No import cycles in the package, and the packages keep their layers: every import counts,
+function-local and TYPE_CHECKING ones included (a cycle hidden behind an import inside a
+function is still a cycle of design).
+
+Layers (docs/daemon.md, "Packages"): ``coi_sentinel.host`` is the floor and imports only itself
+and the exception tree; the lifecycle (``sessions``) reaches the supervision only through the
+monitoring hook ``supervision.monitor``; the supervision and the daemon never import the
+lifecycle."""
 
 from __future__ import annotations
 
@@ -97,3 +103,56 @@ def test_the_walker_sees_a_cycle():
 def test_the_package_has_no_import_cycle():
     found = cycles(graph())
     assert not found, "import cycles:\n" + "\n".join(" <-> ".join(c) for c in found)
+
+
+# ---------------------------------------------------------------- layers (docs/daemon.md, "Packages")
+FLOOR = "coi_sentinel.host"
+LIFECYCLE = "coi_sentinel.sessions"
+SUPERVISION = "coi_sentinel.supervision"
+#: the one module of the supervision that the lifecycle may import: the monitoring hook
+SEAM = "coi_sentinel.supervision.monitor"
+#: what the floor may import besides itself
+FLOOR_MAY = {"coi_sentinel.errors"}
+
+
+def _in(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def layer_violations(g: dict[str, set[str]]) -> list[str]:
+    """Imports that cross the layers the wrong way, one line each."""
+    out = []
+    for m, deps in sorted(g.items()):
+        for d in sorted(deps):
+            if _in(m, FLOOR) and not (_in(d, FLOOR) or d in FLOOR_MAY):
+                out.append(f"{m} -> {d}: the floor imports only itself and {sorted(FLOOR_MAY)}")
+            elif _in(m, LIFECYCLE) and _in(d, SUPERVISION) and d != SEAM:
+                out.append(f"{m} -> {d}: the lifecycle reaches the supervision only through {SEAM}")
+            elif (_in(m, SUPERVISION) or _in(m, "coi_sentinel.daemon")) and _in(d, LIFECYCLE):
+                out.append(f"{m} -> {d}: the supervision and the daemon never import the lifecycle")
+    return out
+
+
+def test_the_layer_check_sees_each_kind_of_crossing():
+    g = {"coi_sentinel.host.a": {"coi_sentinel.sessions.s", "coi_sentinel.errors"},
+         "coi_sentinel.sessions.s": {"coi_sentinel.supervision.guardian", SEAM, FLOOR + ".a"},
+         "coi_sentinel.supervision.guardian": {"coi_sentinel.sessions.config"},
+         "coi_sentinel.daemon.server": {"coi_sentinel.sessions.acl", SEAM},
+         SEAM: {FLOOR + ".a"}}
+    assert layer_violations(g) == [
+        "coi_sentinel.daemon.server -> coi_sentinel.sessions.acl: the supervision and the daemon "
+        "never import the lifecycle",
+        "coi_sentinel.host.a -> coi_sentinel.sessions.s: the floor imports only itself and "
+        "['coi_sentinel.errors']",
+        "coi_sentinel.sessions.s -> coi_sentinel.supervision.guardian: the lifecycle reaches the "
+        f"supervision only through {SEAM}",
+        "coi_sentinel.supervision.guardian -> coi_sentinel.sessions.config: the supervision and the "
+        "daemon never import the lifecycle",
+    ]
+
+
+def test_the_packages_keep_their_layers():
+    g = graph()
+    assert {FLOOR, LIFECYCLE, SUPERVISION, SEAM} <= set(g), "a layer package is missing"
+    bad = layer_violations(g)
+    assert not bad, "imports across the layers:\n" + "\n".join(bad)

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from coi_sentinel import status
+from coi_sentinel.host import status
 from coi_sentinel.sessions.session import keeper_alive, keeper_token
 
 pytestmark = pytest.mark.unit
@@ -66,6 +66,19 @@ def test_status_reads_a_dead_monitor_as_dead(tmp_path, monkeypatch) -> None:
     finally:
         child.kill()
         child.wait()
+
+
+def test_status_reads_a_reused_pid_as_dead(tmp_path, monkeypatch) -> None:
+    """A monitor killed with SIGKILL leaves its file; a later process given the same pid is
+    not that monitor."""
+    monkeypatch.setattr(status, "STATUS_DIR", tmp_path)
+    status.publish({"kind": "watch"})
+    (mine,) = status.read_all()
+    assert mine["alive"] is True and mine["proc_start"] == status.start_time(os.getpid())
+    path = status.status_path()
+    path.write_text(json.dumps({**json.loads(path.read_text()), "proc_start": "1"}))
+    (entry,) = status.read_all()
+    assert entry["alive"] is False
 
 
 @pytest.mark.parametrize("value", ["-5", "0", "nan", "inf", "x"])

@@ -19,7 +19,7 @@ RECORDS = [orjson.loads(line) for line in FIXTURES.read_bytes().splitlines() if 
 def test_fixture_covers_every_kernel_record_type():
     kinds = {r["expected"]["type"] for r in RECORDS}
     assert kinds >= {"exec", "fork", "exit", "connect", "dup", "net_send", "file_open", "rename",
-                     "unlink", "chmod", "priv"}
+                     "unlink", "chmod", "priv", "chan"}
 
 
 @pytest.mark.parametrize("rec", RECORDS, ids=lambda r: r["expected"]["type"])

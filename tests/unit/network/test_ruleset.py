@@ -73,9 +73,12 @@ def test_prepare_is_one_batch_that_creates_everything_and_drops():
     hook = next(o for _v, _k, o in cmds(b, "add", "chain") if o["name"] == N.hook)
     assert hook == {"family": "inet", "table": T, "name": N.hook, "type": "filter", "hook": "ingress",
                     "dev": IF, "prio": ruleset.HOOK_PRIORITY, "policy": "drop"}
-    only = rules(b, N.hook)
-    assert len(only) == 1 and only[0]["expr"] == [{"counter": N.counter("pending")}, {"drop": None}]
-    assert ruleset.parse_meta(only[0]["comment"]) == {"session": N.session, "dev": IF, "mode": "pending"}
+    dhcp, drop = rules(b, N.hook)       # the container's DHCP broadcasts, then nothing
+    assert dhcp["expr"][-1] == {"accept": None} and ruleset.parse_meta(dhcp["comment"]) is None
+    assert {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}},
+                      "right": "255.255.255.255"}} in dhcp["expr"]
+    assert drop["expr"] == [{"counter": N.counter("pending")}, {"drop": None}]
+    assert ruleset.parse_meta(drop["comment"]) == {"session": N.session, "dev": IF, "mode": "pending"}
     # the hook chain is emptied before its one rule goes in, the policy chain is emptied
     order = [(v, k, o.get("name")) for v, k, o in cmds(b) if k == "chain"]
     assert order.index(("flush", "chain", N.hook)) > order.index(("add", "chain", N.hook))

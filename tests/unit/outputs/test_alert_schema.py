@@ -8,6 +8,7 @@ import socket
 import orjson
 import pytest
 
+from coi_sentinel import records
 from coi_sentinel.rules.alert import rfc3339_ns
 from coi_sentinel.severity import FALCO_PRIORITIES, Severity
 
@@ -57,6 +58,20 @@ def test_time_uses_the_given_wall_offset() -> None:
     assert rfc3339_ns(1_764_719_999_123_456_789) == "2025-12-02T23:59:59.123456789Z"
 
 
+def test_time_of_seconds_seen_before_and_new_ones() -> None:
+    """The formatted seconds are kept (a few): each time is still its own, across second,
+    day and year boundaries and back."""
+    import time
+
+    base = 1_767_225_598_999_999_999            # 2025-12-31T23:59:58.999999999Z
+    for step in (0, 1, 2, 1_000_000_000, 1, 86_400_000_000_000, 0, 3):
+        for wall in (base + step, base - step, base + step * 7):
+            sec, ns = divmod(wall, 1_000_000_000)
+            want = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec)) + f".{ns:09d}Z"
+            assert rfc3339_ns(wall) == want
+    assert rfc3339_ns(base + 1) == "2025-12-31T23:59:59.000000000Z"
+
+
 @pytest.mark.parametrize("name, ours", [
     ("info", "info"), ("informational", "info"), ("debug", "info"), ("notice", "low"),
     ("warning", "medium"), ("WARNING", "medium"), ("error", "high"), ("critical", "critical"),
@@ -82,3 +97,17 @@ def test_responder_and_audit_share_the_vocabulary() -> None:
     assert RuleSeverity is Severity
     assert SEVERITIES == tuple(s.label for s in Severity)
     assert audit_severity.rank("Error") == audit_severity.rank("high") == int(Severity.HIGH)
+
+
+def test_an_output_record_decodes_its_bytes_when_read() -> None:
+    """Record.data (what syslog, OTLP and Falco's form read) is the record sent as raw."""
+    from coi_sentinel.outputs.base import Record
+    from coi_sentinel.records import AlertRecord, ProcessInfo
+    from coi_sentinel.severity import Severity
+
+    p = ProcessInfo(1, 0, "sh", "/bin/sh", "sh -c x", 0)
+    rec = AlertRecord(rule="r", severity=Severity.HIGH, output="o", time="t", hostname="h", ts_ns=5,
+                      process=p, ancestry=(p,), output_fields={"proc.name": "sh"}, tags=("a",))
+    out = Record(None, records.dumps(rec), 7)
+    assert out.data == records.to_dict(rec) | {"tags": ["a"]} and out.data is out.data
+    assert out.severity is Severity.HIGH and out.falco()["priority"] == "Error"

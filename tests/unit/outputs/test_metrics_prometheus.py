@@ -16,9 +16,11 @@ from pathlib import Path
 import pytest
 from output_support import RULES, exec_event
 
+from coi_sentinel.action import Action
 from coi_sentinel.outputs import OutputSet
 from coi_sentinel.outputs.metrics import Metrics, parse_address
 from coi_sentinel.pipeline import Pipeline
+from coi_sentinel.records import ActionRecord
 from coi_sentinel.rules import Engine, load_ruleset
 
 pytestmark = pytest.mark.unit
@@ -57,7 +59,7 @@ def test_exposition_names_and_values(tmp_path: Path) -> None:
     metrics.set_source("ringbuf_fill", lambda: {"hi": 0.25})
     metrics.update_monitor({"drops": {"file_write": 3}, "aggregation_maps_full": {"file_agg": 1},
                             "decode_errors": 2})
-    metrics.action({"action": "kill-process", "ok": True, "latency_ns": 2_000_000})
+    metrics.action(ActionRecord(Action.KILL_PROCESS, "rules", True, latency_ns=2_000_000))
     text = metrics.text().decode()
     for name in NAMES:
         assert f"\ncoi_sentinel_{name}" in text, name

@@ -231,7 +231,9 @@ def test_usage_errors(coi):
 
 def test_every_scenario_has_a_trace_and_every_trace_a_case(monkeypatch):
     """make_corpus.py, traces/ and the case files agree: nothing recorded is left unchecked and
-    no case points at a trace the generator does not make."""
+    no case points at a trace the generator does not make. The agent-* traces are the driven
+    runs of the real agents (incus tier, tests/incus/test_driven_agents.py), cases of
+    agents.yaml."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("make_corpus", CASES / "make_corpus.py")
@@ -240,8 +242,15 @@ def test_every_scenario_has_a_trace_and_every_trace_a_case(monkeypatch):
     spec.loader.exec_module(make_corpus)
     scenarios = {sc.name for sc in make_corpus.SCENARIOS}
     traces = {p.name.removesuffix(".jsonl.gz") for p in TRACES.glob("*.jsonl.gz")}
-    used = {c.trace.name.removesuffix(".jsonl.gz") for c in load_suite([CASES]).cases}
-    assert traces == scenarios
+    cases = load_suite([CASES]).cases
+    used = {c.trace.name.removesuffix(".jsonl.gz") for c in cases}
+    agents = {c.trace.name.removesuffix(".jsonl.gz") for c in load_suite([CASES / "agents.yaml"]).cases}
+    assert agents and all(name.startswith("agent-") for name in agents)
+    # holdout.yaml's traces are recorded by tests/bpf/test_detection_holdout.py instead
+    held_out = {c.trace.name.removesuffix(".jsonl.gz") for c in cases
+                if Path(c.source.path).name == "holdout.yaml"}
+    assert held_out and not held_out & scenarios
+    assert traces - agents == scenarios | held_out
     assert used == traces
 
 
@@ -254,7 +263,8 @@ def test_detection_by_family_table_and_its_strict_gate(coi, corpus_copy):
     assert row, res.stdout
     attacks, detected, _, _, benign, alerts = (int(float(x)) for x in row.groups())
     assert attacks >= 40 and detected <= attacks and benign >= 6 and alerts == 0
-    assert re.search(r"^reverse_shell\s+\d+\s+\d+\s+100\.0%", res.stdout, re.M)
+    rate = re.search(r"^reverse_shell\s+\d+\s+\d+\s+([\d.]+)%", res.stdout, re.M)
+    assert rate and float(rate.group(1)) >= 95.0
     # a benign case whose trace raises an alert: the case passes (it says so), the gate does not
     (corpus_copy / "benign_extra.yaml").write_text(
         "- case: benign_reads_a_key\n  family: benign\n  trace: traces/cred_ssh_key_cat.jsonl.gz\n"

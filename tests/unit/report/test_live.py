@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from coi_sentinel.probes.cgroups import cgroup2_mount
+from coi_sentinel.host.cgroups import cgroup2_mount
 from coi_sentinel.report.live import (Busiest, CgroupUsage, Tracker, cgroup_usage, frame_text)
 
 pytestmark = pytest.mark.unit

@@ -78,18 +78,18 @@ def test_dedupe_and_paused_stays_paused(tmp_path):
     records = []
     r.on_action.append(records.append)
     first = r(alert())
-    assert first["ok"] and first["action"] == "pause" and first["latency_ns"] > 0
+    assert first.ok and first.action == "pause" and first.latency_ns > 0
     assert (cg / "cgroup.freeze").read_text() == "1" and len(paused) == 1
     assert r(alert()) is None                      # same rule and container: deduped
     second = r(alert(rule="other"))                # another rule: target already paused
-    assert second["skipped"] == "target already paused"
+    assert second.skipped == "target already paused"
     assert len(records) == 2
 
 
 def test_alert_without_target_is_recorded_not_acted(tmp_path):
     r = Responder(ActionPolicy(), ProcessTable())
     rec = r(alert(container="unknown"))
-    assert rec["ok"] is False and "no response target" in rec["error"]
+    assert rec.ok is False and "no response target" in rec.error
 
 
 def test_block_takes_the_destination_of_the_alert(tmp_path):
@@ -98,7 +98,7 @@ def test_block_takes_the_destination_of_the_alert(tmp_path):
     r.add_target(Target("c1", tmp_path, block=lambda a, p: blocked.append((a, p))))
     ev = model.ConnectEvent(1, 2, 2, 1, 0, 0, "curl", 5, 5, "c1", 3, "inet", "198.51.100.7", 3333, 0)
     rec = r(alert(action="block", events=(ev,)))
-    assert rec["ok"] and blocked == [("198.51.100.7", 3333)]
+    assert rec.ok and blocked == [("198.51.100.7", 3333)]
 
 
 def test_record_says_who_what_and_why(tmp_path):
@@ -106,8 +106,8 @@ def test_record_says_who_what_and_why(tmp_path):
     r.add_target(Target("c1", tmp_path, block=lambda a, p: None))
     ev = model.ConnectEvent(1, 2, 2, 1, 0, 0, "curl", 5, 5, "c1", 3, "inet", "198.51.100.7", 3333, 0)
     rec = r(alert(action="block", events=(ev,)))
-    assert rec["by"] == "rules" and rec["output"] == "something happened"
-    assert rec["process"] == {"name": "sh", "exe": "/bin/sh", "cmdline": "sh -c x"}
+    assert rec.by == "rules" and rec.output == "something happened"
+    assert rec.process == {"name": "sh", "exe": "/bin/sh", "cmdline": "sh -c x"}
 
 
 def test_kill_process_and_block_are_per_process_and_destination(tmp_path):
@@ -116,9 +116,9 @@ def test_kill_process_and_block_are_per_process_and_destination(tmp_path):
     r.add_target(Target("c1", tmp_path, block=lambda a, p: blocked.append((a, p))))
     ev1 = model.ConnectEvent(1, 2, 2, 1, 0, 0, "curl", 5, 5, "c1", 3, "inet", "198.51.100.7", 3333, 0)
     ev2 = model.ConnectEvent(1, 2, 2, 1, 0, 0, "curl", 5, 5, "c1", 3, "inet", "198.51.100.8", 3333, 0)
-    assert r(alert(action="block", events=(ev1,)))["ok"]
+    assert r(alert(action="block", events=(ev1,))).ok
     assert r(alert(action="block", events=(ev1,))) is None          # same destination: deduped
-    assert r(alert(action="block", events=(ev2,)))["ok"]            # another one is blocked too
+    assert r(alert(action="block", events=(ev2,))).ok            # another one is blocked too
     assert blocked == [("198.51.100.7", 3333), ("198.51.100.8", 3333)]
     # kill-process: a second offending process is not hidden by the first (pids that do not
     # exist: nothing is signalled, but each gets its own action)
@@ -136,11 +136,11 @@ def test_resumed_target_is_paused_again_by_the_same_rule(tmp_path):
     r = Responder(ActionPolicy(), ProcessTable())
     target = Target("c1", cg)
     r.add_target(target)
-    assert r(alert())["action"] == "pause" and target.state == "paused"
+    assert r(alert()).action == "pause" and target.state == "paused"
     assert r(alert()) is None                                        # deduped while paused
     (cg / "cgroup.freeze").write_text("0")                           # the user thawed it
     r.resumed("c1")
     assert target.state == "running"
     again = r(alert())
-    assert again is not None and again["ok"] and not again.get("skipped")
+    assert again is not None and again.ok and not again.skipped
     assert (cg / "cgroup.freeze").read_text() == "1"

@@ -94,11 +94,12 @@ class Events:
         return m.ForkEvent(**self.hdr(pid, ppid, comm, ts, uid), child_pid=child, clone_flags=17)
 
     def exec(self, pid: int, filename: str, *argv: str, ppid: int = 1, errno: int = 0, flags: int = 0,
-             comm: str | None = None, ts: int | None = None, uid: int = 1000) -> m.ExecEvent:
+             comm: str | None = None, ts: int | None = None, uid: int = 1000,
+             env: tuple[str, ...] = ()) -> m.ExecEvent:
         argv = argv or (filename.rsplit("/", 1)[-1],)
         comm = comm if comm is not None else filename.rsplit("/", 1)[-1]
         return m.ExecEvent(**self.hdr(pid, ppid, comm, ts, uid), filename=filename, argv=tuple(argv),
-                           argc=len(argv), errno=errno, fd=-100, flags=flags)
+                           argc=len(argv), errno=errno, fd=-100, flags=flags, env=env)
 
     def exit(self, pid: int, *, ppid: int = 1, comm: str = "x", code: int = 0, ts: int | None = None) -> m.ExitEvent:
         return m.ExitEvent(**self.hdr(pid, ppid, comm, ts, 1000), exit_code=code, signal=0)
@@ -110,10 +111,17 @@ class Events:
                               dport=dport, errno=errno)
 
     def dup(self, pid: int, oldfd: int, newfd: int, *, is_socket: bool = False, daddr: str = "",
-            dport: int = 0, errno: int = 0, ppid: int = 1, comm: str = "x", ts: int | None = None) -> m.DupEvent:
+            dport: int = 0, errno: int = 0, ppid: int = 1, comm: str = "x", ts: int | None = None,
+            fd_kind: str = "", chan_id: int = 0, chan_end: str = "") -> m.DupEvent:
         family = _family(daddr) if is_socket and daddr else ""
         return m.DupEvent(**self.hdr(pid, ppid, comm, ts, 1000), oldfd=oldfd, newfd=newfd, errno=errno,
-                          is_socket=is_socket, family=family, daddr=daddr, dport=dport)
+                          is_socket=is_socket, family=family, daddr=daddr, dport=dport,
+                          fd_kind=fd_kind, chan_id=chan_id, chan_end=chan_end)
+
+    def chan(self, pid: int, op: str, fd: int, kind: str, end: str, chan_id: int, *, fd2: int = -1,
+             ppid: int = 1, comm: str = "x", ts: int | None = None) -> m.ChanEvent:
+        return m.ChanEvent(**self.hdr(pid, ppid, comm, ts, 1000), op=op, fd=fd, fd2=fd2, kind=kind,
+                           end=end, chan_id=chan_id, pty=-1, errno=0)
 
     def send(self, pid: int, daddr: str, dport: int, nbytes: int, *, ppid: int = 1, comm: str = "x",
              ts: int | None = None) -> m.NetSendEvent:
@@ -148,6 +156,11 @@ class Events:
              ppid: int = 1, comm: str = "x", ts: int | None = None, uid: int = 1000) -> m.PrivEvent:
         return m.PrivEvent(**self.hdr(pid, ppid, comm, ts, uid), op=op, arg0=arg0, arg1=arg1, detail=detail,
                            errno=errno)
+
+    def utime(self, pid: int, path: str, mtime: int, *, backdated: bool = True, ppid: int = 1,
+              comm: str = "touch", ts: int | None = None, uid: int = 1000) -> m.UtimeEvent:
+        return m.UtimeEvent(**self.hdr(pid, ppid, comm, ts, uid), path=path, fd=-100, flags=0, atime=mtime,
+                            mtime=mtime, backdated=backdated, errno=0)
 
     def uring(self, pid: int, op: str, opcode: int = 0, *, killed: bool = False, ppid: int = 1,
               comm: str = "x", ts: int | None = None, uid: int = 1000) -> m.UringEvent:

@@ -78,7 +78,7 @@ def test_guards_of_typed_conditions(rules: Any, rule_yaml: Any) -> None:
 
 def test_a_guard_on_a_weak_field_is_not_used(rules: Any, rule_yaml: Any) -> None:
     """evt.errno = 0 holds for nearly every exec: such a condition is cheaper inline."""
-    rs = rules.load(rule_yaml("w", "'evt.errno = 0 and proc.args contains \"-x\"'"),
+    rs = rules.load(rule_yaml("w", "'evt.errno = 0 and proc.args icontains \"-x\"'"),
                     rule_yaml("s", "'evt.errno = 0 and proc.name = nc'"))
     [w, s] = [c.conditions[0].node for c in rs.rules]
     assert guard(w, EventType.EXEC) is not None          # a guard exists...

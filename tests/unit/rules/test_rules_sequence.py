@@ -209,3 +209,41 @@ def test_state_chain_search_directly() -> None:
     st = SequenceState(2, 100, Limits())
     st.feed([0], _E(1), "p", "parent")
     assert st.feed([1], _E(2), "p", "child", ["grand", "parent"]) is not None
+
+
+def _swept_plainly(st: SequenceState, now: int) -> dict:
+    """What a sweep must leave: every entry tested against its step's limit, empty keys gone."""
+    last, out = st.nsteps - 1, {}
+    for key, bucket in st.buckets.items():
+        newest = max(bucket.newest, now)
+        steps = [[e.ts for e in held if e.ts >= newest - REORDER_SLACK_NS - (st.window_ns if j < last else 0)]
+                 for j, held in enumerate(bucket.steps)]
+        if any(steps):
+            out[key] = steps
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sweep_passing_young_buckets_leaves_what_a_full_sweep_leaves(seed: int) -> None:
+    """The sweep skips a key whose oldest entries are within their limits; what it leaves (and
+    counts as expired) is what testing every entry leaves, late arrivals and chains included."""
+    import random
+
+    rnd = random.Random(seed)
+    second = 1_000_000_000
+    st = SequenceState(3, 5 * second, Limits(sequence_per_step=4))
+    now = 0
+    for _round in range(60):
+        for _ in range(rnd.randrange(0, 12)):
+            now += rnd.randrange(0, second // 2)
+            ts = now - rnd.randrange(0, 3 * second) if rnd.random() < 0.2 else now     # late ones too
+            steps = sorted(rnd.sample(range(3), rnd.choice((1, 1, 2))), reverse=True)
+            st.feed(steps, _E(ts), "p", rnd.randrange(6), [rnd.randrange(6)])
+        now += rnd.randrange(0, 3 * second)
+        want = _swept_plainly(st, now)
+        held = sum(len(s) for b in st.buckets.values() for s in b.steps)
+        expired = st.expired
+        st.sweep(now)
+        got = {k: [[e.ts for e in s] for s in b.steps] for k, b in st.buckets.items()}
+        assert got == want
+        assert st.expired - expired == held - sum(len(s) for b in st.buckets.values() for s in b.steps)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from coi_sentinel.rules import Limits
-from coi_sentinel.rules.state import ThresholdState
+from coi_sentinel.rules.state import DistinctState, ThresholdState
 
 pytestmark = pytest.mark.unit
 
@@ -15,8 +15,10 @@ S = 1_000_000_000
 
 
 def thr_rule(by: str = "container.name", window: str = "1s", above: str = "2", total: str = "",
-             events: str = "[fork]", condition: str = "evt.type = fork", extra: str = "") -> str:
+             events: str = "[fork]", condition: str = "evt.type = fork", extra: str = "",
+             distinct: str = "") -> str:
     sum_line = f"\n    sum: {total}" if total else ""
+    sum_line += f"\n    distinct: {distinct}" if distinct else ""
     return f"""\
 - rule: thr
   description: too many
@@ -137,3 +139,38 @@ def test_global_group_without_by(rules: Any, run: Any, ev: Any) -> None:
         ev.container = name
         events.append(ev.fork(1, 2))
     assert r.feed(*events) == ["thr"]
+
+
+def test_distinct_values_per_group(rules: Any, run: Any, ev: Any) -> None:
+    r = run(rules.load(thr_rule(by="net.dip", events="[connect]", condition="evt.type = connect",
+                                distinct="net.dport", window="10s")))
+    t0 = 10 * S
+    # one port again and again counts once; another host is another group
+    got = r.feed(*(ev.connect(1, "1.2.3.4", 80, ts=t0 + i) for i in range(10)),
+                 ev.connect(1, "1.2.3.4", 81, ts=t0 + 20), ev.connect(1, "5.6.7.8", 82, ts=t0 + 30))
+    assert got == []
+    assert r.feed(ev.connect(1, "1.2.3.4", 82, ts=t0 + 40)) == ["thr"]
+    assert r.alerts[0].value == 3 and r.alerts[0].output.startswith("n=3 count=12 ")
+
+
+def test_distinct_values_leave_the_window_by_their_latest_time() -> None:
+    st = DistinctState(10 * S, 2, Limits())
+    assert st.add("g", 0, "a") is None
+    assert st.add("g", S, "b") is None
+    assert st.add("g", 9 * S, "a") is None          # a seen again: it counts from 9 s now
+    assert st.add("g", 10 * S + S // 2, "c") == (3, 4)   # a (9 s) and b (1 s) are in the window
+    assert st.stats()["entries"] == 0
+    st = DistinctState(10 * S, 2, Limits())
+    for t, v in ((0, "a"), (S, "b"), (12 * S, "c")):
+        assert st.add("g", t, v) is None              # a and b left before c came
+    assert st.stats()["entries"] == 1
+    st = DistinctState(10 * S, 2, Limits())
+    for t, v in ((0, "a"), (S, "b"), (9 * S, "a"), (12 * S, "c")):
+        assert st.add("g", t, v) is None              # a stays (seen at 9 s), b has left
+    assert st.stats()["entries"] == 2
+
+
+def test_distinct_and_sum_together_are_refused(rules: Any) -> None:
+    with pytest.raises(Exception, match="both 'sum' and 'distinct'"):
+        rules.load(thr_rule(total="net.bytes_out", distinct="net.dport", events="[net_send]",
+                            condition="net.bytes_out > 0"))

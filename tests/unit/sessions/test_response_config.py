@@ -6,7 +6,7 @@ from coi_sentinel.errors import ConfigError
 from coi_sentinel.network.ranges import C2_PORTS, METADATA
 from coi_sentinel.respond.policy import Action
 from coi_sentinel.sessions import config
-from coi_sentinel.sessions.response import DropWatch, ResponseSettings
+from coi_sentinel.respond.settings import DropWatch, ResponseSettings
 
 pytestmark = pytest.mark.unit
 

@@ -1,0 +1,150 @@
+/* pipe.bpf.c - pipes and ptys: which process holds which end, so a shell fed through a pipe,
+ * a fifo or a pty by a process holding a network socket is a relation user space can see.
+ *
+ * Hooks:
+ *   syscalls:sys_enter/exit_pipe, pipe2   both ends, read from the caller's array on exit; the
+ *       pair gets a fresh id (chan_new_id) and EVT_CHAN op pipe names both fds
+ *   syscalls:sys_enter/exit_socketpair    AF_UNIX pairs the same way (EVT_CHAN op socketpair,
+ *       both ends CHAN_RDWR): how libuv, Bun and socat give a child its stdio, and a closed
+ *       socket's fd number that a pair reuses must not pass for that socket
+ *   syscalls:sys_enter/exit_ioctl         TIOCGPTN and TIOCGPTPEER only, on an fd that is a pty
+ *       master opened in scope: TIOCGPTN tells the pty's number (kept in pty_ids, so an open of
+ *       /dev/pts/N finds its master, file.bpf.c), TIOCGPTPEER opens the slave without a path
+ *       (glibc's openpty, Python's pty module) and is sent as EVT_CHAN op ptpeer
+ * Opens of /dev/ptmx, /dev/pts/N and of fifos made in scope are in file.bpf.c (open exit, mknod),
+ * copies by dup/dup2/dup3/fcntl in net.bpf.c, forgetting at close in io.bpf.c (fd_forget); a
+ * child finds its parent's ends made before it forked (chan_get in scope.h).
+ * Why: struct file cannot be read here (no matching kernel headers), so the ends are linked by
+ * our own ids: what the kernel does not show (an fd passed over SCM_RIGHTS, a fifo opened
+ * under another name or made before the watcher, a pty whose master was opened out of scope,
+ * /proc/PID/fd reopens) is not linked. Ends of a process inherited at fds past its parent's
+ * (a grandparent's pipe) are not found by the child's own lookups; user space keeps them
+ * from the events (events/proctable.py).
+ * Cost out of scope: pipe/pipe2 one scope check; ioctl two comparisons of the command.
+ */
+#include "scope.h"
+
+#define TIOCGPTN_V 0x80045430U
+#define TIOCGPTPEER_V 0x5441U
+
+static __always_inline void pipe_enter(__u64 fildes)
+{
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id))
+        stash(ST_PIPE, scope_id, fildes, 0, 0, 0);
+}
+
+/* Both ends of a new pipe or socketpair (read from the caller's int[2] stashed in a[0]) get
+ * one fresh id: fd[0] end0, fd[1] end1. */
+static __always_inline void pair_exit(__u32 stashed, long ret, __u32 kind, __u32 op, __u32 end0,
+                                      __u32 end1)
+{
+    struct inflight s;
+    if (!unstash(stashed, &s) || ret < 0)
+        return;
+    int fds[2] = {-1, -1};
+    if (bpf_probe_read_user(fds, sizeof(fds), (void *)s.a[0]))
+        return;
+    __u32 tgid = current_tgid();
+    struct chan_info ci = {.id = chan_new_id(), .kind = kind, .end = end1};
+    fd_forget(tgid, fds[1]);
+    chan_put(tgid, fds[1], &ci);
+    ci.end = end0;
+    fd_forget(tgid, fds[0]);
+    chan_put(tgid, fds[0], &ci);
+    chan_event_send(s.scope_id, ret, fds[0], fds[1], op, 0xffffffffU, &ci);
+}
+
+static __always_inline void pipe_exit(long ret)
+{
+    pair_exit(ST_PIPE, ret, CHAN_PIPE, CHAN_OP_PIPE, CHAN_READ, CHAN_WRITE);
+}
+
+#ifdef TP_syscalls__sys_enter_pipe
+TRACEPOINT_PROBE(syscalls, sys_enter_pipe)
+{
+    pipe_enter((__u64)args->fildes);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_pipe
+TRACEPOINT_PROBE(syscalls, sys_exit_pipe)
+{
+    pipe_exit(args->ret);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_enter_pipe2
+TRACEPOINT_PROBE(syscalls, sys_enter_pipe2)
+{
+    pipe_enter((__u64)args->fildes);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_pipe2
+TRACEPOINT_PROBE(syscalls, sys_exit_pipe2)
+{
+    pipe_exit(args->ret);
+    return 0;
+}
+#endif
+
+#define AF_UNIX_PAIR 1
+#ifdef TP_syscalls__sys_enter_socketpair
+TRACEPOINT_PROBE(syscalls, sys_enter_socketpair)
+{
+    if (args->family != AF_UNIX_PAIR)
+        return 0;
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id))
+        stash(ST_SOCKPAIR, scope_id, (__u64)args->usockvec, 0, 0, 0);
+    return 0;
+}
+#endif
+#ifdef TP_syscalls__sys_exit_socketpair
+TRACEPOINT_PROBE(syscalls, sys_exit_socketpair)
+{
+    pair_exit(ST_SOCKPAIR, args->ret, CHAN_SOCKPAIR, CHAN_OP_SOCKPAIR, CHAN_RDWR, CHAN_RDWR);
+    return 0;
+}
+#endif
+
+#ifdef TP_syscalls__sys_enter_ioctl
+TRACEPOINT_PROBE(syscalls, sys_enter_ioctl)
+{
+    __u32 cmd = (__u32)args->cmd;
+    if (cmd != TIOCGPTN_V && cmd != TIOCGPTPEER_V)
+        return 0;
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id))
+        stash(ST_PTY_IOCTL, scope_id, (__u64)args->fd, cmd, (__u64)args->arg, 0);
+    return 0;
+}
+#endif
+
+#ifdef TP_syscalls__sys_exit_ioctl
+TRACEPOINT_PROBE(syscalls, sys_exit_ioctl)
+{
+    struct inflight s;
+    long ret = args->ret;
+    if (!unstash(ST_PTY_IOCTL, &s) || ret < 0)
+        return 0;
+    __u32 tgid = current_tgid();
+    int master = (int)s.a[0];
+    struct chan_info *m = chan_get(tgid, master);
+    if (!m || m->kind != CHAN_PTY || m->end != CHAN_MASTER)
+        return 0;
+    struct chan_info ci = {.id = m->id, .kind = CHAN_PTY, .end = CHAN_SLAVE};
+    if ((__u32)s.a[1] == TIOCGPTN_V) {
+        struct pty_key k = {.scope_id = s.scope_id};
+        if (bpf_probe_read_user(&k.num, sizeof(k.num), (void *)s.a[2]))
+            return 0;
+        pty_ids.update(&k, &ci.id);
+        return 0;
+    }
+    fd_forget(tgid, (int)ret);
+    chan_put(tgid, (int)ret, &ci);
+    chan_event_send(s.scope_id, ret, (int)ret, master, CHAN_OP_PTPEER, 0xffffffffU, &ci);
+    return 0;
+}
+#endif
