@@ -378,6 +378,15 @@ enum kill_reason {
     KILL_REASON_MAX = 8,
 };
 
+/* ring_retries slots: reservations refused once and granted on the retry, per ring, and
+ * security records the high-priority ring refused twice that the bulk ring took */
+enum ring_retry {
+    RETRY_HI = 0,
+    RETRY_BULK = 1,
+    RETRY_HI_VIA_BULK = 2,
+    RETRY_KINDS = 3,
+};
+
 struct comm_key {         /* shell_comms: task names of shells and interpreters */
     char comm[COMM_LEN];
 };

@@ -47,9 +47,8 @@ BPF_RINGBUF_OUTPUT(events_bulk, BULK_PAGES);
  * losses of its own scope, not those of another session on the same host). */
 BPF_PERCPU_ARRAY(drops, __u64, EVT_MAX);
 BPF_HASH(scope_drops, __u64, __u64, 4096);
-/* Reservations that failed once and succeeded when retried at once, per ring (0 hi, 1 bulk):
- * a refusal with room left (the ring's lock gave up), not a full ring. */
-BPF_PERCPU_ARRAY(ring_retries, __u64, 2);
+/* Refusals that did not lose the record (enum ring_retry). */
+BPF_PERCPU_ARRAY(ring_retries, __u64, RETRY_KINDS);
 /* Aggregation maps that were full (the record was sent unaggregated or counted here). */
 BPF_PERCPU_ARRAY(agg_full, __u64, 4);
 BPF_PERCPU_ARRAY(bulk_seq, __u64, 1);
@@ -174,23 +173,27 @@ static __always_inline __u64 bulk_submit_flags(void)
     return (n & (BULK_WAKEUP_EVERY - 1)) ? BPF_RB_NO_WAKEUP : 0;
 }
 
-/* Reserve a record on a ring; a failure is retried (since 6.15 the ring's lock may give up
- * rather than spin: a refusal with room left), then counted as a drop of that event type in that
- * scope. Security records get three retries: clean-clone CI runs lost one exec record at a
- * session's start with the 4 MiB ring almost empty and one retry. (bcc map functions cannot be
- * used inside macros, hence inline functions written out.) */
+/* Reserve a record on a ring; a failure is retried once, then counted as a drop of that event
+ * type in that scope. Since 6.15 a ring's lock may give up rather than spin (rqspinlock: a
+ * deadlock check or a 250 ms timeout, e.g. a vCPU the host stopped while holding it), so a
+ * refusal can come with room left. A security record refused twice goes to the bulk ring (its
+ * own lock and room; the reader decodes a record by its type, whichever ring brought it and
+ * orders a batch by time) and is lost only when both rings refuse it: clean-clone CI runs lost
+ * single exec records at a session's start with the 4 MiB ring almost empty and three retries.
+ * (bcc map functions cannot be used inside macros, hence inline functions written out.) */
 static __always_inline void *reserve_hi(__u32 size, __u32 type, __u64 scope_id)
 {
     void *p = events_hi.ringbuf_reserve(size);
     if (p)
         return p;
     p = events_hi.ringbuf_reserve(size);
-    if (!p)
-        p = events_hi.ringbuf_reserve(size);
-    if (!p)
-        p = events_hi.ringbuf_reserve(size);
+    if (p) {
+        count_retry(RETRY_HI);
+        return p;
+    }
+    p = events_bulk.ringbuf_reserve(size);
     if (p)
-        count_retry(0);
+        count_retry(RETRY_HI_VIA_BULK);
     else
         count_drop(type, scope_id);
     return p;
@@ -203,7 +206,7 @@ static __always_inline void *reserve_bulk(__u32 size, __u32 type, __u64 scope_id
         return p;
     p = events_bulk.ringbuf_reserve(size);
     if (p)
-        count_retry(1);
+        count_retry(RETRY_BULK);
     else
         count_drop(type, scope_id);
     return p;

@@ -100,6 +100,11 @@ KILL_REASONS = {0: "memfd_exec", 1: "blocked_connect", 2: "shell_socket", 3: "ur
                 4: "unlinked_exec"}
 KILL_REASON_MAX = 8
 
+#: ring_retries slots (enum ring_retry): refused once and granted on the retry, per ring, and
+#: high-priority records the bulk ring took after the high-priority ring refused them twice
+RING_RETRIES = {0: "hi", 1: "bulk", 2: "hi_via_bulk"}
+RETRY_KINDS = 3
+
 #: IORING_OP_* names of the opcodes uring.bpf.c reports
 URING_OPS = {2: "writev", 5: "write_fixed", 9: "sendmsg", 13: "accept", 16: "connect",
              18: "openat", 23: "write", 26: "send", 28: "openat2", 30: "splice", 33: "tee",

@@ -30,6 +30,7 @@ from ..events.types import (
     KILL_UNLINKED_EXEC,
     KILL_URING_CONNECT,
     PATH_LEN,
+    RING_RETRIES,
     SCOPE_ALL,
     SCOPE_LISTED,
     EventType,
@@ -378,11 +379,12 @@ class ProbeSet:
         return {int(k.value): int(v.value) for k, v in b[b"scope_drops"].items()}
 
     def ring_retry_counts(self) -> dict[str, int]:
-        """Reservations refused and granted on a retry, per ring (summed over
-        CPUs): refusals with room left, which would otherwise have been drops."""
+        """Refusals that lost nothing (summed over CPUs): reservations granted on a retry, per
+        ring (``hi``, ``bulk``: refusals with room left), and high-priority records the bulk
+        ring took when the high-priority ring refused them twice (``hi_via_bulk``)."""
         b = self._require()
         table = b[b"ring_retries"]
-        return {name: n for i, name in enumerate(("hi", "bulk"))
+        return {name: n for i, name in RING_RETRIES.items()
                 if (n := int(table.sum(ctypes.c_int(i)).value))}
 
     def agg_full_counts(self) -> dict[str, int]:

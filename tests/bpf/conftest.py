@@ -43,11 +43,11 @@ class Run:
 class Watched:
     """The worker's one loaded ProbeSet + stream; each test scopes it to a fresh cgroup."""
 
-    def __init__(self) -> None:
+    def __init__(self, options=None) -> None:
         from coi_sentinel.probes.loader import ProbeSet
         from coi_sentinel.probes.stream import EventStream
 
-        self.probes = ProbeSet()
+        self.probes = ProbeSet(options)
         self.probes.load()
         self.pipeline = Pipeline()
         self._by_scope: dict[int, list] = {}
@@ -125,6 +125,18 @@ class Watched:
 def watched():
     require_bpf()
     w = Watched()
+    yield w
+    w.probes.close()
+
+
+@pytest.fixture(scope="module")
+def one_page_hi_ring():
+    """Exec and process probes whose high-priority ring is one page: it refuses records as
+    soon as two execs wait unread, as a ring whose lock gives up (rqspinlock, since 6.15) does."""
+    from coi_sentinel.probes.loader import ProbeOptions
+
+    require_bpf()
+    w = Watched(ProbeOptions(families=("exec", "proc"), hi_pages=1))
     yield w
     w.probes.close()
 

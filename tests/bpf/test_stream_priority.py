@@ -64,3 +64,20 @@ def test_a_flood_that_overflows_the_bulk_ring_is_counted_against_its_own_scope(w
     assert len([e for e in flood.of(model.ExecEvent) if e.filename.endswith("/true")]) == 4
     quiet = watched.run(["/bin/true"])
     assert quiet.lost == 0 and quiet.of(model.ExecEvent)
+
+
+N_SPILL = 40        # exec records: ~1.4 KB each, a one-page high-priority ring holds two
+
+
+def test_security_records_the_high_priority_ring_refuses_go_through_the_bulk_ring(one_page_hi_ring):
+    """Nobody reads while the workload runs: the one-page ring refuses the third exec record
+    and the ones after it. None is lost: the bulk ring took them, counted as `hi_via_bulk`, and
+    the reader, ordering each batch by time, hands them on in the order the kernel saw them."""
+    w = one_page_hi_ring
+    before = w.probes.ring_retry_counts().get("hi_via_bulk", 0)
+    run = w.run(["/bin/sh", "-c", "for i in $(seq %d); do /bin/echo $i; done" % N_SPILL])
+    assert run.returncode == 0, run.stderr
+    echoes = [e for e in run.of(model.ExecEvent) if e.filename == "/bin/echo"]
+    assert [e.argv[1] for e in echoes] == [str(i) for i in range(1, N_SPILL + 1)]
+    assert run.lost == 0
+    assert w.probes.ring_retry_counts().get("hi_via_bulk", 0) - before >= N_SPILL - 2

@@ -41,6 +41,12 @@ def test_kill_reasons_match_c():
     assert c == {f"KILL_REASON_{name.upper()}": n for n, name in types.KILL_REASONS.items()}
 
 
+def test_ring_retry_slots_match_c():
+    c = c_enum("ring_retry")
+    assert c.pop("RETRY_KINDS") == types.RETRY_KINDS
+    assert c == {f"RETRY_{name.upper()}": n for n, name in types.RING_RETRIES.items()}
+
+
 def test_priv_ops_match_c():
     c = c_enum("priv_op")
     assert c == {f"PRIV_{op.name}": op.value for op in types.PrivOp}
