@@ -23,8 +23,8 @@ DEFAULT_GROUP = "incus-admin"
 MAX_LINE = 8 << 20
 VERSION = 1
 
-OPS = ("hello", "status", "register", "unregister", "subscribe", "reload", "pause", "resume",
-       "kill", "processes", "settle", "network")
+OPS = ("hello", "status", "register", "started", "unregister", "subscribe", "reload", "pause",
+       "resume", "kill", "processes", "settle", "network")
 STREAMS = ("events", "alerts", "actions", "status")
 
 #: error codes

@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 FREEZE_CHECK = 0.1
 #: alerts kept for `status` and `top`
 LAST_ALERTS = 5
+#: a scope registered while Incus starts its container holds its pauses until the session
+#: says the start is over (op ``started``), or this long after registering (seconds): the
+#: start's own timeout (30 s) and some
+START_HOLD = 40.0
 
 
 @dataclass(slots=True)
@@ -58,6 +62,10 @@ class Registration:
     #: the session's own outputs ([[outputs]] of its config, ``run --alerts-to``), as
     #: :meth:`OutputSpec.to_json` dicts: its alerts go there besides the daemon's outputs
     outputs: list[dict[str, Any]] = field(default_factory=list)
+    #: registered while Incus still starts the container: a freeze then would stop LXC
+    #: halfway (and Incus with it), so pauses wait for :meth:`Scope.started` (not kept on disk:
+    #: a re-adopted scope has started long ago)
+    starting: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "cgroup": self.cgroup, "audit": self.audit,
@@ -85,7 +93,8 @@ class Registration:
         output_specs(outputs, owner_uid, f"register {name}")     # checked here, opened by the scope
         return cls(name=name, cgroup=cgroup, audit=audit, owner_uid=owner_uid,
                    tool=d.get("tool"), network=d.get("network"), kind=d.get("kind") or "session",
-                   response=response, rules=rules, outputs=outputs)
+                   response=response, rules=rules, outputs=outputs,
+                   starting=d.get("starting") is True)
 
     def settings(self) -> ResponseSettings:
         from ..respond import settings as resp
@@ -142,6 +151,7 @@ class Scope(Listener):
         self._drops = DropWatch(self.settings.max_drops)
         self._last_freeze_check = 0.0
         self._last_total = 0
+        self._start_hold_until = 0.0
         self._ruleset = ruleset
         self.rules_hash = ""
 
@@ -186,6 +196,9 @@ class Scope(Listener):
             self._drops.reset(self._last_total)
             if freezer.is_frozen(self.cgroup):
                 self.target.state = "paused"
+            elif self.reg.starting:
+                self.target.state = "starting"
+                self._start_hold_until = time.monotonic() + START_HOLD
             if guard:
                 self.guardian = Guardian.spawn(self.name, self.cgroup, Path(self.reg.audit),
                                                stall_seconds=self.settings.stall_seconds,
@@ -296,12 +309,19 @@ class Scope(Listener):
             return "killed" if self.target.state == "killed" else "gone"
         if freezer.is_frozen(self.cgroup):
             return "orphan" if self.orphan else "frozen"
+        if self.target.state == "starting":
+            return "starting"
         return "orphan" if self.orphan else "running"
 
     def fail_closed(self, reason: str, by: str = "monitor") -> None:
-        """Pause because the sentinel cannot vouch for the scope any more."""
+        """Pause because the sentinel cannot vouch for the scope any more (held while the
+        container starts: see :meth:`started`)."""
         target = self.target
         if target is None or target.state in ("paused", "killed"):
+            return
+        if target.state == "starting":
+            log.warning("%s: pause held until Incus has started the container: %s", self.name, reason)
+            target.held.append(reason if by == "monitor" else f"{reason} (by {by})")
             return
         if not self.cgroup.is_dir():
             log.info("%s: not paused (%s): the container is gone", self.name, reason)
@@ -318,6 +338,18 @@ class Scope(Listener):
 
     def pause(self, by: str, reason: str) -> None:
         self.fail_closed(reason, by=by)
+
+    def started(self) -> None:
+        """Incus has started the container (the session said so, or START_HOLD passed): the
+        pauses held meanwhile (a rule's, a loss of records, a user's) are applied now, as one."""
+        target = self.target
+        if target is None or target.state != "starting":
+            return
+        target.state = "running"
+        held, target.held = target.held, []
+        if held:
+            self.fail_closed("held while the container started: " + "; ".join(held),
+                             by="rules" if held[0].startswith("rule ") else "monitor")
 
     def resume(self, by: str) -> None:
         """Thaw (a user's resume-session, or a re-adopting daemon)."""
@@ -366,8 +398,14 @@ class Scope(Listener):
             self._check_freezer()
             if self.guardian is not None and not self.guardian.alive():
                 self._replace_guardian(f"it exited ({self.guardian.proc.returncode})")
+        if self._start_hold_until and now >= self._start_hold_until:
+            self._start_hold_until = 0.0
+            if self.target is not None and self.target.state == "starting":
+                log.warning("%s: no word that the container started after %.0f s: pauses apply "
+                            "again", self.name, START_HOLD)
+                self.started()
         lost = self._drops.over(drop_total)
-        if lost is not None and self.target is not None and self.target.state == "running":
+        if lost is not None and self.target is not None and self.target.state in ("running", "starting"):
             self.fail_closed(f"the kernel lost {lost} events (max_drops = {self._drops.limit}): "
                              "the sentinel cannot vouch for what the agent did")
 

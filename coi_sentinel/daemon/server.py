@@ -696,6 +696,12 @@ class Daemon:
             scope.lease = leased
             leased.add(reg.name)
             return P.answer(rid, scope_id=scope.scope_id, adopted=False)
+        if op == "started":
+            with self.lock:
+                scope = self._scope(req.get("name"), uid)
+                scope.started()
+                self._persist(scope)
+                return P.answer(rid, state=scope.state)
         if op == "unregister":
             name = req.get("name")
             summary = self.unregister(name, uid)

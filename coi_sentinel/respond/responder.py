@@ -8,7 +8,10 @@ with its latency from the event's kernel timestamp to the action complete.
 
 Repeats are deduplicated per rule and target for ``dedupe_ns``; ``kill-process`` and ``block``
 are deduplicated per process and per destination as well, so a second offending process or a
-second destination is acted on. :meth:`Responder.resumed` forgets a paused target's history when
+second destination is acted on. A target still ``starting`` (Incus has not finished starting
+the container) is not frozen: a freeze then stops LXC halfway through its start and Incus with
+it, so the pause is kept in ``Target.held`` for the session layer to apply once the container
+has started. :meth:`Responder.resumed` forgets a paused target's history when
 the user resumes it: the same rule firing again pauses it again.
 """
 
@@ -43,7 +46,9 @@ class Target:
     kill_container: Callable[[], None] | None = None
     #: adds a destination (address, port) to the session's deny set
     block: Callable[[str, int], None] | None = None
-    state: str = "running"                      # running, paused, killed
+    state: str = "running"                      # starting, running, paused, killed
+    #: pauses asked for while ``starting`` (the reasons), applied once the container started
+    held: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -108,6 +113,10 @@ class Responder:
         if target.state == "killed" or (target.state == "paused" and STRENGTH[action] <= STRENGTH[Action.PAUSE]
                                         and action is not Action.BLOCK):
             return {"skipped": f"target already {target.state}"}
+        if action is Action.PAUSE and target.state == "starting":
+            target.held.append(f"rule {alert.rule}: {alert.output}")
+            return {"skipped": "the container is still starting (a freeze would stop Incus "
+                               "halfway): paused once it has started"}
         if action is Action.PAUSE:
             took = freezer.set_frozen(target.cgroup, True)
             target.state = "paused"

@@ -628,6 +628,10 @@ class Session:
             finally:
                 if registering is not None:
                     registering.join()             # self.monitor is set before anything else
+            if registering is not None and registering.starting and self.monitor is not None:
+                started = getattr(self.monitor, "started", None)
+                if started is not None:
+                    started()                      # the pauses held during the start apply
         except BaseException:
             if registering is not None:
                 registering.abandon()              # a monitor that registers is left to abort()
@@ -956,6 +960,9 @@ class _Registering(threading.Thread):
         self._lock = threading.Lock()
         self._abandoned = False
         self._registering = False
+        #: registered while Incus was still starting the container (the monitor then holds
+        #: its pauses until it is told the start is over)
+        self.starting = False
 
     def register(self, cgroup: Path) -> None:
         self._cgroup = cgroup
@@ -972,6 +979,7 @@ class _Registering(threading.Thread):
     def _cgroup_to_register(self) -> Path | None:
         while not self._go.wait(self.POLL if self._early is not None else None):
             if self._early is not None and self._early.is_dir():
+                self.starting = True
                 return self._early
         return self._cgroup
 
@@ -993,7 +1001,7 @@ class _Registering(threading.Thread):
             if cgroup is None:
                 monitor.stop()
                 return
-            monitor.start(s.name, cgroup, self.audit)
+            monitor.start(s.name, cgroup, self.audit, starting=self.starting)
         except (MonitorError, SessionError) as err:
             self.error = err
         except Exception as err:  # a monitor is third-party code to the session

@@ -76,7 +76,8 @@ class DaemonMonitor:
             self._close_sockets()
             raise MonitorError(f"cannot monitor the session: {err}", hint=err.hint) from err
 
-    def start(self, container_name: str, cgroup_path: Path, audit_path: Path) -> None:
+    def start(self, container_name: str, cgroup_path: Path, audit_path: Path, *,
+              starting: bool = False) -> None:
         if self._lease is None:
             self.prepare()
         self._name = container_name
@@ -85,7 +86,7 @@ class DaemonMonitor:
                              "audit": str(audit_path), "tool": self.tool, "network": self.network,
                              "response": self.settings.to_dict(), "rules": self._rules,
                              "outputs": [spec.to_json() for spec in self.outputs]}
-            self._lease.request("register", **self._request)
+            self._lease.request("register", starting=starting, **self._request)
             self._lease.sock.settimeout(None)       # held open, silent, for the session's life
             self._stream = DaemonClient.connect(self.socket)
             self._items = self._stream.subscribe([container_name], ("alerts", "actions"))
@@ -96,6 +97,16 @@ class DaemonMonitor:
             t = threading.Thread(target=target, name=f"{name}-{container_name}", daemon=True)
             t.start()
             self._threads.append(t)
+
+    def started(self) -> None:
+        """Incus has started the container: the daemon applies the pauses it held meanwhile
+        (a freeze during the start would stop LXC halfway). Without an answer the daemon
+        applies them by itself a little later."""
+        try:
+            with DaemonClient.connect(self.socket, timeout=10) as c:
+                c.request("started", name=self._name)
+        except P.DaemonError as err:
+            log.warning("%s: the daemon was not told the container started: %s", self._name, err)
 
     def _rule_texts(self) -> list[dict[str, str]]:
         if not self.rule_paths:

@@ -38,7 +38,10 @@ log = logging.getLogger(__name__)
 
 
 class Monitor(Protocol):
-    def start(self, container_name: str, cgroup_path: Path, audit_path: Path) -> None: ...
+    #: ``starting``: Incus is still starting the container (the monitor must not freeze it
+    #: before ``started()``)
+    def start(self, container_name: str, cgroup_path: Path, audit_path: Path, *,
+              starting: bool = False) -> None: ...
 
     def stop(self) -> None: ...
 
@@ -51,7 +54,8 @@ class Monitor(Protocol):
     @property
     def killed(self) -> bool: ...
 
-    # optional: ``prepare()`` before the container runs (see the module's doc); ``settle()``
+    # optional: ``prepare()`` before the container runs (see the module's doc); ``started()``
+    # once Incus has started a container given to ``start`` while ``starting``; ``settle()``
     # returns once the monitor has read what happened until the call (``run`` asks before it
     # reads ``killed``)
 
@@ -77,7 +81,8 @@ class Unmonitored:
     alerts: list["AlertRecord"] = []
     killed = False
 
-    def start(self, container_name: str, cgroup_path: Path, audit_path: Path) -> None:
+    def start(self, container_name: str, cgroup_path: Path, audit_path: Path, *,
+              starting: bool = False) -> None:
         log.warning("session %s is NOT monitored (monitoring = false in your config)", container_name)
 
     def stop(self) -> None:

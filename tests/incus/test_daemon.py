@@ -414,3 +414,67 @@ def test_a_sessions_own_outputs_reach_the_daemon_and_get_its_alerts(daemon, tmp_
         from_config.close()
         from_cli.close()
     clean(a, b)
+
+
+def test_a_pause_while_the_container_starts_waits_for_the_start(daemon, tmp_path):
+    """A scope registered while Incus still starts its container (as `run` registers it, the
+    moment LXC makes the cgroup): a freeze then would stop LXC halfway through its set-up and
+    hang Incus (the start and every listing). A rule's pause is held, said on the action
+    record, and applied the moment the session says the container has started."""
+    from coi_sentinel.host.cgroups import cgroup2_mount
+
+    sock, _rules = daemon
+    rule = MARKER_RULE.format(rid="test_start_marker", arg="13.5791").replace(
+        "action: alert", "action: pause")
+    name = f"coi-starting-{os.urandom(3).hex()}"
+    audit = tmp_path / f"{name}.jsonl"
+    cg = cgroup2_mount() / f"lxc.payload.{name}"     # where LXC makes a container's cgroup
+    cg.mkdir()
+    freeze = cg / "cgroup.freeze"
+    try:
+        _held_pause_then_started(sock, name, cg, audit, rule)
+    finally:
+        freeze.write_text("0")
+        (cg / "cgroup.kill").write_text("1")
+        wait_for("the cgroup to empty", lambda: "populated 0" in (cg / "cgroup.events").read_text(), 10)
+        cg.rmdir()
+
+
+def _held_pause_then_started(sock: Path, name: str, cg: Path, audit: Path, rule: str) -> None:
+    from coi_sentinel.daemon.client import DaemonClient
+
+    freeze = cg / "cgroup.freeze"
+    with DaemonClient.connect(sock) as lease:
+
+        def scope() -> dict:
+            with DaemonClient.connect(sock) as c:
+                [s] = [s for s in c.request("status")["scopes"] if s["name"] == name]
+            return s
+
+        lease.request("register", name=name, cgroup=str(cg), audit=str(audit), starting=True,
+                      rules=[{"path": "start.yaml", "text": rule}])
+        assert scope()["state"] == "starting"
+
+        def enter() -> None:
+            (cg / "cgroup.procs").write_text(str(os.getpid()))
+
+        sleeper = subprocess.Popen(["sleep", "13.5791"], preexec_fn=enter)
+        try:
+            wait_for("the marker's alert", lambda: scope()["alerts"], 30)
+            time.sleep(0.3)                             # the action follows the alert at once
+            assert freeze.read_text().strip() == "0" and scope()["state"] == "starting"
+            with DaemonClient.connect(sock) as c:
+                assert c.request("started", name=name)["state"] == "frozen"
+            assert freeze.read_text().strip() == "1"
+            records = [json.loads(line) for line in audit.read_text().splitlines()]
+            acts = [r for r in records if r.get("record") == "action"]
+            held = [r for r in acts if "still starting" in (r.get("skipped") or "")]
+            assert held and held[0]["rule"] == "test_start_marker", acts
+            [paused] = [r for r in acts if r["action"] == "pause" and not r.get("skipped")]
+            assert paused["ok"] is True and paused["by"] == "rules", paused
+            assert paused["reason"].startswith("held while the container started: rule test_start_marker")
+            lease.request("unregister", name=name)
+        finally:
+            freeze.write_text("0")
+            sleeper.kill()
+            sleeper.wait()

@@ -144,3 +144,22 @@ def test_resumed_target_is_paused_again_by_the_same_rule(tmp_path):
     again = r(alert())
     assert again is not None and again.ok and not again.skipped
     assert (cg / "cgroup.freeze").read_text() == "1"
+
+
+def test_a_pause_while_the_container_starts_is_held_not_frozen(tmp_path):
+    """A freeze while Incus starts the container would stop LXC halfway: the pause is held on
+    the target (for the session layer to apply once started), said on the action record, and
+    the cgroup is left alone; a kill is not held."""
+    cg = tmp_path / "cg"
+    cg.mkdir()
+    (cg / "cgroup.freeze").write_text("0")
+    (cg / "cgroup.events").write_text("populated 1\nfrozen 0\n")
+    r = Responder(ActionPolicy(), ProcessTable())
+    target = Target("c1", cg, state="starting", kill_container=lambda: None)
+    r.add_target(target)
+    rec = r(alert(rule="early", action="pause"))
+    assert rec.ok and rec.action == "pause" and "still starting" in rec.skipped
+    assert (cg / "cgroup.freeze").read_text() == "0"
+    assert target.state == "starting" and target.held == ["rule early: something happened"]
+    killed = r(alert(rule="worse", action="kill"))
+    assert killed.ok and not killed.skipped and target.state == "killed"
