@@ -48,6 +48,9 @@ step_packages() {
         python3-venv python3-pip python3-yaml tmux iproute2 gcc libc6-dev util-linux
     # what tests/bpf/test_detection_live.py runs the techniques with (small packages)
     apt_install netcat-openbsd ncat socat gawk dnsutils cron kmod libcap2-bin curl wget xxd
+    # ... and the interpreters of the held-out attacks (tests/bpf/test_detection_holdout.py):
+    # without them those cases skip, naming what is missing
+    apt_install php-cli ruby golang-go tcl strace gdb
     # headless Chromium: the report tests open the HTML report and read its DOM
     apt_install chromium
     # real receivers the output tests start on loopback with private configs (rsyslog: RFC 5424
@@ -58,7 +61,7 @@ step_packages() {
 
 step_corpus() {
     apt_install socat netcat-openbsd ncat gawk dnsutils cron kmod htop procps php-cli \
-        golang-go telnet ruby gh busybox strace gdb git curl wget openssl xxd
+        golang-go telnet ruby gh busybox-static strace gdb git curl wget openssl xxd
     "$VENV/bin/pip" install -q uv
 }
 

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -38,11 +39,15 @@ def busy_cgroup():
                               "import time, sys\nf = open(sys.argv[1], 'a', buffering=1)\n"
                               "for i in range(100000):\n    f.write('x\\n'); time.sleep(0.005)\n",
                               str(cg.path.name)], preexec_fn=enter, cwd="/tmp")
-        time.sleep(0.2)
-        yield cg, p, f"/tmp/{cg.path.name}"
+        out = Path("/tmp") / cg.path.name
+        deadline = time.monotonic() + 30           # an interpreter's start on a loaded machine
+        while not out.exists() and p.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert out.exists(), f"the workload did not start (exit {p.poll()})"
+        yield cg, p, str(out)
         p.kill()
         p.wait()
-        os.unlink(f"/tmp/{cg.path.name}")
+        out.unlink()
 
 
 def test_freeze_stops_the_workload_and_thaw_resumes(busy_cgroup):

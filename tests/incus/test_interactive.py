@@ -56,7 +56,8 @@ class HostTerminal:
             if text in screen:
                 return screen
             time.sleep(0.1)
-        raise AssertionError(f"{text!r} did not appear:\n{self.screen(window)}")
+        raise AssertionError(f"{text!r} did not appear:\n{self.screen(window)}\n"
+                             f"sessions: {self.env.sessions()}")
 
     def close(self) -> None:
         subprocess.run(["tmux", "-L", self.sock, "kill-server"], capture_output=True)
