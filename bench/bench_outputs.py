@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import http.server
 import json
+import multiprocessing
 import os
 import socket
 import sys
@@ -95,21 +96,26 @@ def _http_server(delay: float) -> http.server.ThreadingHTTPServer:
     return srv
 
 
-def _udp_sink() -> tuple[socket.socket, threading.Thread]:
+def _udp_sink() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.2)
 
     def drain() -> None:
-        while sock.fileno() >= 0:
-            try:
-                sock.recv(65536)
-            except (socket.timeout, OSError):
-                if sock.fileno() < 0:
-                    return
-    t = threading.Thread(target=drain, daemon=True)
-    t.start()
-    return sock, t
+        while True:
+            sock.recv(65536)
+    threading.Thread(target=drain, daemon=True).start()
+    return sock
+
+
+def _serve_receivers(conn) -> None:
+    """The receivers, in a process of their own as real ones are (in the bench's process their
+    threads would take the event loop's interpreter lock at every datagram and POST): sends
+    their ports, serves until told to stop."""
+    fast, slow, otlp = _http_server(0.0), _http_server(0.1), _http_server(0.0)
+    udp = _udp_sink()
+    conn.send({"fast": fast.server_address[1], "slow": slow.server_address[1],
+               "otlp": otlp.server_address[1], "udp": udp.getsockname()[1]})
+    conn.recv()
 
 
 def one_run(events, ruleset, urls: list[str] | None, metrics: bool) -> dict:
@@ -178,16 +184,18 @@ def run(n: int, repeat: int = 3) -> dict:
         rule.write_text(BENCH_RULE)
         ruleset = load_ruleset([rule])
         bundled = load_ruleset(None)
-        fast = _http_server(0.0)
-        slow = _http_server(0.1)
-        otlp = _http_server(0.0)
-        udp, _t = _udp_sink()
+        # forked before this process has any thread
+        ctx = multiprocessing.get_context("fork")
+        conn, child_conn = ctx.Pipe()
+        receivers = ctx.Process(target=_serve_receivers, args=(child_conn,), daemon=True)
+        receivers.start()
         try:
+            port = conn.recv()
             file_url = f"file:{tmp}/alerts.jsonl?max_bytes=20M&backups=1&name=file"
-            syslog_url = f"syslog+udp://127.0.0.1:{udp.getsockname()[1]}?format=falco&name=syslog"
-            hook = f"http://127.0.0.1:{fast.server_address[1]}/?batch=64&name=webhook"
-            slow_hook = f"http://127.0.0.1:{slow.server_address[1]}/?batch=64&queue=1000&name=slow-webhook"
-            otlp_url = f"otlp+http://127.0.0.1:{otlp.server_address[1]}?name=otlp"
+            syslog_url = f"syslog+udp://127.0.0.1:{port['udp']}?format=falco&name=syslog"
+            hook = f"http://127.0.0.1:{port['fast']}/?batch=64&name=webhook"
+            slow_hook = f"http://127.0.0.1:{port['slow']}/?batch=64&queue=1000&name=slow-webhook"
+            otlp_url = f"otlp+http://127.0.0.1:{port['otlp']}?name=otlp"
             one_run(events[: len(events) // 4], ruleset, None, False)      # warm-up, not counted
             configs = {
                 "baseline": (ruleset, None),
@@ -205,10 +213,10 @@ def run(n: int, repeat: int = 3) -> dict:
             runs = {name: sorted(t, key=lambda r: r["events_per_cpu_s"])[len(t) // 2]
                     for name, t in tries.items()}
         finally:
-            for srv in (fast, slow, otlp):
-                srv.shutdown()
-                srv.server_close()
-            udp.close()
+            conn.send("stop")
+            receivers.join(5)
+            if receivers.is_alive():
+                receivers.kill()
     for name, r in runs.items():
         ref = runs["bundled-baseline" if name.startswith("bundled") else "baseline"]
         base, base_cpu = ref["events_per_s"], ref["events_per_cpu_s"]
