@@ -294,9 +294,11 @@ class AuditLog:
     def write_record(self, record: "Record | dict[str, Any]", *, sync: bool = False) -> None:
         """Any record (:mod:`coi_sentinel.records`: drops, monitor...; a plain dict is written
         as it is, ``record`` first); ``time`` is added if absent."""
-        now = iso_time()
-        d = records.to_dict(records.stamped(record, now)) if not isinstance(record, dict) \
-            else records.untyped(record.get("record"), record, time=now)
+        if isinstance(record, dict):
+            d = records.untyped(record.get("record"), record,
+                                time=None if "time" in record else iso_time())
+        else:       # an alert has its time (the event's): no clock read, no second record
+            d = records.to_dict(record if record.time else records.stamped(record, iso_time()))
         w = self._live()
         try:
             w.write_record(d, sync=sync)

@@ -122,8 +122,11 @@ class AlertSinks:
             self.metrics.action(record)
 
     def tick(self, audit: Any = None) -> None:
-        """From the event loop, as often as it likes (does work at most once a second): the
-        monitor's drop counters for the metrics; outputs' new losses into the audit log."""
+        """From the event loop, after each batch of events: the alerts of the batch go to the
+        delivery process (one write); at most once a second, the monitor's drop counters for
+        the metrics and the outputs' new losses into the audit log."""
+        if self.outputs is not None:
+            self.outputs.flush()
         now = time.monotonic()
         if now - self._tick_at < 1.0:
             return

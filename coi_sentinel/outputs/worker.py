@@ -119,7 +119,7 @@ def serve(stream: BinaryIO, stats_fd: int) -> int:
                 if op.get("op") == "close":
                     state["timeout"] = float(op.get("timeout", 3.0))
                 continue
-            record = Record(orjson.loads(payload), payload, wall_ns)
+            record = Record(None, payload, wall_ns)      # decoded by the first output that reads it
             state["received"] += 1
             for i, out in enumerate(outputs):
                 if mask >> i & 1:

@@ -56,6 +56,7 @@ def test_webhook_emit_never_waits_for_the_receiver(make_alerts) -> None:
         assert _until(lambda: outs.status()[name]["busy"])      # its thread waits on the receiver
         for a in alerts[1:]:
             outs.emit(a)                             # would hang here if emit waited
+        outs.flush()                                 # the event loop's end of batch
         assert _until(lambda: outs.status()[name]["lost"] == 19)
         before = outs.status()[name]
         recv.release()
@@ -249,6 +250,7 @@ def test_a_stalled_delivery_process_never_blocks_emit(tmp_path, make_alerts) -> 
     try:
         for a in alerts:
             outs.emit(a)                        # would hang here if emit waited for the pipe
+        outs.flush()                            # the event loop's end of batch: never waits either
         stalled = outs.status()["f"]
     finally:
         os.kill(outs._proc.pid, signal.SIGCONT)
@@ -260,3 +262,24 @@ def test_a_stalled_delivery_process_never_blocks_emit(tmp_path, make_alerts) -> 
     assert st["delivered"] + st["lost"] == 2000 and st["queued"] == 0
     lines = (tmp_path / "out" / "a.jsonl").read_bytes().splitlines()
     assert len(lines) == st["delivered"]
+
+
+def test_a_burst_reaches_the_outputs_at_the_loops_tick_in_order(tmp_path, make_alerts) -> None:
+    """Alerts emitted in a burst go to the delivery process together at the event loop's tick
+    (one write, not one per alert): after the tick, with nothing else called, every alert is
+    delivered, in the order emitted."""
+    path = tmp_path / "a.jsonl"
+    sinks = AlertSinks(OutputSet.from_options([f"file:{path}?name=f"]), None, "json")
+    alerts = make_alerts(30)                    # ~40 KB: less than a write's worth
+    try:
+        for a in alerts:
+            sinks.emit(a)
+        sinks.tick()
+
+        def lines() -> list[bytes]:
+            return path.read_bytes().splitlines() if path.exists() else []
+        assert _until(lambda: len(lines()) == 30, timeout=10)
+        assert [orjson.loads(x)["output_fields"]["proc.pid"] for x in lines()] == list(range(100, 130))
+    finally:
+        sinks.close()
+    assert sinks.outputs is not None and sinks.outputs.status()["f"]["delivered"] == 30
