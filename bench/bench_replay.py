@@ -24,7 +24,8 @@ a fork burst, a build) are recorded with `record` while a live engine on the sam
 raises alerts; each trace is then replayed. An alert matches when the rule, the time and the
 pid of its triggering event are equal. agreement = matched / max(live, replayed).
 
-Prints figures; no assertions.
+Prints figures, then one line with both goals of issue 18 against this run's figures (the
+rule count's ratio is to the bundled rules timed in the same run); no assertions.
 """
 
 from __future__ import annotations
@@ -339,6 +340,14 @@ def main() -> None:
             r = sc[label]
             print(f"  {label:<26} {r['eps_1x']:>9,} events/s -> {r['eps_nx']:>9,} events/s  "
                   f"time x{r['ratio']:.2f}  ({r['alerts_nx']} alerts)")
+    corpus = out["throughput"]["corpus"]
+    goals = [f"replay {corpus['replay_plain_eps']:,} events/s, {corpus['replay_plain_eps'] / TARGET:.2f}x the "
+             f"target of {TARGET:,} ({'met' if corpus['replay_plain_eps'] >= TARGET else 'missed'})"]
+    if "scaling" in out:
+        ratio = out["scaling"]["indexed"]["ratio"]
+        goals.append(f"{out['scaling']['factor']}x the rules x{ratio:.2f} the time of the rules in this run "
+                     f"(goal <= {SCALE_GOAL}: {'met' if ratio <= SCALE_GOAL else 'missed'})")
+    print("goals (issue 18): " + "; ".join(goals))
     if "agreement" in out:
         a = out["agreement"]
         if "skipped" in a:

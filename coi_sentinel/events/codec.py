@@ -167,9 +167,13 @@ def from_dict(d: dict[str, Any], *, source: str | None = None, line: int | None 
     except KeyError as err:
         defaults = _DEFAULTS[cls]
         if err.args[0] in defaults:
-            values = [d[name] if name in d else defaults[name] for name in _FIELDS[cls]]
-            if all(name in d or name in defaults for name in _FIELDS[cls]):
+            try:
+                values = take({**defaults, **d})
+            except KeyError:
+                pass        # a field without a default is missing too: named as below
+            else:
                 if cls is model.ExecEvent:
+                    values = list(values)
                     for i in _EXEC_LISTS:
                         values[i] = tuple(values[i])
                 return cls(*values)

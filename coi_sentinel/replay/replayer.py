@@ -120,13 +120,15 @@ class Replayer:
         self.traces: list[TraceStats] = []
         self._trace = ""
         self._line = 0
+        self._reader: TraceReader | None = None
 
     @property
     def events(self) -> int:
         return sum(t.events for t in self.traces)
 
     def _alert(self, alert: Alert) -> None:
-        hit = ReplayedAlert(alert, self._trace, self._line)
+        line = self._reader.line if self._reader is not None else self._line
+        hit = ReplayedAlert(alert, self._trace, line)
         self.alerts.append(hit)
         if self.on_alert is not None:
             self.on_alert(hit)
@@ -139,17 +141,19 @@ class Replayer:
                                lost=_drops_total(reader.header.get("drops")))
             self.traces.append(stats)
             self._trace = reader.source
-            feed = self.pipeline.feed
+            self._reader = reader
+
+            def on_record(_line: int, record: dict[str, Any]) -> None:
+                if record.get("record") == "drops":
+                    stats.lost += _drops_total(record.get("counts")) + _drops_total(record.get("lost"))
+
             try:
-                for lineno, item in reader:
-                    if type(item) is dict:
-                        if item.get("record") == "drops":
-                            stats.lost += (_drops_total(item.get("counts"))
-                                           + _drops_total(item.get("lost")))
-                        continue
-                    self._line = lineno
-                    feed(item)      # type: ignore[arg-type]
+                # one loop of the pipeline's over the events; an alert reads the line of the
+                # event that completed it from the reader (alerts fire while it is fed)
+                self.pipeline.feed_all(reader.iter_events(on_record))
             finally:
+                self._line = reader.line
+                self._reader = None
                 stats.events = reader.events
                 stats.records = reader.records
                 stats.skipped = Counter(reader.skipped)

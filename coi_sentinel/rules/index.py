@@ -33,7 +33,7 @@ import re
 from typing import Any, Callable, Hashable, Iterable
 
 from ..events.types import EventType
-from .compiler import CodeGen, Namespace, _fold_event_type
+from .compiler import Code, CodeGen, Namespace, _fold_event_type
 from .fields import FieldType
 from .resolve import FieldUse, TAnd, TBool, TCompare, TConst, TNode, TNot, TOr
 
@@ -214,8 +214,7 @@ class FieldIndex:
             self.exact.setdefault(literal, []).append(cid)
         elif kind == "contains":
             if literal not in self.contains:
-                self._cgate = re.compile("|".join(re.escape(x) for x in sorted(self.contains.keys() | {literal})),
-                                         re.DOTALL).search
+                self._cgate = _trie_regex(self.contains.keys() | {literal}).search
             self.contains.setdefault(literal, []).append(cid)
         elif kind == "prefix":
             self.prefix.setdefault(literal[:literal.rfind("/") + 1], []).append((literal, cid))
@@ -287,8 +286,40 @@ class FieldIndex:
 
 def _gate(literals: set[str]) -> Callable[[str], Any]:
     """``match`` of a regex true at position 0 for a string that starts with any literal."""
-    return re.compile("|".join(re.escape(x) for x in sorted(literals, key=lambda x: (-len(x), x))),
-                      re.DOTALL).match
+    return _trie_regex(literals).match
+
+
+def _trie_regex(literals: Iterable[str]) -> "re.Pattern[str]":
+    """A regex matching exactly the literals (at the position it is tried), written as their
+    trie: ``/etc/(?:cron|sudoers)`` rather than ``/etc/cron|/etc/sudoers``. The regex engine
+    tries the alternatives of a group in turn but leaves one whose first character differs at
+    once, so the cost of a value is that of its path down the trie, not the number of literals
+    (a flat alternation of a few hundred paths that all start with ``/`` cost microseconds per
+    value). A literal that extends another adds nothing: the shorter one matches first."""
+    root: dict[str, Any] = {}
+    for text in literals:
+        node = root
+        for ch in text:
+            if "" in node:          # a shorter literal ends here: this one changes nothing
+                break
+            node = node.setdefault(ch, {})
+        else:
+            node.clear()            # longer literals below it change nothing either
+            node[""] = True
+    return re.compile(_trie_source(root), re.DOTALL)
+
+
+def _trie_source(node: dict[str, Any]) -> str:
+    if "" in node:
+        return ""
+    alts = []
+    for ch in sorted(node):
+        text, child = re.escape(ch), node[ch]
+        while "" not in child and len(child) == 1:     # a chain: one literal run, no group
+            (ch, child), = child.items()
+            text += re.escape(ch)
+        alts.append(text + _trie_source(child))
+    return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
 
 
 def _run_candidates(hits: list[int], found: list[int], fns: dict[int, tuple[Callable[..., bool], tuple[int, ...]]],
@@ -313,7 +344,6 @@ def build_indexed_function(ns: Namespace, etype: EventType, conditions: Iterable
     ``fields`` indexed.
     """
     gen = CodeGen(ns, etype, lazy_locals=True)
-    body: list[str] = []
     inline = indexed = 0
     indexes: dict[FieldUse, FieldIndex] = {}
     guarded: dict[int, tuple[Callable[..., bool], tuple[int, ...]]] = {}
@@ -326,7 +356,7 @@ def build_indexed_function(ns: Namespace, etype: EventType, conditions: Iterable
         except TypeError:
             key = ("unique", cid)
         groups.setdefault(key, []).append((cid, node))
-    multi_inline = False
+    unguarded: list[tuple[tuple[int, ...], TNode]] = []
     for members in groups.values():
         gid, node = members[0]
         ids = tuple(cid for cid, _ in members)
@@ -337,15 +367,8 @@ def build_indexed_function(ns: Namespace, etype: EventType, conditions: Iterable
         if g and _selectivity(g)[0] < MIN_SCORE:
             g = None    # a weak field (or one needing ancestry or the session): cheaper inline
         if not g:   # no guard (or one claiming "never" where the compiler sees otherwise)
-            code = gen.expr(node)
+            unguarded.append((ids, node))
             inline += len(ids)
-            add = f"hits.append({gid})" if len(ids) == 1 else f"hits += {ids!r}"
-            multi_inline |= len(ids) > 1
-            if code is True:
-                body.append(f"    {add}")
-            else:
-                body.append(f"    if {code}:")
-                body.append(f"        {add}")
             continue
         fn, src = _condition_function(ns, etype, gid, node)
         guarded[gid] = (fn, ids)
@@ -355,7 +378,8 @@ def build_indexed_function(ns: Namespace, etype: EventType, conditions: Iterable
             indexes.setdefault(use, FieldIndex()).add(kind, literal, gid)
     if not inline and not guarded:
         return None, "", {"inline": 0, "indexed": 0, "fields": 0}
-    if multi_inline:
+    body, reordered = _inline_tests(gen, unguarded)
+    if reordered:
         body.append("    hits.sort()")
     name = f"_match_{label}"
     probe: list[str] = []
@@ -386,6 +410,76 @@ def build_indexed_function(ns: Namespace, etype: EventType, conditions: Iterable
     exec(compile(src, f"<rules:{label}>", "exec"), ns.globals)  # noqa: S102 - our own code
     counts = {"inline": inline, "indexed": indexed, "fields": len(indexes)}
     return ns.globals[name], "".join(extra_src) + src, counts
+
+
+def _inline_tests(gen: CodeGen, units: list[tuple[tuple[int, ...], TNode]]) -> tuple[list[str], bool]:
+    """The body lines testing the unguarded conditions (each: the ids it stands for, its node),
+    and whether their ids may come out of order (then the caller sorts them).
+
+    Conditions whose ``and`` starts with the same test share it: ``if A:`` once, then the rest
+    of each under it. Copies of a rule set with other values (a user's larger set, or rules
+    written from one template) mostly differ after a common first test (``evt.errno = 0``,
+    ``file.kind = write``), so an event that fails it costs one test for all of them. The
+    first conjunct of ``A and B`` is evaluated first either way and nothing here has side
+    effects, so what holds is unchanged."""
+    order: list[Hashable] = []
+    heads: dict[Hashable, list[tuple[tuple[int, ...], list[TNode]]]] = {}
+    probe = CodeGen(gen.ns, gen.etype, lazy_locals=True)
+    for ids, node in units:
+        # tests true for every event of the type (``evt.type = exec`` in the exec function)
+        # fold away: the first real one is the one shared
+        items = [i for i in _conjuncts(node) if probe.expr(i) is not True] or [node]
+        key: Hashable
+        try:
+            key = ("head", shape(items[0])) if len(items) > 1 else ("unit", ids)
+        except TypeError:
+            key = ("unit", ids)
+        if key not in heads:
+            order.append(key)
+            heads[key] = []
+        heads[key].append((ids, items))
+    body: list[str] = []
+    emitted: list[int] = []
+    for key in order:
+        members = heads[key]
+        if len(members) == 1:
+            ids, items = members[0]
+            emitted += ids
+            _emit_test(body, "    ", gen.expr(items[0] if len(items) == 1 else TAnd(tuple(items))), ids)
+            continue
+        head = gen.expr(members[0][1][0])
+        if head is False:
+            continue
+        indent = "    " if head is True else "        "
+        tests: list[str] = []
+        for ids, items in members:
+            emitted += ids
+            _emit_test(tests, indent, gen.expr(TAnd(tuple(items[1:]))), ids)
+        if tests and head is not True:
+            body.append(f"    if {head}:")
+        body += tests
+    return body, emitted != sorted(emitted)
+
+
+def _conjuncts(node: TNode) -> list[TNode]:
+    """``A and (B and C)`` as [A, B, C] (the order of evaluation kept); any other node alone."""
+    if not isinstance(node, TAnd):
+        return [node]
+    out: list[TNode] = []
+    for item in node.items:
+        out += _conjuncts(item)
+    return out
+
+
+def _emit_test(body: list[str], indent: str, code: Code, ids: tuple[int, ...]) -> None:
+    add = f"hits.append({ids[0]})" if len(ids) == 1 else f"hits += {ids!r}"
+    if code is False:
+        return
+    if code is True:
+        body.append(f"{indent}{add}")
+    else:
+        body.append(f"{indent}if {code}:")
+        body.append(f"{indent}    {add}")
 
 
 def _condition_function(ns: Namespace, etype: EventType, cid: int, node: TNode

@@ -21,6 +21,9 @@ from .format import GZIP_MAGIC
 #: with its whole argv, a context record) are a few KiB; ``/dev/zero`` is one endless line
 MAX_LINE_BYTES = 1 << 20
 
+#: how much is read at once (lines are split out of each block)
+BLOCK_BYTES = 1 << 16
+
 #: the name that means standard input
 STDIN = "-"
 
@@ -72,16 +75,29 @@ def iter_lines(f: BinaryIO, source: str) -> Iterator[tuple[int, bytes, bool]]:
     after the last one read (reason ``"truncated"`` or ``"gzip"``).
     """
     lineno = 0
+    # blocks split into lines: one C call for a few hundred lines, not a readline() each.
+    # read1 asks the underlying stream once per call (a gzip stream decompresses as much per
+    # call as readline would), so what is read before an error is the same, and is yielded
+    read = getattr(f, "read1", f.read)
+    tail = b""
     try:
-        while raw := f.readline(MAX_LINE_BYTES + 1):
+        while block := read(BLOCK_BYTES):
+            buf = tail + block if tail else block
+            lines = buf.split(b"\n")
+            tail = lines.pop()
+            cut = None
+            if len(buf) > MAX_LINE_BYTES:   # only then can a line be too long
+                cut = next((i for i, raw in enumerate(lines) if len(raw) > MAX_LINE_BYTES), None)
+                if cut is not None:
+                    del lines[cut:]         # the lines before it are read, then it fails
+            for raw in lines:
+                lineno += 1
+                yield lineno, raw, True
+            if cut is not None or len(tail) > MAX_LINE_BYTES:
+                raise _too_long(source, lineno + 1)
+        if tail:
             lineno += 1
-            if raw.endswith(b"\n"):
-                yield lineno, raw[:-1], True
-            elif len(raw) > MAX_LINE_BYTES:
-                raise TraceError(f"line longer than {MAX_LINE_BYTES >> 20} MiB: not a trace line",
-                                 source=source, line=lineno, reason="long")
-            else:
-                yield lineno, raw, False
+            yield lineno, tail, False
     except EOFError as err:
         raise TraceError("truncated: the gzip stream ends early (the writer was killed, or the "
                          "file was cut)", source=source, line=lineno + 1, reason="truncated") from err
@@ -92,3 +108,7 @@ def iter_lines(f: BinaryIO, source: str) -> Iterator[tuple[int, bytes, bool]]:
         raise TraceError(f"cannot read: {err.strerror or err}", source=source, line=lineno + 1,
                          reason="io", errno=err.errno) from err
 
+
+def _too_long(source: str, lineno: int) -> TraceError:
+    return TraceError(f"line longer than {MAX_LINE_BYTES >> 20} MiB: not a trace line",
+                      source=source, line=lineno, reason="long")

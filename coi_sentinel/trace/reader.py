@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import Counter
-from typing import Any, BinaryIO, Iterable, Iterator, Union
+from typing import Any, BinaryIO, Callable, Iterable, Iterator, Union
 
 import orjson
 
@@ -51,6 +51,8 @@ class TraceReader:
         self.events = 0
         self.records = 0
         self.footer: dict[str, Any] | None = None
+        #: the line of the last event read
+        self.line = 0
         self._file: BinaryIO = open_binary(path)
         self._lines = iter_lines(self._file, self.source)
         try:
@@ -84,10 +86,22 @@ class TraceReader:
     # -- body -----------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[tuple[int, Item]]:
-        # one generator over the lines (the hot loop of replay): a TraceError of a line is
-        # handled inside; one that reaches the outer handler came from reading the lines
+        return self._read(None)     # type: ignore[return-value]
+
+    def iter_events(self, on_record: Callable[[int, dict[str, Any]], None] | None = None) -> Iterator[Event]:
+        """Only the events, in order (context events of an audit log included); each record is
+        given to ``on_record`` with its line number as it is read. :attr:`line` is the line of
+        the event just yielded."""
+        return self._read(on_record or _ignore)     # type: ignore[return-value]
+
+    def _read(self, on_record: Callable[[int, dict[str, Any]], None] | None
+              ) -> Iterator[tuple[int, Item] | Event]:
+        """The lines in order: ``(line, item)`` pairs, or with ``on_record`` the events alone.
+        One generator over the lines (the hot loop of replay): a TraceError of a line is
+        handled inside; one that reaches the outer handler came from reading the lines."""
         decode, lenient = self._decode, self.lenient
         loads, from_dict = orjson.loads, codec.from_dict
+        pairs = on_record is None
         try:
             for lineno, raw, complete in self._lines:
                 # an event line, the common case, here; anything else (a record, a line that
@@ -97,7 +111,8 @@ class TraceReader:
                     if type(d) is dict and d.get("record") is None and "type" in d:
                         item = from_dict(d)
                         self.events += 1
-                        yield lineno, item
+                        self.line = lineno
+                        yield (lineno, item) if pairs else item
                         continue
                 except (orjson.JSONDecodeError, EventDecodeError, TypeError, ValueError):
                     pass
@@ -108,7 +123,13 @@ class TraceReader:
                         raise
                     self._skip(err)
                     continue
-                yield lineno, item
+                if pairs:
+                    yield lineno, item
+                elif type(item) is dict:
+                    on_record(lineno, item)     # type: ignore[misc]
+                else:
+                    self.line = lineno
+                    yield item
         except TraceError as err:
             # a gzip stream that ends early or is corrupt: nothing after it can be read
             if not lenient:
@@ -160,12 +181,6 @@ class TraceReader:
         raise TraceError("neither an event (no \"type\") nor a record (no \"record\")",
                          source=self.source, line=lineno, reason="record")
 
-    def iter_events(self) -> Iterator[Event]:
-        """Only the events, in order (context events of an audit log included)."""
-        for _lineno, item in self:
-            if isinstance(item, Event):
-                yield item
-
     # -- lifetime -------------------------------------------------------------------------
 
     @property
@@ -180,6 +195,10 @@ class TraceReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _ignore(_line: int, _record: dict[str, Any]) -> None:
+    """Records are skipped (:meth:`TraceReader.iter_events` without ``on_record``)."""
 
 
 def _check_header(d: dict[str, Any], source: str, lineno: int) -> dict[str, Any]:

@@ -48,6 +48,65 @@ def test_field_index_exact_prefix_suffix() -> None:
     assert len(ix) == 7
 
 
+def test_field_index_with_many_literals_finds_what_a_walk_of_all_finds() -> None:
+    """Hundreds of literals sharing their starts (a larger rule set made from the bundled
+    one): the index finds exactly the literals a plain test of each one finds."""
+    import random
+
+    rnd = random.Random(7)
+    stems = ["/etc/cron", "/etc/crontab", "/etc/sudoers", "/var/log/", "/dev/shm/", "ld-", "id_rsa",
+             ".env", ".aws/credentials", "/proc/", "a[b*", "é/x"]
+    literals = [(kind, stem + tag) for stem in stems for tag in ("", "#1", "#2", ".d/x")
+                for kind in ("prefix", "suffix", "contains")]
+    ix = FieldIndex()
+    for cid, (kind, literal) in enumerate(literals):
+        ix.add(kind, literal, cid)
+    test = {"prefix": str.startswith, "suffix": str.endswith, "contains": lambda v, x: x in v}
+    values = [f"{a}{b}{c}" for a in ("", "/home/u/", "/etc/") for b in stems for c in ("", "#1", "x", ".d/x/y")]
+    values += ["".join(rnd.choice("/etcron#1.dxvlg") for _ in range(rnd.randint(0, 14))) for _ in range(300)]
+    for value in values:
+        found: list[int] = []
+        ix(value, found)
+        want = [cid for cid, (kind, literal) in enumerate(literals) if test[kind](value, literal)]
+        assert sorted(found) == want, value
+
+
+def test_inline_conditions_share_their_first_test(rules: Any, rule_yaml: Any) -> None:
+    """Unguarded conditions starting with the same test are written under one ``if``; what
+    holds, and the order of the ids, are those of the plain function."""
+    from coi_sentinel.events.proctable import ProcessTable as Table
+    from coi_sentinel.rules.context import EvalContext as Ctx
+
+    rs = rules.load(
+        rule_yaml("a", "'evt.errno = 0 and proc.args icontains \"-x\"'"),
+        rule_yaml("b", "'evt.errno = 1 and proc.args icontains \"-y\"'"),
+        rule_yaml("c", "'evt.errno = 0 and proc.args icontains \"-y\"'"),
+        rule_yaml("d", "'evt.errno = 0'"),
+        rule_yaml("e", "'evt.errno = 1 and not proc.args icontains \"-y\"'"),
+    )
+    plain, _, _ = match_functions(Namespace(), rs.matchers, indexed=False)
+    indexed, code, _ = match_functions(Namespace(), rs.matchers, min_conditions=0)
+    assert code[EventType.EXEC].count("(ev.errno) == ") == 3      # a, c under one test; b, e; d
+    table = Table()
+    ctx = Ctx(table, None)
+    seen = set()
+    for errno in (0, 1, 2):
+        for args in (("-x",), ("-y",), ("-x", "-Y"), ()):
+            ev = m.ExecEvent(**{**_exec_fields(), "errno": errno, "argv": ("tool", *args), "argc": 1 + len(args)})
+            proc = table.apply(ev)
+            got = indexed[m.ExecEvent](ev, proc, ctx)
+            assert got == plain[m.ExecEvent](ev, proc, ctx) == sorted(got)
+            seen.add(tuple(got))
+    assert {(0, 2, 3), (0, 3), (1,), (4,)} <= seen
+
+
+def _exec_fields() -> dict[str, Any]:
+    from dataclasses import MISSING, fields
+
+    values = {"str": "", "int": 0, "bool": False, "tuple[str, ...]": ()}
+    return {f.name: values[str(f.type)] for f in fields(m.ExecEvent) if f.default is MISSING}
+
+
 def test_guards_of_typed_conditions(rules: Any, rule_yaml: Any) -> None:
     rs = rules.load(
         rule_yaml("a", "'proc.name in (nc, ncat) and proc.args contains \"-e\"'"),
