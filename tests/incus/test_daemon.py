@@ -56,9 +56,15 @@ level: medium
 """
 
 
-def cli(*args: str, timeout: float = 240) -> subprocess.CompletedProcess:
+def cli(*args: str, timeout: float = 240, home: Path | None = None) -> subprocess.CompletedProcess:
+    """``home``: the HOME of a daemon it starts (its guardians' logs go to home's
+    .local/state/coi-sentinel/logs, and a killed session's log stays there): never root's own."""
+    env = None
+    if home is not None:
+        home.mkdir(mode=0o700, exist_ok=True)
+        env = {**os.environ, "HOME": str(home)}
     return subprocess.run([sys.executable, "-m", "coi_sentinel.cli.main", *args], capture_output=True,
-                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL, env=env)
 
 
 @pytest.fixture
@@ -70,7 +76,7 @@ def daemon(tmp_path: Path):
     rules = tmp_path / "daemon-rules"
     rules.mkdir()
     (rules / "base.yaml").write_text(MARKER_RULE.format(rid="test_base_marker", arg="11.1111"))
-    r = cli("daemon", "--detach", "--socket", str(sock), "--rules", str(rules))
+    r = cli("daemon", "--detach", "--socket", str(sock), "--rules", str(rules), home=tmp_path / "daemon-home")
     assert r.returncode == 0, r.stderr
     yield sock, rules
     stop_daemon(sock)
@@ -230,7 +236,8 @@ def test_daemon_killed_freezes_every_session_and_the_next_daemon_readopts_them(d
         assert took <= 0.1
         still(a)
         still(b, 0.2)
-        r = cli("daemon", "--detach", "--socket", str(sock), "--rules", str(rules))
+        r = cli("daemon", "--detach", "--socket", str(sock), "--rules", str(rules),
+                home=tmp_path / "daemon-home")
         assert r.returncode == 0, (r.stderr, Path(str(sock) + ".log").read_text()[-4000:])
         assert daemon_pid(sock) != pid
         # the runs reconnect and renew their leases; the new daemon thaws the sessions
@@ -240,9 +247,12 @@ def test_daemon_killed_freezes_every_session_and_the_next_daemon_readopts_them(d
         st = json.loads(cli("status", "--json", "--socket", str(sock)).stdout)
         assert {(s["name"], s["state"]) for s in st["daemon"]["scopes"]} == {(na, "running"), (nb, "running")}
         for env, name in ((a, na), (b, nb)):
-            recs = audit_records(env, name)
-            assert any(r.get("event") == "re-adopted" for r in recs)
-            assert any(r.get("record") == "action" and r.get("by") == "guardian" for r in recs)
+            assert any(r.get("event") == "re-adopted" for r in audit_records(env, name))
+            # the guardian writes its record once the killed daemon's process is gone (its BPF
+            # programs take seconds to go): that may come after the thaw
+            wait_for(f"{name}'s guardian record", lambda: any(
+                r.get("record") == "action" and r.get("by") == "guardian"
+                for r in audit_records(env, name)), 30, step=0.2)
             r = env.run("audit", "verify", str(env.home / f".local/state/coi-sentinel/audit/{name}.jsonl"))
             assert r.code == 0, r.out + r.err
     finally:
@@ -355,7 +365,7 @@ def test_the_daemon_sends_session_alerts_to_outputs_and_serves_metrics(tmp_path)
     sigma.mkdir()
     (sigma / "marker.yml").write_text(SIGMA_MARKER)
     r = cli("daemon", "--detach", "--socket", str(sock), "--rules", str(rules), "--sigma", str(sigma),
-            "--alerts-to", hook.url, "--metrics", f"127.0.0.1:{mport}")
+            "--alerts-to", hook.url, "--metrics", f"127.0.0.1:{mport}", home=tmp_path / "daemon-home")
     env = None
     try:
         assert r.returncode == 0, r.stderr
