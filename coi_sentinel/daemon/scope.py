@@ -321,7 +321,7 @@ class Scope(Listener):
             return
         if target.state == "starting":
             log.warning("%s: pause held until Incus has started the container: %s", self.name, reason)
-            target.held.append(reason if by == "monitor" else f"{reason} (by {by})")
+            target.held.append((by, reason))
             return
         if not self.cgroup.is_dir():
             log.info("%s: not paused (%s): the container is gone", self.name, reason)
@@ -348,8 +348,8 @@ class Scope(Listener):
         target.state = "running"
         held, target.held = target.held, []
         if held:
-            self.fail_closed("held while the container started: " + "; ".join(held),
-                             by="rules" if held[0].startswith("rule ") else "monitor")
+            self.fail_closed("held while the container started: " + "; ".join(r for _by, r in held),
+                             by=held[0][0])
 
     def resume(self, by: str) -> None:
         """Thaw (a user's resume-session, or a re-adopting daemon)."""

@@ -47,8 +47,8 @@ class Target:
     #: adds a destination (address, port) to the session's deny set
     block: Callable[[str, int], None] | None = None
     state: str = "running"                      # starting, running, paused, killed
-    #: pauses asked for while ``starting`` (the reasons), applied once the container started
-    held: list[str] = field(default_factory=list)
+    #: pauses asked for while ``starting``, as (by, reason), applied once the container started
+    held: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -114,7 +114,7 @@ class Responder:
                                         and action is not Action.BLOCK):
             return {"skipped": f"target already {target.state}"}
         if action is Action.PAUSE and target.state == "starting":
-            target.held.append(f"rule {alert.rule}: {alert.output}")
+            target.held.append(("rules", f"rule {alert.rule}: {alert.output}"))
             return {"skipped": "the container is still starting (a freeze would stop Incus "
                                "halfway): paused once it has started"}
         if action is Action.PAUSE:

@@ -160,6 +160,6 @@ def test_a_pause_while_the_container_starts_is_held_not_frozen(tmp_path):
     rec = r(alert(rule="early", action="pause"))
     assert rec.ok and rec.action == "pause" and "still starting" in rec.skipped
     assert (cg / "cgroup.freeze").read_text() == "0"
-    assert target.state == "starting" and target.held == ["rule early: something happened"]
+    assert target.state == "starting" and target.held == [("rules", "rule early: something happened")]
     killed = r(alert(rule="worse", action="kill"))
     assert killed.ok and not killed.skipped and target.state == "killed"
