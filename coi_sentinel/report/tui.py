@@ -144,7 +144,8 @@ class TopApp(App):
     BINDINGS = [
         Binding("q", "quit", "quit"),
         Binding("up", "move(-1)", show=False), Binding("down", "move(1)", show=False),
-        Binding("slash", "filter", "filter"), Binding("s", "state_filter", "state"),
+        # priority: run when the key arrives, so keys typed right after it reach the box
+        Binding("slash", "filter", "filter", priority=True), Binding("s", "state_filter", "state"),
         Binding("a", "alerts_only", "alerts only"), Binding("enter,t", "tree", "tree"),
         Binding("p", "control('pause')", "pause"), Binding("r", "control('resume')", "resume"),
         Binding("k", "control('kill')", "kill"),
@@ -342,7 +343,13 @@ class TopApp(App):
         box.disabled = False
         box.add_class("shown")
         box.value = self.text_filter
-        box.focus()
+        self.screen.set_focus(box)      # now, not box.focus()'s callback after the queued keys
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # '/' is text in the open box, and nothing on the tree or a question
+        if action != "filter":
+            return True
+        return len(self.screen_stack) == 1 and not self.query_one("#filter", Input).has_class("shown")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.text_filter = event.value.strip()
