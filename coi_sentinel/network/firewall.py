@@ -62,7 +62,15 @@ class Firewall:
 
     def state(self) -> TableState:
         with self._nft.locked():
-            return parse_table(self._nft.list_table())
+            return self._listed()
+
+    def _listed(self) -> TableState:
+        """Under the lock, at the end of a change or for a read: the table's state; when there
+        is no table its lock file goes (nothing of a session is left in the lock directory)."""
+        listed = self._nft.list_table()
+        if listed is None:
+            self._nft.forget_lock()
+        return parse_table(listed)
 
     def _session(self, state: TableState, session: str) -> SessionState | None:
         return state.sessions.get(session_key(session))
@@ -103,11 +111,14 @@ class Firewall:
         with self._nft.locked():
             try:
                 self._nft.run(batch, what="probe hook on a missing interface")
+                supported = True
             except NetworkError as err:
-                if "No such file or directory" in str(err):
-                    return False
-                raise
-        return True
+                if "No such file or directory" not in str(err):
+                    raise
+                supported = False
+            if not self._nft.table_exists():
+                self._nft.forget_lock()
+        return supported
 
     def prepare(self, session: str, ifname: str) -> None:
         """Drop every packet the container sends on ``ifname`` (its host-side veth) until
@@ -223,7 +234,7 @@ class Firewall:
         empty). False if the session had nothing in the table."""
         key = session_key(session)
         with self._nft.locked():
-            removed = self._remove_keys(parse_table(self._nft.list_table()), {key})
+            removed = self._remove_keys(self._listed(), {key})
         if removed:
             log.info("network: %s: policy removed", session)
         return bool(removed)
@@ -233,7 +244,7 @@ class Firewall:
         Returns the names of the sessions removed. Include sessions being started."""
         live = {session_key(s) for s in live_sessions}
         with self._nft.locked():
-            state = parse_table(self._nft.list_table())
+            state = self._listed()
             removed = self._remove_keys(state, set(state.sessions) - live)
         for name in removed:
             log.info("network: removed the policy of orphaned session %s", name)
@@ -259,6 +270,8 @@ class Firewall:
                                      [n for s in gone for n in s.counter_names()],
                                      drop_table=drop_table)
         self._nft.run(batch, what="remove " + ", ".join(s.session or s.key for s in gone))
+        if drop_table:
+            self._nft.forget_lock()
         return [s.session or s.key for s in gone]
 
 

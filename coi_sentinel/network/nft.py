@@ -55,6 +55,17 @@ class Nft:
     def locked(self) -> Iterator[None]:
         """Exclusive access to the table for read-then-write changes (threads and processes)."""
         with self._mutex:
+            fd = self._lock_file()
+            try:
+                yield
+            finally:
+                os.close(fd)
+
+    def _lock_file(self) -> int:
+        """The lock file, open and locked. A holder that saw the table go removes the file
+        (:meth:`forget_lock`); a process that waited on it meanwhile holds a lock on a file
+        without a name, so it opens the path again."""
+        while True:
             try:
                 self._lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                 fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
@@ -63,9 +74,27 @@ class Nft:
                                    hint="run as root" if err.errno in (errno.EACCES, errno.EPERM) else None) from err
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
-                yield
-            finally:
+                held = os.fstat(fd)
+                try:
+                    now = os.stat(self._lock_path)
+                except FileNotFoundError:
+                    now = None
+            except BaseException:
                 os.close(fd)
+                raise
+            if now is not None and (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+                return fd
+            os.close(fd)
+
+    def forget_lock(self) -> None:
+        """Inside :meth:`locked`, once the table is gone (or was never made): its lock file goes
+        too, so sessions and test tables leave nothing in the lock directory."""
+        try:
+            self._lock_path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as err:
+            log.debug("cannot remove the lock file %s: %s", self._lock_path, err)
 
     def run(self, batch: dict, *, what: str, session: str | None = None) -> None:
         """Run one JSON document as one transaction; translate failures to NetworkError."""

@@ -77,3 +77,7 @@ def private_fw():
     if rc == 0:
         n.cmd(f"delete table inet {t.fw.table}")
         pytest.fail(f"table inet {t.fw.table} left behind")
+    from coi_sentinel.network.nft import LOCK_DIR
+
+    lock = LOCK_DIR / f"nft.inet.{t.fw.table}.lock"
+    assert not lock.exists(), f"the lock file of a removed table is left behind: {lock}"
