@@ -141,11 +141,11 @@ static __always_inline __u32 fd_exec_flags(__u32 tgid, int fd)
         return EXEC_VIA_FD | (*anon == ANON_TMPFILE ? EXEC_FROM_TMPFILE : EXEC_FROM_MEMFD);
     k.tgid = tgid;
     struct file_fd *ff = fd_files.lookup(&k);
-    if (!ff && pp) {
+    if (!file_entry_open(ff) && pp) {
         k.tgid = *pp;
         ff = fd_files.lookup(&k);
     }
-    if (ff && unlinked_paths.lookup(&ff->key.path_hash))
+    if (file_entry_open(ff) && unlinked_paths.lookup(&ff->key.path_hash))
         return EXEC_VIA_FD | EXEC_UNLINKED;
     return EXEC_VIA_FD;
 }

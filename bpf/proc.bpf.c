@@ -133,6 +133,7 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
 #pragma unroll
     for (int fd = 0; fd <= 2; fd++)
         fd_forget(tgid, fd);
+    file_entries_drop(tgid);
     fd_marks.delete(&tgid);
     return 0;
 }

@@ -326,6 +326,87 @@ def test_a_closed_fd_number_reused_by_another_kind_counts_for_the_new_one(watche
     assert run.lost == 0                # nothing of this scope lost in the kernel
 
 
+def test_a_closed_file_fd_reused_by_a_pipe_or_another_file(watched, py, tmp_path):
+    """A closed file's fd entry is kept, as closed, and reopened in place when the same file
+    comes back on the number (fd_marks in scope.h): a pipe end on the number counts nothing
+    on the file, the same file again counts on it, another file on the other file. On a low
+    fd by close and the kernel's reuse of the lowest number, on fd 100 by dup2."""
+    a, b = tmp_path / "a.bin", tmp_path / "b.bin"
+    code = textwrap.dedent(f"""
+        import os
+        def file_on(fd, path):
+            f = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            if f != fd:
+                os.dup2(f, fd)
+                os.close(f)
+            return fd
+        def pipe_on(fd):
+            r, w = os.pipe()
+            if w != fd:
+                os.dup2(w, fd)
+                os.close(w)
+            return r, fd
+        low = os.open('/dev/null', os.O_RDONLY)   # held: the pipe's read end goes above it
+        f = os.open({str(a)!r}, os.O_WRONLY | os.O_CREAT, 0o644)
+        os.close(f)
+        os.close(low)                             # free: low, f (the pipe gets r=low, w=f)
+        for fd in (f, 100):
+            x = file_on(fd, {str(a)!r}); os.write(x, b'a' * 11); os.close(x)
+            r, w = pipe_on(fd)
+            assert fd != 100 or w == fd
+            os.write(w, b'p' * 13); os.close(w); os.close(r)
+            x = file_on(fd, {str(a)!r}); os.write(x, b'a' * 5); os.close(x)    # the same file
+            x = file_on(fd, {str(b)!r}); os.write(x, b'b' * 7); os.close(x)    # another one
+            r, w = pipe_on(fd)
+            os.write(w, b'q' * 17); os.close(w); os.close(r)
+    """)
+    run = watched.run([py, "-c", code])
+    assert run.returncode == 0, run.stderr
+    sums_a = run.of(model.FileWriteEvent, path=str(a))
+    sums_b = run.of(model.FileWriteEvent, path=str(b))
+    assert sum(s.bytes for s in sums_a) == 2 * (11 + 5) == a.stat().st_size
+    assert sum(s.writes for s in sums_a) == 4
+    assert sum(s.bytes for s in sums_b) == 2 * 7 == b.stat().st_size
+    assert sum(s.writes for s in sums_b) == 2
+    assert run.lost == 0                # nothing of this scope lost in the kernel
+
+
+def test_exec_through_an_fd_reusing_a_closed_unlinked_files_number_is_not_deleted(watched, py, tmp_path):
+    """An fd opened on a file this process wrote, whose path was unlinked since, execs a file
+    without a name (EXEC_UNLINKED), in the process and in a child it forked. Once closed, its
+    kept entry (see fd_marks in scope.h) says nothing of the next file on the number."""
+    dropped = tmp_path / "dropped.bin"
+    code = textwrap.dedent(f"""
+        import os
+        body = open('/bin/true', 'rb').read()
+        w = os.open({str(dropped)!r}, os.O_WRONLY | os.O_CREAT, 0o755)
+        os.write(w, body)
+        os.close(w)
+        def run(fd, name):
+            pid = os.fork()
+            if pid == 0:
+                os.execve(fd, [name], {{}})
+            os.waitpid(pid, 0)
+        r = os.open({str(dropped)!r}, os.O_RDONLY)   # the written file's number again
+        assert r == w
+        os.unlink({str(dropped)!r})
+        run(r, 'unlinked')
+        os.close(r)
+        t = os.open('/bin/true', os.O_RDONLY)        # the same number: not a written file
+        assert t == w
+        run(t, 'named-child')
+        os.execve(t, ['named-self'], {{}})
+    """)
+    run = watched.run([py, "-c", code])
+    assert run.returncode == 0, run.stderr
+    execs = {e.argv[0]: e for e in run.of(model.ExecEvent) if e.argv[:1] in
+             (("unlinked",), ("named-child",), ("named-self",))}
+    assert sorted(execs) == ["named-child", "named-self", "unlinked"]
+    assert all(e.via_fd for e in execs.values())
+    assert execs["unlinked"].deleted
+    assert not execs["named-child"].deleted and not execs["named-self"].deleted
+
+
 def test_exec_from_memfd_is_flagged(watched, py):
     code = textwrap.dedent("""
         import os
