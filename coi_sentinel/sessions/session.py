@@ -821,10 +821,13 @@ class Session:
     def _still_running(self, code: int) -> bool:
         """After CMD ended: is the container still up? A CMD killed by a signal (or an exec
         that failed: ``code`` -1) may be the first sign of the container going down, so that
-        case gets a moment to settle."""
+        case gets a moment to settle: a failed exec up to 10 s (a forced stop under load kept
+        the container Running for more than 1.5 s after Incus had failed the exec with "Failed
+        to retrieve PID of executing child process"), a signal up to 3 s (a CMD killed inside a
+        container that stays up waits that long for its exit code)."""
         if code < 128 and code >= 0:
             return self.is_running()
-        deadline = time.monotonic() + 1.5
+        deadline = time.monotonic() + (10.0 if code < 0 else 3.0)
         while time.monotonic() < deadline:
             if not self.is_running():
                 return False
