@@ -98,7 +98,8 @@ class Firewall:
         """Whether the kernel hooks an interface that does not exist yet (Linux 6.16 or later).
 
         Probed with one transaction that adds a scratch table with such a hook and deletes it
-        again, so nothing is left behind whatever the answer.
+        again, so nothing is left behind whatever the answer. It takes no file lock (nor
+        makes a lock file): the transaction is atomic and touches only its own scratch table.
         """
         probe = f"{self.table}_probe"
         obj = {"family": FAMILY, "table": probe}
@@ -108,17 +109,14 @@ class Firewall:
                                "dev": "coiprobe0none", "prio": 0, "policy": "accept"}}},
             ruleset.table_cmd("delete", probe),
         ]}
-        with self._nft.locked():
+        with self._nft.in_process():
             try:
                 self._nft.run(batch, what="probe hook on a missing interface")
-                supported = True
             except NetworkError as err:
-                if "No such file or directory" not in str(err):
-                    raise
-                supported = False
-            if not self._nft.table_exists():
-                self._nft.forget_lock()
-        return supported
+                if "No such file or directory" in str(err):
+                    return False
+                raise
+        return True
 
     def prepare(self, session: str, ifname: str) -> None:
         """Drop every packet the container sends on ``ifname`` (its host-side veth) until

@@ -61,6 +61,13 @@ class Nft:
             finally:
                 os.close(fd)
 
+    @contextlib.contextmanager
+    def in_process(self) -> Iterator[None]:
+        """The context to this process's threads alone (libnftables' is not thread-safe): for
+        a transaction that touches no table of others, so needs no file lock."""
+        with self._mutex:
+            yield
+
     def _lock_file(self) -> int:
         """The lock file, open and locked. A holder that saw the table go removes the file
         (:meth:`forget_lock`); a process that waited on it meanwhile holds a lock on a file
