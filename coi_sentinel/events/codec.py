@@ -62,6 +62,11 @@ _KINDS: dict[type, tuple[tuple[str, str], ...]] = {
 _PY = {"int": int, "str": str, "bool": bool, "tuple[str, ...]": list}
 #: class -> the Python types of its fields as JSON decodes them (checked with one comparison)
 _SHAPES = {cls: tuple(_PY[kind] for _name, kind in kinds) for cls, kinds in _KINDS.items()}
+#: label -> (class, field getter, shape) for the types whose decoded values go to the class
+#: as they are (every type but exec, whose lists become tuples): what a hot loop may inline,
+#: handing anything else (a missing field, a wrong type, exec) to :func:`from_dict`
+FAST_DECODERS = {label: (cls, take, _SHAPES[cls]) for label, (cls, take) in _DECODERS.items()
+                 if cls is not model.ExecEvent}
 
 
 def _check_types(cls: type, label: str, values: tuple, source: str | None, line: int | None) -> None:

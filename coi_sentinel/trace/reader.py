@@ -100,16 +100,27 @@ class TraceReader:
         One generator over the lines (the hot loop of replay): a TraceError of a line is
         handled inside; one that reaches the outer handler came from reading the lines."""
         decode, lenient = self._decode, self.lenient
-        loads, from_dict = orjson.loads, codec.from_dict
+        loads, from_dict, fast = orjson.loads, codec.from_dict, codec.FAST_DECODERS.get
         pairs = on_record is None
         try:
             for lineno, raw, complete in self._lines:
-                # an event line, the common case, here; anything else (a record, a line that
-                # fails) through _decode, which says what is wrong with it
+                # an event line, the common case, here (codec.from_dict inlined for the types
+                # that need nothing but their values checked); anything else (a record, a line
+                # that fails) through _decode, which says what is wrong with it
                 try:
                     d = loads(raw)
                     if type(d) is dict and d.get("record") is None and "type" in d:
-                        item = from_dict(d)
+                        dec = fast(d["type"])
+                        if dec is None:
+                            item = from_dict(d)
+                        else:
+                            try:
+                                values = dec[1](d)
+                            except KeyError:        # an older schema's line: defaults
+                                item = from_dict(d)
+                            else:
+                                item = (dec[0](*values) if tuple(map(type, values)) == dec[2]
+                                        else from_dict(d))
                         self.events += 1
                         self.line = lineno
                         yield (lineno, item) if pairs else item
