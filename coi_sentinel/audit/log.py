@@ -298,10 +298,30 @@ class AuditLog:
             d = records.untyped(record.get("record"), record,
                                 time=None if "time" in record else iso_time())
         else:       # an alert has its time (the event's): no clock read, no second record
-            d = records.to_dict(record if record.time else records.stamped(record, iso_time()))
+            rec = record if record.time else records.stamped(record, iso_time())
+            if type(rec) is not records.AlertRecord:
+                d = records.to_dict(rec)
+            else:
+                try:
+                    # the alert's own JSON, which the terminal and the outputs reuse
+                    # (records.dumps keeps the last alert's bytes): encoded once for all
+                    body = records.dumps(rec)
+                except TypeError:   # a value plain JSON cannot hold: the writer's encoder says
+                    d = records.to_dict(rec)
+                else:
+                    self._write_encoded(body, sync)
+                    return
         w = self._live()
         try:
             w.write_record(d, sync=sync)
+        except TraceError as err:
+            raise self._translate(err) from err
+        self._rotate_if_due()
+
+    def _write_encoded(self, body: bytes, sync: bool) -> None:
+        w = self._live()
+        try:
+            w.write_encoded_record(body, sync=sync)
         except TraceError as err:
             raise self._translate(err) from err
         self._rotate_if_due()

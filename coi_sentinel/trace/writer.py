@@ -169,6 +169,16 @@ class TraceWriter:
             self.flush()
         return accepted
 
+    def write_encoded_record(self, body: bytes, *, sync: bool = False) -> bool:
+        """:meth:`write_record` for a record already encoded by :func:`coi_sentinel.records.dumps`
+        (a typed record: ``record`` first, no ``_`` keys, one JSON object on one line)."""
+        if not body.startswith(b'{"record":') or b"\n" in body:
+            raise ValueError("an encoded record is one JSON object line, \"record\" first")
+        accepted = self._append(body, _RECORD)
+        if sync:
+            self.flush()
+        return accepted
+
     def _append(self, body: bytes, kind: int) -> bool:
         """Seal and buffer one line; ``kind`` is _EVENT, _RECORD or _META (header, footer:
         not counted, never refused). Flushes when a batch is due. The hot path of a trace."""

@@ -235,3 +235,27 @@ def test_policy_from_mapping():
             parse_size(bad)
         with pytest.raises(ValueError):
             parse_duration(bad)
+
+
+def test_an_alert_is_encoded_once_for_the_log_and_everyone_after_it(tmp_path, monkeypatch):
+    """The audit log writes the alert's own JSON (records.dumps), which keeps its bytes for the
+    terminal and the outputs that follow: one encoding of the alert in all."""
+    from coi_sentinel import records as recs
+    from coi_sentinel.records import AlertRecord
+    from coi_sentinel.severity import Severity
+
+    rec = AlertRecord(rule="reverse_shell", severity=Severity.CRITICAL, output="a shell",
+                      time="2026-12-03T00:00:00Z", hostname="h", ts_ns=7,
+                      output_fields={"proc.name": "sh", "fd.rport": 4444})
+    encoded = []
+    real = recs.to_dict
+    monkeypatch.setattr(recs, "to_dict", lambda r: encoded.append(r) or real(r))
+    path = tmp_path / "audit.jsonl"
+    with AuditLog(path, make_header("test"), policy=AuditPolicy(batch_records=1000)) as log:
+        log.write_alert(rec)
+        line = path.read_bytes().splitlines()[-1]
+        assert line.startswith(recs.dumps(rec)[:-1] + b',"_n":')     # those bytes, then the seal
+    assert encoded == [rec]
+    assert verify([path]).ok
+    [line] = records([path], "alert")
+    assert line["rule"] == "reverse_shell" and line["output_fields"] == {"proc.name": "sh", "fd.rport": 4444}
