@@ -185,19 +185,26 @@ class Guardian:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-        try:
-            if self.log_path.stat().st_size == 0:
-                self.log_path.unlink()
-        except OSError:
-            pass
+        self._drop_empty_log()
 
     def abandon(self) -> None:
-        """Forget a guardian that died (its replacement takes over)."""
+        """Forget a guardian that died (its replacement takes over; one whose container is
+        gone, and whose cgroup went with it, exits on its own and has none)."""
         if self._fd >= 0:
             self._close()
         if self.proc.poll() is None:
             self.proc.kill()
         self.proc.wait()
+        self._drop_empty_log()
+
+    def _drop_empty_log(self) -> None:
+        """A guardian that had nothing to say leaves no log (a replacement appends to the same
+        path, and makes it again)."""
+        try:
+            if self.log_path.stat().st_size == 0:
+                self.log_path.unlink()
+        except OSError:
+            pass
 
 
 def _above_every_fd(fd: int) -> int:

@@ -88,6 +88,10 @@ OWNER = textwrap.dedent("""
     while True:
         if mode == "beat":
             g.beat()
+        if mode == "abandon" and not g.alive():    # as the daemon's tick: it exited, forget it
+            g.abandon()
+            print("abandoned", flush=True)
+            sys.exit(0)
         time.sleep(0.05)
 """)
 
@@ -190,6 +194,19 @@ def test_guardian_exits_when_the_cgroup_goes(box):
         f.unlink()
     box.cg.rmdir()
     assert gone(box.guardians[0], timeout=5)
+
+
+def test_a_guardian_gone_with_its_cgroup_leaves_no_empty_log(box):
+    """A container stopped before its session unregistered: the guardian exits with the cgroup,
+    the daemon abandons it, and no empty guardian-<name>.log stays behind."""
+    p = box("abandon")
+    time.sleep(0.3)
+    for f in box.cg.iterdir():
+        f.unlink()
+    box.cg.rmdir()
+    assert p.stdout.readline().strip() == "abandoned"
+    assert p.wait(timeout=10) == 0
+    assert list((box.tmp / "logs").glob("*.log")) == []
 
 
 def test_a_spare_guardian_guards_and_an_unused_one_leaves_with_its_owner(box):
