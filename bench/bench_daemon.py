@@ -130,7 +130,8 @@ def main() -> None:
         # the baseline, part 1: no daemon, no probes of ours
         baseline = runs(loops, args.repeats)
         t0 = time.monotonic()
-        d = cli("daemon", "--detach", "--socket", str(sock))
+        # its own HOME: the guardians' logs (~/.local/state/coi-sentinel/logs) go with the bench
+        d = cli("daemon", "--detach", "--socket", str(sock), env={**os.environ, "HOME": str(root / "daemon")})
         d.wait(timeout=120)
         out["daemon_start_s"] = time.monotonic() - t0
         pid = int((state_dir_of(sock) / "daemon.pid").read_text())
