@@ -10,6 +10,7 @@
  *   syscalls:sys_enter/exit_rename, renameat, renameat2, unlink, unlinkat, chmod, fchmodat,
  *       fchmodat2, fchmod -> one record each on the bulk ring (a create/unlink flood must not
  *       crowd execs out), except a chmod that sets setuid/setgid: high-priority ring
+ *       (fchmod, and fchmodat2 with AT_EMPTY_PATH: the fd's path from dir_fds or file_aggs)
  *   syscalls:sys_enter/exit_link, linkat, symlink, symlinkat -> EVT_LINK (bulk ring)
  *   syscalls:sys_enter/exit_chdir, fchdir -> EVT_CHDIR (bulk ring): user space keeps each
  *       process's cwd and resolves relative and *at() paths (coi_sentinel/probes/paths.py)
@@ -516,6 +517,26 @@ TRACEPOINT_PROBE(syscalls, sys_exit_renameat2)
 }
 #endif
 
+/* The path of an fd with no path of its own in the call (fchdir, fchmod, fchmodat2 with
+ * AT_EMPTY_PATH on an O_PATH fd): a directory's or O_PATH open's (dir_fds), else, when `files`,
+ * a file opened with write intent (its file_aggs entry). Returns the length with the NUL, 0
+ * when the open was not seen. */
+static __always_inline int fd_path(__u32 tgid, int fd, char *dst, int files)
+{
+    struct fd_key k = {.tgid = tgid, .fd = fd};
+    struct dir_path *d = dir_fds.lookup(&k);
+    if (d) {
+        __builtin_memcpy(dst, d->path, PATH_LEN);
+        return (int)(d->len & (PATH_LEN - 1)) + 1;
+    }
+    struct file_key *fk = files ? file_get(tgid, fd) : 0;
+    struct file_agg *a = fk ? file_aggs.lookup(fk) : 0;
+    if (!a)
+        return 0;
+    int n = bpf_probe_read_kernel_str(dst, PATH_LEN, a->path);
+    return n > 0 ? n : 0;
+}
+
 /* ---- unlink and chmod: one path, an fd and a number ---- */
 static __always_inline void path_enter(__u32 kind, int fd, const char *path, __u32 num)
 {
@@ -540,14 +561,9 @@ static __always_inline void path_exit(__u32 kind, __u32 type, long ret)
         len = bpf_probe_read_user_str(sc->path, PATH_LEN, (void *)s.a[1]);
         if (len > 0)
             len = join_dirfd(sc->path, len, (__s32)s.a[0]);
-    } else if (type == EVT_CHDIR) {   /* fchdir: the directory's path, when its open was seen */
-        struct fd_key k = {.tgid = tgid, .fd = (__s32)s.a[0]};
-        struct dir_path *d = dir_fds.lookup(&k);
-        if (d) {
-            __builtin_memcpy(sc->path, d->path, PATH_LEN);
-            len = (int)(d->len & (PATH_LEN - 1)) + 1;
-        }
     }
+    if (len <= 1 && (type == EVT_CHDIR || type == EVT_CHMOD))
+        len = fd_path(tgid, (__s32)s.a[0], sc->path, type == EVT_CHMOD);
     if (type == EVT_UNLINK && ret == 0 && len > 0) {
         /* its hash goes to unlinked_paths: an exec through an fd still open on the file is
          * then recognised (exec.bpf.c, EXEC_UNLINKED) */

@@ -191,3 +191,50 @@ def test_escape_and_escalation_alternatives_are_priv_records(watched, py, nr, tm
     for op in ("bpf", "name_to_handle_at", "open_by_handle_at", "fsopen", "open_tree", "chroot",
                "setresuid", "setreuid", "userfaultfd"):
         assert got[op].errno == 0, got[op]
+
+
+def test_a_program_run_through_a_directory_fd_or_a_relative_name_has_its_path(watched, py, nr,
+                                                                              tmp_path):
+    """execveat(dirfd, "payload") is /dev/fd/N/payload to the kernel and ./payload stays as
+    written: a rule on the program's path (proc.exe) sees neither without the join."""
+    payload = tmp_path / "payload"
+    payload.write_bytes(open("/bin/true", "rb").read())
+    payload.chmod(0o755)
+    body = """
+        d = os.open(DIR, os.O_RDONLY | os.O_DIRECTORY)
+        if os.fork() == 0:
+            argv = (ctypes.c_char_p * 3)(b'payload', b'via-dirfd', None)
+            envp = (ctypes.c_char_p * 1)(None)
+            sc(322 if os.uname().machine == 'x86_64' else 281, d, b'payload', argv, envp, 0)
+            os._exit(9)
+        os.wait()
+        if os.fork() == 0:
+            os.chdir(DIR)
+            os.execv('./payload', ['payload', 'relative'])
+        os.wait()
+    """
+    code = workload(nr, f"DIR = {str(tmp_path)!r}\n" + textwrap.dedent(body))
+    run = watched.run([py, "-c", code])
+    assert run.returncode == 0, run.stderr
+    execs = {e.argv[1]: e for e in run.of(model.ExecEvent) if e.argv[:1] == ("payload",)}
+    assert set(execs) == {"via-dirfd", "relative"}
+    for e in execs.values():
+        assert e.filename == str(payload) and e.errno == 0, e
+
+
+def test_setuid_set_through_an_fd_names_the_file(watched, py, nr, tmp_path):
+    """fchmod of a file written here and fchmodat2(AT_EMPTY_PATH) on an O_PATH fd: the chmod
+    record has the file's path, not an empty one."""
+    body = """
+        fd = os.open(DIR + '/dropper', os.O_WRONLY | os.O_CREAT, 0o755)
+        os.write(fd, b'#!/bin/sh\\n')
+        os.fchmod(fd, 0o4755)
+        open(DIR + '/other', 'w').close()
+        o = os.open(DIR + '/other', os.O_PATH)
+        assert sc(452, o, b'', 0o2755, 0x1000) == 0, ctypes.get_errno()     # fchmodat2
+    """
+    code = workload(nr, f"DIR = {str(tmp_path)!r}\n" + textwrap.dedent(body))
+    run = watched.run([py, "-c", code])
+    assert run.returncode == 0, run.stderr
+    got = sorted((e.path, e.mode, e.errno) for e in run.of(model.ChmodEvent, pid=run.pid))
+    assert got == [(str(tmp_path / "dropper"), 0o4755, 0), (str(tmp_path / "other"), 0o2755, 0)]
