@@ -11,10 +11,12 @@
  * And: bpf(), open_by_handle_at/name_to_handle_at, the new mount API (fsopen, fsmount,
  * move_mount, open_tree), pivot_root, chroot, setresuid/setreuid, userfaultfd (PRIV_HOOKS).
  * pidfd_getfd is net.bpf.c's (the copied fd's state follows it).
- * Blind spots: io_uring operations are uring.bpf.c's; setxattrat (6.13+), setgid-family calls,
- * capset, keyctl/add_key and mount_setattr are not hooked.
+ * Also setgid, setresgid, setregid and capset (the capability sets asked for).
+ * Blind spots: io_uring operations are uring.bpf.c's; setxattrat (6.13+), setfsuid/setfsgid,
+ * setgroups, keyctl/add_key and mount_setattr are not hooked.
  */
 #include "scope.h"
+#include <uapi/linux/capability.h>   /* cap_user_header_t, cap_user_data_t: capset's arguments */
 
 static __always_inline void priv_enter(__u32 op, __u64 arg0, __u64 arg1, const void *str)
 {
@@ -193,6 +195,31 @@ PRIV_HOOKS(setresuid, PRIV_SETRESUID, args->ruid, args->euid, 0)
 #endif
 #if defined(TP_syscalls__sys_enter_setreuid) && defined(TP_syscalls__sys_exit_setreuid)
 PRIV_HOOKS(setreuid, PRIV_SETREUID, args->ruid, args->euid, 0)
+#endif
+#if defined(TP_syscalls__sys_enter_setgid) && defined(TP_syscalls__sys_exit_setgid)
+PRIV_HOOKS(setgid, PRIV_SETGID, args->gid, 0, 0)
+#endif
+#if defined(TP_syscalls__sys_enter_setresgid) && defined(TP_syscalls__sys_exit_setresgid)
+PRIV_HOOKS(setresgid, PRIV_SETRESGID, args->rgid, args->egid, 0)
+#endif
+#if defined(TP_syscalls__sys_enter_setregid) && defined(TP_syscalls__sys_exit_setregid)
+PRIV_HOOKS(setregid, PRIV_SETREGID, args->rgid, args->egid, 0)
+#endif
+/* capset: the sets asked for, from the caller's two struct __user_cap_data_struct (effective,
+ * permitted, inheritable: 32 bits each, the second struct the high halves), read on entry */
+#if defined(TP_syscalls__sys_enter_capset) && defined(TP_syscalls__sys_exit_capset)
+TRACEPOINT_PROBE(syscalls, sys_enter_capset)
+{
+    __u64 scope_id = 0;
+    if (!in_scope(&scope_id))
+        return 0;
+    __u32 d[6] = {};
+    if (args->data)
+        bpf_probe_read_user(d, sizeof(d), (void *)args->data);
+    stash(ST_PRIV, scope_id, PRIV_CAPSET, ((__u64)d[3] << 32) | d[0], ((__u64)d[4] << 32) | d[1], 0);
+    return 0;
+}
+PRIV_EXIT(capset)
 #endif
 /* userfaultfd: the page-fault stalling primitive of kernel race exploits */
 #if defined(TP_syscalls__sys_enter_userfaultfd) && defined(TP_syscalls__sys_exit_userfaultfd)

@@ -129,6 +129,10 @@ enum priv_op {
     PRIV_SETRESUID = 25,        /* arg0 ruid, arg1 euid (-1: unchanged) */
     PRIV_SETREUID = 26,         /* arg0 ruid, arg1 euid */
     PRIV_USERFAULTFD = 27,      /* arg0 flags */
+    PRIV_SETGID = 28,           /* arg0 gid */
+    PRIV_SETRESGID = 29,        /* arg0 rgid, arg1 egid */
+    PRIV_SETREGID = 30,         /* arg0 rgid, arg1 egid */
+    PRIV_CAPSET = 31,           /* arg0 effective, arg1 permitted capability sets (64 bits each) */
 };
 
 struct event_hdr {

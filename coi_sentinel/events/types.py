@@ -73,6 +73,10 @@ class PrivOp(enum.IntEnum):
     SETRESUID = 25
     SETREUID = 26
     USERFAULTFD = 27
+    SETGID = 28
+    SETRESGID = 29
+    SETREGID = 30
+    CAPSET = 31
 
 
 # exec_event.flags

@@ -50,7 +50,8 @@ FAMILIES: dict[str, tuple[str, ...]] = {
                  "io_uring_setup", "io_uring_register", "memfd_create", "setuid",
                  "process_vm_readv", "process_vm_writev", "setxattr", "lsetxattr", "fsetxattr",
                  "bpf", "open_by_handle_at", "name_to_handle_at", "fsopen", "fsmount", "move_mount",
-                 "open_tree", "pivot_root", "chroot", "setresuid", "setreuid", "userfaultfd")
+                 "open_tree", "pivot_root", "chroot", "setresuid", "setreuid", "userfaultfd",
+                 "setgid", "setresgid", "setregid", "capset")
     + RAW_SYSCALLS,
     "uring": ("io_uring:io_uring_submit_req",),
     "pipe": _sys("pipe", "pipe2", "socketpair", "ioctl"),

@@ -18,10 +18,10 @@ pytestmark = pytest.mark.bpf
 NRS = {
     "x86_64": {"pidfd_getfd": 438, "bpf": 321, "name_to_handle_at": 303,
                "open_by_handle_at": 304, "fsopen": 430, "open_tree": 428, "pivot_root": 155,
-               "userfaultfd": 323, "sendmmsg": 307},
+               "userfaultfd": 323, "sendmmsg": 307, "capget": 125, "capset": 126},
     "aarch64": {"pidfd_getfd": 438, "bpf": 280, "name_to_handle_at": 264,
                 "open_by_handle_at": 265, "fsopen": 430, "open_tree": 428, "pivot_root": 41,
-                "userfaultfd": 282, "sendmmsg": 269},
+                "userfaultfd": 282, "sendmmsg": 269, "capget": 90, "capset": 91},
 }
 
 
@@ -162,12 +162,22 @@ def test_escape_and_escalation_alternatives_are_priv_records(watched, py, nr, tm
         os.setresuid(-1, 0, -1)
         os.setreuid(-1, 0)
         call('userfaultfd', os.O_CLOEXEC)
+        os.setgid(0)
+        os.setresgid(-1, 0, -1)
+        os.setregid(-1, 0)
+        hdr = struct.pack('<Ii', 0x20080522, 0)                       # _LINUX_CAPABILITY_VERSION_3
+        caps = ctypes.create_string_buffer(24)
+        assert sc(NR['capget'], hdr, caps) == 0
+        call('capset', hdr, caps)                                     # the sets it has: allowed
+        e0, p0, _, e1, p1, _ = struct.unpack('<6I', caps.raw)
+        out['caps'] = (e1 << 32 | e0, p1 << 32 | p0)
         print(out)
     """
     code = workload(nr, f"DIR = {str(tmp_path)!r}\n" + textwrap.dedent(body))
     run = watched.run([py, "-c", code])
     assert run.returncode == 0, run.stderr
-    root = eval(run.stdout)["root"]  # noqa: S307 (the workload's own dict)
+    out = eval(run.stdout)  # noqa: S307 (the workload's own dict)
+    root = out["root"]
     got = {e.op: e for e in run.of(model.PrivEvent, pid=run.pid)}
     want = {
         # op: (arg0, arg1, detail)
@@ -181,6 +191,10 @@ def test_escape_and_escalation_alternatives_are_priv_records(watched, py, nr, tm
         "setresuid": (2**32 - 1, 0, ""),
         "setreuid": (2**32 - 1, 0, ""),
         "userfaultfd": (os.O_CLOEXEC, 0, ""),
+        "setgid": (0, 0, ""),
+        "setresgid": (2**32 - 1, 0, ""),
+        "setregid": (2**32 - 1, 0, ""),
+        "capset": (*out["caps"], ""),
     }
     assert set(want) <= set(got), sorted(got)
     for op, (arg0, arg1, detail) in want.items():
@@ -189,7 +203,7 @@ def test_escape_and_escalation_alternatives_are_priv_records(watched, py, nr, tm
         assert e.pid == run.pid
     assert got["pivot_root"].errno != 0
     for op in ("bpf", "name_to_handle_at", "open_by_handle_at", "fsopen", "open_tree", "chroot",
-               "setresuid", "setreuid", "userfaultfd"):
+               "setresuid", "setreuid", "userfaultfd", "setgid", "setresgid", "setregid", "capset"):
         assert got[op].errno == 0, got[op]
 
 
