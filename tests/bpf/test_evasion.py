@@ -252,3 +252,34 @@ def test_setuid_set_through_an_fd_names_the_file(watched, py, nr, tmp_path):
     assert run.returncode == 0, run.stderr
     got = sorted((e.path, e.mode, e.errno) for e in run.of(model.ChmodEvent, pid=run.pid))
     assert got == [(str(tmp_path / "dropper"), 0o4755, 0), (str(tmp_path / "other"), 0o2755, 0)]
+
+
+SPELLINGS = ["{d}//secret", "{d}/./secret", "{d}/sub/../secret", "/../{d}/secret",
+             "/proc/self/root{d}/secret", "{d}/sub/./..//secret"]
+
+
+def test_a_sensitive_file_read_under_another_spelling_is_seen(watched, py, tmp_path):
+    """The kernel matches the sensitive prefixes and suffixes on the path: every other spelling
+    of it (double slashes, ".", "..", the process's root under /proc) is folded first."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "secret").write_text("k")
+    (tmp_path / ".aws").mkdir()
+    (tmp_path / ".aws" / "credentials").write_text("[default]")
+    body = """
+        import os, sys
+        for p in sys.argv[1:]:
+            os.close(os.open(p, os.O_RDONLY))
+    """
+    spellings = [s.format(d=tmp_path) for s in SPELLINGS]
+    watched.probes.set_sensitive([str(tmp_path) + "/secret"], [".aws/credentials"])
+    try:
+        runs = [watched.run([py, "-c", textwrap.dedent(body), p])
+                for p in spellings + [str(tmp_path) + "/.aws//credentials", str(tmp_path) + "/sub/plain"]]
+    finally:
+        watched.probes.set_sensitive([], [])
+    for p, run in zip(spellings, runs):
+        opens = run.of(model.FileOpenEvent, kind="sensitive")
+        assert [o.path for o in opens] == [str(tmp_path / "secret")], (p, run.stderr)
+    aws = runs[-2].of(model.FileOpenEvent, kind="sensitive")
+    assert [o.path for o in aws] == [str(tmp_path / ".aws" / "credentials")]
+    assert runs[-1].returncode != 0 and not runs[-1].of(model.FileOpenEvent)   # no such file
