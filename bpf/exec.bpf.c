@@ -17,6 +17,8 @@
  *       shell_comms) with an inet/inet6 socket on fd 0 or 1, or any program with such sockets
  *       on both, connected or accepted, by itself or by its parent before the fork: a reverse
  *       or bind shell dies before its first byte.
+ *   execveat(dirfd, "name"): the kernel's "/dev/fd/N/name" joined to the directory's path when
+ *       its open was seen in scope (dir_fds, file.bpf.c)
  * Why: sched_process_exec is the one point where the kernel has resolved the binary.
  * Blind spots: argv past MAX_ARGS strings or ARGS_BUF bytes (flagged truncated); LD_* variables
  * past the first ENV_SCAN environment strings or past the room argv left, and the environment
@@ -150,6 +152,43 @@ static __always_inline __u32 fd_exec_flags(__u32 tgid, int fd)
     return EXEC_VIA_FD;
 }
 
+/* execveat(dirfd, "name", 0): the kernel names the file "/dev/fd/<dirfd>/name". When the
+ * directory's open was seen in scope (dir_fds: an O_DIRECTORY or O_PATH open by file.bpf.c, the
+ * process's own or its parent's before the fork), its path takes the place of "/dev/fd/<dirfd>",
+ * so a rule on the program's path sees it. `kname` is the kernel's name (tracepoint data). */
+static __always_inline void exec_dir_join(struct exec_event *e, __u32 tgid, int dirfd, const char *kname)
+{
+    if (dirfd < 0 || dirfd > 99999)
+        return;
+    char *f = e->filename;
+    if (f[0] != '/' || f[1] != 'd' || f[2] != 'e' || f[3] != 'v' || f[4] != '/' || f[5] != 'f' ||
+        f[6] != 'd' || f[7] != '/')
+        return;
+    __u32 slash = 8 + (dirfd < 10 ? 1 : dirfd < 100 ? 2 : dirfd < 1000 ? 3 : dirfd < 10000 ? 4 : 5);
+    if (f[slash & 15] != '/')
+        return;
+    struct fd_key k = {.tgid = tgid, .fd = dirfd};
+    struct dir_path *d = dir_fds.lookup(&k);
+    __u32 *pp = d ? 0 : parents.lookup(&tgid);
+    if (pp) {
+        k.tgid = *pp;
+        d = dir_fds.lookup(&k);
+    }
+    if (!d)
+        return;
+    __u32 off = d->len;
+    if (off == 0 || off >= PATH_LEN - 1)
+        return;
+    asm volatile("" : "+r"(off));   /* keep the mask: the verifier needs it, clang drops it */
+    off &= (PATH_LEN - 1);
+    __builtin_memcpy(f, d->path, PATH_LEN);
+    /* "/name" after the directory; the copy may run on into args, which argv fills later */
+    bpf_probe_read_kernel_str(f + off, PATH_LEN, kname + (slash & 15));
+    if (f[PATH_LEN - 1])
+        e->flags |= EXEC_FILENAME_TRUNCATED;
+    f[PATH_LEN - 1] = 0;
+}
+
 #ifdef TP_syscalls__sys_enter_execve
 TRACEPOINT_PROBE(syscalls, sys_enter_execve)
 {
@@ -272,6 +311,8 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     int n = bpf_probe_read_kernel_str(e->filename, PATH_LEN, (void *)args + loc);
     if (n == PATH_LEN)
         e->flags |= EXEC_FILENAME_TRUNCATED;
+    if (have_stash && !(s.a[1] & AT_EMPTY_PATH_FLAG))
+        exec_dir_join(e, tgid, (__s32)s.a[0], (const char *)args + loc);
 #ifndef NO_TASK_BTF
     struct task_struct *task = (struct task_struct *)bpf_get_current_task_btf();
     struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);

@@ -10,6 +10,7 @@
  *   syscalls:sys_enter/exit_rename, renameat, renameat2, unlink, unlinkat, chmod, fchmodat,
  *       fchmodat2, fchmod -> one record each on the bulk ring (a create/unlink flood must not
  *       crowd execs out), except a chmod that sets setuid/setgid: high-priority ring
+ *       (fchmod, and fchmodat2 with AT_EMPTY_PATH: the fd's path from dir_fds or file_aggs)
  *   syscalls:sys_enter/exit_link, linkat, symlink, symlinkat -> EVT_LINK (bulk ring)
  *   syscalls:sys_enter/exit_chdir, fchdir -> EVT_CHDIR (bulk ring): user space keeps each
  *       process's cwd and resolves relative and *at() paths (coi_sentinel/probes/paths.py)
@@ -19,6 +20,9 @@
  *       caller wrote the file, or created it with O_EXCL/O_TRUNC) is not sent
  *   syscalls:sys_enter/exit_mknod, mknodat with S_IFIFO -> the fifo's path hash (fifo_paths);
  *       opens of such a path, of /dev/ptmx and of /dev/pts/N -> EVT_CHAN (see pipe.bpf.c)
+ *   a read-only open of an absolute path spelled with "//", "/./", "/../" or under
+ *       /proc/<pid>/root that matched nothing is matched again on its canonical form
+ *       (sensitive_spelled): /etc//shadow is /etc/shadow
  *   opens of /proc/<pid>/mem -> EVT_PRIV op proc_mem_open; O_TMPFILE opens and unlinked paths
  *       are remembered for exec.bpf.c (EXEC_FROM_TMPFILE, EXEC_UNLINKED)
  * The path is read on syscall exit: the kernel has faulted the caller's page in by then.
@@ -82,8 +86,7 @@ static __always_inline void open_enter(int dfd, const char *filename, __u64 flag
     stash(ST_OPEN, scope_id, (__u64)(__s64)dfd, (__u64)filename, flags, mode);
 }
 
-/* 1 when the path (len bytes incl. NUL) matches a sensitive prefix or suffix. A trie entry
- * only compares its own prefix length, so bytes past the reversed path need no clearing.
+/* 1 when the path (len bytes incl. NUL, zero-padded) matches a sensitive prefix or suffix.
  * Each lookup is skipped while its set is empty (sens_sizes). */
 static __always_inline int is_sensitive(struct open_scratch *sc, int len)
 {
@@ -103,13 +106,179 @@ static __always_inline int is_sensitive(struct open_scratch *sc, int len)
         return 0;
     sc->lpm.prefixlen = PATH_LEN * 8;
     /* constant indices only (a loop that breaks at n gets rewritten into a pointer walk the
-     * verifier cannot bound) */
+     * verifier cannot bound), and no branch: past n the index wraps onto the path's NUL and
+     * zero padding, which no suffix contains (a branch per byte made the verifier walk the
+     * rest of the program once per possible length) */
 #pragma unroll
-    for (int i = 0; i < PATH_LEN; i++) {
-        if (i < n)
-            sc->lpm.data[i] = sc->path[(n - 1 - i) & (PATH_LEN - 1)];
-    }
+    for (int i = 0; i < PATH_LEN; i++)
+        sc->lpm.data[i] = sc->path[(n - 1 - i) & (PATH_LEN - 1)];
     return sens_suffix.lookup(&sc->lpm) ? 1 : 0;
+}
+
+/* ---- another spelling of a path: "//", "/./", "/../", /proc/<pid>/root ----
+ * The sensitive tries match the path as written, and a read-only open is sent only when they
+ * match: /etc//shadow, /etc/./shadow, /../etc/shadow or /proc/self/root/etc/shadow would read
+ * the file unseen. An absolute path that did not match is scanned a word at a time for those
+ * spellings (path_respelled: a few ALU operations per 8 bytes); only one that has one is
+ * rewritten to its canonical form (canon_path: a byte loop) and matched again; the record then
+ * has the canonical path. Symlinks are not followed (that needs the kernel's structures). */
+#define BYTES_7F 0x7f7f7f7f7f7f7f7fULL
+#define BYTES_SLASH 0x2f2f2f2f2f2f2f2fULL
+#define BYTES_DOT 0x2e2e2e2e2e2e2e2eULL
+/* the high bit of each byte of v that is zero, exactly */
+static __always_inline __u64 zero_bytes(__u64 v)
+{
+    return ~(((v & BYTES_7F) + BYTES_7F) | v | BYTES_7F);
+}
+
+/* 1 when the absolute path (zero-padded, len bytes with the NUL) has "//", "/./", "/../" (or
+ * ends "/." or "/..") or starts "/proc/" */
+static __always_inline int path_respelled(const char *p, int len)
+{
+    __u64 w = *(const __u64 *)p;
+    if ((w & 0xffffffffffffULL) == 0x2f636f72702fULL)   /* "/proc/" */
+        return 1;
+    __u64 found = 0;
+#pragma clang loop unroll(disable)
+    for (int i = 0; i < PATH_LEN / 8 - 1; i++) {
+        if (i * 8 >= len)
+            break;
+        __u32 off = (i * 8) & (PATH_LEN - 8);
+        __u64 cur = *(const __u64 *)(p + off);
+        __u64 nxt = *(const __u64 *)(p + off + 8);
+        __u64 a1 = (cur >> 8) | (nxt << 56);     /* the byte after each byte */
+        __u64 a2 = (cur >> 16) | (nxt << 48);
+        __u64 a3 = (cur >> 24) | (nxt << 40);
+        __u64 slash = zero_bytes(cur ^ BYTES_SLASH);
+        __u64 dot1 = zero_bytes(a1 ^ BYTES_DOT);
+        __u64 end2 = zero_bytes(a2 ^ BYTES_SLASH) | zero_bytes(a2);
+        __u64 end3 = zero_bytes(a3 ^ BYTES_SLASH) | zero_bytes(a3);
+        found |= slash & (zero_bytes(a1 ^ BYTES_SLASH) | (dot1 & end2) |
+                          (dot1 & zero_bytes(a2 ^ BYTES_DOT) & end3));
+    }
+    return found != 0;
+}
+
+#define CANON_DEPTH 16
+struct canon_scratch {
+    char out[PATH_LEN];
+    __u32 j;              /* bytes written to out */
+    __u32 depth;          /* components in out */
+    __u32 skip;           /* input bytes still to skip */
+    __u32 pad;
+    __u32 starts[CANON_DEPTH];   /* where each component's '/' is in out */
+};
+BPF_PERCPU_ARRAY(canon_map, struct canon_scratch, 1);
+
+/* The canonical form of the absolute path p (zero-padded): "//" and "/./" dropped, "/x/.."
+ * folded, "/proc/<pid|self|thread-self>/root" dropped from its head, written back into p.
+ * Returns its length with the NUL, 0 when it was left alone (deeper than CANON_DEPTH). The
+ * loop's state lives in the scratch map (volatile), so the verifier sees one state per
+ * iteration. Cost: ~1.4 us for a 60-byte path (only paths path_respelled picked run it). */
+static __always_inline int canon_path(char *p)
+{
+    __u32 zero = 0;
+    /* volatile: every use reloads the state from the map (clang would keep it in registers,
+     * whose exact values would make the verifier walk each path apart) */
+    volatile struct canon_scratch *c = canon_map.lookup(&zero);
+    if (!c)
+        return 0;
+    c->j = 0;
+    c->depth = 0;
+    c->skip = 0;
+#pragma clang loop unroll(disable)
+    for (int i = 0; i < PATH_LEN - 1; i++) {
+        char ch = p[i & (PATH_LEN - 1)];
+        if (ch == 0)
+            break;
+        if (c->skip) {
+            c->skip--;
+            continue;
+        }
+        if (ch == '/') {
+            char c1 = p[(i + 1) & (PATH_LEN - 1)];
+            char c2 = p[(i + 2) & (PATH_LEN - 1)];
+            char c3 = p[(i + 3) & (PATH_LEN - 1)];
+            if (c1 == '/' || (c1 == 0 && c->j))
+                continue;                              /* "//", a trailing '/' */
+            if (c1 == '.' && (c2 == '/' || c2 == 0)) {
+                c->skip = 1;                           /* "/." */
+                continue;
+            }
+            if (c1 == '.' && c2 == '.' && (c3 == '/' || c3 == 0)) {
+                c->skip = 2;                           /* "/..": back to the parent */
+                __u32 d = c->depth;
+                if (d) {
+                    d--;
+                    c->depth = d;
+                    c->j = c->starts[d & (CANON_DEPTH - 1)];
+                }
+                continue;
+            }
+            __u32 d = c->depth;
+            if (d >= CANON_DEPTH) {
+                c->j = PATH_LEN;          /* too deep to fold: left alone */
+                c->skip = PATH_LEN;
+                continue;
+            }
+            c->starts[d & (CANON_DEPTH - 1)] = c->j;
+            c->depth = d + 1;
+        }
+        __u32 j = c->j;
+        c->out[j & (PATH_LEN - 1)] = ch;
+        c->j = j + 1;
+    }
+    __u32 j = c->j;
+    if (j >= PATH_LEN - 1)
+        return 0;
+    if (j == 0)
+        c->out[j++] = '/';
+    asm volatile("" : "+r"(j));   /* keep the mask: the verifier needs it, clang drops it */
+    c->out[j & (PATH_LEN - 1)] = 0;
+    /* /proc/<pid|self|thread-self>/root/...: the process's root, here the same as / */
+    __u32 from = 0;
+    char *o = (char *)c->out;
+    if (c->depth >= 3 && o[0] == '/' && o[1] == 'p' && o[2] == 'r' && o[3] == 'o' && o[4] == 'c' &&
+        o[5] == '/') {
+        __u32 root = c->starts[2];   /* the third component: "/root"? */
+        asm volatile("" : "+r"(root));
+        root &= (PATH_LEN - 1);
+        char *q = o + root;
+        if (root < PATH_LEN - 6 && q[0] == '/' && q[1] == 'r' && q[2] == 'o' && q[3] == 'o' &&
+            q[4] == 't') {
+            if (q[5] == '/') {
+                from = root + 5;
+            } else if (q[5] == 0) {
+                q[1] = 0;   /* "/proc/self/root" is "/" */
+                from = root;
+            }
+        }
+    }
+    __builtin_memset(p, 0, PATH_LEN);
+    int n = bpf_probe_read_kernel_str(p, PATH_LEN, o + (from & (PATH_LEN - 1)));
+    return n > 0 ? n : 0;
+}
+
+/* is_sensitive, and for an absolute path that did not match but has another spelling, again
+ * on its canonical form (then in sc->path, *len its length): one copy of is_sensitive's
+ * unrolled code, each program must stay small */
+static __always_inline int sensitive_spelled(struct open_scratch *sc, int *len)
+{
+    int n = *len;
+#pragma clang loop unroll(disable)
+    for (int t = 0; t < 2; t++) {
+        if (t) {
+            if (sc->path[0] != '/' || !path_respelled(sc->path, n))
+                return 0;
+            n = canon_path(sc->path);
+            if (n <= 0)
+                return 0;
+            *len = n;
+        }
+        if (is_sensitive(sc, n))
+            return 1;
+    }
+    return 0;
 }
 
 /* "/proc/<pid or self or thread-self>/mem": len counts the NUL */
@@ -310,7 +479,7 @@ static __always_inline void open_exit(long ret)
     __u32 kind;
     if ((flags & O_ACCMODE_V) || (flags & (O_CREAT_V | O_TRUNC_V)))
         kind = FILE_KIND_WRITE;
-    else if (is_sensitive(sc, len))
+    else if (sensitive_spelled(sc, &len))
         kind = FILE_KIND_SENSITIVE;
     else {
         /* a read-only open of a file this process wrote: the fd is remembered with the
@@ -516,6 +685,26 @@ TRACEPOINT_PROBE(syscalls, sys_exit_renameat2)
 }
 #endif
 
+/* The path of an fd with no path of its own in the call (fchdir, fchmod, fchmodat2 with
+ * AT_EMPTY_PATH on an O_PATH fd): a directory's or O_PATH open's (dir_fds), else, when `files`,
+ * a file opened with write intent (its file_aggs entry). Returns the length with the NUL, 0
+ * when the open was not seen. */
+static __always_inline int fd_path(__u32 tgid, int fd, char *dst, int files)
+{
+    struct fd_key k = {.tgid = tgid, .fd = fd};
+    struct dir_path *d = dir_fds.lookup(&k);
+    if (d) {
+        __builtin_memcpy(dst, d->path, PATH_LEN);
+        return (int)(d->len & (PATH_LEN - 1)) + 1;
+    }
+    struct file_key *fk = files ? file_get(tgid, fd) : 0;
+    struct file_agg *a = fk ? file_aggs.lookup(fk) : 0;
+    if (!a)
+        return 0;
+    int n = bpf_probe_read_kernel_str(dst, PATH_LEN, a->path);
+    return n > 0 ? n : 0;
+}
+
 /* ---- unlink and chmod: one path, an fd and a number ---- */
 static __always_inline void path_enter(__u32 kind, int fd, const char *path, __u32 num)
 {
@@ -540,14 +729,9 @@ static __always_inline void path_exit(__u32 kind, __u32 type, long ret)
         len = bpf_probe_read_user_str(sc->path, PATH_LEN, (void *)s.a[1]);
         if (len > 0)
             len = join_dirfd(sc->path, len, (__s32)s.a[0]);
-    } else if (type == EVT_CHDIR) {   /* fchdir: the directory's path, when its open was seen */
-        struct fd_key k = {.tgid = tgid, .fd = (__s32)s.a[0]};
-        struct dir_path *d = dir_fds.lookup(&k);
-        if (d) {
-            __builtin_memcpy(sc->path, d->path, PATH_LEN);
-            len = (int)(d->len & (PATH_LEN - 1)) + 1;
-        }
     }
+    if (len <= 1 && (type == EVT_CHDIR || type == EVT_CHMOD))
+        len = fd_path(tgid, (__s32)s.a[0], sc->path, type == EVT_CHMOD);
     if (type == EVT_UNLINK && ret == 0 && len > 0) {
         /* its hash goes to unlinked_paths: an exec through an fd still open on the file is
          * then recognised (exec.bpf.c, EXEC_UNLINKED) */

@@ -8,6 +8,8 @@
  *       with CONNECT_SENDTO, repeats are counted in conn_aggs (EVT_CONNECT_REPEAT) and the
  *       socket is tracked like a connected one, so its bytes are counted (EVT_NET_SEND); the
  *       kill policy's blocked destinations apply as to a connect
+ *   syscalls:sys_enter_sendmmsg  the same for the destinations of its first MMSG_DESTS messages
+ *       (DNS tunnels and UDP exfiltration batch datagrams with it); its bytes are not counted
  *   syscalls:sys_enter/exit_write, writev, sendto, sendmsg   add the returned byte count to
  *       file_aggs (fds opened with write intent, see file.bpf.c) or net_aggs (connected sockets,
  *       see net.bpf.c); nothing is sent per call
@@ -22,7 +24,8 @@
  * User space reads the aggregation maps on process exit and on a timer (coi_sentinel/probes/
  * aggregates.py).
  * Blind spots: bytes changed through a mapping (its length is counted instead), io_uring
- * writes (io_uring's own events, uring.bpf.c), sendmmsg, vmsplice; sockets and files inherited
+ * writes (io_uring's own events, uring.bpf.c), sendmmsg's bytes and destinations past its
+ * first MMSG_DESTS messages, vmsplice; sockets and files inherited
  * from a parent are counted only on fds 0-2 (sockets) or not at all (files); the bytes of an
  * unconnected socket that sends to several destinations are all counted under the first.
  */
@@ -278,6 +281,30 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
 TRACEPOINT_PROBE(syscalls, sys_exit_sendmsg)
 {
     io_exit(args->ret);
+    return 0;
+}
+#endif
+
+/* sendmmsg: the destinations of its first MMSG_DESTS messages (struct mmsghdr: a struct msghdr
+ * and the length sent, 64 bytes on 64-bit machines), each one as sendmsg's. Its return value
+ * counts messages, not bytes: nothing is added to the byte totals. */
+#define MMSG_DESTS 4
+#define MMSGHDR_SIZE 64
+#ifdef TP_syscalls__sys_enter_sendmmsg
+TRACEPOINT_PROBE(syscalls, sys_enter_sendmmsg)
+{
+    __u64 scope_id = 0;
+    if (!in_scope(&scope_id) || !args->mmsg)
+        return 0;
+    __u64 base = (__u64)args->mmsg;
+    __u32 vlen = args->vlen;
+    for (int i = 0; i < MMSG_DESTS; i++) {
+        if (i >= vlen)
+            break;
+        struct { __u64 name; __u32 namelen; __u32 pad; } hdr = {};   /* struct msghdr's head */
+        if (!bpf_probe_read_user(&hdr, sizeof(hdr), (void *)(base + i * MMSGHDR_SIZE)) && hdr.name)
+            dgram_send_in(scope_id, (int)args->fd, hdr.name, (int)hdr.namelen);
+    }
     return 0;
 }
 #endif

@@ -23,8 +23,13 @@
  *       sockets, gets SIGKILL on syscall exit (DUP_KILLED); exec.bpf.c kills one exec'd so.
  * Why: a reverse shell is a connect plus a dup onto stdio, whatever the binary is called.
  *   syscalls:sys_enter/exit_fcntl (F_DUPFD, F_DUPFD_CLOEXEC only)  the same, for perl & co
- * Blind spots: sockets received over SCM_RIGHTS; unix-socket accepts. (sendto/sendmsg on an
- * unconnected socket has no connect: io.bpf.c reports its first send to a destination as one.)
+ *   syscalls:sys_enter/exit_pidfd_open, pidfd_getfd   an fd copied from another process (a
+ *       socket stolen with pidfd_getfd) is a dup whose source is that process's fd: EVT_PRIV
+ *       op pidfd_getfd, and the dup's state and record when it lands on 0-2
+ * Blind spots: sockets received over SCM_RIGHTS; unix-socket accepts; a pidfd made by
+ * clone(CLONE_PIDFD) or received from another process (its process is unknown: arg0 0, no
+ * copy). (sendto/sendmsg/sendmmsg on an unconnected socket has no connect: io.bpf.c reports
+ * its first send to a destination as one.)
  */
 #include "scope.h"
 
@@ -111,29 +116,27 @@ TRACEPOINT_PROBE(syscalls, sys_exit_connect)
 }
 #endif
 
-static __always_inline void dup_exit(long ret)
+/* The fd state of `oldfd` of process `src` (the caller itself for dup, dup2, dup3 and fcntl;
+ * another process for pidfd_getfd) follows the copy `newfd` (ret: the call's result) of the
+ * current process; a copy landing on 0, 1 or 2 is reported as EVT_DUP. */
+static __always_inline void fd_copy(__u64 scope_id, __u32 src, int oldfd, long ret, int newfd)
 {
-    struct inflight s;
-    if (!unstash(ST_DUP, &s))
-        return;
-    int oldfd = (int)s.a[0];
-    int newfd = ret >= 0 ? (int)ret : (int)s.a[1];
     __u32 tgid = current_tgid();
-    struct sock_info *si = sock_get(tgid, oldfd);
-    if (!si && !sock_entry(tgid, oldfd))
-        si = sock_inherited(tgid, oldfd);   /* forked, then dup'ed the parent's socket */
+    struct sock_info *si = sock_get(src, oldfd);
+    if (!si && !sock_entry(src, oldfd))
+        si = sock_inherited(src, oldfd);   /* forked, then dup'ed the parent's socket */
     struct sock_info copy = {};
     if (si)
         __builtin_memcpy(&copy, si, sizeof(copy));
     __u32 flags = si ? DUP_OLDFD_SOCKET : 0;
     /* a file opened with write intent: the copy writes to the same file (io.bpf.c) */
     struct file_key fcopy = {};
-    struct file_key *fk = file_get(tgid, oldfd);
+    struct file_key *fk = file_get(src, oldfd);
     if (fk)
         __builtin_memcpy(&fcopy, fk, sizeof(fcopy));
     /* a pipe, fifo or pty end: the copy is the same end (pipe.bpf.c) */
     struct chan_info ccopy = {};
-    struct chan_info *ci = si ? 0 : chan_get(tgid, oldfd);
+    struct chan_info *ci = si ? 0 : chan_get(src, oldfd);
     if (ci)
         __builtin_memcpy(&ccopy, ci, sizeof(ccopy));
     flags |= DUP_FD_KINDS;
@@ -152,7 +155,7 @@ static __always_inline void dup_exit(long ret)
          * (bash -i >& /dev/tcp/..., python's os.dup2(s.fileno(), 0)): killed before it
          * returns to user space, so nothing it would print reaches the socket */
         if (si && (newfd == 0 || newfd == 1) && (copy.family == AF_INET_V || copy.family == AF_INET6_V) &&
-            (kill_flags(s.scope_id) & KILL_SHELL_SOCKET) &&
+            (kill_flags(scope_id) & KILL_SHELL_SOCKET) &&
             (comm_is_shell() || stdio_net(tgid, 1 - newfd))) {
             /* ... or any program that now has network sockets on both stdin and stdout: the
              * shape of a shell loop whatever the binary is called (a renamed bash) */
@@ -163,9 +166,9 @@ static __always_inline void dup_exit(long ret)
     if (newfd < 0 || newfd > 2)
         return;
     struct dup_event *e;
-    if (!(e = reserve_hi(sizeof(*e), EVT_DUP, s.scope_id)))
+    if (!(e = reserve_hi(sizeof(*e), EVT_DUP, scope_id)))
         return;
-    fill_hdr(&e->hdr, EVT_DUP, s.scope_id);
+    fill_hdr(&e->hdr, EVT_DUP, scope_id);
     e->ret = ret;
     e->oldfd = oldfd;
     e->newfd = newfd;
@@ -175,6 +178,13 @@ static __always_inline void dup_exit(long ret)
         __builtin_memcpy(&e->sock, &copy, sizeof(e->sock));
     __builtin_memcpy(&e->chan, &ccopy, sizeof(e->chan));
     events_hi.ringbuf_submit(e, WAKE_NOW);
+}
+
+static __always_inline void dup_exit(long ret)
+{
+    struct inflight s;
+    if (unstash(ST_DUP, &s))
+        fd_copy(s.scope_id, current_tgid(), (int)s.a[0], ret, ret >= 0 ? (int)ret : (int)s.a[1]);
 }
 
 #ifdef TP_syscalls__sys_enter_dup2
@@ -251,6 +261,95 @@ TRACEPOINT_PROBE(syscalls, sys_enter_dup)
 TRACEPOINT_PROBE(syscalls, sys_exit_dup)
 {
     dup_exit(args->ret);
+    return 0;
+}
+#endif
+
+/* ---- another process's fd: pidfd_open, then pidfd_getfd ----
+ * pidfd_getfd copies an fd of another process into the caller: a socket stolen so, put on
+ * stdio, is a reverse shell with no connect and no dup of a socket of its own. The pidfd's
+ * process comes from pidfd_open (pidfds); the copy then gets the other process's fd state like
+ * a dup (fd_copy: the socket, file or pipe end follows, a copy landing on 0-2 is an EVT_DUP with
+ * the other process's fd as oldfd, and KILL_SHELL_SOCKET applies), and every call in scope is
+ * an EVT_PRIV op pidfd_getfd. */
+struct pidfd_val {
+    __u32 pid;            /* what pidfd_open was given (a tgid, or a tid with PIDFD_THREAD) */
+    __u32 pad;
+    __u64 gen;            /* the caller's fd generation (entry_gen) */
+    __u64 since;          /* when it was made: a child inherits it when it forked later */
+};
+BPF_TABLE("lru_hash", struct fd_key, struct pidfd_val, pidfds, 4096);
+
+#if defined(TP_syscalls__sys_enter_pidfd_open) && defined(TP_syscalls__sys_exit_pidfd_open)
+TRACEPOINT_PROBE(syscalls, sys_enter_pidfd_open)
+{
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id))
+        stash(ST_PIDFD_OPEN, scope_id, (__u64)args->pid, 0, 0, 0);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_pidfd_open)
+{
+    struct inflight s;
+    if (!unstash(ST_PIDFD_OPEN, &s) || args->ret < 0)
+        return 0;
+    struct fd_key k = {.tgid = current_tgid(), .fd = (int)args->ret};
+    struct pidfd_val v = {.pid = (__u32)s.a[0], .gen = entry_gen(k.tgid, k.fd),
+                          .since = bpf_ktime_get_ns()};
+    pidfds.update(&k, &v);
+    return 0;
+}
+#endif
+
+/* the process of the caller's pidfd: its own pidfd_open's, else its parent's made before the
+ * fork (a pidfd inherited); 0 when unknown */
+static __always_inline __u32 pidfd_pid(__u32 tgid, int fd)
+{
+    struct fd_key k = {.tgid = tgid, .fd = fd};
+    struct pidfd_val *v = pidfds.lookup(&k);
+    if (v)
+        return v->gen == entry_gen(tgid, fd) ? v->pid : 0;
+    __u32 *pp = parents.lookup(&tgid);
+    __u64 born = fd_gen(tgid);
+    if (!pp || !born)
+        return 0;
+    k.tgid = *pp;
+    v = pidfds.lookup(&k);
+    if (!v || v->since >= born || v->gen != entry_gen(*pp, fd))
+        return 0;
+    return v->pid;
+}
+
+#if defined(TP_syscalls__sys_enter_pidfd_getfd) && defined(TP_syscalls__sys_exit_pidfd_getfd)
+TRACEPOINT_PROBE(syscalls, sys_enter_pidfd_getfd)
+{
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id))
+        stash(ST_PIDFD_GETFD, scope_id, (__u64)args->pidfd, (__u64)args->fd, (__u64)args->flags, 0);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_pidfd_getfd)
+{
+    struct inflight s;
+    if (!unstash(ST_PIDFD_GETFD, &s))
+        return 0;
+    long ret = args->ret;
+    __u32 tgid = current_tgid();
+    __u32 pid = pidfd_pid(tgid, (int)s.a[0]);
+    struct priv_event *e = reserve_hi(sizeof(*e), EVT_PRIV, s.scope_id);
+    if (e) {
+        fill_hdr(&e->hdr, EVT_PRIV, s.scope_id);
+        e->ret = ret;
+        e->op = PRIV_PIDFD_GETFD;
+        e->arg0 = pid;
+        e->arg1 = s.a[1];
+        e->str[0] = 0;
+        events_hi.ringbuf_submit(e, WAKE_NOW);
+    }
+    if (ret >= 0 && pid)
+        fd_copy(s.scope_id, pid, (int)s.a[1], ret, (int)ret);
     return 0;
 }
 #endif

@@ -8,9 +8,15 @@
  * Also: io_uring_register, process_vm_readv/writev, setxattr/lsetxattr/fsetxattr of
  * security.capability (file capabilities), and init_module/finit_module through the raw
  * tracepoint sys_enter filtered by number where the kernel has no tracepoint for them.
- * Blind spots: io_uring operations are uring.bpf.c's; setxattrat (6.13+) is not hooked.
+ * And: bpf(), open_by_handle_at/name_to_handle_at, the new mount API (fsopen, fsmount,
+ * move_mount, open_tree), pivot_root, chroot, setresuid/setreuid, userfaultfd (PRIV_HOOKS).
+ * pidfd_getfd is net.bpf.c's (the copied fd's state follows it).
+ * Also setgid, setresgid, setregid and capset (the capability sets asked for).
+ * Blind spots: io_uring operations are uring.bpf.c's; setxattrat (6.13+), setfsuid/setfsgid,
+ * setgroups, keyctl/add_key and mount_setattr are not hooked.
  */
 #include "scope.h"
+#include <uapi/linux/capability.h>   /* cap_user_header_t, cap_user_data_t: capset's arguments */
 
 static __always_inline void priv_enter(__u32 op, __u64 arg0, __u64 arg1, const void *str)
 {
@@ -140,6 +146,84 @@ TRACEPOINT_PROBE(syscalls, sys_enter_io_uring_register)
     return 0;
 }
 PRIV_EXIT(io_uring_register)
+#endif
+
+/* One EVT_PRIV per call of a system call with no state to keep: PRIV_HOOKS(name, op, arg0,
+ * arg1, user string or 0), the arguments as expressions over the tracepoint's `args`. */
+#define PRIV_HOOKS(name, op, a0, a1, str)                                                   \
+    TRACEPOINT_PROBE(syscalls, sys_enter_##name)                                            \
+    {                                                                                       \
+        priv_enter(op, (__u64)(a0), (__u64)(a1), (str));                                    \
+        return 0;                                                                           \
+    }                                                                                       \
+    PRIV_EXIT(name)
+
+/* bpf() from a traced process: programs that could blind or subvert these probes */
+#if defined(TP_syscalls__sys_enter_bpf) && defined(TP_syscalls__sys_exit_bpf)
+PRIV_HOOKS(bpf, PRIV_BPF, args->cmd, args->size, 0)
+#endif
+/* opens by file handle bypass every path (open_by_handle_at needs CAP_DAC_READ_SEARCH: the
+ * "shocker" container escape reads host files so) */
+#if defined(TP_syscalls__sys_enter_open_by_handle_at) && defined(TP_syscalls__sys_exit_open_by_handle_at)
+PRIV_HOOKS(open_by_handle_at, PRIV_OPEN_BY_HANDLE_AT, args->mountdirfd, args->flags, 0)
+#endif
+#if defined(TP_syscalls__sys_enter_name_to_handle_at) && defined(TP_syscalls__sys_exit_name_to_handle_at)
+PRIV_HOOKS(name_to_handle_at, PRIV_NAME_TO_HANDLE_AT, args->dfd, args->flag, args->name)
+#endif
+/* the new mount API: mounts made with no mount() call */
+#if defined(TP_syscalls__sys_enter_fsopen) && defined(TP_syscalls__sys_exit_fsopen)
+PRIV_HOOKS(fsopen, PRIV_FSOPEN, args->flags, 0, args->_fs_name)
+#endif
+#if defined(TP_syscalls__sys_enter_fsmount) && defined(TP_syscalls__sys_exit_fsmount)
+PRIV_HOOKS(fsmount, PRIV_FSMOUNT, args->flags, args->attr_flags, 0)
+#endif
+#if defined(TP_syscalls__sys_enter_move_mount) && defined(TP_syscalls__sys_exit_move_mount)
+PRIV_HOOKS(move_mount, PRIV_MOVE_MOUNT, args->flags, args->to_dfd, args->to_pathname)
+#endif
+#if defined(TP_syscalls__sys_enter_open_tree) && defined(TP_syscalls__sys_exit_open_tree)
+PRIV_HOOKS(open_tree, PRIV_OPEN_TREE, args->flags, args->dfd, args->filename)
+#endif
+#if defined(TP_syscalls__sys_enter_pivot_root) && defined(TP_syscalls__sys_exit_pivot_root)
+PRIV_HOOKS(pivot_root, PRIV_PIVOT_ROOT, 0, 0, args->new_root)
+#endif
+#if defined(TP_syscalls__sys_enter_chroot) && defined(TP_syscalls__sys_exit_chroot)
+PRIV_HOOKS(chroot, PRIV_CHROOT, 0, 0, args->filename)
+#endif
+/* the other ways to change user ids (setuid() is above); (uid_t)-1 leaves an id unchanged */
+#if defined(TP_syscalls__sys_enter_setresuid) && defined(TP_syscalls__sys_exit_setresuid)
+PRIV_HOOKS(setresuid, PRIV_SETRESUID, args->ruid, args->euid, 0)
+#endif
+#if defined(TP_syscalls__sys_enter_setreuid) && defined(TP_syscalls__sys_exit_setreuid)
+PRIV_HOOKS(setreuid, PRIV_SETREUID, args->ruid, args->euid, 0)
+#endif
+#if defined(TP_syscalls__sys_enter_setgid) && defined(TP_syscalls__sys_exit_setgid)
+PRIV_HOOKS(setgid, PRIV_SETGID, args->gid, 0, 0)
+#endif
+#if defined(TP_syscalls__sys_enter_setresgid) && defined(TP_syscalls__sys_exit_setresgid)
+PRIV_HOOKS(setresgid, PRIV_SETRESGID, args->rgid, args->egid, 0)
+#endif
+#if defined(TP_syscalls__sys_enter_setregid) && defined(TP_syscalls__sys_exit_setregid)
+PRIV_HOOKS(setregid, PRIV_SETREGID, args->rgid, args->egid, 0)
+#endif
+/* capset: the sets asked for, from the caller's two struct __user_cap_data_struct (effective,
+ * permitted, inheritable: 32 bits each, the second struct the high halves), read on entry */
+#if defined(TP_syscalls__sys_enter_capset) && defined(TP_syscalls__sys_exit_capset)
+TRACEPOINT_PROBE(syscalls, sys_enter_capset)
+{
+    __u64 scope_id = 0;
+    if (!in_scope(&scope_id))
+        return 0;
+    __u32 d[6] = {};
+    if (args->data)
+        bpf_probe_read_user(d, sizeof(d), (void *)args->data);
+    stash(ST_PRIV, scope_id, PRIV_CAPSET, ((__u64)d[3] << 32) | d[0], ((__u64)d[4] << 32) | d[1], 0);
+    return 0;
+}
+PRIV_EXIT(capset)
+#endif
+/* userfaultfd: the page-fault stalling primitive of kernel race exploits */
+#if defined(TP_syscalls__sys_enter_userfaultfd) && defined(TP_syscalls__sys_exit_userfaultfd)
+PRIV_HOOKS(userfaultfd, PRIV_USERFAULTFD, args->flags, 0, 0)
 #endif
 
 /* ---- another process's memory ---- */

@@ -117,6 +117,22 @@ enum priv_op {
     PRIV_PROC_MEM_OPEN = 13,    /* open of /proc/<pid>/mem */
     PRIV_SET_FILE_CAP = 14,     /* setxattr/lsetxattr/fsetxattr of security.capability */
     PRIV_IO_URING_REGISTER = 15,
+    PRIV_PIDFD_GETFD = 16,      /* another process's fd copied (arg0 its pid, 0 unknown; arg1 its fd) */
+    PRIV_OPEN_BY_HANDLE_AT = 17,/* an open by file handle: no path, no open hook (arg0 mount fd) */
+    PRIV_NAME_TO_HANDLE_AT = 18,/* str: the path a handle was made for */
+    PRIV_FSOPEN = 19,           /* new mount API (str: the filesystem type) */
+    PRIV_FSMOUNT = 20,
+    PRIV_MOVE_MOUNT = 21,       /* str: the target path; arg0 flags */
+    PRIV_OPEN_TREE = 22,        /* str: the path; arg0 flags (OPEN_TREE_CLONE: a bind mount) */
+    PRIV_PIVOT_ROOT = 23,       /* str: the new root */
+    PRIV_CHROOT = 24,           /* str: the new root */
+    PRIV_SETRESUID = 25,        /* arg0 ruid, arg1 euid (-1: unchanged) */
+    PRIV_SETREUID = 26,         /* arg0 ruid, arg1 euid */
+    PRIV_USERFAULTFD = 27,      /* arg0 flags */
+    PRIV_SETGID = 28,           /* arg0 gid */
+    PRIV_SETRESGID = 29,        /* arg0 rgid, arg1 egid */
+    PRIV_SETREGID = 30,         /* arg0 rgid, arg1 egid */
+    PRIV_CAPSET = 31,           /* arg0 effective, arg1 permitted capability sets (64 bits each) */
 };
 
 struct event_hdr {

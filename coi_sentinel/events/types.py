@@ -61,6 +61,22 @@ class PrivOp(enum.IntEnum):
     PROC_MEM_OPEN = 13
     SET_FILE_CAP = 14
     IO_URING_REGISTER = 15
+    PIDFD_GETFD = 16
+    OPEN_BY_HANDLE_AT = 17
+    NAME_TO_HANDLE_AT = 18
+    FSOPEN = 19
+    FSMOUNT = 20
+    MOVE_MOUNT = 21
+    OPEN_TREE = 22
+    PIVOT_ROOT = 23
+    CHROOT = 24
+    SETRESUID = 25
+    SETREUID = 26
+    USERFAULTFD = 27
+    SETGID = 28
+    SETRESGID = 29
+    SETREGID = 30
+    CAPSET = 31
 
 
 # exec_event.flags

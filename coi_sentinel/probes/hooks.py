@@ -38,16 +38,20 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         "signal:signal_deliver",
         "sched:sched_process_exit",
     ),
-    "net": _sys("connect", "dup2", "dup3", "dup", "fcntl", "accept", "accept4", "bind", "listen"),
+    "net": _sys("connect", "dup2", "dup3", "dup", "fcntl", "accept", "accept4", "bind", "listen",
+                "pidfd_open", "pidfd_getfd"),
     "io": _sys("write", "writev", "sendto", "sendmsg", "pwrite64", "pwritev", "pwritev2",
                "sendfile64", "splice", "copy_file_range")
-    + ("syscalls:sys_enter_close", "syscalls:sys_enter_mmap"),
+    + ("syscalls:sys_enter_close", "syscalls:sys_enter_mmap", "syscalls:sys_enter_sendmmsg"),
     "file": _sys("openat", "openat2", "open", "creat", "rename", "renameat", "renameat2", "unlink",
                  "unlinkat", "chmod", "fchmodat", "fchmodat2", "fchmod", "link", "linkat",
                  "symlink", "symlinkat", "chdir", "fchdir", "mknod", "mknodat", "utimensat"),
     "priv": _sys("ptrace", "mount", "unshare", "setns", "init_module", "finit_module",
                  "io_uring_setup", "io_uring_register", "memfd_create", "setuid",
-                 "process_vm_readv", "process_vm_writev", "setxattr", "lsetxattr", "fsetxattr")
+                 "process_vm_readv", "process_vm_writev", "setxattr", "lsetxattr", "fsetxattr",
+                 "bpf", "open_by_handle_at", "name_to_handle_at", "fsopen", "fsmount", "move_mount",
+                 "open_tree", "pivot_root", "chroot", "setresuid", "setreuid", "userfaultfd",
+                 "setgid", "setresgid", "setregid", "capset")
     + RAW_SYSCALLS,
     "uring": ("io_uring:io_uring_submit_req",),
     "pipe": _sys("pipe", "pipe2", "socketpair", "ioctl"),
@@ -57,11 +61,12 @@ FAMILIES: dict[str, tuple[str, ...]] = {
 PURPOSE: dict[str, str] = {
     "exec": "program execution (path, argv, failures, memfd/fd execs)",
     "proc": "fork/exit: process tree and exit codes",
-    "net": "connect, accept, bind, listen; sockets dup'ed onto stdio",
+    "net": "connect, accept, bind, listen; sockets dup'ed onto stdio (pidfd_getfd too)",
     "io": "bytes written to files (every write path, mmap) and sent on sockets",
     "file": "write-opens, sensitive reads, rename, unlink, chmod, link, symlink, chdir, "
             "chosen file times (utimensat)",
-    "priv": "ptrace, mount, namespaces, modules (raw_syscalls if needed), io_uring, memfd, "
+    "priv": "ptrace, mount (new API too), namespaces, chroot, modules (raw_syscalls if needed), "
+            "bpf, file handles, io_uring, memfd, "
             "setuid, process_vm_*, /proc/PID/mem, file capabilities",
     "uring": "io_uring submissions by opcode (connect, accept, open, write...)",
     "pipe": "pipe and pty ends (pipe2, TIOCGPTPEER): who holds which end, for relayed shells",

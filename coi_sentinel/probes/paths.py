@@ -12,6 +12,8 @@ walking its structures). This module resolves them before the rules see them:
   closed the fd or exited by then keeps the path as written: documented in docs/events.md);
   rename and link paths are resolved against the cwd only (their dirfds are not sent);
 - a file summary (``file_write``) gets the path its ``file_open`` was resolved to.
+- an exec of a relative program name (``./x``) against the cwd (``execveat`` with a dirfd is
+  joined in the kernel when the directory was opened in scope, bpf/exec.bpf.c).
 
 Absolute paths are only normalised (``a/../b``); symlinks are not followed (the kernel's
 view of a symlinked directory would need its structures too).
@@ -60,7 +62,7 @@ class PathResolver:
             model.ChdirEvent: self._chdir, model.ForkEvent: self._fork,
             model.RenameEvent: self._other, model.LinkEvent: self._other,
             model.UnlinkEvent: self._other, model.ChmodEvent: self._other,
-            model.UtimeEvent: self._other,
+            model.UtimeEvent: self._other, model.ExecEvent: self._exec,
         }
 
     def cwd(self, pid: int) -> str | None:
@@ -109,6 +111,15 @@ class PathResolver:
     def _file_write(self, ev: model.FileWriteEvent) -> model.Event:
         new = self._opened.get((ev.pid, ev.path)) or self.path(ev.pid, AT_FDCWD, ev.path)
         return ev if new == ev.path else dataclasses.replace(ev, path=new)
+
+    def _exec(self, ev: model.ExecEvent) -> model.Event:
+        # a program run by a relative name (cd /tmp && ./x) keeps it in the kernel's record;
+        # absolute names, the common case, cost one test
+        name = ev.filename
+        if not name or name[0] == "/":
+            return ev
+        new = self.path(ev.pid, AT_FDCWD, name)
+        return ev if new == name else dataclasses.replace(ev, filename=new)
 
     def _fork(self, ev: model.ForkEvent) -> model.Event:
         self.cwd(ev.pid)      # known before the table copies it to the child

@@ -29,7 +29,7 @@ EVENTS: dict[str, tuple[str, str | None]] = {
     "connect": ("connect", None),
     **{n: ("dup", None) for n in ("dup", "dup2", "dup3")},
     **{n: ("net_send", None) for n in ("sendto", "sendmsg", "sendmmsg")},
-    **{n: ("file_open", None) for n in ("open", "openat", "openat2", "creat", "open_by_handle_at")},
+    **{n: ("file_open", None) for n in ("open", "openat", "openat2", "creat")},
     **{n: ("rename", None) for n in ("rename", "renameat", "renameat2")},
     **{n: ("unlink", None) for n in ("unlink", "unlinkat")},
     **{n: ("chmod", None) for n in ("chmod", "fchmod", "fchmodat")},
@@ -50,7 +50,11 @@ EVENTS: dict[str, tuple[str, str | None]] = {
     "process_vm_writev": ("priv", "process_vm_writev"),
     "memfd_create": ("priv", "memfd_create"),
     "bpf": ("priv", "bpf"),
-    **{n: ("priv", "setuid") for n in ("setuid", "setresuid", "setreuid")},
+    # no path and no open hook: an open by handle is its own record (wave 8 audit)
+    **{n: ("priv", n) for n in ("open_by_handle_at", "name_to_handle_at", "setuid", "setresuid",
+                                "setreuid", "pidfd_getfd", "fsopen", "fsmount", "move_mount",
+                                "open_tree", "pivot_root", "chroot", "userfaultfd", "setgid",
+                                "setresgid", "setregid", "capset")},
 }
 
 #: Falco event names we have no probe for -> what to use
@@ -62,8 +66,7 @@ UNSUPPORTED_EVENTS: dict[str, str] = {
     **{n: "not probed; the file's later open, rename or chmod is"
        for n in ("mkdir", "mkdirat", "rmdir", "chown", "fchown", "fchownat", "lchown", "close",
                  "socket", "fcntl")},
-    **{n: "not probed; privilege changes are seen as setuid (priv.op = setuid) and in user.uid"
-       for n in ("setgid", "setresgid", "capset", "prctl")},
+    "prctl": "not probed; privilege changes are priv records (priv.op = setuid...) and user.uid",
     "umount": "not probed; mounts are (evt.type = mount)",
     "umount2": "not probed; mounts are (evt.type = mount)",
     "container": "container lifecycle events are not probed; container.name is on every event",

@@ -337,7 +337,10 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
     # ---- priv: ptrace, mount, unshare, setns, module loading, io_uring, memfd, setuid
     FieldDef("priv.op", S, "ptrace, mount, unshare, setns, init_module, finit_module, "
              "io_uring_setup, io_uring_register, memfd_create, setuid, bpf, process_vm_readv, "
-             "process_vm_writev, proc_mem_open, set_file_cap", {T.PRIV: "ev.op"}),
+             "process_vm_writev, proc_mem_open, set_file_cap, pidfd_getfd, open_by_handle_at, "
+             "name_to_handle_at, fsopen, fsmount, move_mount, open_tree, pivot_root, chroot, "
+             "setresuid, setreuid, userfaultfd, setgid, setresgid, setregid, capset",
+             {T.PRIV: "ev.op"}),
     FieldDef("priv.arg0", I, "first argument (ptrace request, mount/unshare flags, setns fd, "
              "setuid uid...)", {T.PRIV: "ev.arg0"}),
     FieldDef("priv.arg1", I, "second argument (ptrace pid, setns nstype...)", {T.PRIV: "ev.arg1"}),

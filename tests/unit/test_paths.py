@@ -69,3 +69,16 @@ def test_dirfd_and_unknown_cwd_come_from_proc(tmp_path):
     absolute = model.FileOpenEvent(**hdr(me), path="/a/b", flags=0, mode=0, fd=3, errno=0, kind="write",
                                    dirfd=-100)
     assert res.resolve(absolute) is absolute
+
+
+def test_a_program_run_by_a_relative_name_gets_its_path(tmp_path):
+    """cd /tmp && ./payload: the kernel's record names ./payload; proc.exe must not."""
+    pipe = Pipeline(ProcessTable())
+    res = PathResolver(pipe.table, proc_root=str(tmp_path / "no-proc"))
+    pid = 4000101
+    feed(res, pipe, model.ChdirEvent(**hdr(pid), path="/tmp", fd=-100, errno=0))
+    ex = dict(argv=("payload",), argc=1, errno=0, fd=-100, flags=0)
+    rel = feed(res, pipe, model.ExecEvent(**hdr(pid), filename="./payload", **ex))
+    assert rel.filename == "/tmp/payload" and pipe.table.get(pid).exe == "/tmp/payload"
+    absolute = model.ExecEvent(**hdr(pid), filename="/bin/true", **ex)
+    assert res.resolve(absolute) is absolute
