@@ -22,7 +22,7 @@
  *       opens of such a path, of /dev/ptmx and of /dev/pts/N -> EVT_CHAN (see pipe.bpf.c)
  *   a read-only open of an absolute path spelled with "//", "/./", "/../" or under
  *       /proc/<pid>/root that matched nothing is matched again on its canonical form
- *       (sensitive_spelled): /etc//shadow is /etc/shadow
+ *       (open_exit_respelled, a tail call): /etc//shadow is /etc/shadow
  *   opens of /proc/<pid>/mem -> EVT_PRIV op proc_mem_open; O_TMPFILE opens and unlinked paths
  *       are remembered for exec.bpf.c (EXEC_FROM_TMPFILE, EXEC_UNLINKED)
  * The path is read on syscall exit: the kernel has faulted the caller's page in by then.
@@ -259,27 +259,20 @@ static __always_inline int canon_path(char *p)
     return n > 0 ? n : 0;
 }
 
-/* is_sensitive, and for an absolute path that did not match but has another spelling, again
- * on its canonical form (then in sc->path, *len its length): one copy of is_sensitive's
- * unrolled code, each program must stay small */
-static __always_inline int sensitive_spelled(struct open_scratch *sc, int *len)
-{
-    int n = *len;
-#pragma clang loop unroll(disable)
-    for (int t = 0; t < 2; t++) {
-        if (t) {
-            if (sc->path[0] != '/' || !path_respelled(sc->path, n))
-                return 0;
-            n = canon_path(sc->path);
-            if (n <= 0)
-                return 0;
-            *len = n;
-        }
-        if (is_sensitive(sc, n))
-            return 1;
-    }
-    return 0;
-}
+/* A read-only open of an absolute path that matched nothing as written but has another
+ * spelling goes on in a program of its own (open_exit_respelled, through open_tails): the
+ * byte loop of canon_path costs the verifier ~240k instructions, paid once there instead of
+ * in each of the four open-exit programs (a probe set loaded ~5 s slower with it inline).
+ * What that program needs of the open is kept here per CPU (a tail call does not return;
+ * nothing else runs on this CPU between the call and the program). */
+struct open_pending {
+    struct inflight s;
+    long ret;
+    __u32 flags;
+    int len;
+};
+BPF_PERCPU_ARRAY(open_pending_map, struct open_pending, 1);
+BPF_PROG_ARRAY(open_tails, 1);
 
 /* "/proc/<pid or self or thread-self>/mem": len counts the NUL */
 static __always_inline int is_proc_mem(const char *p, int len)
@@ -437,7 +430,23 @@ static __always_inline void chan_open(__u64 scope_id, long ret, __u32 flags, con
     chan_event_send(scope_id, ret, (int)ret, -1, CHAN_OP_OPEN, pty, &ci);
 }
 
-static __always_inline void open_exit(long ret)
+/* a read-only open that is not reported: a file this process wrote is remembered with the
+ * fd (an exec through it after an unlink is seen: EXEC_UNLINKED), a directory's path kept */
+static __always_inline void open_plain(long ret, __u32 flags, struct open_scratch *sc, int len)
+{
+    if (ret >= 0) {
+        struct file_key wk = {.tgid = current_tgid(), .kind = FILE_KIND_WRITE};
+        wk.path_hash = path_hash(sc->path, len);
+        if (file_aggs.lookup(&wk))
+            file_put(wk.tgid, (int)ret, &wk);
+    }
+    note_maybe_dir(ret, flags, sc->path, len);
+}
+
+static __always_inline void open_record(struct inflight *sp, long ret, __u32 flags,
+                                        struct open_scratch *sc, int len, __u32 kind);
+
+static __always_inline void open_exit(void *ctx, long ret)
 {
     struct inflight s;
     if (!unstash(ST_OPEN, &s))
@@ -479,21 +488,32 @@ static __always_inline void open_exit(long ret)
     __u32 kind;
     if ((flags & O_ACCMODE_V) || (flags & (O_CREAT_V | O_TRUNC_V)))
         kind = FILE_KIND_WRITE;
-    else if (sensitive_spelled(sc, &len))
+    else if (is_sensitive(sc, len))
         kind = FILE_KIND_SENSITIVE;
     else {
-        /* a read-only open of a file this process wrote: the fd is remembered with the
-         * file's key, so an exec through it after an unlink is seen (EXEC_UNLINKED) */
-        if (ret >= 0) {
-            struct file_key wk = {.tgid = current_tgid(), .kind = FILE_KIND_WRITE};
-            wk.path_hash = path_hash(sc->path, len);
-            if (file_aggs.lookup(&wk))
-                file_put(wk.tgid, (int)ret, &wk);
+        if (sc->path[0] == '/' && path_respelled(sc->path, len)) {
+            struct open_pending *pend = open_pending_map.lookup(&zero);
+            if (pend) {
+                __builtin_memcpy(&pend->s, &s, sizeof(s));
+                pend->ret = ret;
+                pend->flags = flags;
+                pend->len = len;
+                open_tails.call(ctx, 0);
+            }
+            /* no program there (a failed load says so in coverage): as written */
         }
-        note_maybe_dir(ret, flags, sc->path, len);
+        open_plain(ret, flags, sc, len);
         return;
     }
+    open_record(&s, ret, flags, sc, len, kind);
+}
 
+/* a write-intent or sensitive open: counted in file_aggs, reported the first time */
+static __always_inline void open_record(struct inflight *sp, long ret, __u32 flags,
+                                        struct open_scratch *sc, int len, __u32 kind)
+{
+    __u32 zero = 0;
+    struct inflight s = *sp;
     __u32 tgid = current_tgid();
     struct file_key key = {.tgid = tgid, .kind = kind | (ret < 0 ? FAILED_KIND : 0)};
     key.path_hash = path_hash(sc->path, len);
@@ -546,6 +566,28 @@ static __always_inline void open_exit(long ret)
         events_bulk.ringbuf_submit(e, bulk_submit_flags());
 }
 
+/* the rest of an open whose path has another spelling (see open_pending): matched again on
+ * its canonical form, which the record then carries */
+int open_exit_respelled(void *ctx)
+{
+    __u32 zero = 0;
+    struct open_pending *pend = open_pending_map.lookup(&zero);
+    struct open_scratch *sc = open_scratch_map.lookup(&zero);
+    if (!pend || !sc)
+        return 0;
+    struct inflight s = pend->s;
+    long ret = pend->ret;
+    __u32 flags = pend->flags;
+    int len = pend->len;
+    int n = canon_path(sc->path);
+    if (n > 0 && is_sensitive(sc, n)) {
+        open_record(&s, ret, flags, sc, n, FILE_KIND_SENSITIVE);
+        return 0;
+    }
+    open_plain(ret, flags, sc, n > 0 ? n : len);
+    return 0;
+}
+
 #ifdef TP_syscalls__sys_enter_openat
 TRACEPOINT_PROBE(syscalls, sys_enter_openat)
 {
@@ -556,7 +598,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_openat)
 #ifdef TP_syscalls__sys_exit_openat
 TRACEPOINT_PROBE(syscalls, sys_exit_openat)
 {
-    open_exit(args->ret);
+    open_exit(args, args->ret);
     return 0;
 }
 #endif
@@ -572,7 +614,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_openat2)
 #ifdef TP_syscalls__sys_exit_openat2
 TRACEPOINT_PROBE(syscalls, sys_exit_openat2)
 {
-    open_exit(args->ret);
+    open_exit(args, args->ret);
     return 0;
 }
 #endif
@@ -586,7 +628,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_open)
 #ifdef TP_syscalls__sys_exit_open
 TRACEPOINT_PROBE(syscalls, sys_exit_open)
 {
-    open_exit(args->ret);
+    open_exit(args, args->ret);
     return 0;
 }
 #endif
@@ -600,7 +642,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_creat)
 #ifdef TP_syscalls__sys_exit_creat
 TRACEPOINT_PROBE(syscalls, sys_exit_creat)
 {
-    open_exit(args->ret);
+    open_exit(args, args->ret);
     return 0;
 }
 #endif

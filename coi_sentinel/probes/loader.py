@@ -44,6 +44,13 @@ log = logging.getLogger(__name__)
 HOST_SCOPE_LEVEL = 1
 
 
+#: (program array, index, function, what goes unseen without it) - see bpf/file.bpf.c
+TAIL_PROGRAMS = (
+    ("open_tails", 0, "open_exit_respelled",
+     'read-only opens of sensitive paths spelled with "//", "/./", "/../" or /proc/PID/root'),
+)
+
+
 @dataclass(slots=True)
 class Coverage:
     attached: list[Hook] = field(default_factory=list)
@@ -135,6 +142,7 @@ class ProbeSet:
         except Exception as err:  # bcc raises bare Exception on compile/load failures
             raise ProbeError(f"the BPF programs did not compile or load: {err}",
                              hint="run `coi-sentinel doctor`; compiler messages are above") from err
+        self._load_tails(BPF)
         for h in present:
             try:
                 self._attach(h)
@@ -161,6 +169,20 @@ class ProbeSet:
         log.info("probes: %d hooks attached, %d missing", len(self.coverage.attached),
                  len(self.coverage.missing))
         return self.coverage
+
+    def _load_tails(self, BPF) -> None:
+        """The programs the hooks jump to (bpf_tail_call), in their program arrays: one place
+        for work whose verification would be paid in each hook that needs it."""
+        for table, index, fn, what in TAIL_PROGRAMS:
+            try:
+                prog_array = self.bpf.get_table(table.encode())
+            except KeyError:
+                continue                      # its family is not loaded
+            try:
+                prog = self.bpf.load_func(fn.encode(), BPF.TRACEPOINT)
+                prog_array[ctypes.c_int(index)] = ctypes.c_int(prog.fd)
+            except Exception as err:  # bcc raises bare Exception on load failures
+                self.coverage.notes.append(f"{fn} did not load ({str(err).splitlines()[0]}): {what}")
 
     def _require(self):
         if self.bpf is None:
