@@ -175,8 +175,9 @@ ATTACKS = (
       f"{NOBODY} sh -c 'echo x::0:0::/:/bin/sh >> /etc/passwd' 2>/dev/null || echo denied"),
 
     # ---- escalation and escape ------------------------------------------------------------
-    A("chroot_proc1_root", "escalation", "chroot /proc/1/root /bin/true",
-      gap="chroot is not probed: the chroot into /proc/1/root (refused here) leaves no event"),
+    # measured before wave 8's probes (unseen: chroot was not probed); seen since, and
+    # namespace_or_mount_in_container takes chroot
+    A("chroot_proc1_root", "escalation", "chroot /proc/1/root /bin/true"),
     A("python_setxattr_capability", "escalation",
       # cap_setuid+ep written as the raw xattr, no setcap
       "cp /bin/true .cache/t; python3 -c \"import os, struct; "

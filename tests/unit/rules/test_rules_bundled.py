@@ -385,8 +385,12 @@ def test_escalation(fire: Any, ev: Any) -> None:
     assert fire(ev.priv(10, "unshare", 0x10000000)) == ["namespace_or_mount_in_container"]
     assert fire(ev.priv(10, "mount", 0, 0, "/mnt", errno=1)) == ["namespace_or_mount_in_container"]
     assert fire(ev.exec(10, "/usr/bin/bwrap", "bwrap"), ev.priv(10, "unshare", 0x10000000)) == []
+    for op in ("fsopen", "move_mount", "pivot_root", "chroot", "open_by_handle_at"):   # wave 8's ops
+        assert fire(ev.priv(10, op, 0, 0, "", errno=1)) == ["namespace_or_mount_in_container"], op
+    assert fire(ev.priv(10, "bpf", 5, 0, "", errno=1)) == ["bpf_syscall_in_container"]
     ev.container = "host"
     assert fire(ev.priv(10, "unshare", 0x10000000)) == []
+    assert fire(ev.priv(10, "bpf", 5, 0, "")) == []
     ev.container = "agent-1"
     assert fire(ev.exec(10, "/usr/bin/python3", "python3"), ev.priv(10, "io_uring_setup", 8)) == [
         "io_uring_unexpected"]
