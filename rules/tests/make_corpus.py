@@ -369,6 +369,12 @@ SCENARIOS: tuple[Scenario, ...] = (
       "if fd >= 0:\n"
       "    os.close(fd)\n"
       "EOF"),
+    S("priv_bpf", "bpf(BPF_MAP_CREATE, NULL, 0) from python (ctypes; refused: EINVAL)",
+      "python3 - <<'EOF'\n"
+      "import ctypes, os\n"
+      "libc = ctypes.CDLL(None, use_errno=True)\n"
+      "print('bpf', libc.syscall(321, 0, None, 0), os.strerror(ctypes.get_errno()))\n"
+      "EOF"),
     S("priv_kernel_module", "finit_module of /dev/null as uid 65534 (refused)",
       f"{NOBODY} python3 - <<'EOF'\n"
       "import ctypes, os\n"
