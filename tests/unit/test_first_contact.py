@@ -4,6 +4,7 @@ Incus from where each distribution has it instead of adding Debian backports eve
 from __future__ import annotations
 
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,10 @@ REPO = Path(__file__).resolve().parents[2]
 def test_the_apache_license_is_shipped() -> None:
     text = (REPO / "LICENSE").read_text()
     assert text.lstrip().startswith("Apache License\n") and "Version 2.0, January 2004" in text
-    assert 'license = { text = "Apache-2.0" }' in (REPO / "pyproject.toml").read_text()
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    # an SPDX expression and the file (the table form is deprecated by setuptools, refused
+    # from 2027-02-18)
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
 
 
 @pytest.mark.parametrize("os_release,source", [
