@@ -294,34 +294,26 @@ class AuditLog:
     def write_record(self, record: "Record | dict[str, Any]", *, sync: bool = False) -> None:
         """Any record (:mod:`coi_sentinel.records`: drops, monitor...; a plain dict is written
         as it is, ``record`` first); ``time`` is added if absent."""
+        body = None
         if isinstance(record, dict):
             d = records.untyped(record.get("record"), record,
                                 time=None if "time" in record else iso_time())
         else:       # an alert has its time (the event's): no clock read, no second record
             rec = record if record.time else records.stamped(record, iso_time())
-            if type(rec) is not records.AlertRecord:
-                d = records.to_dict(rec)
-            else:
+            if type(rec) is records.AlertRecord:
                 try:
                     # the alert's own JSON, which the terminal and the outputs reuse
                     # (records.dumps keeps the last alert's bytes): encoded once for all
                     body = records.dumps(rec)
                 except TypeError:   # a value plain JSON cannot hold: the writer's encoder says
-                    d = records.to_dict(rec)
-                else:
-                    self._write_encoded(body, sync)
-                    return
+                    pass
+            d = records.to_dict(rec) if body is None else None
         w = self._live()
         try:
-            w.write_record(d, sync=sync)
-        except TraceError as err:
-            raise self._translate(err) from err
-        self._rotate_if_due()
-
-    def _write_encoded(self, body: bytes, sync: bool) -> None:
-        w = self._live()
-        try:
-            w.write_encoded_record(body, sync=sync)
+            if body is not None:
+                w.write_encoded_record(body, sync=sync)
+            else:
+                w.write_record(d, sync=sync)
         except TraceError as err:
             raise self._translate(err) from err
         self._rotate_if_due()
