@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from .action import KILLS, Action
 from .errors import AuditError
 from .events.model import kernel_kill_reason
+from .heap import settle
 from .records import ActionRecord, AlertRecord, DropsRecord, MonitorRecord, Record
 
 if TYPE_CHECKING:
@@ -294,6 +295,7 @@ class Sentinel:
         """Poll the (live) source until ``should_stop()`` or ``duration``, ticking the lanes;
         then drain what the kernel still holds."""
         deadline = None if duration is None else time.monotonic() + duration
+        settle()                # what set-up built lives as long as the loop (coi_sentinel/heap.py)
         while not should_stop():
             if deadline is not None and time.monotonic() >= deadline:
                 break

@@ -15,7 +15,7 @@ import click
 
 from .. import __version__
 from ..errors import SentinelError
-from ..heap import keep_freed_memory
+from ..heap import collect_young_less, keep_freed_memory
 
 #: (module under coi_sentinel.cli, command name) - imported only when the command runs, so
 #: `--help` and the commands that need no kernel never import bcc or pylxd
@@ -75,6 +75,7 @@ def cli(ctx: click.Context, debug: bool, verbose: int) -> None:
     level = logging.DEBUG if debug or verbose > 1 else logging.INFO if verbose else logging.WARNING
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     keep_freed_memory()         # the event path's batches reuse the heap (coi_sentinel/heap.py)
+    collect_young_less()        # and allocate short-lived objects with fewer collections
     ctx.ensure_object(dict)
     ctx.obj["debug"] = debug
 

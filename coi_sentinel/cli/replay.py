@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from ..heap import settle
 from ..replay.cases import NETWORK_MODES
 from ..outputs.cli import AlertSinks, alert_output_options, print_outputs_status
 from .output import Clock, alert_line, echo_json, json_option
@@ -89,6 +90,7 @@ def replay(ctx: click.Context, traces: tuple[Path, ...], rule_paths: tuple[str, 
         for err in stats.errors:
             click.echo(f"coi-sentinel: skipped {err}", err=True)
 
+    settle()                    # rules and outputs live as long as the replay (coi_sentinel/heap.py)
     try:
         result = run_replay([str(p) for p in traces], ruleset, lenient=lenient, each=each,
                             session=session, on_alert=on_alert, on_trace=on_trace)

@@ -44,6 +44,7 @@ from .. import __version__, records
 from ..action import Action
 from ..errors import ConfigError, SentinelError
 from ..events import codec
+from ..heap import settle
 from ..records import MonitorRecord
 from ..sentinel import Sentinel
 from . import peers
@@ -285,6 +286,7 @@ class Daemon:
         """The loop, until :meth:`stop` (SIGTERM, SIGINT)."""
         mon = self.mon
         drops_at, lost, swept_at = 0.0, {}, 0.0
+        settle()                # what set-up built lives as long as the loop (coi_sentinel/heap.py)
         try:
             last = time.monotonic_ns()
             while not self._stop.is_set():
@@ -570,6 +572,7 @@ class Daemon:
                 scope.lane.write(MonitorRecord("rules-reloaded", detail={"rules": len(rs.rules),
                                                                          "rules_hash": h}), sync=True)
             self._sync_sensitive()
+        settle()                # the old rules were frozen with the rest: collected now
         log.warning("rules reloaded: %d rules, sha256 %s", len(ruleset.rules), rhash)
         return {"rules": len(ruleset.rules), "hash": rhash}
 

@@ -48,8 +48,9 @@ class Engine:
         self.ctx = EvalContext(self.table, sessions)
         self.limits = limits or Limits()
         self._fns = dict(ruleset.match_fns)
-        #: (rule, step, kind) per match id: the kind looked up once, not per hit
-        self._matchers = [(rule, step, rule.kind) for rule, step in ruleset.matchers]
+        #: (rule, step, kind, state leader) per match id: looked up once, not per hit (the
+        #: leader is filled in below, once the stateful rules are grouped)
+        self._matchers: list[tuple["CompiledRule", int, str, int]] = []
         self._sequences: dict[int, SequenceState] = {}
         self._thresholds: dict[int, ThresholdState | DistinctState] = {}
         self._ids = {c.index: c.id for c in ruleset.rules}
@@ -78,6 +79,8 @@ class Engine:
                 else:
                     self._thresholds[c.index] = ThresholdState(th.window_ns, th.above, th.sum_field is None,
                                                                self.limits)
+        self._matchers = [(rule, step, rule.kind, self._leader.get(rule.index, rule.index))
+                          for rule, step in ruleset.matchers]
         self.events = 0
         #: events whose evaluation raised (logged, then skipped)
         self.failures = 0
@@ -120,25 +123,43 @@ class Engine:
             self._failed(event, err)
 
     def _dispatch(self, hits: list[int], event: Event, process: Process) -> None:
-        seq_steps: dict[int, tuple["CompiledRule", set[int]]] = {}
-        thresholds: set[int] = set()
-        for mid in hits:
-            rule, step, kind = self._matchers[mid]
-            if kind == "event":
+        """Event rules alert in the order of their hits, a threshold is fed once per state, and
+        then each sequence once with every step the event matched."""
+        matchers = self._matchers
+        if len(hits) == 1:                  # the common case: one condition held
+            rule, step, kind, _ = matchers[hits[0]]
+            if kind == "sequence":
+                self._sequence(rule, [step], event, process)
+            elif kind == "event":
                 self._emit(rule, [(event, process)])
-            elif kind == "sequence":
-                lead = self._leader[rule.index]
+            else:
+                self._threshold(rule, event, process)
+            return
+        seq_steps: dict[int, tuple["CompiledRule", list[int]]] | None = None
+        thresholds: set[int] | None = None
+        for mid in hits:
+            rule, step, kind, lead = matchers[mid]
+            if kind == "sequence":
+                if seq_steps is None:
+                    seq_steps = {lead: (rule, [step])}
+                    continue
                 entry = seq_steps.get(lead)
                 if entry is None:
-                    seq_steps[lead] = entry = (rule, set())
-                entry[1].add(step)
-            else:
-                lead = self._leader[rule.index]
-                if lead not in thresholds:      # once for rules sharing a state
-                    thresholds.add(lead)
-                    self._threshold(rule, event, process)
-        for rule, steps in seq_steps.values():
-            self._sequence(rule, sorted(steps), event, process)
+                    seq_steps[lead] = (rule, [step])
+                else:
+                    entry[1].append(step)
+            elif kind == "event":
+                self._emit(rule, [(event, process)])
+            elif thresholds is None or lead not in thresholds:      # once for rules sharing a state
+                if thresholds is None:
+                    thresholds = set()
+                thresholds.add(lead)
+                self._threshold(rule, event, process)
+        if seq_steps is not None:
+            for rule, steps in seq_steps.values():
+                if len(steps) > 1:
+                    steps.sort()
+                self._sequence(rule, steps, event, process)
 
     def _sweep(self, now: int) -> None:
         """Once per second of event time: forget state that can no longer match."""
@@ -156,22 +177,27 @@ class Engine:
     def _sequence(self, rule: "CompiledRule", steps: list[int], event: Event, process: Process) -> None:
         seq = rule.rule.sequence
         assert seq is not None
-        by_steps: dict[tuple[Any, ...], list[int]] = {}
-        for step in steps:
-            by_steps.setdefault(self._by_values(rule.conditions[step].by, event, process), []).append(step)
-        for by, group in by_steps.items():
-            if seq.scope == "process":
-                store: Hashable = (event.pid, by)
-                lookups: list[Hashable] = []
-            elif seq.scope == "container":
-                store = (event.scope_id or event.container, by)
-                lookups = []
+        conditions = rule.conditions
+        groups: Iterable[tuple[tuple[Any, ...], list[int]]]
+        if len(steps) == 1:
+            groups = ((self._by_values(conditions[steps[0]].by, event, process), steps),)
+        else:
+            by_steps: dict[tuple[Any, ...], list[int]] = {}
+            for step in steps:
+                by_steps.setdefault(self._by_values(conditions[step].by, event, process), []).append(step)
+            groups = by_steps.items()
+        scope = seq.scope
+        lead = self._leader[rule.index]
+        state = self._sequences[lead]
+        for by, group in groups:
+            if scope == "process":
+                chain = state.feed(group, event, process, (event.pid, by))
+            elif scope == "container":
+                chain = state.feed(group, event, process, (event.scope_id or event.container, by))
             else:  # tree: stored under the parent; found from the process itself or an ancestor
                 parent = process.ppid or event.ppid
-                store = (parent or event.pid, by)
-                lookups = [(pid, by) for pid in self._lineage(event, process)]
-            lead = self._leader[rule.index]
-            chain = self._sequences[lead].feed(group, event, process, store, lookups)
+                chain = state.feed(group, event, process, (parent or event.pid, by),
+                                   [(pid, by) for pid in self._lineage(event, process)])
             if chain is not None:
                 for member in self._members[lead]:
                     self._emit(member, chain)

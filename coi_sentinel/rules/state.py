@@ -57,7 +57,7 @@ class _Bucket:
     __slots__ = ("steps", "newest", "oldest", "oldest_last")
 
     def __init__(self, nsteps: int) -> None:
-        self.steps: list[list[_Entry]] = [[] for _ in range(nsteps)]
+        self.steps: list[list[_Entry]] = [[], []] if nsteps == 2 else [[] for _ in range(nsteps)]
         self.newest = 0
         #: no entry of a step before the last is older than this, none of the last step older
         #: than ``oldest_last`` (bounds: an entry removed since may have been the oldest);
@@ -82,55 +82,69 @@ class SequenceState:
         self.evicted_late = 0       # last-step events dropped while waiting for a late earlier step
         self.expired = 0
 
-    def feed(self, steps: Iterable[int], event: Any, process: Any, store_key: Hashable,
+    def feed(self, steps: list[int], event: Any, process: Any, store_key: Hashable,
              lookup_keys: Iterable[Hashable] = ()) -> list[tuple[Any, Any]] | None:
-        """An event matched ``steps``. Returns the completed chain [(event, process)...] in
-        step order, or None after storing the event as a partial match."""
+        """An event matched ``steps`` (ascending). Returns the completed chain [(event, process)...]
+        in step order, or None after storing the event as a partial match."""
         if len(steps) > 1:
             steps = sorted(steps, reverse=True)
         ts = event.ts_ns
         entry = _Entry(ts, event, process)
-        for i, key in enumerate((store_key, *lookup_keys)):
-            if i and key == store_key:
-                continue
-            bucket = self.buckets.get(key)
-            if bucket is None:
-                continue
-            self._expire(bucket, ts)
-            for k in steps:
-                chain = self._chain(bucket, k, entry)
-                if chain is not None:
-                    for j, used in enumerate(chain):
-                        if j != k:
-                            bucket.steps[j].remove(used)
-                    if bucket.empty():
-                        del self.buckets[key]
-                    return [(e.event, e.process) for e in chain]
-        bucket = self.buckets.get(store_key)
-        if bucket is None:
-            bucket = _Bucket(self.nsteps)
-            self.buckets[store_key] = bucket
-            while len(self.buckets) > self.limits.sequence_keys:
-                _, old = self.buckets.popitem(last=False)
-                self.evicted_keys += 1
-                self.evicted_events += sum(len(s) for s in old.steps)
+        buckets = self.buckets
+        own = buckets.get(store_key)
+        chain = None if own is None else self._complete(own, store_key, steps, entry)
+        if chain is None:
+            for key in lookup_keys:
+                if key != store_key and (bucket := buckets.get(key)) is not None:
+                    chain = self._complete(bucket, key, steps, entry)
+                    if chain is not None:
+                        break
+        if chain is not None:
+            return chain
+        if own is None:
+            own = buckets[store_key] = _Bucket(self.nsteps)
+            if len(buckets) > self.limits.sequence_keys:
+                while len(buckets) > self.limits.sequence_keys:
+                    _, old = buckets.popitem(last=False)
+                    self.evicted_keys += 1
+                    self.evicted_events += sum(len(s) for s in old.steps)
         else:
-            self.buckets.move_to_end(store_key)
+            buckets.move_to_end(store_key)
         last = self.nsteps - 1
-        if steps[0] == last and ts < bucket.oldest_last:      # steps: one, or descending
-            bucket.oldest_last = ts
-        if steps[-1] < last and ts < bucket.oldest:
-            bucket.oldest = ts
+        if steps[0] == last and ts < own.oldest_last:      # steps: one, or descending
+            own.oldest_last = ts
+        if steps[-1] < last and ts < own.oldest:
+            own.oldest = ts
+        per_step = self.limits.sequence_per_step
         for k in steps:
-            held = bucket.steps[k]
+            held = own.steps[k]
             held.append(entry)
-            if len(held) > self.limits.sequence_per_step:
+            if len(held) > per_step:
                 del held[0]
                 if k == last:
                     self.evicted_late += 1
                 else:
                     self.evicted_events += 1
-        bucket.newest = max(bucket.newest, ts)
+        if ts > own.newest:
+            own.newest = ts
+        return None
+
+    def _complete(self, bucket: _Bucket, key: Hashable, steps: list[int], entry: _Entry
+                  ) -> list[tuple[Any, Any]] | None:
+        """The chain ``entry`` completes with the events held under ``key``, taken out of it."""
+        self._expire(bucket, entry.ts)
+        held = bucket.steps
+        for k in steps:
+            if not all(held[j] for j in range(self.nsteps) if j != k):
+                continue            # a step other than k has nothing: no chain through k
+            chain = self._chain(bucket, k, entry)
+            if chain is not None:
+                for j, used in enumerate(chain):
+                    if j != k:
+                        held[j].remove(used)
+                if bucket.empty():
+                    del self.buckets[key]
+                return [(e.event, e.process) for e in chain]
         return None
 
     def _expire(self, bucket: _Bucket, ts: int) -> None:

@@ -1,0 +1,154 @@
+"""Instructions per event of the event path, this tree against a baseline revision, counted by
+valgrind (cachegrind) in the same run: a figure the machine's load cannot move.
+
+    .venv/bin/python bench/bench_instructions.py [--base REV] [--workloads corpus,replay,stream] [--json]
+
+The timing benches (bench_replay.py, bench_rules.py, bench_outputs.py) swing by 20-30 % with the
+virtual machine's host between runs of the same tree, which hides a change worth 5 %. This bench
+counts the instructions user space executes instead. Each workload runs in a process of its own
+under ``valgrind --tool=cachegrind --cache-sim=no``, twice per tree: once set up only and once
+set up and then run, so the difference is the run's alone, divided by its events. The baseline
+(default ``HEAD``: the last commit, against the working tree) is exported with ``git archive``
+to a temporary folder and measured the same way, in the same run. Workloads, each on the
+bundled rules:
+
+  corpus   the rule test corpus (rules/tests/traces/, 79k events) decoded first, then fed
+           through pipeline + engine (what bench_replay.py calls "pipeline + engine only")
+  replay   the same corpus replayed end to end from its file: reading, decoding, pipeline,
+           engine (bench_replay.py's "replay, plain trace")
+  stream   bench_rules.py's synthetic agent mix (100k events) through table + engine
+
+A tree whose ``coi_sentinel.heap`` has ``settle`` runs as the CLI runs it (young collections
+less often, set-up frozen before the loop); an older tree as it was. Instructions are not
+time: decoding (orjson, C) runs at a higher rate per cycle than the engine's Python, so a
+ratio here is the direction and rough size of a change, not its speed-up; time it with the
+timing benches on a quiet machine. About two minutes a workload (two processes at a time).
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = ROOT / ".venv" / "bin" / "python"
+
+#: run by each measured process: argv = tree, workload, runs (0: set-up only)
+WORKLOAD = r'''
+import sys, tempfile
+root, what, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+sys.path[:0] = [root, root + "/bench"]
+from coi_sentinel import heap
+product = hasattr(heap, "settle")
+if product:
+    heap.collect_young_less()
+from pathlib import Path
+from coi_sentinel.pipeline import Pipeline
+from coi_sentinel.replay import replay
+from coi_sentinel.rules import Engine, load_ruleset
+from coi_sentinel.trace import read_events
+import bench_replay
+ruleset = load_ruleset(None)
+events, plain = [], Path(tempfile.mkdtemp(prefix="coi-bench-instr-")) / "corpus.jsonl"
+bench_replay.concatenate(sorted(bench_replay.TRACES.glob("*.jsonl*")), plain, 1)
+if what == "corpus":
+    events = list(read_events([plain]))
+elif what == "stream":
+    from bench_rules import Stream
+    events = Stream().build(100_000)
+if product:
+    heap.settle()
+n = 0
+for _ in range(runs):
+    if what == "replay":
+        n = replay([plain], ruleset).events
+        continue
+    pipeline = Pipeline()
+    engine = Engine(ruleset, table=pipeline.table)
+    pipeline.add_sink(engine)
+    pipeline.feed_all(events)
+    n = len(events)
+print("EVENTS", n)
+'''
+
+WORKLOADS = ("corpus", "replay", "stream")
+
+
+def count(tree: Path, workload: str, runs: int, script: Path) -> tuple[int, int]:
+    """(instructions, events) of one process under cachegrind."""
+    proc = subprocess.run(
+        ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
+         str(PYTHON), str(script), str(tree), workload, str(runs)],
+        capture_output=True, text=True, check=False)
+    refs = re.search(r"I\s+refs:\s+([\d,]+)", proc.stderr)
+    events = re.search(r"^EVENTS (\d+)$", proc.stdout, re.M)
+    if proc.returncode != 0 or refs is None or events is None:
+        raise SystemExit(f"bench_instructions: {workload} in {tree} failed (exit {proc.returncode}):\n"
+                         f"{proc.stderr[-2000:]}")
+    return int(refs.group(1).replace(",", "")), int(events.group(1))
+
+
+def per_event(tree: Path, workload: str, script: Path, pool: concurrent.futures.Executor) -> dict:
+    setup = pool.submit(count, tree, workload, 0, script)
+    full = pool.submit(count, tree, workload, 1, script)
+    (i0, _), (i1, events) = setup.result(), full.result()
+    return {"events": events, "instructions": i1 - i0, "per_event": round((i1 - i0) / events)}
+
+
+def export(rev: str, into: Path) -> None:
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev], capture_output=True, check=False)
+    if archive.returncode != 0:
+        raise SystemExit(f"bench_instructions: git archive {rev}: {archive.stderr.decode().strip()}")
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
+
+
+def run(base: str, workloads: list[str]) -> dict:
+    out: dict = {"base": base, "workloads": {}}
+    with tempfile.TemporaryDirectory(prefix="coi-bench-instr-") as tmp:
+        base_tree = Path(tmp) / "base"
+        base_tree.mkdir()
+        export(base, base_tree)
+        script = Path(tmp) / "workload.py"
+        script.write_text(WORKLOAD)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            for workload in workloads:
+                before = per_event(base_tree, workload, script, pool)
+                after = per_event(ROOT, workload, script, pool)
+                out["workloads"][workload] = {
+                    "base": before, "tree": after,
+                    "ratio": round(after["per_event"] / before["per_event"], 3)}
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--base", default="HEAD", help="the baseline revision (default: HEAD)")
+    ap.add_argument("--workloads", default=",".join(WORKLOADS),
+                    help=f"comma-separated, of {', '.join(WORKLOADS)}")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    workloads = [w for w in args.workloads.split(",") if w]
+    unknown = sorted(set(workloads) - set(WORKLOADS))
+    if unknown:
+        ap.error(f"unknown workload(s): {', '.join(unknown)}")
+    if shutil.which("valgrind") is None:
+        raise SystemExit("bench_instructions: needs valgrind (apt-get install valgrind)")
+    out = run(args.base, workloads)
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return
+    print(f"instructions per event (valgrind), this tree against {args.base}, bundled rules")
+    for workload, r in out["workloads"].items():
+        print(f"  {workload:<7} {r['base']['per_event']:>8,} -> {r['tree']['per_event']:>8,}  "
+              f"x{r['ratio']:.3f}  ({r['tree']['events']:,} events)")
+
+
+if __name__ == "__main__":
+    main()
