@@ -38,7 +38,7 @@ from coi_sentinel.audit import AuditLog, AuditPolicy  # noqa: E402
 from coi_sentinel.cli.watch import Terminal  # noqa: E402
 from coi_sentinel.events import codec  # noqa: E402
 from coi_sentinel.events.decode import Decoder  # noqa: E402
-from coi_sentinel.heap import keep_freed_memory  # noqa: E402
+from coi_sentinel.heap import collect_young_less, keep_freed_memory, settle  # noqa: E402
 from coi_sentinel.pipeline import Pipeline  # noqa: E402
 from coi_sentinel.probes.paths import PathResolver  # noqa: E402
 from coi_sentinel.probes.stream import BULK_BUDGET  # noqa: E402
@@ -82,6 +82,7 @@ def stages(raws: list[bytes], directory: Path) -> dict[str, tuple[float, float]]
     n = len(raws)
     out: dict[str, tuple[float, float]] = {}
     batches = [raws[i:i + BATCH] for i in range(0, n, BATCH)]
+    settle()                    # as watch does where its loop starts
 
     def decode_only() -> None:
         decode = Decoder().decode
@@ -150,6 +151,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     keep_freed_memory()         # as the CLI does
+    collect_young_less()
     res = {}
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="coi-bench-ep-") as d:
         for mix in ("flood", "mixed"):

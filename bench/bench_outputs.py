@@ -52,6 +52,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 from bench_rules import Stream  # noqa: E402
 
 from coi_sentinel.events.proctable import ProcessTable  # noqa: E402
+from coi_sentinel.heap import collect_young_less, settle  # noqa: E402
 from coi_sentinel.outputs import OutputSet  # noqa: E402
 from coi_sentinel.outputs.cli import AlertSinks  # noqa: E402
 from coi_sentinel.outputs.metrics import Metrics  # noqa: E402
@@ -196,6 +197,7 @@ def run(n: int, repeat: int = 3) -> dict:
             hook = f"http://127.0.0.1:{port['fast']}/?batch=64&name=webhook"
             slow_hook = f"http://127.0.0.1:{port['slow']}/?batch=64&queue=1000&name=slow-webhook"
             otlp_url = f"otlp+http://127.0.0.1:{port['otlp']}?name=otlp"
+            settle()            # as watch does where its loop starts
             one_run(events[: len(events) // 4], ruleset, None, False)      # warm-up, not counted
             configs = {
                 "baseline": (ruleset, None),
@@ -232,6 +234,7 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3, help="runs of each, the median is shown")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    collect_young_less()        # as the CLI does
     r = run(args.events, max(1, args.repeat))
     if args.json:
         print(json.dumps(r))

@@ -46,6 +46,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from coi_sentinel.heap import collect_young_less, settle  # noqa: E402
 from coi_sentinel.pipeline import Pipeline  # noqa: E402
 from coi_sentinel.replay import replay  # noqa: E402
 from coi_sentinel.replay.cases import bundled_cases_dir  # noqa: E402
@@ -179,6 +180,7 @@ def measure(ruleset, paths: list[Path], repeat: int, copies: int) -> dict:
         plain = Path(tmp) / "corpus.jsonl"
         concatenate(paths, plain, copies)
         gz = Path(str(plain) + ".gz")
+        settle()                # as the replay command does before it reads
         t_plain, res = best(lambda: replay([plain], ruleset), repeat)
         t_gz, _ = best(lambda: replay([gz], ruleset), repeat)
         events = res.events
@@ -309,6 +311,7 @@ def main() -> None:
     ap.add_argument("--live", action="store_true", help="also live-vs-replay agreement (root)")
     ap.add_argument("--json", action="store_true", help="print one JSON object")
     args = ap.parse_args()
+    collect_young_less()        # as the CLI does
     out = {"throughput": throughput(args.repeat, args.copies)}
     if args.scale > 1:
         out["scaling"] = rule_scaling(args.repeat, args.copies, args.scale)

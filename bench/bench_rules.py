@@ -26,6 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from coi_sentinel.events import model as m  # noqa: E402
 from coi_sentinel.events.proctable import ProcessTable  # noqa: E402
+from coi_sentinel.heap import collect_young_less, settle  # noqa: E402
 from coi_sentinel.rules import Engine, load_ruleset  # noqa: E402
 
 TARGET = 100_000
@@ -190,6 +191,7 @@ def run(n: int, traces: list[str] | None = None) -> dict:
     events = from_traces(traces, n) if traces else Stream().build(n)
     build_s = time.perf_counter() - t0
     ruleset = load_ruleset(None)
+    settle()                    # as the CLI does where its loop starts
 
     table = ProcessTable()
     t0 = time.perf_counter()
@@ -240,6 +242,7 @@ def main() -> None:
     ap.add_argument("--trace", nargs="+", help="recorded traces to use instead of the synthetic mix")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    collect_young_less()        # as the CLI does
     r = run(args.events, args.trace)
     if args.json:
         print(json.dumps(r))
