@@ -134,9 +134,11 @@ class SequenceState:
         """The chain ``entry`` completes with the events held under ``key``, taken out of it."""
         self._expire(bucket, entry.ts)
         held = bucket.steps
+        pair = self.nsteps == 2
         for k in steps:
-            if not all(held[j] for j in range(self.nsteps) if j != k):
-                continue            # a step other than k has nothing: no chain through k
+            # a step other than k has nothing: no chain through k
+            if not held[1 - k] if pair else not all(held[j] for j in range(self.nsteps) if j != k):
+                continue
             chain = self._chain(bucket, k, entry)
             if chain is not None:
                 for j, used in enumerate(chain):
