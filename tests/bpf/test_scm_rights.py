@@ -1,0 +1,132 @@
+"""fds passed over a unix socket (sendmsg/recvmsg with SCM_RIGHTS, the wave 8 audit's blind
+spot in docs/events.md): the receiver's fd is what the sender's was. A connected socket passed
+to a process that puts it on stdio is a socket on stdio, kill policy included; a file or a pipe
+end passed so is no socket. Each workload runs the real system calls in a scoped cgroup."""
+
+from __future__ import annotations
+
+import socket
+import textwrap
+
+import pytest
+
+from coi_sentinel.events import model
+
+pytestmark = pytest.mark.bpf
+
+
+@pytest.fixture
+def listener():
+    """a TCP listener on loopback in the test process, outside the watched cgroup"""
+    srv = socket.create_server(("127.0.0.1", 0))
+    yield srv.getsockname()[1]
+    srv.close()
+
+
+# A (the parent) connects and passes the socket over a socketpair; B (its child) receives it,
+# puts it on 0, 1 and 2 and execs a shell. B never connects and never dups a socket it connected.
+PASS = textwrap.dedent("""
+    import os, socket, sys
+    how, port = sys.argv[1], int(sys.argv[2])
+    a, b = socket.socketpair()
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:
+        a.close()
+        if how == 'onto-stdin':
+            os.close(0)                 # the received fd lands on 0 itself
+        flags = socket.MSG_CMSG_CLOEXEC if how == 'cloexec' else 0
+        msg, fds, _, _ = socket.recv_fds(b, 16, 4, flags)
+        fd = fds[-1]
+        for n in (0, 1, 2):
+            if n != fd:
+                os.dup2(fd, n)
+        os.execv('/bin/sh', ['sh', '-c', 'exit 0'])
+    s = socket.create_connection(('127.0.0.1', port))
+    fds = [s.fileno()]
+    if how == 'several':                # the socket last of three fds in one message
+        fds = [os.open('/dev/null', os.O_RDONLY), w, s.fileno()]
+    if how == 'sendmmsg':               # one message through sendmmsg, by libc
+        import ctypes, struct
+        class msghdr(ctypes.Structure):
+            _fields_ = [('name', ctypes.c_void_p), ('namelen', ctypes.c_uint32),
+                        ('iov', ctypes.c_void_p), ('iovlen', ctypes.c_size_t),
+                        ('control', ctypes.c_void_p), ('controllen', ctypes.c_size_t),
+                        ('flags', ctypes.c_int)]
+        class mmsghdr(ctypes.Structure):
+            _fields_ = [('hdr', msghdr), ('len', ctypes.c_uint32)]
+        data = ctypes.create_string_buffer(b'x')
+        iov = (ctypes.c_uint64 * 2)(ctypes.addressof(data), 1)
+        cmsg = ctypes.create_string_buffer(struct.pack('<Qiii4x', 20, socket.SOL_SOCKET,
+                                                       socket.SCM_RIGHTS, fds[0]))
+        msg = mmsghdr(msghdr(None, 0, ctypes.addressof(iov), 1, ctypes.addressof(cmsg), 24, 0), 0)
+        libc = ctypes.CDLL(None, use_errno=True)
+        assert libc.sendmmsg(a.fileno(), ctypes.byref(msg), 1, 0) == 1, ctypes.get_errno()
+    else:
+        socket.send_fds(a, [b'x'], fds)
+    s.close()
+    _, status = os.waitpid(child, 0)
+    print(child, fds[-1], len(fds), status)
+""")
+
+
+@pytest.mark.parametrize("how", ["dup2", "cloexec", "several", "onto-stdin", "sendmmsg"])
+def test_a_socket_passed_over_scm_rights_is_a_socket_on_stdio(watched, py, listener, how):
+    run = watched.run([py, "-c", PASS, how, str(listener)])
+    assert run.returncode == 0, run.stderr
+    child, sent_fd, nfds, status = map(int, run.stdout.split())
+    assert status == 0
+    passes = run.of(model.PrivEvent, op="scm_rights")
+    assert [(e.pid, e.arg0, e.arg1, e.errno) for e in passes] == [(child, run.pid, nfds, 0)]
+    dups = {e.newfd: e for e in run.of(model.DupEvent, pid=child)}
+    assert set(dups) == {0, 1, 2}
+    for d in dups.values():
+        assert d.is_socket and d.fd_kind == "socket", d
+        assert (d.daddr, d.dport) == ("127.0.0.1", listener), d
+    if how == "onto-stdin":
+        assert dups[0].oldfd == sent_fd               # the sender's fd number: no dup at all
+    execs = run.of(model.ExecEvent, pid=child, filename="/bin/sh")
+    assert len(execs) == 1 and execs[0].stdio_socket
+    rules = {a.rule for a in watched.alerts(run.events)}
+    assert {"reverse_shell_socket_dup", "reverse_shell_exec_socket_stdio"} <= rules
+
+
+def test_a_file_and_a_pipe_passed_over_scm_rights_are_no_sockets(watched, py, tmp_path):
+    """A file opened for writing and a pipe's write end in one message: the receiver's copies
+    on 1 and 2 are the file (its writes count on the file) and the pipe end, no socket, and
+    its exec has no socket on stdio."""
+    target = tmp_path / "out.txt"
+    code = textwrap.dedent("""
+        import os, socket, sys
+        a, b = socket.socketpair()
+        r, w = os.pipe()
+        f = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        child = os.fork()
+        if child == 0:
+            a.close()
+            msg, fds, _, _ = socket.recv_fds(b, 16, 4)
+            os.dup2(fds[0], 1)
+            os.dup2(fds[1], 2)
+            os.write(1, b'passed')
+            os.execv('/bin/true', ['true'])
+        socket.send_fds(a, [b'x'], [f, w])
+        os.close(f)
+        _, status = os.waitpid(child, 0)
+        print(child, status)
+    """)
+    run = watched.run([py, "-c", code, str(target)])
+    assert run.returncode == 0, run.stderr
+    child, status = map(int, run.stdout.split())
+    assert status == 0 and target.read_bytes() == b"passed"
+    [passed] = run.of(model.PrivEvent, op="scm_rights")
+    assert (passed.pid, passed.arg0, passed.arg1) == (child, run.pid, 2)
+    dups = {e.newfd: e for e in run.of(model.DupEvent, pid=child)}
+    assert set(dups) == {1, 2}
+    assert not dups[1].is_socket and dups[1].fd_kind == "other"
+    assert not dups[2].is_socket and (dups[2].fd_kind, dups[2].chan_end) == ("pipe", "write")
+    pipes = [c for c in run.of(model.ChanEvent, pid=run.pid) if c.op == "pipe"]
+    assert len(pipes) == 1 and dups[2].chan_id == pipes[0].chan_id
+    execs = run.of(model.ExecEvent, pid=child, filename="/bin/true")
+    assert len(execs) == 1 and not execs[0].stdio_socket
+    sums = run.of(model.FileWriteEvent, path=str(target))
+    assert sum(s.bytes for s in sums) == len(b"passed")
