@@ -48,20 +48,15 @@ PASS = textwrap.dedent("""
         fds = [os.open('/dev/null', os.O_RDONLY), w, s.fileno()]
     if how == 'sendmmsg':               # one message through sendmmsg, by libc
         import ctypes, struct
-        class msghdr(ctypes.Structure):
-            _fields_ = [('name', ctypes.c_void_p), ('namelen', ctypes.c_uint32),
-                        ('iov', ctypes.c_void_p), ('iovlen', ctypes.c_size_t),
-                        ('control', ctypes.c_void_p), ('controllen', ctypes.c_size_t),
-                        ('flags', ctypes.c_int)]
-        class mmsghdr(ctypes.Structure):
-            _fields_ = [('hdr', msghdr), ('len', ctypes.c_uint32)]
         data = ctypes.create_string_buffer(b'x')
-        iov = (ctypes.c_uint64 * 2)(ctypes.addressof(data), 1)
+        iov = ctypes.create_string_buffer(struct.pack('<QQ', ctypes.addressof(data), 1))
         cmsg = ctypes.create_string_buffer(struct.pack('<Qiii4x', 20, socket.SOL_SOCKET,
                                                        socket.SCM_RIGHTS, fds[0]))
-        msg = mmsghdr(msghdr(None, 0, ctypes.addressof(iov), 1, ctypes.addressof(cmsg), 24, 0), 0)
+        # struct mmsghdr: msghdr (name, namelen, iov, iovlen, control, controllen, flags), len
+        msg = ctypes.create_string_buffer(struct.pack('<QI4xQQQQi4xI4x', 0, 0, ctypes.addressof(iov),
+                                                      1, ctypes.addressof(cmsg), 24, 0, 0))
         libc = ctypes.CDLL(None, use_errno=True)
-        assert libc.sendmmsg(a.fileno(), ctypes.byref(msg), 1, 0) == 1, ctypes.get_errno()
+        assert libc.sendmmsg(a.fileno(), msg, 1, 0) == 1, ctypes.get_errno()
     else:
         socket.send_fds(a, [b'x'], fds)
     s.close()
