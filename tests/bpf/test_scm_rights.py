@@ -25,7 +25,15 @@ def listener():
 
 # A (the parent) connects and passes the socket over a socketpair; B (its child) receives it,
 # puts it on 0, 1 and 2 and execs a shell. B never connects and never dups a socket it connected.
-PASS = textwrap.dedent("""
+RECV_FDS = textwrap.dedent("""
+    import array, socket
+    def recv_fds(sock, flags=0):
+        # socket.recv_fds does not pass its flags on to recvmsg (CPython 3.11): recvmsg itself
+        msg, anc, _, _ = sock.recvmsg(16, socket.CMSG_LEN(4 * 4), flags)
+        return list(array.array('i', anc[0][2]))
+""")
+
+PASS = RECV_FDS + textwrap.dedent("""
     import os, socket, sys
     how, port = sys.argv[1], int(sys.argv[2])
     a, b = socket.socketpair()
@@ -36,7 +44,7 @@ PASS = textwrap.dedent("""
         if how == 'onto-stdin':
             os.close(0)                 # the received fd lands on 0 itself
         flags = socket.MSG_CMSG_CLOEXEC if how == 'cloexec' else 0
-        msg, fds, _, _ = socket.recv_fds(b, 16, 4, flags)
+        fds = recv_fds(b, flags)
         fd = fds[-1]
         for n in (0, 1, 2):
             if n != fd:
@@ -91,7 +99,7 @@ def test_a_file_and_a_pipe_passed_over_scm_rights_are_no_sockets(watched, py, tm
     on 1 and 2 are the file (its writes count on the file) and the pipe end, no socket, and
     its exec has no socket on stdio."""
     target = tmp_path / "out.txt"
-    code = textwrap.dedent("""
+    code = RECV_FDS + textwrap.dedent("""
         import os, socket, sys
         a, b = socket.socketpair()
         r, w = os.pipe()
@@ -99,7 +107,7 @@ def test_a_file_and_a_pipe_passed_over_scm_rights_are_no_sockets(watched, py, tm
         child = os.fork()
         if child == 0:
             a.close()
-            msg, fds, _, _ = socket.recv_fds(b, 16, 4)
+            fds = recv_fds(b)
             os.dup2(fds[0], 1)
             os.dup2(fds[1], 2)
             os.write(1, b'passed')
@@ -125,3 +133,68 @@ def test_a_file_and_a_pipe_passed_over_scm_rights_are_no_sockets(watched, py, tm
     assert len(execs) == 1 and not execs[0].stdio_socket
     sums = run.of(model.FileWriteEvent, path=str(target))
     assert sum(s.bytes for s in sums) == len(b"passed")
+
+
+def test_a_socket_received_close_on_exec_onto_stdin_is_gone_after_exec(watched, py, listener):
+    """MSG_CMSG_CLOEXEC onto a closed fd 0: the receipt itself puts the socket on stdin (a dup
+    with is_socket); the exec closes it, and the file the new program opens on fd 0 is no
+    socket when it is dup'ed onto 1."""
+    code = RECV_FDS + textwrap.dedent("""
+        import fcntl, os, socket, sys
+        a, b = socket.socketpair()
+        child = os.fork()
+        if child == 0:
+            a.close()
+            os.close(0)
+            fds = recv_fds(b, socket.MSG_CMSG_CLOEXEC)
+            assert fds == [0] and fcntl.fcntl(0, fcntl.F_GETFD) == fcntl.FD_CLOEXEC, fds
+            after = "import os; assert os.open('/dev/null', os.O_RDONLY) == 0; os.dup2(0, 1)"
+            os.execv(sys.executable, [sys.executable, '-c', after])
+        s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+        socket.send_fds(a, [b'x'], [s.fileno()])
+        _, status = os.waitpid(child, 0)
+        print(child, status)
+    """)
+    run = watched.run([py, "-c", code, str(listener)])
+    assert run.returncode == 0, run.stderr
+    child, status = map(int, run.stdout.split())
+    assert status == 0, run.stderr
+    dups = run.of(model.DupEvent, pid=child)
+    assert [(d.newfd, d.is_socket, d.dport) for d in dups] == [(0, True, listener), (1, False, 0)]
+
+
+def test_two_messages_waiting_at_once_give_no_state(watched, py, listener, tmp_path):
+    """A file, then a socket, sent before the receiver reads either: which message a receipt
+    brings is not known to the probes, so neither receipt gets a state (never the file's state
+    for the socket or the socket's for the file); both are scm_rights records with no sender."""
+    code = RECV_FDS + textwrap.dedent("""
+        import os, socket, sys
+        a, b = socket.socketpair()
+        r, w = os.pipe()
+        child = os.fork()
+        if child == 0:
+            a.close()
+            os.read(r, 1)                       # both messages are queued
+            got = [recv_fds(b)[0] for _ in range(2)]
+            os.dup2(got[0], 1)
+            os.dup2(got[1], 0)
+            os.execv('/bin/sh', ['sh', '-c', 'exit 0'])
+        f = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT, 0o644)
+        s = socket.create_connection(('127.0.0.1', int(sys.argv[1])))
+        socket.send_fds(a, [b'f'], [f])
+        socket.send_fds(a, [b's'], [s.fileno()])
+        os.write(w, b'x')
+        _, status = os.waitpid(child, 0)
+        print(child, status)
+    """)
+    run = watched.run([py, "-c", code, str(listener), str(tmp_path / "f")])
+    assert run.returncode == 0, run.stderr
+    child, status = map(int, run.stdout.split())
+    assert status == 0
+    passes = run.of(model.PrivEvent, op="scm_rights")
+    assert [(e.pid, e.arg0, e.arg1) for e in passes] == [(child, 0, 1), (child, 0, 1)]
+    dups = {d.newfd: d for d in run.of(model.DupEvent, pid=child)}
+    assert set(dups) == {0, 1} and not dups[0].is_socket and not dups[1].is_socket
+    assert dups[0].fd_kind == dups[1].fd_kind == "other"
+    execs = run.of(model.ExecEvent, pid=child, filename="/bin/sh")
+    assert len(execs) == 1 and not execs[0].stdio_socket
