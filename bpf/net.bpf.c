@@ -412,7 +412,8 @@ static __always_inline void scm_recv(struct inflight *s, long ret, int n, __s32 
     int sure = 0;
     __u32 sender = 0;
     if (m) {
-        sure = !(m->flags & SCM_UNSURE) && n > 0 && m->nfds == (__u32)n;
+        sure = !(m->flags & SCM_UNSURE) && n > 0 && m->nfds == (__u32)n &&
+               (k.pair_id || bpf_ktime_get_ns() - m->stamp < SCM_SCOPE_WAIT_NS);
         sender = sure ? m->sender : 0;
     }
     if (n > 0) {

@@ -859,13 +859,19 @@ static __always_inline void fd_state_read(__u32 src, int fd, struct fd_state *st
  * SCM_UNSURE, and the receiver then gets no state (never a wrong one); so does a receiver whose
  * message holds another number of fds than the waiting one. The receiver takes the slot.
  * A message waits from sendmsg's entry: the receiver may run before the sender's exit (a
- * blocked recvmsg wakes inside sendmsg); a send that fails takes its message back at exit. */
+ * blocked recvmsg wakes inside sendmsg); a send that fails takes its message back at exit.
+ * The scope-wide slot is shared by every unix socket of the scope we know nothing of, and a
+ * message received out of scope (a host daemon's end) stays in it: older than
+ * SCM_SCOPE_WAIT_NS it gives no state. */
 #define SOL_SOCKET_V 1
 #define SCM_RIGHTS_V 1
 #define SCM_FDS 4          /* fd states carried per message: the first SCM_FDS fds (net.bpf.c's
                             * scm_recv lands them one by one, by constant index) */
 #define SCM_CMSGS 4        /* control messages looked at before the SCM_RIGHTS one */
 #define SCM_UNSURE 1
+#ifndef SCM_SCOPE_WAIT_NS
+#define SCM_SCOPE_WAIT_NS 1000000000ULL
+#endif
 struct scm_key {
     __u64 scope_id;
     __u64 pair_id;         /* the socketpair's id, 0: the scope-wide slot */

@@ -36,11 +36,21 @@ RECV_FDS = textwrap.dedent("""
 PASS = RECV_FDS + textwrap.dedent("""
     import os, socket, sys
     how, port = sys.argv[1], int(sys.argv[2])
-    a, b = socket.socketpair()
+    if how.startswith('path'):          # a unix socket on a path: connect and accept, no pair
+        srv = socket.socket(socket.AF_UNIX)
+        srv.bind(sys.argv[3])
+        srv.listen()
+    else:
+        a, b = socket.socketpair()
     r, w = os.pipe()
     child = os.fork()
     if child == 0:
-        a.close()
+        if how.startswith('path'):
+            b, _ = srv.accept()
+            if how == 'path-late':
+                import time; time.sleep(1.5)    # the message waits longer than the probes keep it
+        else:
+            a.close()
         if how == 'onto-stdin':
             os.close(0)                 # the received fd lands on 0 itself
         flags = socket.MSG_CMSG_CLOEXEC if how == 'cloexec' else 0
@@ -50,6 +60,9 @@ PASS = RECV_FDS + textwrap.dedent("""
             if n != fd:
                 os.dup2(fd, n)
         os.execv('/bin/sh', ['sh', '-c', 'exit 0'])
+    if how.startswith('path'):
+        a = socket.socket(socket.AF_UNIX)
+        a.connect(sys.argv[3])
     s = socket.create_connection(('127.0.0.1', port))
     fds = [s.fileno()]
     if how == 'several':                # the socket last of three fds in one message
@@ -73,9 +86,9 @@ PASS = RECV_FDS + textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("how", ["dup2", "cloexec", "several", "onto-stdin", "sendmmsg"])
-def test_a_socket_passed_over_scm_rights_is_a_socket_on_stdio(watched, py, listener, how):
-    run = watched.run([py, "-c", PASS, how, str(listener)])
+@pytest.mark.parametrize("how", ["dup2", "cloexec", "several", "onto-stdin", "sendmmsg", "path"])
+def test_a_socket_passed_over_scm_rights_is_a_socket_on_stdio(watched, py, listener, how, tmp_path):
+    run = watched.run([py, "-c", PASS, how, str(listener), str(tmp_path / "sock")])
     assert run.returncode == 0, run.stderr
     child, sent_fd, nfds, status = map(int, run.stdout.split())
     assert status == 0
@@ -92,6 +105,20 @@ def test_a_socket_passed_over_scm_rights_is_a_socket_on_stdio(watched, py, liste
     assert len(execs) == 1 and execs[0].stdio_socket
     rules = {a.rule for a in watched.alerts(run.events)}
     assert {"reverse_shell_socket_dup", "reverse_shell_exec_socket_stdio"} <= rules
+
+
+def test_a_message_on_a_path_socket_received_late_gives_no_state(watched, py, listener, tmp_path):
+    """On a unix socket the probes did not see made (connect/accept on a path) the message
+    waits in the scope's slot, which every such socket of the scope shares: received more than
+    a second later, it is not taken for the sender's (no state, no sender), never guessed."""
+    run = watched.run([py, "-c", PASS, "path-late", str(listener), str(tmp_path / "sock")])
+    assert run.returncode == 0, run.stderr
+    child, _, _, status = map(int, run.stdout.split())
+    assert status == 0
+    passes = run.of(model.PrivEvent, op="scm_rights")
+    assert [(e.pid, e.arg0, e.arg1) for e in passes] == [(child, 0, 1)]
+    dups = run.of(model.DupEvent, pid=child)
+    assert {d.newfd for d in dups} == {0, 1, 2} and not any(d.is_socket for d in dups)
 
 
 def test_a_file_and_a_pipe_passed_over_scm_rights_are_no_sockets(watched, py, tmp_path):
