@@ -10,6 +10,9 @@
  *       kill policy's blocked destinations apply as to a connect
  *   syscalls:sys_enter_sendmmsg  the same for the destinations of its first MMSG_DESTS messages
  *       (DNS tunnels and UDP exfiltration batch datagrams with it); its bytes are not counted
+ *   syscalls:sys_enter/exit_sendmsg, sys_enter/exit_sendmmsg (its first message)  fds passed
+ *       over a unix socket (SCM_RIGHTS): their states wait in scm_msgs for the receiver's
+ *       recvmsg (net.bpf.c); a failed send takes them back
  *   syscalls:sys_enter/exit_write, writev, sendto, sendmsg   add the returned byte count to
  *       file_aggs (fds opened with write intent, see file.bpf.c) or net_aggs (connected sockets,
  *       see net.bpf.c); nothing is sent per call
@@ -59,9 +62,9 @@ static __always_inline void io_enter(int fd)
     stash(ST_WRITE_SOCK, scope_id, (__u64)fd, 0, 0, 0);
 }
 
-static __always_inline void io_exit(long ret)
+/* the exit's half for a stash already fetched (sendmsg's exit looks at its flags first) */
+static __always_inline void io_exit_stash(struct inflight *s, long ret)
 {
-    struct inflight *s = inflight_get(0);
     if (!s || !s->nr)
         return;
     __u32 kind = s->nr;
@@ -106,6 +109,11 @@ static __always_inline void io_exit(long ret)
         __sync_fetch_and_add(&a->calls, 1);
         a->last_ts = now;
     }
+}
+
+static __always_inline void io_exit(long ret)
+{
+    io_exit_stash(inflight_get(0), ret);
 }
 
 #ifdef TP_syscalls__sys_enter_write
@@ -233,15 +241,82 @@ static __always_inline void dgram_send(int fd, __u64 uaddr, int len)
         dgram_send_in(scope_id, fd, uaddr, len);
 }
 
-/* sendmsg: the address is msghdr's msg_name (read only for a process in scope) */
-static __always_inline void dgram_sendmsg(int fd, __u64 msg)
+/* ---- fds sent over a unix socket (SCM_RIGHTS, see scm_msgs in scope.h) ----
+ * The states of the fds a message carries wait in scm_msgs from sendmsg's entry; a send that
+ * fails takes them back at its exit (scm_pending). Only when the receiving hook is compiled
+ * (net.bpf.c, recvmsg). */
+#ifdef TP_syscalls__sys_exit_recvmsg
+static __always_inline void scm_send(__u64 scope_id, int fd, __u64 control, __u64 controllen)
+{
+    __u32 zero = 0;
+    struct scm_msg *m = scm_scratch.lookup(&zero);
+    if (!m)
+        return;
+    __builtin_memset(m, 0, sizeof(*m));
+    int n = scm_rights_read(control, controllen, m->fds);
+    if (n == 0)
+        return;
+    __u32 tgid = current_tgid();
+    scm_key_of(tgid, fd, scope_id, &m->key);
+    m->sender = tgid;
+    m->stamp = bpf_ktime_get_ns();
+    if (n < 0) {
+        m->flags = SCM_UNSURE;   /* fds unread: whatever waits for this socket is no longer sure */
+    } else {
+        m->nfds = n;
+#pragma unroll
+        for (int k = 0; k < SCM_FDS; k++)
+            if (k < n)
+                fd_state_read(tgid, m->fds[k], &m->st[k]);
+    }
+    if (scm_msgs.insert(&m->key, m)) {
+        /* one waits already (or the map is full): which is received first is not known */
+        struct scm_msg *old = scm_msgs.lookup(&m->key);
+        if (old)
+            old->flags |= SCM_UNSURE;
+        return;
+    }
+    struct scm_pend p = {.key = m->key, .stamp = m->stamp};
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    scm_pending.update(&tid, &p);
+    struct inflight *s = inflight_get(1);
+    if (s)
+        s->flags |= INFLIGHT_SCM_SEND;
+}
+
+/* sendmsg returned: a failed send's message, still waiting, goes */
+static __always_inline void scm_send_exit(struct inflight *s, long ret)
+{
+    s->flags &= ~INFLIGHT_SCM_SEND;
+    __u32 tid = (__u32)bpf_get_current_pid_tgid();
+    struct scm_pend *p = scm_pending.lookup(&tid);
+    if (!p)
+        return;
+    if (ret < 0) {
+        struct scm_msg *m = scm_msgs.lookup(&p->key);
+        if (m && m->stamp == p->stamp)
+            scm_msgs.delete(&p->key);
+    }
+    scm_pending.delete(&tid);
+}
+#endif
+
+/* sendmsg: the address is msghdr's msg_name, the fds it passes are in msg_control (read only
+ * for a process in scope) */
+static __always_inline void sendmsg_in_scope(int fd, __u64 msg)
 {
     __u64 scope_id = 0;
     if (!in_scope(&scope_id))
         return;
-    struct { __u64 name; __u32 namelen; __u32 pad; } hdr = {};   /* struct msghdr's head */
-    if (!bpf_probe_read_user(&hdr, sizeof(hdr), (void *)msg) && hdr.name)
+    struct user_msghdr_head hdr = {};
+    if (bpf_probe_read_user(&hdr, sizeof(hdr), (void *)msg))
+        return;
+    if (hdr.name)
         dgram_send_in(scope_id, fd, hdr.name, (int)hdr.namelen);
+#ifdef TP_syscalls__sys_exit_recvmsg
+    if (hdr.control && hdr.controllen >= sizeof(struct user_cmsghdr) + sizeof(__s32))
+        scm_send(scope_id, fd, hdr.control, hdr.controllen);
+#endif
 }
 
 #ifdef TP_syscalls__sys_enter_sendto
@@ -271,7 +346,7 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
         if (args->msg && !bpf_probe_read_user(&hdr, sizeof(hdr), (void *)args->msg) && hdr.name)
             fastopen_connect((int)args->fd, hdr.name, (int)hdr.namelen);
     } else if (args->msg) {
-        dgram_sendmsg((int)args->fd, (__u64)args->msg);
+        sendmsg_in_scope((int)args->fd, (__u64)args->msg);
     }
     io_enter(args->fd);
     return 0;
@@ -280,7 +355,12 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendmsg)
 #ifdef TP_syscalls__sys_exit_sendmsg
 TRACEPOINT_PROBE(syscalls, sys_exit_sendmsg)
 {
-    io_exit(args->ret);
+    struct inflight *s = inflight_get(0);
+#ifdef TP_syscalls__sys_exit_recvmsg
+    if (s && (s->flags & INFLIGHT_SCM_SEND))
+        scm_send_exit(s, args->ret);
+#endif
+    io_exit_stash(s, args->ret);
     return 0;
 }
 #endif
@@ -305,6 +385,27 @@ TRACEPOINT_PROBE(syscalls, sys_enter_sendmmsg)
         if (!bpf_probe_read_user(&hdr, sizeof(hdr), (void *)(base + i * MMSGHDR_SIZE)) && hdr.name)
             dgram_send_in(scope_id, (int)args->fd, hdr.name, (int)hdr.namelen);
     }
+#if defined(TP_syscalls__sys_exit_recvmsg) && defined(TP_syscalls__sys_exit_sendmmsg)
+    /* the fds passed by its first message (SCM_RIGHTS), as sendmsg's */
+    struct user_msghdr_head first = {};
+    if (vlen && !bpf_probe_read_user(&first, sizeof(first), (void *)base) && first.control &&
+        first.controllen >= sizeof(struct user_cmsghdr) + sizeof(__s32))
+        scm_send(scope_id, (int)args->fd, first.control, first.controllen);
+#endif
+    return 0;
+}
+#endif
+
+/* sendmmsg returns how many messages it sent: the first one's fds were sent when it is one
+ * or more */
+#ifdef TP_syscalls__sys_exit_sendmmsg
+TRACEPOINT_PROBE(syscalls, sys_exit_sendmmsg)
+{
+#ifdef TP_syscalls__sys_exit_recvmsg
+    struct inflight *s = inflight_get(0);
+    if (s && (s->flags & INFLIGHT_SCM_SEND))
+        scm_send_exit(s, args->ret >= 1 ? 0 : -1);
+#endif
     return 0;
 }
 #endif

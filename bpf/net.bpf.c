@@ -26,7 +26,11 @@
  *   syscalls:sys_enter/exit_pidfd_open, pidfd_getfd   an fd copied from another process (a
  *       socket stolen with pidfd_getfd) is a dup whose source is that process's fd: EVT_PRIV
  *       op pidfd_getfd, and the dup's state and record when it lands on 0-2
- * Blind spots: sockets received over SCM_RIGHTS; unix-socket accepts; a pidfd made by
+ *   syscalls:sys_enter/exit_recvmsg   fds received over a unix socket (SCM_RIGHTS) get the
+ *       state their sender's fds had (scm_msgs, written by io.bpf.c's sendmsg hooks), as a dup:
+ *       EVT_PRIV op scm_rights, a received fd on 0-2 is an EVT_DUP, KILL_SHELL_SOCKET applies
+ * Blind spots: fds received by recvmmsg, or past a message's first four; a message not matched
+ * to its send (see scm_msgs in scope.h: no state then); unix-socket accepts; a pidfd made by
  * clone(CLONE_PIDFD) or received from another process (its process is unknown: arg0 0, no
  * copy). (sendto/sendmsg/sendmmsg on an unconnected socket has no connect: io.bpf.c reports
  * its first send to a destination as one.)
@@ -116,45 +120,34 @@ TRACEPOINT_PROBE(syscalls, sys_exit_connect)
 }
 #endif
 
-/* The fd state of `oldfd` of process `src` (the caller itself for dup, dup2, dup3 and fcntl;
- * another process for pidfd_getfd) follows the copy `newfd` (ret: the call's result) of the
- * current process; a copy landing on 0, 1 or 2 is reported as EVT_DUP. */
-static __always_inline void fd_copy(__u64 scope_id, __u32 src, int oldfd, long ret, int newfd)
+/* An fd of the current process, `newfd` (ret: the call's result), became a copy of an fd
+ * whose state is *st: a dup (oldfd its source), a pidfd_getfd (oldfd the other process's fd),
+ * an fd received over SCM_RIGHTS (oldfd the sender's fd). The state follows the copy; a copy
+ * landing on 0, 1 or 2 is reported as EVT_DUP. */
+static __always_inline void fd_land(__u64 scope_id, int oldfd, long ret, int newfd, struct fd_state *st)
 {
     __u32 tgid = current_tgid();
-    struct sock_info *si = sock_get(src, oldfd);
-    if (!si && !sock_entry(src, oldfd))
-        si = sock_inherited(src, oldfd);   /* forked, then dup'ed the parent's socket */
-    struct sock_info copy = {};
-    if (si)
-        __builtin_memcpy(&copy, si, sizeof(copy));
-    __u32 flags = si ? DUP_OLDFD_SOCKET : 0;
-    /* a file opened with write intent: the copy writes to the same file (io.bpf.c) */
-    struct file_key fcopy = {};
-    struct file_key *fk = file_get(src, oldfd);
-    if (fk)
-        __builtin_memcpy(&fcopy, fk, sizeof(fcopy));
-    /* a pipe, fifo or pty end: the copy is the same end (pipe.bpf.c) */
-    struct chan_info ccopy = {};
-    struct chan_info *ci = si ? 0 : chan_get(src, oldfd);
-    if (ci)
-        __builtin_memcpy(&ccopy, ci, sizeof(ccopy));
+    int sock = st->sock.family != 0;
+    int file = st->file.kind != 0;
+    int chan = st->chan.kind != 0;
+    __u32 flags = sock ? DUP_OLDFD_SOCKET : 0;
     flags |= DUP_FD_KINDS;
     if (ret >= 0) {
         /* newfd was implicitly closed: whatever it was is gone */
         fd_forget(tgid, newfd);
-        if (fk)
-            file_put(tgid, newfd, &fcopy);
-        if (ci)
-            chan_put(tgid, newfd, &ccopy);
-        if (si)
-            sock_put(tgid, newfd, &copy);
+        if (file)
+            file_put(tgid, newfd, &st->file);   /* the copy writes to the same file (io.bpf.c) */
+        if (chan)
+            chan_put(tgid, newfd, &st->chan);   /* the same pipe, fifo or pty end (pipe.bpf.c) */
+        if (sock)
+            sock_put(tgid, newfd, &st->sock);
         else if (newfd >= 0 && newfd <= 2)
             sock_tombstone(tgid, newfd);
         /* a shell or interpreter putting a network socket on its own stdin/stdout
          * (bash -i >& /dev/tcp/..., python's os.dup2(s.fileno(), 0)): killed before it
          * returns to user space, so nothing it would print reaches the socket */
-        if (si && (newfd == 0 || newfd == 1) && (copy.family == AF_INET_V || copy.family == AF_INET6_V) &&
+        if (sock && (newfd == 0 || newfd == 1) &&
+            (st->sock.family == AF_INET_V || st->sock.family == AF_INET6_V) &&
             (kill_flags(scope_id) & KILL_SHELL_SOCKET) &&
             (comm_is_shell() || stdio_net(tgid, 1 - newfd))) {
             /* ... or any program that now has network sockets on both stdin and stdout: the
@@ -173,11 +166,18 @@ static __always_inline void fd_copy(__u64 scope_id, __u32 src, int oldfd, long r
     e->oldfd = oldfd;
     e->newfd = newfd;
     e->flags = flags;
-    __builtin_memset(&e->sock, 0, sizeof(e->sock));
-    if (si)
-        __builtin_memcpy(&e->sock, &copy, sizeof(e->sock));
-    __builtin_memcpy(&e->chan, &ccopy, sizeof(e->chan));
+    __builtin_memcpy(&e->sock, &st->sock, sizeof(e->sock));
+    __builtin_memcpy(&e->chan, &st->chan, sizeof(e->chan));
     events_hi.ringbuf_submit(e, WAKE_NOW);
+}
+
+/* The fd state of `oldfd` of process `src` (the caller itself for dup, dup2, dup3 and fcntl;
+ * another process for pidfd_getfd) follows the copy `newfd` of the current process. */
+static __always_inline void fd_copy(__u64 scope_id, __u32 src, int oldfd, long ret, int newfd)
+{
+    struct fd_state st = {};
+    fd_state_read(src, oldfd, &st);
+    fd_land(scope_id, oldfd, ret, newfd, &st);
 }
 
 static __always_inline void dup_exit(long ret)
@@ -350,6 +350,121 @@ TRACEPOINT_PROBE(syscalls, sys_exit_pidfd_getfd)
     }
     if (ret >= 0 && pid)
         fd_copy(s.scope_id, pid, (int)s.a[1], ret, (int)ret);
+    return 0;
+}
+#endif
+
+/* ---- fds received over a unix socket: recvmsg with SCM_RIGHTS ----
+ * The received fds get the states their sender's fds had (scm_msgs, written at sendmsg,
+ * io.bpf.c) like copies made by a dup: a socket passed to a process that puts it on stdio is a
+ * socket on stdio, kill policy included. Every receipt of fds in scope is an EVT_PRIV op
+ * scm_rights (arg0 the sender's pid, 0 when its message was not matched; arg1 the fds
+ * received). A message whose fds were dropped (no room: MSG_CTRUNC) takes its slot too. */
+#define MSG_PEEK_V 2
+#define MSG_CTRUNC_V 8
+#define MSG_CMSG_CLOEXEC_V 0x40000000
+
+/* MSG_CMSG_CLOEXEC: a received fd on 0-2 is closed by the next exec, so its entries get the
+ * process's generation instead of stdio's 0 (see fd_marks); without one known, none stays */
+static __always_inline void fd_land_cloexec(__u32 tgid, int fd)
+{
+    __u64 gen = fd_gen(tgid);
+    if (!gen) {
+        fd_forget(tgid, fd);
+        return;
+    }
+    struct fd_key k = {.tgid = tgid, .fd = fd};
+    struct sock_fd *v = sock_fds.lookup(&k);
+    if (v && v->si.family)
+        v->gen = gen;
+    struct chan_fd *c = chan_fds.lookup(&k);
+    if (c)
+        c->gen = gen;
+    struct file_fd *f = fd_files.lookup(&k);
+    if (file_entry_open(f))
+        f->gen = gen;
+}
+
+/* the received fd `fd`, the message's fd number i: its sender's state (m 0: none) */
+static __always_inline void scm_land(struct inflight *s, __u32 tgid, struct scm_msg *m, int i, int fd)
+{
+    struct fd_state st = {};
+    int oldfd = -1;
+    if (m) {
+        __builtin_memcpy(&st, &m->st[i], sizeof(st));
+        oldfd = m->fds[i];
+    }
+    fd_land(s->scope_id, oldfd, fd, fd, &st);
+    /* a new fd, perhaps on the number of one inherited and closed: the parent's entries for
+     * that number (sock_inherited, chan_get) are not this fd's (fd_land does so for 0-2) */
+    if (!st.sock.family && fd > 2)
+        sock_tombstone(tgid, fd);
+    if ((s->a[2] & MSG_CMSG_CLOEXEC_V) && fd >= 0 && fd <= 2)
+        fd_land_cloexec(tgid, fd);
+}
+
+static __always_inline void scm_recv(struct inflight *s, long ret, int n, __s32 *fds)
+{
+    __u32 tgid = current_tgid();
+    struct scm_key k = {};
+    scm_key_of(tgid, (int)s->a[0], s->scope_id, &k);
+    struct scm_msg *m = scm_msgs.lookup(&k);
+    int sure = 0;
+    __u32 sender = 0;
+    if (m) {
+        sure = !(m->flags & SCM_UNSURE) && n > 0 && m->nfds == (__u32)n &&
+               (k.pair_id || bpf_ktime_get_ns() - m->stamp < SCM_SCOPE_WAIT_NS);
+        sender = sure ? m->sender : 0;
+    }
+    if (n > 0) {
+        struct priv_event *e = reserve_hi(sizeof(*e), EVT_PRIV, s->scope_id);
+        if (e) {
+            fill_hdr(&e->hdr, EVT_PRIV, s->scope_id);
+            e->ret = ret;
+            e->op = PRIV_SCM_RIGHTS;
+            e->arg0 = sender;
+            e->arg1 = n;
+            e->str[0] = 0;
+            events_hi.ringbuf_submit(e, WAKE_NOW);
+        }
+    }
+    /* one call per fd with a constant index: a loop's variable offset into the map value is
+     * more than the verifier follows */
+    struct scm_msg *from = sure ? m : 0;
+    if (n > 0)
+        scm_land(s, tgid, from, 0, fds[0]);
+    if (n > 1)
+        scm_land(s, tgid, from, 1, fds[1]);
+    if (n > 2)
+        scm_land(s, tgid, from, 2, fds[2]);
+    if (n > 3)
+        scm_land(s, tgid, from, 3, fds[3]);
+    if (m && !(s->a[2] & MSG_PEEK_V))
+        scm_msgs.delete(&k);
+}
+
+#if defined(TP_syscalls__sys_enter_recvmsg) && defined(TP_syscalls__sys_exit_recvmsg)
+TRACEPOINT_PROBE(syscalls, sys_enter_recvmsg)
+{
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id) && args->msg)
+        stash(ST_RECVMSG, scope_id, (__u64)args->fd, (__u64)args->msg, (__u64)args->flags, 0);
+    return 0;
+}
+
+TRACEPOINT_PROBE(syscalls, sys_exit_recvmsg)
+{
+    struct inflight s;
+    if (!unstash(ST_RECVMSG, &s) || args->ret < 0)
+        return 0;
+    struct user_msghdr_head hdr = {};
+    if (bpf_probe_read_user(&hdr, sizeof(hdr), (void *)s.a[1]))
+        return 0;
+    __s32 fds[SCM_FDS] = {-1, -1, -1, -1};
+    int n = hdr.control ? scm_rights_read(hdr.control, hdr.controllen, fds) : 0;
+    if (n == 0 && !(hdr.flags & MSG_CTRUNC_V))
+        return 0;    /* no fds: most messages */
+    scm_recv(&s, args->ret, n, fds);
     return 0;
 }
 #endif

@@ -15,8 +15,8 @@
  * copies by dup/dup2/dup3/fcntl in net.bpf.c, forgetting at close in io.bpf.c (fd_forget); a
  * child finds its parent's ends made before it forked (chan_get in scope.h).
  * Why: struct file cannot be read here (no matching kernel headers), so the ends are linked by
- * our own ids: what the kernel does not show (an fd passed over SCM_RIGHTS, a fifo opened
- * under another name or made before the watcher, a pty whose master was opened out of scope,
+ * our own ids: what the kernel does not show (an fd passed over SCM_RIGHTS whose message was not
+ * matched, see scm_msgs in scope.h; a fifo opened under another name or made before the watcher, a pty whose master was opened out of scope,
  * /proc/PID/fd reopens) is not linked. Ends of a process inherited at fds past its parent's
  * (a grandparent's pipe) are not found by the child's own lookups; user space keeps them
  * from the events (events/proctable.py).

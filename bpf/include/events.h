@@ -133,6 +133,8 @@ enum priv_op {
     PRIV_SETRESGID = 29,        /* arg0 rgid, arg1 egid */
     PRIV_SETREGID = 30,         /* arg0 rgid, arg1 egid */
     PRIV_CAPSET = 31,           /* arg0 effective, arg1 permitted capability sets (64 bits each) */
+    PRIV_SCM_RIGHTS = 32,       /* fds received over a unix socket (arg0 the sender's pid, 0
+                                 * unknown; arg1 how many) */
 };
 
 struct event_hdr {

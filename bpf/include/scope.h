@@ -226,12 +226,15 @@ struct inflight {
     __u64 a[4];
     __u64 scope_id;
     __u32 nr;             /* which hook stashed it (enum stash_kind) */
-    __u32 pad;
+    __u32 flags;          /* INFLIGHT_*: kept apart from nr, stash and unstash leave them */
 };
+/* sendmsg's enter left a send of fds (SCM_RIGHTS) in scm_pending for its exit */
+#define INFLIGHT_SCM_SEND 1
 enum stash_kind {
     ST_EXEC = 1, ST_OPEN, ST_CONNECT, ST_DUP, ST_WRITE_FILE, ST_WRITE_SOCK, ST_RENAME,
     ST_UNLINK, ST_CHMOD, ST_PRIV, ST_ACCEPT, ST_BIND, ST_LISTEN, ST_LINK, ST_CHDIR,
     ST_PIPE, ST_PTY_IOCTL, ST_MKFIFO, ST_SOCKPAIR, ST_UTIME, ST_PIDFD_OPEN, ST_PIDFD_GETFD,
+    ST_RECVMSG,
 };
 #ifndef NO_TASK_BTF
 /* Task-local storage: no hashing or locking on the syscall path, and a task that never
@@ -818,6 +821,134 @@ static __always_inline struct chan_info *chan_get(__u32 tgid, int fd)
     if (!v || !born || v->since >= born || (v->gen && v->gen != fd_gen(*pp)))
         return 0;
     return &v->ci;
+}
+
+
+/* ---- what an fd is, as one value: copied by dups (net.bpf.c fd_copy) and carried by a
+ * unix socket's SCM_RIGHTS message from sender to receiver (io.bpf.c, net.bpf.c) ---- */
+struct fd_state {
+    struct sock_info sock;   /* family 0: no network or unix socket known */
+    struct file_key file;    /* kind 0: no file opened with write intent or sensitive */
+    struct chan_info chan;   /* kind 0: no pipe, fifo, pty or socketpair end */
+};
+
+/* The state of fd `fd` of process `src` into *st (zeroed by the caller): its own socket entry,
+ * else its parent's made before it forked (forked, then dup'ed the parent's socket); the file
+ * it writes; the pipe, fifo or pty end it is when it is no socket. */
+static __always_inline void fd_state_read(__u32 src, int fd, struct fd_state *st)
+{
+    struct sock_info *si = sock_get(src, fd);
+    if (!si && !sock_entry(src, fd))
+        si = sock_inherited(src, fd);
+    if (si)
+        __builtin_memcpy(&st->sock, si, sizeof(st->sock));
+    struct file_key *fk = file_get(src, fd);
+    if (fk)
+        __builtin_memcpy(&st->file, fk, sizeof(st->file));
+    struct chan_info *ci = si ? 0 : chan_get(src, fd);
+    if (ci)
+        __builtin_memcpy(&st->chan, ci, sizeof(st->chan));
+}
+
+/* ---- fds passed over a unix socket (sendmsg/recvmsg with SCM_RIGHTS) ----
+ * struct file cannot be read here, so what the receiver got is matched to what a sender sent
+ * through our own maps: a message's fd states wait in scm_msgs under a key both ends know, the
+ * id of their socketpair (chan_info.id of CHAN_SOCKPAIR, the same for both ends) or, for a unix
+ * socket we know nothing of (connect/accept on a path, a pair made out of scope), the scope
+ * alone. One message waits per key: a second send meeting one not yet received marks the slot
+ * SCM_UNSURE, and the receiver then gets no state (never a wrong one); so does a receiver whose
+ * message holds another number of fds than the waiting one. The receiver takes the slot.
+ * A message waits from sendmsg's entry: the receiver may run before the sender's exit (a
+ * blocked recvmsg wakes inside sendmsg); a send that fails takes its message back at exit.
+ * The scope-wide slot is shared by every unix socket of the scope we know nothing of, and a
+ * message received out of scope (a host daemon's end) stays in it: older than
+ * SCM_SCOPE_WAIT_NS it gives no state. */
+#define SOL_SOCKET_V 1
+#define SCM_RIGHTS_V 1
+#define SCM_FDS 4          /* fd states carried per message: the first SCM_FDS fds (net.bpf.c's
+                            * scm_recv lands them one by one, by constant index) */
+#define SCM_CMSGS 4        /* control messages looked at before the SCM_RIGHTS one */
+#define SCM_UNSURE 1
+#ifndef SCM_SCOPE_WAIT_NS
+#define SCM_SCOPE_WAIT_NS 1000000000ULL
+#endif
+struct scm_key {
+    __u64 scope_id;
+    __u64 pair_id;         /* the socketpair's id, 0: the scope-wide slot */
+};
+struct scm_msg {
+    struct scm_key key;    /* where it goes (scm_pending: at sendmsg's exit) */
+    __u32 nfds;            /* fds in the SCM_RIGHTS message */
+    __u32 flags;           /* SCM_UNSURE */
+    __u32 sender;          /* the sender's tgid */
+    __s32 fds[SCM_FDS];    /* the sender's fd numbers */
+    __u32 pad;
+    __u64 stamp;           /* when it was sent: which send a slot holds */
+    struct fd_state st[SCM_FDS];
+};
+/* a send in flight, per thread: its slot, taken back if the send fails */
+struct scm_pend {
+    struct scm_key key;
+    __u64 stamp;
+};
+BPF_TABLE("lru_hash", struct scm_key, struct scm_msg, scm_msgs, 1024);
+BPF_TABLE("lru_hash", __u32, struct scm_pend, scm_pending, 1024);
+BPF_PERCPU_ARRAY(scm_scratch, struct scm_msg, 1);
+
+struct user_msghdr_head {   /* struct msghdr (user, 64-bit) */
+    __u64 name;
+    __u32 namelen;
+    __u32 pad;
+    __u64 iov;
+    __u64 iovlen;
+    __u64 control;
+    __u64 controllen;
+    __s32 flags;
+    __u32 pad2;
+};
+struct user_cmsghdr {
+    __u64 len;
+    __s32 level;
+    __s32 type;
+};
+
+/* The fd numbers of the message's SCM_RIGHTS control message (the first SCM_FDS into fds);
+ * returns how many it holds, 0 when it has none, -1 when it could not be read. */
+static __always_inline int scm_rights_read(__u64 control, __u64 controllen, __s32 *fds)
+{
+    __u64 off = 0;
+#pragma unroll
+    for (int i = 0; i < SCM_CMSGS; i++) {
+        struct user_cmsghdr c = {};
+        if (off + sizeof(c) > controllen)
+            return 0;
+        if (bpf_probe_read_user(&c, sizeof(c), (void *)(control + off)))
+            return -1;
+        if (c.len < sizeof(c) || c.len > controllen - off)
+            return -1;
+        if (c.level == SOL_SOCKET_V && c.type == SCM_RIGHTS_V) {
+            __u64 n = (c.len - sizeof(c)) / sizeof(__s32);
+#pragma unroll
+            for (int k = 0; k < SCM_FDS; k++) {
+                if (k >= n)
+                    break;
+                if (bpf_probe_read_user(&fds[k], sizeof(__s32),
+                                        (void *)(control + off + sizeof(c) + k * sizeof(__s32))))
+                    return -1;
+            }
+            return (int)n;
+        }
+        off += (c.len + 7) & ~7ULL;
+    }
+    return 0;
+}
+
+/* the slot of a message sent or received on unix socket fd of process tgid */
+static __always_inline void scm_key_of(__u32 tgid, int fd, __u64 scope_id, struct scm_key *k)
+{
+    struct chan_info *ci = chan_get(tgid, fd);
+    k->scope_id = scope_id;
+    k->pair_id = (ci && ci->kind == CHAN_SOCKPAIR) ? ci->id : 0;
 }
 
 #endif

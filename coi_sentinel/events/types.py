@@ -77,6 +77,7 @@ class PrivOp(enum.IntEnum):
     SETRESGID = 29
     SETREGID = 30
     CAPSET = 31
+    SCM_RIGHTS = 32
 
 
 # exec_event.flags

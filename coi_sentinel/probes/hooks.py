@@ -39,10 +39,11 @@ FAMILIES: dict[str, tuple[str, ...]] = {
         "sched:sched_process_exit",
     ),
     "net": _sys("connect", "dup2", "dup3", "dup", "fcntl", "accept", "accept4", "bind", "listen",
-                "pidfd_open", "pidfd_getfd"),
+                "pidfd_open", "pidfd_getfd", "recvmsg"),
     "io": _sys("write", "writev", "sendto", "sendmsg", "pwrite64", "pwritev", "pwritev2",
                "sendfile64", "splice", "copy_file_range")
-    + ("syscalls:sys_enter_close", "syscalls:sys_enter_mmap", "syscalls:sys_enter_sendmmsg"),
+    + ("syscalls:sys_enter_close", "syscalls:sys_enter_mmap")
+    + _sys("sendmmsg"),
     "file": _sys("openat", "openat2", "open", "creat", "rename", "renameat", "renameat2", "unlink",
                  "unlinkat", "chmod", "fchmodat", "fchmodat2", "fchmod", "link", "linkat",
                  "symlink", "symlinkat", "chdir", "fchdir", "mknod", "mknodat", "utimensat"),
@@ -61,7 +62,8 @@ FAMILIES: dict[str, tuple[str, ...]] = {
 PURPOSE: dict[str, str] = {
     "exec": "program execution (path, argv, failures, memfd/fd execs)",
     "proc": "fork/exit: process tree and exit codes",
-    "net": "connect, accept, bind, listen; sockets dup'ed onto stdio (pidfd_getfd too)",
+    "net": "connect, accept, bind, listen; sockets dup'ed onto stdio (pidfd_getfd and fds "
+           "received over unix sockets too)",
     "io": "bytes written to files (every write path, mmap) and sent on sockets",
     "file": "write-opens, sensitive reads, rename, unlink, chmod, link, symlink, chdir, "
             "chosen file times (utimensat)",

@@ -60,7 +60,9 @@ EVENTS: dict[str, tuple[str, str | None]] = {
 #: Falco event names we have no probe for -> what to use
 UNSUPPORTED_EVENTS: dict[str, str] = {
     **{n: "reads are not probed; a read of a sensitive path is an open (evt.type = open)"
-       for n in ("read", "pread", "readv", "recvfrom", "recvmsg")},
+       for n in ("read", "pread", "readv", "recvfrom")},
+    "recvmsg": "reads are not probed; a recvmsg that receives fds (SCM_RIGHTS) is a priv record "
+               "(priv.op = scm_rights)",
     **{n: "writes are summarised per file as file_write and per socket as net_send"
        for n in ("write", "pwrite", "writev")},
     **{n: "not probed; the file's later open, rename or chmod is"

