@@ -374,6 +374,35 @@ def test_downloaded_file_executed(fire: Any, ev: Any) -> None:
                 ev.open(10, "x.tar.gz", kind="write", comm="curl"), ev.exec(11, "/usr/bin/tar", "tar", "xf")) == []
 
 
+def test_a_script_the_agent_wrote_and_ran_is_no_download(fire: Any, ev: Any) -> None:
+    """The agent holds its model API's connection and writes files: what it writes, itself or
+    through a shell it runs, then runs (./repro.sh, bash /workspace/repro.sh) is its work."""
+    agent = (ev.exec(100, "/usr/local/bin/claude", "claude", "-p"),
+             ev.connect(100, "160.79.104.10", 443, fd=20, comm="claude"))
+    direct = (ev.open(100, "/workspace/repro.sh", kind="write", comm="claude"),
+              ev.fork(100, 101, comm="claude"),
+              ev.exec(101, "/workspace/repro.sh", "./repro.sh", ppid=100),
+              ev.fork(100, 102, comm="claude"),
+              ev.exec(102, "/bin/bash", "bash", "/workspace/repro.sh", ppid=100))
+    assert fire(*agent, *direct) == []
+    heredoc = (ev.fork(100, 110, comm="claude"),
+               ev.exec(110, "/bin/bash", "bash", "-c", "cat > gen.sh <<'EOF' ...", ppid=100),
+               ev.open(110, "/workspace/gen.sh", kind="write", comm="bash", ppid=100),
+               ev.exec(111, "/workspace/gen.sh", "./gen.sh", ppid=110))
+    assert fire(*agent, *heredoc) == []
+    # a download the agent runs is still one: curl -o, and a shell redirecting curl's output
+    fetched = (ev.fork(100, 120, comm="claude"),
+               ev.exec(120, "/usr/bin/curl", "curl", "-o", "/workspace/t.sh", "https://x", ppid=100),
+               ev.open(120, "/workspace/t.sh", kind="write", comm="curl", ppid=100),
+               ev.exec(121, "/bin/bash", "bash", "/workspace/t.sh", ppid=100))
+    assert fire(*agent, *fetched) == ["downloaded_script_run"]
+    redirected = (ev.fork(100, 130, comm="claude"),
+                  ev.exec(130, "/bin/bash", "bash", "-c", "curl -s https://x > tool", ppid=100),
+                  ev.open(130, "/workspace/tool", kind="write", comm="bash", ppid=100),
+                  ev.exec(131, "/workspace/tool", "./tool", ppid=130))
+    assert fire(*agent, *redirected) == ["exec_downloaded_file"]
+
+
 # ---- escalation and escape -------------------------------------------------------------------
 
 def test_escalation(fire: Any, ev: Any) -> None:
