@@ -234,7 +234,7 @@ enum stash_kind {
     ST_EXEC = 1, ST_OPEN, ST_CONNECT, ST_DUP, ST_WRITE_FILE, ST_WRITE_SOCK, ST_RENAME,
     ST_UNLINK, ST_CHMOD, ST_PRIV, ST_ACCEPT, ST_BIND, ST_LISTEN, ST_LINK, ST_CHDIR,
     ST_PIPE, ST_PTY_IOCTL, ST_MKFIFO, ST_SOCKPAIR, ST_UTIME, ST_PIDFD_OPEN, ST_PIDFD_GETFD,
-    ST_RECVMSG,
+    ST_RECVMSG, ST_TRUNCATE, ST_CHOWN,
 };
 #ifndef NO_TASK_BTF
 /* Task-local storage: no hashing or locking on the syscall path, and a task that never
