@@ -10,7 +10,8 @@
  * tracepoint sys_enter filtered by number where the kernel has no tracepoint for them.
  * And: bpf(), open_by_handle_at/name_to_handle_at, the new mount API (fsopen, fsmount,
  * move_mount, open_tree), pivot_root, chroot, setresuid/setreuid, userfaultfd (PRIV_HOOKS).
- * pidfd_getfd is net.bpf.c's (the copied fd's state follows it).
+ * pidfd_getfd is net.bpf.c's (the copied fd's state follows it); the chown family is
+ * file.bpf.c's (EVT_PRIV op PRIV_CHOWN: its path needs that family's dirfd and fd paths).
  * Also setgid, setresgid, setregid and capset (the capability sets asked for).
  * Blind spots: io_uring operations are uring.bpf.c's; setxattrat (6.13+), setfsuid/setfsgid,
  * setgroups, keyctl/add_key and mount_setattr are not hooked.
