@@ -202,10 +202,11 @@ def test_chown_of_system_files_raises_system_file_owner_changed(watched, py, tmp
         assert rule_counts(watched, run)["system_file_owner_changed"] == 1, name
     benign = watched.run(["chown", "-R", "1000:1000", str(tmp_path / "build")])
     assert benign.returncode == 0, benign.stderr
-    # fts dups each directory fd (F_DUPFD_CLOEXEC) before its fchownat(dirfd, name): the copy's
-    # directory is unknown to the kernel, so the inner names stay relative (docs/events.md)
+    # fts dups each directory fd (F_DUPFD_CLOEXEC) and calls fchownat(copy, name): the copy
+    # has the directory's path too
     paths = sorted(e.detail for e in benign.of(model.PrivEvent, op="chown"))
-    assert paths == sorted([str(tmp_path / "build"), "sub", "a.o"])
+    assert paths == sorted([str(tmp_path / "build"), str(tmp_path / "build" / "sub"),
+                            str(tmp_path / "build" / "sub" / "a.o")])
     assert watched.alerts(benign.events) == []
 
 
