@@ -1008,14 +1008,9 @@ static __always_inline void chown_exit(long ret)
     if (!sc)
         return;
     call_path(&s, sc->path, 1, 1);
-    struct priv_event *e = reserve_bulk(sizeof(*e), EVT_PRIV, s.scope_id);
+    struct priv_event *e = priv_reserve(0, s.scope_id, ret, PRIV_CHOWN, s.a[2], s.a[3]);
     if (!e)
         return;
-    fill_hdr(&e->hdr, EVT_PRIV, s.scope_id);
-    e->ret = ret;
-    e->op = PRIV_CHOWN;
-    e->arg0 = s.a[2];
-    e->arg1 = s.a[3];
     __builtin_memcpy(e->str, sc->path, PATH_LEN);
     events_bulk.ringbuf_submit(e, bulk_submit_flags());
 }

@@ -38,15 +38,9 @@ static __always_inline void priv_exit(long ret)
         fd_mark(k.tgid, k.fd, FDM_MEMFD);
         memfds.update(&k, &one);
     }
-    struct priv_event *e;
-    if (!(e = reserve_hi(sizeof(*e), EVT_PRIV, s.scope_id)))
+    struct priv_event *e = priv_reserve(1, s.scope_id, ret, op, s.a[1], s.a[2]);
+    if (!e)
         return;
-    fill_hdr(&e->hdr, EVT_PRIV, s.scope_id);
-    e->ret = ret;
-    e->op = op;
-    e->arg0 = s.a[1];
-    e->arg1 = s.a[2];
-    e->str[0] = 0;
     if (s.a[3])
         bpf_probe_read_user_str(e->str, PATH_LEN, (void *)s.a[3]);
     events_hi.ringbuf_submit(e, WAKE_NOW);
