@@ -12,6 +12,11 @@
  *       crowd execs out), except a chmod that sets setuid/setgid: high-priority ring
  *       (fchmod, and fchmodat2 with AT_EMPTY_PATH: the fd's path from dir_fds or file_aggs)
  *   syscalls:sys_enter/exit_link, linkat, symlink, symlinkat -> EVT_LINK (bulk ring)
+ *   syscalls:sys_enter/exit_truncate -> EVT_FILE_OPEN kind TRUNCATE (the O_WRONLY|O_TRUNC open
+ *       it amounts to); ftruncate of an fd opened with write intent in scope -> the same, once
+ *       per (process, path) (bulk ring)
+ *   syscalls:sys_enter/exit_chown, lchown, fchownat, fchown -> EVT_PRIV op CHOWN (uid, gid,
+ *       path; fchown: the fd's path from dir_fds or file_aggs) (bulk ring)
  *   syscalls:sys_enter/exit_chdir, fchdir -> EVT_CHDIR (bulk ring): user space keeps each
  *       process's cwd and resolves relative and *at() paths (coi_sentinel/probes/paths.py)
  *   syscalls:sys_enter/exit_utimensat with chosen times (not "now") on a file the caller did not
@@ -747,6 +752,23 @@ static __always_inline int fd_path(__u32 tgid, int fd, char *dst, int files)
     return n > 0 ? n : 0;
 }
 
+/* The file a call names by a path (s->a[1], 0 for none) relative to a dirfd (s->a[0]), into
+ * dst: joined to the dirfd's directory when it is known; with no name and `by_fd`, the fd's
+ * own path (fd_path; `files`: a file opened with write intent too). Returns the length. */
+static __always_inline int call_path(struct inflight *s, char *dst, int by_fd, int files)
+{
+    __builtin_memset(dst, 0, PATH_LEN);
+    int len = 0;
+    if (s->a[1]) {
+        len = bpf_probe_read_user_str(dst, PATH_LEN, (void *)s->a[1]);
+        if (len > 0)
+            len = join_dirfd(dst, len, (__s32)s->a[0]);
+    }
+    if (len <= 1 && by_fd)
+        len = fd_path(current_tgid(), (__s32)s->a[0], dst, files);
+    return len;
+}
+
 /* ---- unlink and chmod: one path, an fd and a number ---- */
 static __always_inline void path_enter(__u32 kind, int fd, const char *path, __u32 num)
 {
@@ -764,16 +786,8 @@ static __always_inline void path_exit(__u32 kind, __u32 type, long ret)
     struct open_scratch *sc = open_scratch_map.lookup(&zero);
     if (!sc)
         return;
-    __builtin_memset(sc->path, 0, sizeof(sc->path));
-    int len = 0;
     __u32 tgid = current_tgid();
-    if (s.a[1]) {
-        len = bpf_probe_read_user_str(sc->path, PATH_LEN, (void *)s.a[1]);
-        if (len > 0)
-            len = join_dirfd(sc->path, len, (__s32)s.a[0]);
-    }
-    if (len <= 1 && (type == EVT_CHDIR || type == EVT_CHMOD))
-        len = fd_path(tgid, (__s32)s.a[0], sc->path, type == EVT_CHMOD);
+    int len = call_path(&s, sc->path, type == EVT_CHDIR || type == EVT_CHMOD, type == EVT_CHMOD);
     if (type == EVT_UNLINK && ret == 0 && len > 0) {
         /* its hash goes to unlinked_paths: an exec through an fd still open on the file is
          * then recognised (exec.bpf.c, EXEC_UNLINKED) */
@@ -895,6 +909,135 @@ TRACEPOINT_PROBE(syscalls, sys_exit_fchmod)
     path_exit(ST_CHMOD, EVT_CHMOD, args->ret);
     return 0;
 }
+#endif
+
+/* ---- truncate, ftruncate: a file emptied (or cut) with no open that says so ----
+ * truncate(path) opens nothing: a log wiped so had no record at all. It is sent as the open it
+ * amounts to, EVT_FILE_OPEN with flags O_WRONLY|O_TRUNC and kind FILE_KIND_TRUNCATE (dirfd
+ * -100, the path joined to the cwd when known), so the rules on destructive write opens see it.
+ * ftruncate(fd) only when the fd is a file opened with write intent in scope (its file_aggs
+ * entry: the path is known; any other fd is not looked at), once per (process, path): the entry
+ * gets O_TRUNC in its flags, and an entry whose open had O_TRUNC already said so. Both on the
+ * bulk ring. Outside every scope each costs the scope check. Blind spots: fallocate
+ * (FALLOC_FL_PUNCH_HOLE, _COLLAPSE_RANGE), io_uring's ftruncate (uring.bpf.c reports the op),
+ * ftruncate of an fd whose open was not seen (opened before the scope, or passed in). */
+static __always_inline void truncate_exit(long ret)
+{
+    struct inflight s;
+    if (!unstash(ST_TRUNCATE, &s))
+        return;
+    __u32 zero = 0;
+    struct open_scratch *sc = open_scratch_map.lookup(&zero);
+    if (!sc)
+        return;
+    int fd = (__s32)s.a[0];
+    if (s.a[1]) {
+        call_path(&s, sc->path, 0, 0);
+    } else {
+        __u32 tgid = current_tgid();
+        struct file_key *fk = file_get(tgid, fd);
+        struct file_agg *a = fk ? file_aggs.lookup(fk) : 0;
+        if (!a || (a->flags & O_TRUNC_V))
+            return;
+        if (ret == 0)
+            a->flags |= O_TRUNC_V;
+        __builtin_memset(sc->path, 0, PATH_LEN);
+        bpf_probe_read_kernel_str(sc->path, PATH_LEN, a->path);
+    }
+    struct file_open_event *e = reserve_bulk(sizeof(*e), EVT_FILE_OPEN, s.scope_id);
+    if (!e)
+        return;
+    fill_hdr(&e->hdr, EVT_FILE_OPEN, s.scope_id);
+    e->ret = ret;
+    e->dirfd = fd;
+    e->flags = 1 | O_TRUNC_V;          /* O_WRONLY|O_TRUNC: what the call amounts to */
+    e->mode = 0;
+    e->kind = FILE_KIND_TRUNCATE;
+    e->pad = 0;
+    __builtin_memcpy(e->path, sc->path, PATH_LEN);
+    events_bulk.ringbuf_submit(e, bulk_submit_flags());
+}
+
+#if defined(TP_syscalls__sys_enter_truncate) && defined(TP_syscalls__sys_exit_truncate)
+TRACEPOINT_PROBE(syscalls, sys_enter_truncate)
+{
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id))
+        stash(ST_TRUNCATE, scope_id, (__u64)(__s64)AT_FDCWD_V, (__u64)args->path, 0, 0);
+    return 0;
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_truncate)
+{
+    truncate_exit(args->ret);
+    return 0;
+}
+#endif
+#if defined(TP_syscalls__sys_enter_ftruncate) && defined(TP_syscalls__sys_exit_ftruncate)
+TRACEPOINT_PROBE(syscalls, sys_enter_ftruncate)
+{
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id))
+        stash(ST_TRUNCATE, scope_id, (__u64)(__s64)(int)args->fd, 0, 0, 0);
+    return 0;
+}
+TRACEPOINT_PROBE(syscalls, sys_exit_ftruncate)
+{
+    truncate_exit(args->ret);
+    return 0;
+}
+#endif
+
+/* ---- chown, lchown, fchownat, fchown: a file's owner changed (EVT_PRIV op PRIV_CHOWN) ----
+ * arg0 the uid, arg1 the gid asked for ((uid_t)-1 leaves one unchanged), str the path joined
+ * to its dirfd (fchown, and fchownat with AT_EMPTY_PATH: the fd's path when its open was seen
+ * in scope, else empty). Bulk ring: chown -R of a tree is one record per file. */
+static __always_inline void chown_enter(int fd, const char *path, __u32 uid, __u32 gid)
+{
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id))
+        stash(ST_CHOWN, scope_id, (__u64)(__s64)fd, (__u64)path, uid, gid);
+}
+
+static __always_inline void chown_exit(long ret)
+{
+    struct inflight s;
+    if (!unstash(ST_CHOWN, &s))
+        return;
+    __u32 zero = 0;
+    struct open_scratch *sc = open_scratch_map.lookup(&zero);
+    if (!sc)
+        return;
+    call_path(&s, sc->path, 1, 1);
+    struct priv_event *e = priv_reserve(0, s.scope_id, ret, PRIV_CHOWN, s.a[2], s.a[3]);
+    if (!e)
+        return;
+    __builtin_memcpy(e->str, sc->path, PATH_LEN);
+    events_bulk.ringbuf_submit(e, bulk_submit_flags());
+}
+
+#define CHOWN_HOOKS(name, fd, path)                                                         \
+    TRACEPOINT_PROBE(syscalls, sys_enter_##name)                                            \
+    {                                                                                       \
+        chown_enter((fd), (path), (__u32)args->user, (__u32)args->group);                   \
+        return 0;                                                                           \
+    }                                                                                       \
+    TRACEPOINT_PROBE(syscalls, sys_exit_##name)                                             \
+    {                                                                                       \
+        chown_exit(args->ret);                                                              \
+        return 0;                                                                           \
+    }
+
+#if defined(TP_syscalls__sys_enter_chown) && defined(TP_syscalls__sys_exit_chown)
+CHOWN_HOOKS(chown, AT_FDCWD_V, args->filename)
+#endif
+#if defined(TP_syscalls__sys_enter_lchown) && defined(TP_syscalls__sys_exit_lchown)
+CHOWN_HOOKS(lchown, AT_FDCWD_V, args->filename)
+#endif
+#if defined(TP_syscalls__sys_enter_fchownat) && defined(TP_syscalls__sys_exit_fchownat)
+CHOWN_HOOKS(fchownat, (int)args->dfd, args->filename)
+#endif
+#if defined(TP_syscalls__sys_enter_fchown) && defined(TP_syscalls__sys_exit_fchown)
+CHOWN_HOOKS(fchown, (int)args->fd, 0)
 #endif
 
 /* ---- link, linkat, symlink, symlinkat: a new name for a file (EVT_LINK, rename_event) ---- */

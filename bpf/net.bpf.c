@@ -23,6 +23,8 @@
  *       sockets, gets SIGKILL on syscall exit (DUP_KILLED); exec.bpf.c kills one exec'd so.
  * Why: a reverse shell is a connect plus a dup onto stdio, whatever the binary is called.
  *   syscalls:sys_enter/exit_fcntl (F_DUPFD, F_DUPFD_CLOEXEC only)  the same, for perl & co
+ *   Each copy takes its source's fd state, a directory's path (dir_fds) included: fts (chown
+ *       -R, rm -r) works relative to F_DUPFD_CLOEXEC copies of its directory fds
  *   syscalls:sys_enter/exit_pidfd_open, pidfd_getfd   an fd copied from another process (a
  *       socket stolen with pidfd_getfd) is a dup whose source is that process's fd: EVT_PRIV
  *       op pidfd_getfd, and the dup's state and record when it lands on 0-2
@@ -178,6 +180,18 @@ static __always_inline void fd_copy(__u64 scope_id, __u32 src, int oldfd, long r
     struct fd_state st = {};
     fd_state_read(src, oldfd, &st);
     fd_land(scope_id, oldfd, ret, newfd, &st);
+    if (ret < 0 || st.sock.family || st.file.kind || st.chan.kind)
+        return;
+    /* a directory's copy has its path too: fts (chown -R, rm -r) dups each directory fd with
+     * F_DUPFD_CLOEXEC and works relative to the copy (file.bpf.c joins *at() paths to it) */
+    struct fd_key dk = {.tgid = src, .fd = oldfd};
+    struct dir_path *d = dir_fds.lookup(&dk);
+    if (d) {
+        dk.tgid = current_tgid();
+        dk.fd = newfd;
+        fd_mark(dk.tgid, newfd, FDM_DIR);
+        dir_fds.update(&dk, d);
+    }
 }
 
 static __always_inline void dup_exit(long ret)

@@ -10,7 +10,8 @@
  * tracepoint sys_enter filtered by number where the kernel has no tracepoint for them.
  * And: bpf(), open_by_handle_at/name_to_handle_at, the new mount API (fsopen, fsmount,
  * move_mount, open_tree), pivot_root, chroot, setresuid/setreuid, userfaultfd (PRIV_HOOKS).
- * pidfd_getfd is net.bpf.c's (the copied fd's state follows it).
+ * pidfd_getfd is net.bpf.c's (the copied fd's state follows it); the chown family is
+ * file.bpf.c's (EVT_PRIV op PRIV_CHOWN: its path needs that family's dirfd and fd paths).
  * Also setgid, setresgid, setregid and capset (the capability sets asked for).
  * Blind spots: io_uring operations are uring.bpf.c's; setxattrat (6.13+), setfsuid/setfsgid,
  * setgroups, keyctl/add_key and mount_setattr are not hooked.
@@ -37,15 +38,9 @@ static __always_inline void priv_exit(long ret)
         fd_mark(k.tgid, k.fd, FDM_MEMFD);
         memfds.update(&k, &one);
     }
-    struct priv_event *e;
-    if (!(e = reserve_hi(sizeof(*e), EVT_PRIV, s.scope_id)))
+    struct priv_event *e = priv_reserve(1, s.scope_id, ret, op, s.a[1], s.a[2]);
+    if (!e)
         return;
-    fill_hdr(&e->hdr, EVT_PRIV, s.scope_id);
-    e->ret = ret;
-    e->op = op;
-    e->arg0 = s.a[1];
-    e->arg1 = s.a[2];
-    e->str[0] = 0;
     if (s.a[3])
         bpf_probe_read_user_str(e->str, PATH_LEN, (void *)s.a[3]);
     events_hi.ringbuf_submit(e, WAKE_NOW);

@@ -74,6 +74,9 @@ enum event_type {
 /* file_open_event.kind and file_key.kind */
 #define FILE_KIND_WRITE     1   /* O_WRONLY / O_RDWR / O_CREAT / O_TRUNC */
 #define FILE_KIND_SENSITIVE 2   /* read of a path in the sensitive prefix/suffix sets */
+#define FILE_KIND_TRUNCATE  3   /* truncate(path), or ftruncate of an fd opened with write intent
+                                 * in scope: flags O_WRONLY|O_TRUNC, ret 0 or -errno, dirfd -100
+                                 * or the ftruncate fd (file_open_event only, never aggregated) */
 
 /* dup_event.flags */
 #define DUP_OLDFD_SOCKET (1u << 0)  /* oldfd is a socket this process (or its parent) connected */
@@ -135,6 +138,9 @@ enum priv_op {
     PRIV_CAPSET = 31,           /* arg0 effective, arg1 permitted capability sets (64 bits each) */
     PRIV_SCM_RIGHTS = 32,       /* fds received over a unix socket (arg0 the sender's pid, 0
                                  * unknown; arg1 how many) */
+    PRIV_CHOWN = 33,            /* chown, lchown, fchownat, fchown (file.bpf.c): arg0 uid, arg1 gid
+                                 * ((uid_t)-1: unchanged); str the path (fchown: the fd's, when
+                                 * its open was seen in scope) */
 };
 
 struct event_hdr {

@@ -212,6 +212,24 @@ static __always_inline void *reserve_bulk(__u32 size, __u32 type, __u64 scope_id
     return p;
 }
 
+/* An EVT_PRIV record reserved on the high-priority (`hi`) or the bulk ring, its header and
+ * numbers filled and str empty: the caller writes str and submits it. 0: both rings refused. */
+static __always_inline struct priv_event *priv_reserve(int hi, __u64 scope_id, long ret, __u32 op,
+                                                       __u64 arg0, __u64 arg1)
+{
+    struct priv_event *e = hi ? reserve_hi(sizeof(*e), EVT_PRIV, scope_id)
+                              : reserve_bulk(sizeof(*e), EVT_PRIV, scope_id);
+    if (!e)
+        return 0;
+    fill_hdr(&e->hdr, EVT_PRIV, scope_id);
+    e->ret = ret;
+    e->op = op;
+    e->arg0 = arg0;
+    e->arg1 = arg1;
+    e->str[0] = 0;
+    return e;
+}
+
 /* Read a user-space path into a fixed buffer; returns the length read including the NUL. */
 static __always_inline int read_user_path(char *dst, const void *src)
 {
@@ -234,7 +252,7 @@ enum stash_kind {
     ST_EXEC = 1, ST_OPEN, ST_CONNECT, ST_DUP, ST_WRITE_FILE, ST_WRITE_SOCK, ST_RENAME,
     ST_UNLINK, ST_CHMOD, ST_PRIV, ST_ACCEPT, ST_BIND, ST_LISTEN, ST_LINK, ST_CHDIR,
     ST_PIPE, ST_PTY_IOCTL, ST_MKFIFO, ST_SOCKPAIR, ST_UTIME, ST_PIDFD_OPEN, ST_PIDFD_GETFD,
-    ST_RECVMSG,
+    ST_RECVMSG, ST_TRUNCATE, ST_CHOWN,
 };
 #ifndef NO_TASK_BTF
 /* Task-local storage: no hashing or locking on the syscall path, and a task that never

@@ -32,6 +32,7 @@ from .types import (
     FAMILY_LABELS,
     FILE_KIND_FAILED,
     FILE_KIND_LABELS,
+    FILE_KIND_TRUNCATE,
     EventType,
     PrivOp,
 )
@@ -200,7 +201,9 @@ class Decoder:
     def _file_open(self, raw: bytes) -> model.Event:
         v = structs.FORMATS[structs.FileOpenEvent].unpack_from(raw)
         ret, dirfd, flags, mode, kind, _pad, path = v[10:]
-        return model.FileOpenEvent(*self.header(v), cstr(path), flags, mode, ret if ret >= 0 else -1,
+        # a truncate's ret is 0, not an fd: its fd is ftruncate's (in dirfd), -1 for truncate()
+        fd = (dirfd if dirfd >= 0 else -1) if kind == FILE_KIND_TRUNCATE else ret if ret >= 0 else -1
+        return model.FileOpenEvent(*self.header(v), cstr(path), flags, mode, fd,
                                    _errno(ret), FILE_KIND_LABELS.get(kind & ~FILE_KIND_FAILED, str(kind)),
                                    dirfd)
 

@@ -296,9 +296,9 @@ class FileOpenEvent(Event):
     path: str
     flags: int                    # open(2) flags
     mode: int
-    fd: int                       # -1 on failure
+    fd: int                       # -1 on failure; truncate: ftruncate's fd, -1 for truncate()
     errno: int
-    kind: str                     # "write" or "sensitive"
+    kind: str                     # "write", "sensitive" or "truncate" (truncate/ftruncate)
     dirfd: int
 
 

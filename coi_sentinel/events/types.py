@@ -78,6 +78,7 @@ class PrivOp(enum.IntEnum):
     SETREGID = 30
     CAPSET = 31
     SCM_RIGHTS = 32
+    CHOWN = 33
 
 
 # exec_event.flags
@@ -132,8 +133,10 @@ URING_OPS = {2: "writev", 5: "write_fixed", 9: "sendmsg", 13: "accept", 16: "con
 # file kinds
 FILE_KIND_WRITE = 1
 FILE_KIND_SENSITIVE = 2
+FILE_KIND_TRUNCATE = 3      # truncate(path) / ftruncate: sent as an O_WRONLY|O_TRUNC open
 FILE_KIND_FAILED = 0x100
-FILE_KIND_LABELS = {FILE_KIND_WRITE: "write", FILE_KIND_SENSITIVE: "sensitive"}
+FILE_KIND_LABELS = {FILE_KIND_WRITE: "write", FILE_KIND_SENSITIVE: "sensitive",
+                    FILE_KIND_TRUNCATE: "truncate"}
 
 # utime_event.how
 UTIME_SET_ATIME = 1 << 0

@@ -52,6 +52,8 @@ class Aggregates:
 
     # ---- what the stream tells us ----
     def note_file_open(self, ev: model.FileOpenEvent) -> None:
+        if ev.kind == "truncate":
+            return      # no open: the entry's counts are its opens' (file.bpf.c)
         key = (ev.pid, _kind_of(ev), path_hash(ev.path.encode("utf-8", "surrogateescape")))
         self._file_keys.setdefault(ev.pid, set()).add(key)
         self._reported_file[key] = (1, 0, 0)   # the FILE_OPEN itself reported the first open

@@ -46,7 +46,8 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     + _sys("sendmmsg"),
     "file": _sys("openat", "openat2", "open", "creat", "rename", "renameat", "renameat2", "unlink",
                  "unlinkat", "chmod", "fchmodat", "fchmodat2", "fchmod", "link", "linkat",
-                 "symlink", "symlinkat", "chdir", "fchdir", "mknod", "mknodat", "utimensat"),
+                 "symlink", "symlinkat", "chdir", "fchdir", "mknod", "mknodat", "utimensat",
+                 "truncate", "ftruncate", "chown", "lchown", "fchownat", "fchown"),
     "priv": _sys("ptrace", "mount", "unshare", "setns", "init_module", "finit_module",
                  "io_uring_setup", "io_uring_register", "memfd_create", "setuid",
                  "process_vm_readv", "process_vm_writev", "setxattr", "lsetxattr", "fsetxattr",
@@ -65,8 +66,8 @@ PURPOSE: dict[str, str] = {
     "net": "connect, accept, bind, listen; sockets dup'ed onto stdio (pidfd_getfd and fds "
            "received over unix sockets too)",
     "io": "bytes written to files (every write path, mmap) and sent on sockets",
-    "file": "write-opens, sensitive reads, rename, unlink, chmod, link, symlink, chdir, "
-            "chosen file times (utimensat)",
+    "file": "write-opens, sensitive reads, rename, unlink, chmod, chown, truncate, link, "
+            "symlink, chdir, chosen file times (utimensat)",
     "priv": "ptrace, mount (new API too), namespaces, chroot, modules (raw_syscalls if needed), "
             "bpf, file handles, io_uring, memfd, "
             "setuid, process_vm_*, /proc/PID/mem, file capabilities",

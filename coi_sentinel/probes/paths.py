@@ -63,6 +63,7 @@ class PathResolver:
             model.RenameEvent: self._other, model.LinkEvent: self._other,
             model.UnlinkEvent: self._other, model.ChmodEvent: self._other,
             model.UtimeEvent: self._other, model.ExecEvent: self._exec,
+            model.PrivEvent: self._priv,
         }
 
     def cwd(self, pid: int) -> str | None:
@@ -98,6 +99,8 @@ class PathResolver:
         return ev if fn is None else fn(ev)
 
     def _file_open(self, ev: model.FileOpenEvent) -> model.Event:
+        if ev.kind == "truncate" and ev.dirfd >= 0:
+            return self._file_write(ev)     # ftruncate: the path as its open wrote it
         new = self.path(ev.pid, ev.dirfd, ev.path)
         key = (ev.pid, ev.path)
         opened = self._opened
@@ -108,7 +111,7 @@ class PathResolver:
             opened.popitem(last=False)
         return ev if new == ev.path else dataclasses.replace(ev, path=new)
 
-    def _file_write(self, ev: model.FileWriteEvent) -> model.Event:
+    def _file_write(self, ev: model.FileWriteEvent | model.FileOpenEvent) -> model.Event:
         new = self._opened.get((ev.pid, ev.path)) or self.path(ev.pid, AT_FDCWD, ev.path)
         return ev if new == ev.path else dataclasses.replace(ev, path=new)
 
@@ -137,6 +140,13 @@ class PathResolver:
         if p is not None and new.startswith("/"):
             p.cwd = new
         return ev if new == ev.path else dataclasses.replace(ev, path=new)
+
+    def _priv(self, ev: model.PrivEvent) -> model.Event:
+        # chown's path (fchownat's relative to a dirfd the kernel did not know: the cwd's)
+        if ev.op != "chown" or not ev.detail:
+            return ev
+        new = self.path(ev.pid, AT_FDCWD, ev.detail)
+        return ev if new == ev.detail else dataclasses.replace(ev, detail=new)
 
     def _other(self, ev) -> model.Event:
         # rename/link hooks do not send their dirfds: *at() variants resolve against the cwd

@@ -55,6 +55,7 @@ EVENTS: dict[str, tuple[str, str | None]] = {
                                 "setreuid", "pidfd_getfd", "fsopen", "fsmount", "move_mount",
                                 "open_tree", "pivot_root", "chroot", "userfaultfd", "setgid",
                                 "setresgid", "setregid", "capset")},
+    **{n: ("priv", "chown") for n in ("chown", "fchown", "fchownat", "lchown")},
 }
 
 #: Falco event names we have no probe for -> what to use
@@ -66,8 +67,7 @@ UNSUPPORTED_EVENTS: dict[str, str] = {
     **{n: "writes are summarised per file as file_write and per socket as net_send"
        for n in ("write", "pwrite", "writev")},
     **{n: "not probed; the file's later open, rename or chmod is"
-       for n in ("mkdir", "mkdirat", "rmdir", "chown", "fchown", "fchownat", "lchown", "close",
-                 "socket", "fcntl")},
+       for n in ("mkdir", "mkdirat", "rmdir", "close", "socket", "fcntl")},
     "prctl": "not probed; privilege changes are priv records (priv.op = setuid...) and user.uid",
     "umount": "not probed; mounts are (evt.type = mount)",
     "umount2": "not probed; mounts are (evt.type = mount)",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import enum
 import errno
 import functools
+import posixpath
 import pwd
 import re
 from dataclasses import dataclass, field
@@ -296,14 +297,20 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
              _PATH, nullable=True),
     FieldDef("file.oldpath", S, "rename: the old path; link: the existing path (symlink: its text)",
              {T.RENAME: "ev.oldpath", T.LINK: "ev.target"}),
+    FieldDef("file.link_target", S, "link: the file the new name leads to, as a path (a symlink's "
+             "relative text joined to the link's directory; one level: a target that is itself a "
+             "link is not followed)", {T.LINK: "_link_target(ev.target, ev.path, ev.symlink)"}),
     FieldDef("file.name", S, "last component of file.path", _on(PATH_TYPES, "_basename({f:file.path})"),
              nullable=True),
     FieldDef("file.dir", S, "file.path without its last component",
              _on(PATH_TYPES, "_dirname({f:file.path})"), nullable=True),
-    FieldDef("file.kind", S, "file_open/file_write: 'write' (write intent) or 'sensitive' (a read "
-             "of a path in the sensitive set)", {T.FILE_OPEN: "ev.kind", T.FILE_WRITE: "ev.kind"}),
-    FieldDef("file.is_write", B, "opened with write intent (O_WRONLY, O_RDWR, O_CREAT, O_TRUNC)",
-             {T.FILE_OPEN: "(ev.kind == 'write')", T.FILE_WRITE: "(ev.kind == 'write')"}),
+    FieldDef("file.kind", S, "file_open/file_write: 'write' (write intent), 'sensitive' (a read "
+             "of a path in the sensitive set) or 'truncate' (truncate/ftruncate: no open, sent as "
+             "the O_WRONLY|O_TRUNC open it amounts to)",
+             {T.FILE_OPEN: "ev.kind", T.FILE_WRITE: "ev.kind"}),
+    FieldDef("file.is_write", B, "opened with write intent (O_WRONLY, O_RDWR, O_CREAT, O_TRUNC), "
+             "or truncated (file.kind truncate)",
+             {T.FILE_OPEN: "(ev.kind != 'sensitive')", T.FILE_WRITE: "(ev.kind == 'write')"}),
     FieldDef("file.flags", I, "open(2) flags; rename/unlink flags",
              {T.FILE_OPEN: "ev.flags", T.RENAME: "ev.flags", T.UNLINK: "ev.flags"}),
     FieldDef("file.creates_new", B, "opened with O_CREAT|O_EXCL: the file did not exist (a copy "
@@ -339,12 +346,15 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
              "io_uring_setup, io_uring_register, memfd_create, setuid, bpf, process_vm_readv, "
              "process_vm_writev, proc_mem_open, set_file_cap, pidfd_getfd, open_by_handle_at, "
              "name_to_handle_at, fsopen, fsmount, move_mount, open_tree, pivot_root, chroot, "
-             "setresuid, setreuid, userfaultfd, setgid, setresgid, setregid, capset, scm_rights",
+             "setresuid, setreuid, userfaultfd, setgid, setresgid, setregid, capset, scm_rights, "
+             "chown",
              {T.PRIV: "ev.op"}),
     FieldDef("priv.arg0", I, "first argument (ptrace request, mount/unshare flags, setns fd, "
-             "setuid uid...)", {T.PRIV: "ev.arg0"}),
-    FieldDef("priv.arg1", I, "second argument (ptrace pid, setns nstype...)", {T.PRIV: "ev.arg1"}),
-    FieldDef("priv.detail", S, "mount target, module parameters or memfd name", {T.PRIV: "ev.detail"}),
+             "setuid uid, chown uid...)", {T.PRIV: "ev.arg0"}),
+    FieldDef("priv.arg1", I, "second argument (ptrace pid, setns nstype, chown gid...)",
+             {T.PRIV: "ev.arg1"}),
+    FieldDef("priv.detail", S, "mount target, module parameters, memfd name, chown's path",
+             {T.PRIV: "ev.detail"}),
     FieldDef("priv.ptrace_request", I, "ptrace: the request (16 ATTACH, 0x4206 SEIZE...)",
              {T.PRIV: "(ev.arg0 if ev.op == 'ptrace' else None)"}, nullable=True),
     FieldDef("priv.target_pid", I, "ptrace: the pid of the traced process",
@@ -543,6 +553,13 @@ def _procfs_pid(path: str | None, pid: int) -> int | None:
     return int(part) if part.isdigit() else None
 
 
+def _link_target(target: str, path: str, symlink: bool) -> str:
+    if symlink and target and not target.startswith("/"):
+        base = _dirname(path)
+        target = f"{base}/{target}" if base else target
+    return posixpath.normpath(target) if ("/." in target or "//" in target) else target
+
+
 def _other_proc(path: str | None, pid: int, tid: int) -> bool:
     target = _procfs_pid(path, pid)
     return target is not None and target != pid and target != tid
@@ -556,6 +573,7 @@ HELPERS: dict[str, Any] = {
     "_dup_sock": _dup_sock, "_relay_net": _relay_net, "_fed_shell": _fed_shell,
     "_relay_peer": _relay_peer, "_procfs_pid": _procfs_pid, "_other_proc": _other_proc,
     "_fd_type": _fd_type, "_user_name": _user_name, "_errno_name": _errno_name,
+    "_link_target": _link_target,
 }
 
 

@@ -251,6 +251,11 @@ def build(S: Callable, nobody: str) -> tuple:
           "grep -iE 'pass|token|secret' ~/.bash_history > /dev/null || true"))
     add(S("cr_history_python_uid1000", "python reads ~/.bash_history as uid 1000 (T1552.003)",
           "python3 -c \"import os; open(os.path.expanduser('~/.bash_history')).read()\"", user=1000))
+    # a secret read through a link made here: the read of the new name matches no sensitive path
+    add(S("cr_symlink_shadow_cat", "ln -s /etc/shadow x; cat x",
+          'ln -s /etc/shadow .cache/x\ncat .cache/x > /dev/null\nrm -f .cache/x'))
+    add(S("cr_hardlink_ssh_key", "ln ~/.ssh/id_ed25519 notes.txt (a hard link to a private key)",
+          'ln ~/.ssh/id_ed25519 notes.txt\nrm -f notes.txt'))
 
     # ==== exfiltration (to the test host) =======================================================
     add(S("ex_curl_form_aws_80", "curl -F file=@~/.aws/credentials to port 80",
@@ -454,6 +459,12 @@ def build(S: Callable, nobody: str) -> tuple:
           "2>/dev/null || echo denied"))
     add(S("es_uevent_helper_nobody", "the uevent helper written as uid 65534 (EACCES)",
           f"{nobody} sh -c 'echo /tmp/.x > /sys/kernel/uevent_helper' 2>/dev/null || echo denied"))
+    add(S("es_chown_shadow_nobody", "chown 65534 /etc/shadow as uid 65534 (EPERM)",
+          f'{nobody} chown 65534 /etc/shadow 2>/dev/null || echo denied'))
+    add(S("es_chgrp_ld_so_conf_python_nobody", "python os.chown of /etc/ld.so.conf's group as uid "
+          "65534 (EPERM)",
+          f"{nobody} python3 -c \"import os; os.chown('/etc/ld.so.conf', -1, 65534)\" 2>/dev/null "
+          "|| echo denied"))
 
     # ==== execution: download, decode, run ======================================================
     add(S("xe_curl_chmod_exec_80", "curl -o from the attacker, chmod +x, run (T1105)",
@@ -525,6 +536,17 @@ def build(S: Callable, nobody: str) -> tuple:
           f'{nobody} shred -u /var/log/alternatives.log 2>/dev/null || echo denied'))
     add(S("ev_log_python_nobody", "python empties /var/log/lastlog as uid 65534 (EACCES)",
           f"{nobody} python3 -c \"open('/var/log/lastlog','w')\" 2>/dev/null || echo denied"))
+    # emptied with no open that says so: truncate(2), ftruncate after an O_APPEND open
+    add(S("ev_log_os_truncate_nobody", "python os.truncate of a system log as uid 65534 (EACCES)",
+          f"{nobody} python3 -c \"import os; os.truncate('/var/log/dpkg.log', 0)\" 2>/dev/null "
+          "|| echo denied"))
+    add(S("ev_log_perl_truncate_nobody", "perl's truncate of a system log as uid 65534 (EACCES)",
+          f"{nobody} perl -e 'truncate(\"/var/log/alternatives.log\", 0) or exit 1' 2>/dev/null "
+          "|| echo denied"))
+    add(S("ev_history_append_ftruncate", "~/.bash_history opened O_APPEND (as a shell saving it), "
+          "then ftruncate",
+          "python3 -c \"import os; fd = os.open(os.path.expanduser('~/.bash_history'), "
+          "os.O_WRONLY | os.O_APPEND | os.O_CREAT); os.ftruncate(fd, 0)\""))
 
     # ==== resource hijacking ====================================================================
     add(S("re_miner_args_443", "a miner with stratum arguments to port 443 of the attacker",
@@ -692,4 +714,16 @@ def _benign(S: Callable) -> list:
           "subprocess.run('echo done', shell=True)\""))
     add(S("bn_git_hooks_sample_init", "git init of a new repository in /tmp (hooks/*.sample, config)",
           'git init -q /tmp/new-repo\ngit -C /tmp/new-repo config user.email a@b.invalid\nrm -rf /tmp/new-repo'))
+    add(S("bn_copytruncate_own_log", "an application's copytruncate of its own log in the project "
+          "(cp, truncate -s0, then truncate(2) from Python), as logrotate's copytruncate does",
+          'mkdir -p logs\nfor i in 1 2 3; do echo "req $i" >> logs/app.log; done\n'
+          'cp logs/app.log logs/app.log.1 && truncate -s0 logs/app.log\n'
+          'echo "req 4" >> logs/app.log\ncp logs/app.log logs/app.log.2\n'
+          "python3 -c \"import os; os.truncate('logs/app.log', 0)\"\nrm -rf logs"))
+    add(S("bn_chown_workspace", "chown -R 1000:1000 of a build tree in the project",
+          'mkdir -p build/sub && touch build/sub/a.o\nchown -R 1000:1000 build\nrm -rf build'))
+    add(S("bn_symlinks_build", "a build's symlinks (libfoo.so -> libfoo.so.1), a link to a public "
+          "key and to /etc/hostname",
+          'mkdir -p build && cd build\ntouch libfoo.so.1 && ln -sf libfoo.so.1 libfoo.so\n'
+          'ln -s ~/.ssh/id_ed25519.pub key.pub\nln -s /etc/hostname h\ncd .. && rm -rf build'))
     return b

@@ -157,6 +157,11 @@ class Events:
         return m.PrivEvent(**self.hdr(pid, ppid, comm, ts, uid), op=op, arg0=arg0, arg1=arg1, detail=detail,
                            errno=errno)
 
+    def link(self, pid: int, target: str, path: str, *, symlink: bool = True, errno: int = 0,
+             ppid: int = 1, comm: str = "ln", ts: int | None = None) -> m.LinkEvent:
+        return m.LinkEvent(**self.hdr(pid, ppid, comm, ts, 1000), target=target, path=path,
+                           symlink=symlink, flags=0x10000 if symlink else 0, errno=errno)
+
     def utime(self, pid: int, path: str, mtime: int, *, backdated: bool = True, ppid: int = 1,
               comm: str = "touch", ts: int | None = None, uid: int = 1000) -> m.UtimeEvent:
         return m.UtimeEvent(**self.hdr(pid, ppid, comm, ts, uid), path=path, fd=-100, flags=0, atime=mtime,

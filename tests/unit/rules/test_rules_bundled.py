@@ -724,6 +724,38 @@ def test_covering_tracks(fire: Any, ev: Any) -> None:
                 ev.open(13, "/home/code/.bash_history", kind="write")) == []
 
 
+def test_truncate_with_no_open_is_a_destructive_write(fire: Any, ev: Any) -> None:
+    wipe = 0o1001    # O_WRONLY|O_TRUNC: what truncate(2) is sent as (file.kind truncate)
+    assert fire(ev.open(10, "/var/log/auth.log", kind="truncate", flags=wipe)) == ["system_log_tampering"]
+    assert fire(ev.open(10, "/var/log/syslog", kind="truncate", flags=wipe, errno=13)) == [
+        "system_log_tampering"]
+    assert fire(ev.open(10, "/home/code/.bash_history", kind="truncate", flags=wipe)) == [
+        "history_file_tampering"]
+    assert fire(ev.open(10, "/var/log/app.log", kind="truncate", flags=wipe, comm="logrotate")) == []
+    assert fire(ev.open(10, "/home/code/app/logs/app.log", kind="truncate", flags=wipe)) == []
+
+
+def test_owner_changes_of_system_files(fire: Any, ev: Any) -> None:
+    assert fire(ev.priv(10, "chown", 1000, 1000, "/etc/shadow")) == ["system_file_owner_changed"]
+    assert fire(ev.priv(10, "chown", 65534, 2**32 - 1, "/etc/sudoers.d/agent", errno=1)) == [
+        "system_file_owner_changed"]
+    assert fire(ev.priv(10, "chown", 2**32 - 1, 1000, "/etc/ld.so.preload")) == ["system_file_owner_changed"]
+    assert fire(ev.priv(10, "chown", 0, 42, "/etc/shadow", comm="dpkg")) == []
+    assert fire(ev.priv(10, "chown", 1000, 1000, "/home/code/app/build/a.o")) == []
+    assert fire(ev.priv(10, "chown", 0, 0, "/home/code/app/tool")) == []   # setuid_bit_set's, at its chmod
+
+
+def test_links_made_to_secrets(fire: Any, ev: Any) -> None:
+    assert fire(ev.link(10, "/etc/shadow", "/tmp/x")) == ["secret_file_linked"]
+    assert fire(ev.link(10, "../../etc//shadow", "/home/code/x")) == ["secret_file_linked"]
+    assert fire(ev.link(10, "/root/.ssh/id_rsa", "/tmp/notes.txt", symlink=False, errno=1)) == [
+        "secret_file_linked"]
+    assert fire(ev.link(10, "../.aws/credentials", "/home/code/cfg")) == ["secret_file_linked"]
+    assert fire(ev.link(10, "/home/code/.ssh/id_rsa.pub", "/tmp/key.pub")) == []
+    assert fire(ev.link(10, "libfoo.so.1", "/home/code/app/libfoo.so")) == []
+    assert fire(ev.link(10, "/etc/hostname", "/tmp/h")) == []
+
+
 def test_miners_by_arguments_and_by_name(fire: Any, ev: Any) -> None:
     assert fire(ev.exec(10, "/home/code/.cache/kswapd0", "kswapd0", "-o", "stratum+tcp://198.18.0.2:443")) == [
         "crypto_miner_exec"]
