@@ -22,7 +22,9 @@ A tree whose ``coi_sentinel.heap`` has ``settle`` runs as the CLI runs it (young
 less often, set-up frozen before the loop); an older tree as it was. Instructions are not
 time: decoding (orjson, C) runs at a higher rate per cycle than the engine's Python, so a
 ratio here is the direction and rough size of a change, not its speed-up; time it with the
-timing benches on a quiet machine. About two minutes a workload (two processes at a time).
+timing benches on a quiet machine. Two identical trees differ by up to ~1.5 % (hash seeds, the
+order dicts fill in): a smaller ratio is no change. About two minutes a workload (two
+processes at a time).
 """
 
 from __future__ import annotations
@@ -40,10 +42,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = ROOT / ".venv" / "bin" / "python"
 
-#: run by each measured process: argv = tree, workload, runs (0: set-up only)
+#: run by each measured process: argv = tree, workload, runs (0: set-up only), a folder of the
+#: parent's for the concatenated corpus (removed with it)
 WORKLOAD = r'''
-import sys, tempfile
-root, what, runs = sys.argv[1], sys.argv[2], int(sys.argv[3])
+import os, sys
+root, what, runs, workdir = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 sys.path[:0] = [root, root + "/bench"]
 from coi_sentinel import heap
 product = hasattr(heap, "settle")
@@ -56,7 +59,7 @@ from coi_sentinel.rules import Engine, load_ruleset
 from coi_sentinel.trace import read_events
 import bench_replay
 ruleset = load_ruleset(None)
-events, plain = [], Path(tempfile.mkdtemp(prefix="coi-bench-instr-")) / "corpus.jsonl"
+events, plain = [], Path(workdir) / f"corpus-{os.getpid()}.jsonl"
 bench_replay.concatenate(sorted(bench_replay.TRACES.glob("*.jsonl*")), plain, 1)
 if what == "corpus":
     events = list(read_events([plain]))
@@ -85,7 +88,7 @@ def count(tree: Path, workload: str, runs: int, script: Path) -> tuple[int, int]
     """(instructions, events) of one process under cachegrind."""
     proc = subprocess.run(
         ["valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-         str(PYTHON), str(script), str(tree), workload, str(runs)],
+         str(PYTHON), str(script), str(tree), workload, str(runs), str(script.parent)],
         capture_output=True, text=True, check=False)
     refs = re.search(r"I\s+refs:\s+([\d,]+)", proc.stderr)
     events = re.search(r"^EVENTS (\d+)$", proc.stdout, re.M)
