@@ -294,14 +294,9 @@ static __always_inline int is_proc_mem(const char *p, int len)
 /* an open of /proc/<pid>/mem: a priv event (reading or writing another process's memory) */
 static __always_inline void proc_mem_event(struct inflight *s, long ret, __u32 flags, const char *path)
 {
-    struct priv_event *e;
-    if (!(e = reserve_hi(sizeof(*e), EVT_PRIV, s->scope_id)))
+    struct priv_event *e = priv_reserve(1, s->scope_id, ret, PRIV_PROC_MEM_OPEN, flags, 0);
+    if (!e)
         return;
-    fill_hdr(&e->hdr, EVT_PRIV, s->scope_id);
-    e->ret = ret;
-    e->op = PRIV_PROC_MEM_OPEN;
-    e->arg0 = flags;
-    e->arg1 = 0;
     bpf_probe_read_kernel_str(e->str, PATH_LEN, path);
     events_hi.ringbuf_submit(e, WAKE_NOW);
 }

@@ -352,16 +352,9 @@ TRACEPOINT_PROBE(syscalls, sys_exit_pidfd_getfd)
     long ret = args->ret;
     __u32 tgid = current_tgid();
     __u32 pid = pidfd_pid(tgid, (int)s.a[0]);
-    struct priv_event *e = reserve_hi(sizeof(*e), EVT_PRIV, s.scope_id);
-    if (e) {
-        fill_hdr(&e->hdr, EVT_PRIV, s.scope_id);
-        e->ret = ret;
-        e->op = PRIV_PIDFD_GETFD;
-        e->arg0 = pid;
-        e->arg1 = s.a[1];
-        e->str[0] = 0;
+    struct priv_event *e = priv_reserve(1, s.scope_id, ret, PRIV_PIDFD_GETFD, pid, s.a[1]);
+    if (e)
         events_hi.ringbuf_submit(e, WAKE_NOW);
-    }
     if (ret >= 0 && pid)
         fd_copy(s.scope_id, pid, (int)s.a[1], ret, (int)ret);
     return 0;
@@ -431,16 +424,9 @@ static __always_inline void scm_recv(struct inflight *s, long ret, int n, __s32 
         sender = sure ? m->sender : 0;
     }
     if (n > 0) {
-        struct priv_event *e = reserve_hi(sizeof(*e), EVT_PRIV, s->scope_id);
-        if (e) {
-            fill_hdr(&e->hdr, EVT_PRIV, s->scope_id);
-            e->ret = ret;
-            e->op = PRIV_SCM_RIGHTS;
-            e->arg0 = sender;
-            e->arg1 = n;
-            e->str[0] = 0;
+        struct priv_event *e = priv_reserve(1, s->scope_id, ret, PRIV_SCM_RIGHTS, sender, n);
+        if (e)
             events_hi.ringbuf_submit(e, WAKE_NOW);
-        }
     }
     /* one call per fd with a constant index: a loop's variable offset into the map value is
      * more than the verifier follows */

@@ -309,23 +309,14 @@ RAW_TRACEPOINT_PROBE(sys_enter)
     bpf_probe_read_kernel(&a0, sizeof(a0), &PT_REGS_PARM1(regs));
     bpf_probe_read_kernel(&a1, sizeof(a1), &PT_REGS_PARM2(regs));
     bpf_probe_read_kernel(&a2, sizeof(a2), &PT_REGS_PARM3(regs));
-    struct priv_event *e;
-    if (!(e = reserve_hi(sizeof(*e), EVT_PRIV, scope_id)))
+    int init = id == NR_INIT_MODULE;
+    /* init_module: len, its parameters; finit_module: fd, flags, its parameters */
+    struct priv_event *e = priv_reserve(1, scope_id, -ENOSYS_V,
+                                        init ? PRIV_INIT_MODULE : PRIV_FINIT_MODULE,
+                                        init ? a1 : a0, init ? 0 : a2);
+    if (!e)
         return 0;
-    fill_hdr(&e->hdr, EVT_PRIV, scope_id);
-    e->ret = -ENOSYS_V;
-    e->str[0] = 0;
-    if (id == NR_INIT_MODULE) {
-        e->op = PRIV_INIT_MODULE;
-        e->arg0 = a1;                        /* len */
-        e->arg1 = 0;
-        bpf_probe_read_user_str(e->str, PATH_LEN, (void *)a2);
-    } else {
-        e->op = PRIV_FINIT_MODULE;
-        e->arg0 = a0;                        /* fd */
-        e->arg1 = a2;                        /* flags */
-        bpf_probe_read_user_str(e->str, PATH_LEN, (void *)a1);
-    }
+    bpf_probe_read_user_str(e->str, PATH_LEN, (void *)(init ? a2 : a1));
     events_hi.ringbuf_submit(e, WAKE_NOW);
     return 0;
 }
