@@ -48,9 +48,6 @@ class Engine:
         self.ctx = EvalContext(self.table, sessions)
         self.limits = limits or Limits()
         self._fns = dict(ruleset.match_fns)
-        #: (rule, step, kind, state leader) per match id: looked up once, not per hit (the
-        #: leader is filled in below, once the stateful rules are grouped)
-        self._matchers: list[tuple["CompiledRule", int, str, int]] = []
         self._sequences: dict[int, SequenceState] = {}
         self._thresholds: dict[int, ThresholdState | DistinctState] = {}
         self._ids = {c.index: c.id for c in ruleset.rules}
@@ -79,6 +76,7 @@ class Engine:
                 else:
                     self._thresholds[c.index] = ThresholdState(th.window_ns, th.above, th.sum_field is None,
                                                                self.limits)
+        #: (rule, step, kind, state leader) per match id: looked up once, not per hit
         self._matchers = [(rule, step, rule.kind, self._leader.get(rule.index, rule.index))
                           for rule, step in ruleset.matchers]
         self.events = 0
@@ -135,14 +133,11 @@ class Engine:
             else:
                 self._threshold(rule, event, process)
             return
-        seq_steps: dict[int, tuple["CompiledRule", list[int]]] | None = None
-        thresholds: set[int] | None = None
+        seq_steps: dict[int, tuple["CompiledRule", list[int]]] = {}
+        thresholds: set[int] = set()
         for mid in hits:
             rule, step, kind, lead = matchers[mid]
             if kind == "sequence":
-                if seq_steps is None:
-                    seq_steps = {lead: (rule, [step])}
-                    continue
                 entry = seq_steps.get(lead)
                 if entry is None:
                     seq_steps[lead] = (rule, [step])
@@ -150,16 +145,12 @@ class Engine:
                     entry[1].append(step)
             elif kind == "event":
                 self._emit(rule, [(event, process)])
-            elif thresholds is None or lead not in thresholds:      # once for rules sharing a state
-                if thresholds is None:
-                    thresholds = set()
+            elif lead not in thresholds:        # once for rules sharing a state
                 thresholds.add(lead)
                 self._threshold(rule, event, process)
-        if seq_steps is not None:
-            for rule, steps in seq_steps.values():
-                if len(steps) > 1:
-                    steps.sort()
-                self._sequence(rule, steps, event, process)
+        for rule, steps in seq_steps.values():
+            steps.sort()
+            self._sequence(rule, steps, event, process)
 
     def _sweep(self, now: int) -> None:
         """Once per second of event time: forget state that can no longer match."""

@@ -103,11 +103,10 @@ class SequenceState:
             return chain
         if own is None:
             own = buckets[store_key] = _Bucket(self.nsteps)
-            if len(buckets) > self.limits.sequence_keys:
-                while len(buckets) > self.limits.sequence_keys:
-                    _, old = buckets.popitem(last=False)
-                    self.evicted_keys += 1
-                    self.evicted_events += sum(len(s) for s in old.steps)
+            while len(buckets) > self.limits.sequence_keys:
+                _, old = buckets.popitem(last=False)
+                self.evicted_keys += 1
+                self.evicted_events += sum(len(s) for s in old.steps)
         else:
             buckets.move_to_end(store_key)
         last = self.nsteps - 1
