@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench_probes import closed_port, run_in  # noqa: E402  (bench/ is on sys.path)
+from bench_probes import loop_commands, run_in  # noqa: E402  (bench/ is on sys.path)
 from bench_watch import build_tools  # noqa: E402
 
 from coi_sentinel.host.cgroups import WorkloadCgroup  # noqa: E402
@@ -64,9 +64,7 @@ def main() -> None:
             WorkloadCgroup("coi-bench-out") as outside, \
             tempfile.TemporaryDirectory(prefix="coi-bench-", dir="/dev/shm") as shm:
         exe, _marker, _src = build_tools(Path(d))
-        work = {"exec": [str(exe), "exec", str(ITERATIONS["exec"])],
-                "openwrite": [str(exe), "openwrite", str(ITERATIONS["openwrite"]), str(Path(shm) / "ow.bin")],
-                "connect": [str(exe), "connect", str(ITERATIONS["connect"]), str(closed_port())]}
+        work = loop_commands(exe, Path(shm), ITERATIONS)
         with Monitor(MonitorOptions(cgroups=(str(inside.path),))) as mon:
             bpf = mon.probes.bpf
             before = STATS.read_text().strip()

@@ -82,6 +82,15 @@ def run_in(cg: WorkloadCgroup, argv: list[str], mon: Monitor | None, cwd: Path |
     return usage.ru_utime + usage.ru_stime, (int(out) / 1e9 if out.isdigit() else wall)
 
 
+def loop_commands(exe: Path, shm: Path, counts: dict[str, int]) -> dict[str, list[str]]:
+    """The workloads.c loops by name: exec, openwrite (on a file in `shm`: on ext4 an O_TRUNC
+    open costs ~130 us and hides the probes), connect (to a closed loopback port)."""
+    argv = {"exec": lambda n: [str(exe), "exec", str(n)],
+            "openwrite": lambda n: [str(exe), "openwrite", str(n), str(shm / "ow.bin")],
+            "connect": lambda n: [str(exe), "connect", str(n), str(closed_port())]}
+    return {k: argv[k](n) for k, n in counts.items()}
+
+
 STATES = ("base", "watched", "outside")
 
 
@@ -199,11 +208,9 @@ def main() -> None:
             WorkloadCgroup("coi-bench-out") as outside, \
             tempfile.TemporaryDirectory(prefix="coi-bench-", dir="/dev/shm") as shm:
         exe, _marker, src = build_tools(Path(d))
-        # the file lives on tmpfs: on ext4 an O_TRUNC open costs ~130 us and hides the probes
-        work = {"exec": [str(exe), "exec", str(3001 // scale)],
-                "openwrite": [str(exe), "openwrite", str(100_003 // scale), str(Path(shm) / "ow.bin")],
-                "connect": [str(exe), "connect", str(50_021 // scale), str(closed_port())],
-                "build": ["make", "-s", "-j2", "-B"]}
+        work = loop_commands(exe, Path(shm), {"exec": 3001 // scale, "openwrite": 100_003 // scale,
+                                              "connect": 50_021 // scale})
+        work["build"] = ["make", "-s", "-j2", "-B"]
         with Monitor(MonitorOptions(cgroups=(str(inside.path),))) as mon:
             results["loops"] = measure_loops(work, src, rounds, mon, inside, outside)
             results["drops_loops"] = mon.probes.drop_counts()
