@@ -283,28 +283,107 @@ XATTR_HOOKS(fsetxattr, args->fd, 0)
  * for every system call of the machine. It is a raw tracepoint, not the raw_syscalls:sys_enter
  * perf tracepoint: that one builds a trace record (number and six arguments) for every system
  * call before any program runs; the raw one hands the program the number as it is, and the
- * program compares it first (two compares; only the two numbers reach the scope check). The
- * record is sent from the entry with errno ENOSYS. NR_INIT_MODULE and NR_FINIT_MODULE come
- * from the loader (-D, per architecture); attached only when syscalls:sys_enter_init_module is
- * missing (coi_sentinel/probes/hooks.py RAW_TRACEPOINTS names it raw_syscalls:sys_enter).
+ * program looks the number up first (syscall_marks: an inlined array look-up; only the marked
+ * numbers reach the scope check). The record is sent from the entry with errno ENOSYS.
+ * NR_INIT_MODULE and NR_FINIT_MODULE come from the loader (-D, per architecture), which marks
+ * them only when syscalls:sys_enter_init_module is missing; the hook is attached then, and on
+ * x86-64 always, for the 32-bit calls below (coi_sentinel/probes/hooks.py RAW_TRACEPOINTS
+ * names it raw_syscalls:sys_enter).
  *
  * Arguments: ctx->args[0] is the caller's saved user registers (struct pt_regs *), read with
- * bpf_probe_read_kernel and only for these two numbers. Their order is user ABI, not a kernel
+ * bpf_probe_read_kernel and only for the marked numbers in scope. Their order is user ABI, not a kernel
  * internal: on x86-64 it is the struct pt_regs of the uapi <asm/ptrace.h>, which ptrace's
  * PTRACE_PEEKUSER reads by indexing the saved registers at user_regs_struct offsets; on arm64
  * the saved registers begin with the uapi struct user_pt_regs. PT_REGS_PARM1-3 name the first
  * three system-call arguments in both (rdi, rsi, rdx; x0, x1, x2). */
 #define ENOSYS_V 38
-#if defined(TP_raw_syscalls__sys_enter) && defined(NR_INIT_MODULE) && defined(NR_FINIT_MODULE)
+
+/* 32-bit system calls (x86-64 "compat": int 0x80, sysenter, or a 32-bit program; and the x32
+ * ABI) never reach a syscalls:* tracepoint: the kernel's syscall events skip them. So a 64-bit
+ * program could open a socket, connect and dup2 it onto stdin with `int $0x80` and exec a shell
+ * that no hook saw coming. The generic hook sees every system call with its number, so the
+ * numbers such calls use (syscall_marks, filled by the loader from hooks.COMPAT_SYSCALLS: the
+ * socket family, dup, openat, ptrace, memfd, setuid...; numbers whose 64-bit meaning is a
+ * common call such as fstat are left out, so a 64-bit program pays one inlined array look-up)
+ * reach the scope check, then the test of the saved registers: compat when the code segment is
+ * the 32-bit one (sysenter and 32-bit programs: the entry pushes __USER32_CS) or when the two
+ * bytes before the return address are not the `syscall` instruction (int 0x80 is cd 80; a
+ * 64-bit `syscall` always leaves 0f 05 there). In scope it is reported as EVT_PRIV op
+ * PRIV_COMPAT_SYSCALL (arg0 the 32-bit number, arg1 COMPAT_* flags) and, with the scope's
+ * KILL_COMPAT_SYSCALL, SIGKILLed here before the call runs. An x32 call (the number has bit
+ * 30 set) is one without any register test. */
+#define MARK_MODULE 1       /* init_module / finit_module (64-bit numbers) */
+#define MARK_COMPAT 2       /* a 32-bit call of interest has this number */
+#define X32_SYSCALL_BIT 0x40000000L
+#define USER32_CS 0x23
+#define SYSCALL_INSN 0x050f /* 0f 05, little-endian */
+BPF_ARRAY(syscall_marks, __u8, 512);
+
+/* The saved user registers from bx to cs (uapi struct pt_regs order, x86-64). */
+struct regs_tail {
+    __u64 bx, r11, r10, r9, r8, ax, cx, dx, si, di, orig_ax, ip, cs;
+};
+
+#if defined(TP_raw_syscalls__sys_enter) && defined(COMPAT_X86)
+static __always_inline int compat_call(const struct regs_tail *r)
+{
+    if ((r->cs & 0xffff) == USER32_CS)
+        return 1;
+    __u16 insn = 0;
+    if (bpf_probe_read_user(&insn, sizeof(insn), (void *)(r->ip - 2)))
+        return 1;           /* the code page of a call that just ran is gone: not a syscall insn */
+    return insn != SYSCALL_INSN;
+}
+
+static __always_inline void compat_report(__u64 scope_id, long nr, __u32 flags)
+{
+    if (kill_flags(scope_id) & KILL_COMPAT_SYSCALL) {
+        kill_current(KILL_REASON_COMPAT_SYSCALL);
+        flags |= COMPAT_KILLED;
+    }
+    struct priv_event *e = priv_reserve(1, scope_id, 0, PRIV_COMPAT_SYSCALL, (__u64)nr, flags);
+    if (e)
+        events_hi.ringbuf_submit(e, WAKE_NOW);
+}
+#endif
+
+#if defined(TP_raw_syscalls__sys_enter)
 RAW_TRACEPOINT_PROBE(sys_enter)
 {
     long id = (long)ctx->args[1];
-    if (id != NR_INIT_MODULE && id != NR_FINIT_MODULE)
+    __u8 mark;
+    if ((unsigned long)id < 512) {
+        __u32 k = (__u32)id;
+        __u8 *m = syscall_marks.lookup(&k);
+        if (!m || !*m)
+            return 0;
+        mark = *m;
+    } else {
+#ifdef COMPAT_X86
+        if ((id & ~0x1ffL) != X32_SYSCALL_BIT)
+            return 0;
+        __u64 x32_scope = 0;
+        if (in_scope(&x32_scope))
+            compat_report(x32_scope, id & 0x1ff, COMPAT_X32);
+#endif
         return 0;
+    }
     __u64 scope_id = 0;
     if (!in_scope(&scope_id))
         return 0;
     struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+#ifdef COMPAT_X86
+    struct regs_tail r = {};
+    bpf_probe_read_kernel(&r, sizeof(r), &regs->bx);
+    if (compat_call(&r)) {
+        if (mark & MARK_COMPAT)
+            compat_report(scope_id, id, 0);
+        return 0;           /* a 32-bit call with a module number: rt_sigprocmask, mq_... */
+    }
+#endif
+#if defined(NR_INIT_MODULE) && defined(NR_FINIT_MODULE)
+    if (!(mark & MARK_MODULE) || (id != NR_INIT_MODULE && id != NR_FINIT_MODULE))
+        return 0;
     __u64 a0 = 0, a1 = 0, a2 = 0;
     bpf_probe_read_kernel(&a0, sizeof(a0), &PT_REGS_PARM1(regs));
     bpf_probe_read_kernel(&a1, sizeof(a1), &PT_REGS_PARM2(regs));
@@ -318,6 +397,7 @@ RAW_TRACEPOINT_PROBE(sys_enter)
         return 0;
     bpf_probe_read_user_str(e->str, PATH_LEN, (void *)(init ? a2 : a1));
     events_hi.ringbuf_submit(e, WAKE_NOW);
+#endif
     return 0;
 }
 #endif

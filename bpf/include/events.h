@@ -141,7 +141,12 @@ enum priv_op {
     PRIV_CHOWN = 33,            /* chown, lchown, fchownat, fchown (file.bpf.c): arg0 uid, arg1 gid
                                  * ((uid_t)-1: unchanged); str the path (fchown: the fd's, when
                                  * its open was seen in scope) */
+    PRIV_COMPAT_SYSCALL = 34,   /* a 32-bit (compat) or x32 system call of interest, which no
+                                 * syscalls:* tracepoint sees (priv.bpf.c): arg0 its 32-bit
+                                 * number, arg1 COMPAT_* flags */
 };
+#define COMPAT_KILLED 1     /* the kernel sent SIGKILL (kill policy KILL_COMPAT_SYSCALL) */
+#define COMPAT_X32 2        /* an x32 ABI call (arg0 without the x32 bit) */
 
 struct event_hdr {
     __u64 ts_ns;          /* bpf_ktime_get_ns(): CLOCK_MONOTONIC */
@@ -392,6 +397,7 @@ struct conn_agg {
 #define KILL_SHELL_SOCKET     (1u << 2)  /* SIGKILL a shell/interpreter with a net socket on 0/1 */
 #define KILL_URING_CONNECT    (1u << 3)  /* SIGKILL an io_uring connect (destination unknown) */
 #define KILL_UNLINKED_EXEC    (1u << 4)  /* SIGKILL an exec of an O_TMPFILE or unlinked file */
+#define KILL_COMPAT_SYSCALL   (1u << 5)  /* SIGKILL a 32-bit system call of interest (priv.bpf.c) */
 
 enum kill_reason {
     KILL_REASON_MEMFD_EXEC = 0,
@@ -399,6 +405,7 @@ enum kill_reason {
     KILL_REASON_SHELL_SOCKET = 2,
     KILL_REASON_URING_CONNECT = 3,
     KILL_REASON_UNLINKED_EXEC = 4,
+    KILL_REASON_COMPAT_SYSCALL = 5,
     KILL_REASON_MAX = 8,
 };
 

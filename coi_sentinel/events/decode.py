@@ -18,6 +18,8 @@ from .types import (
     CHAN_END_LABELS,
     CHAN_KIND_LABELS,
     CHAN_OP_LABELS,
+    COMPAT_SYSCALLS_X86_64,
+    COMPAT_X32,
     DUP_FD_KINDS,
     DUP_KILLED,
     DUP_OLDFD_SOCKET,
@@ -76,6 +78,13 @@ def sock_addr(family: int, port: int, addr: bytes, unix_path: bytes = b"") -> tu
             return "unix", "@" + cstr(unix_path[1:]), 0
         return "unix", cstr(unix_path), 0
     return FAMILY_LABELS.get(family, str(family)), "", port
+
+
+def compat_name(nr: int, flags: int) -> str:
+    """The name of a 32-bit system call the generic hook reported (op compat_syscall)."""
+    if flags & COMPAT_X32:
+        return f"x32:{nr}"
+    return COMPAT_SYSCALLS_X86_64.get(nr, str(nr))
 
 
 def _errno(ret: int) -> int:
@@ -229,7 +238,10 @@ class Decoder:
             op_name = PrivOp(op).name.lower()
         except ValueError:
             op_name = str(op)
-        return model.PrivEvent(*self.header(v), op_name, arg0, arg1, cstr(detail), _errno(ret))
+        text = cstr(detail)
+        if op == PrivOp.COMPAT_SYSCALL:
+            text = compat_name(arg0, arg1)
+        return model.PrivEvent(*self.header(v), op_name, arg0, arg1, text, _errno(ret))
 
     def _sock(self, raw: bytes) -> tuple:
         v = structs.FORMATS[structs.SockEvent].unpack_from(raw)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, fields
 from typing import ClassVar
 
 from .types import (
+    COMPAT_KILLED,
     EXEC_ARGS_TRUNCATED,
     EXEC_FROM_MEMFD,
     EXEC_FROM_TMPFILE,
@@ -360,6 +361,11 @@ class PrivEvent(Event):
     detail: str                   # mount target, module params, memfd name
     errno: int
 
+    @property
+    def killed(self) -> bool:
+        """The kernel's kill policy sent SIGKILL before the call ran (op compat_syscall)."""
+        return self.op == "compat_syscall" and bool(self.arg1 & COMPAT_KILLED)
+
 
 def kernel_kill_reason(ev: Event) -> str:
     """Why the kernel's kill policy sent SIGKILL with this event (its ``killed`` is true)."""
@@ -377,6 +383,8 @@ def kernel_kill_reason(ev: Event) -> str:
         return f"{ev.comm} put a network socket ({ev.daddr}:{ev.dport}) on its fd {ev.newfd}"
     if isinstance(ev, UringEvent):
         return "connect through io_uring (destination unknown)"
+    if isinstance(ev, PrivEvent):
+        return f"32-bit system call {ev.detail} (int $0x80: no syscall hook follows it)"
     return ev.type.label
 
 

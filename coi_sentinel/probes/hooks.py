@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..events.types import COMPAT_SYSCALLS_X86_64
+
 
 def _sys(*names: str) -> tuple[str, ...]:
     out: list[str] = []
@@ -28,6 +30,8 @@ RAW_TRACEPOINTS = frozenset(RAW_SYSCALLS)
 GENERIC_FOR = ("syscalls:sys_enter_init_module", "syscalls:sys_enter_finit_module")
 #: syscall numbers the generic hooks filter on, per machine (init_module, finit_module)
 MODULE_SYSCALLS = {"x86_64": (175, 313), "aarch64": (105, 273)}
+#: the 32-bit system calls the generic hook reports, per machine (events/types.py says which)
+COMPAT_SYSCALLS: dict[str, dict[int, str]] = {"x86_64": COMPAT_SYSCALLS_X86_64}
 
 FAMILIES: dict[str, tuple[str, ...]] = {
     "exec": _sys("execve", "execveat") + ("sched:sched_process_exec",),

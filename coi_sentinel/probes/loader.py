@@ -24,6 +24,7 @@ from ..events.types import (
     AF_INET6,
     EVT_MAX,
     KILL_BLOCKED_CONNECT,
+    KILL_COMPAT_SYSCALL,
     KILL_MEMFD_EXEC,
     KILL_REASONS,
     KILL_SHELL_SOCKET,
@@ -36,7 +37,7 @@ from ..events.types import (
     EventType,
 )
 from . import features
-from .hooks import FAMILIES, GENERIC_FOR, MODULE_SYSCALLS, RAW_SYSCALLS, Hook, hooks
+from .hooks import COMPAT_SYSCALLS, FAMILIES, GENERIC_FOR, MODULE_SYSCALLS, RAW_SYSCALLS, Hook, hooks
 
 log = logging.getLogger(__name__)
 
@@ -110,12 +111,15 @@ class ProbeSet:
         absent = set(features.missing_tracepoints(wanted))
         generic_needed = any(h.tracepoint in GENERIC_FOR for h in absent)
         nrs = MODULE_SYSCALLS.get(platform.machine())
+        # 32-bit calls reach no syscalls:* tracepoint: on x86-64 the generic hook is attached
+        # for them whether or not the module calls need it
+        compat = COMPAT_SYSCALLS.get(platform.machine(), {})
         present = []
         for h in wanted:
             if h.tracepoint in RAW_SYSCALLS:
-                if not generic_needed:
+                if not generic_needed and not compat:
                     continue                  # the kernel has the specific tracepoints
-                if nrs is None:
+                if nrs is None and not compat:
                     self.coverage.missing.append((h, f"no syscall numbers for {platform.machine()}"))
                     continue
             if h in absent:
@@ -133,6 +137,8 @@ class ProbeSet:
         ] + [h.define for h in present]
         if nrs is not None:
             cflags += [f"-DNR_INIT_MODULE={nrs[0]}", f"-DNR_FINIT_MODULE={nrs[1]}"]
+        if compat:
+            cflags.append("-DCOMPAT_X86=1")
         if not features.check_btf().ok:
             cflags.append("-DNO_TASK_BTF=1")
             self.coverage.notes.append("no kernel BTF: argv of successful execs is not read")
@@ -143,6 +149,7 @@ class ProbeSet:
             raise ProbeError(f"the BPF programs did not compile or load: {err}",
                              hint="run `coi-sentinel doctor`; compiler messages are above") from err
         self._load_tails(BPF)
+        self._mark_syscalls(compat, nrs if generic_needed else None)
         for h in present:
             try:
                 self._attach(h)
@@ -169,6 +176,22 @@ class ProbeSet:
         log.info("probes: %d hooks attached, %d missing", len(self.coverage.attached),
                  len(self.coverage.missing))
         return self.coverage
+
+    def _mark_syscalls(self, compat: dict[int, str], module_nrs: tuple[int, int] | None) -> None:
+        """The numbers the generic sys_enter hook looks at (bpf/priv.bpf.c syscall_marks): the
+        32-bit calls of interest (2), and init_module/finit_module (1) where no tracepoint of
+        theirs exists."""
+        try:
+            marks = self.bpf.get_table(b"syscall_marks")
+        except KeyError:
+            return                            # the priv family is not loaded
+        bits: Counter[int] = Counter()
+        for nr in compat:
+            bits[nr] |= 2
+        for nr in module_nrs or ():
+            bits[nr] |= 1
+        for nr, bit in bits.items():
+            marks[ctypes.c_int(nr)] = ctypes.c_uint8(bit)
 
     def _load_tails(self, BPF) -> None:
         """The programs the hooks jump to (bpf_tail_call), in their program arrays: one place
@@ -292,14 +315,15 @@ class ProbeSet:
                         blocked: list[str] | tuple[str, ...] = (),
                         blocked_ports: list[int] | tuple[int, ...] = (),
                         shell_socket: bool = False, uring_connect: bool = False,
-                        unlinked_exec: bool = False) -> None:
+                        unlinked_exec: bool = False, compat_syscall: bool = False) -> None:
         """What the kernel kills on its own in one scope (bpf_send_signal(SIGKILL) from the probe,
         before the process can act): an exec from a memfd (``memfd_exec``) or from an O_TMPFILE
         or unlinked file (``unlinked_exec``), a connect to a blocked network (CIDR, v4 or v6) or
         port, a shell or interpreter with a network socket on fd 0 or 1 (``shell_socket``: at
         its exec, or at the dup that puts it there), a connect submitted through io_uring
-        (``uring_connect``: its destination cannot be known). Replaces the scope's previous
-        policy."""
+        (``uring_connect``: its destination cannot be known), a 32-bit system call of
+        interest (``compat_syscall``: socket, connect, dup2... through `int $0x80`, which no
+        syscall tracepoint sees). Replaces the scope's previous policy."""
         b = self._require()
         self.clear_kill_policy(scope_id)
         nets = b[b"blocked_nets"]
@@ -323,7 +347,8 @@ class ProbeSet:
             (KILL_BLOCKED_CONNECT if (blocked or blocked_ports) else 0) | \
             (KILL_SHELL_SOCKET if shell_socket else 0) | \
             (KILL_URING_CONNECT if uring_connect else 0) | \
-            (KILL_UNLINKED_EXEC if unlinked_exec else 0)
+            (KILL_UNLINKED_EXEC if unlinked_exec else 0) | \
+            (KILL_COMPAT_SYSCALL if compat_syscall else 0)
         if flags:
             b[b"kill_cfg"][ctypes.c_uint64(scope_id)] = ctypes.c_uint32(flags)
         self._kill_policies[scope_id] = (list(blocked), [int(p) for p in blocked_ports])

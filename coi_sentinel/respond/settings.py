@@ -68,6 +68,9 @@ class ResponseSettings:
                 # a session's containers deny io_uring unless its profile allows it; where it
                 # is allowed, a connect through it has a destination no policy can check
                 "uring_connect": True,
+                # a 32-bit socket, connect, dup... (int $0x80) reaches no syscall hook: a
+                # session's agent has no use for one
+                "compat_syscall": True,
                 "blocked": list(METADATA) if self.kill_metadata else [],
                 "blocked_ports": list(self.kill_ports)}
 

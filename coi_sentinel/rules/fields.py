@@ -132,8 +132,9 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
     FieldDef("evt.failed", B, "the syscall failed", {**_on(ERRNO_TYPES, "(ev.errno != 0)"),
                                                       T.FILE_WRITE: "ev.failed"}),
     FieldDef("evt.killed", B, "the kernel's kill policy sent SIGKILL at the hook, before the call "
-             "returned (exec, connect, dup, uring)",
-             {T.EXEC: "ev.killed", T.CONNECT: "ev.killed", T.DUP: "ev.killed", T.URING: "ev.killed"}),
+             "returned (exec, connect, dup, uring, priv compat_syscall)",
+             {T.EXEC: "ev.killed", T.CONNECT: "ev.killed", T.DUP: "ev.killed", T.URING: "ev.killed",
+              T.PRIV: "ev.killed"}),
     FieldDef("evt.res", S, "result of the syscall: SUCCESS or the errno name (ENOENT...), as Falco "
              "writes it", _on(ERRNO_TYPES, "_errno_name(ev.errno)")),
     FieldDef("evt.rawres", I, "return value of the syscall where it failed: minus the errno, 0 on success",
@@ -347,7 +348,7 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
              "process_vm_writev, proc_mem_open, set_file_cap, pidfd_getfd, open_by_handle_at, "
              "name_to_handle_at, fsopen, fsmount, move_mount, open_tree, pivot_root, chroot, "
              "setresuid, setreuid, userfaultfd, setgid, setresgid, setregid, capset, scm_rights, "
-             "chown",
+             "chown, compat_syscall (a 32-bit system call: priv.detail names it)",
              {T.PRIV: "ev.op"}),
     FieldDef("priv.arg0", I, "first argument (ptrace request, mount/unshare flags, setns fd, "
              "setuid uid, chown uid...)", {T.PRIV: "ev.arg0"}),

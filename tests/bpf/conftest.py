@@ -75,7 +75,8 @@ class Watched:
                         blocked_ports=kill_policy.get("ports", ()),
                         shell_socket=kill_policy.get("shell_socket", False),
                         uring_connect=kill_policy.get("uring_connect", False),
-                        unlinked_exec=kill_policy.get("unlinked_exec", False))
+                        unlinked_exec=kill_policy.get("unlinked_exec", False),
+                        compat_syscall=kill_policy.get("compat_syscall", False))
             self._by_scope[cg.id] = events
             try:
                 procs = cg.path / "cgroup.procs"

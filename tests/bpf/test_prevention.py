@@ -148,17 +148,62 @@ def test_bind_shell_accepted_socket_is_a_socket_on_stdio(watched, attack, lab):
     assert "reverse_shell_socket_dup" in {a.rule for a in watched.alerts(run.events)}
 
 
-def test_io_uring_reverse_shell_killed_at_submission(watched, attack, lab):
-    attacker = Attacker(lab, "listen", ATTACKER_IP, 4447)
-    run = watched.run(in_container(lab, [attack, "uring", ATTACKER_IP, "4447"]),
-                      kill_policy={"uring_connect": True, "shell_socket": True})
+def killed_before_the_shell(watched, attack, lab, mode: str, port: int, reason: str):
+    """attack.c's `mode` reverse shell under the kill policy `reason` (and shell_socket): the
+    kernel kills it before sh exists, the listener gets 0 bytes. Returns the run."""
+    attacker = Attacker(lab, "listen", ATTACKER_IP, port)
+    run = watched.run(in_container(lab, [attack, mode, ATTACKER_IP, str(port)]),
+                      kill_policy={reason: True, "shell_socket": True})
     assert attacker.result()["received"] == 0
     assert run.returncode == -9
+    assert not run.of(model.ExecEvent, filename="/bin/sh")
+    assert watched.probes.kill_counts().get(reason, 0) >= 1
+    return run
+
+
+def test_io_uring_reverse_shell_killed_at_submission(watched, attack, lab):
+    run = killed_before_the_shell(watched, attack, lab, "uring", 4447, "uring_connect")
     connects = run.of(model.UringEvent, op="connect")
     assert len(connects) == 1 and connects[0].killed and connects[0].pid == run.pid
-    assert not run.of(model.ExecEvent, filename="/bin/sh")
-    assert watched.probes.kill_counts().get("uring_connect", 0) >= 1
     assert "io_uring_connect" in {a.rule for a in watched.alerts(run.events)}
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="32-bit calls through int $0x80 are x86-64's")
+def test_32_bit_reverse_shell_killed_at_its_socket(watched, attack, lab):
+    """socket, connect and dup2 through int $0x80 reach no syscall tracepoint: the generic
+    sys_enter hook reports the 32-bit socket call and the kernel kills it there, before the
+    connect: the listener gets nothing."""
+    run = killed_before_the_shell(watched, attack, lab, "compat", 4448, "compat_syscall")
+    calls = run.of(model.PrivEvent, op="compat_syscall")
+    assert [(c.detail, c.killed, c.pid) for c in calls] == [("socket", True, run.pid)]
+    assert "compat_syscall" in {a.rule for a in watched.alerts(run.events)}
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="32-bit calls through int $0x80 are x86-64's")
+def test_32_bit_reverse_shell_without_the_policy_is_seen_call_by_call(watched, attack, lab):
+    """The control: without the kill policy the shell reaches the listener, and each 32-bit
+    call is an event (no connect or dup event exists for them: no tracepoint fires)."""
+    attacker = Attacker(lab, "listen", ATTACKER_IP, 4449)
+    run = watched.run(in_container(lab, [attack, "compat", ATTACKER_IP, "4449"]), stdin=b"exit\n")
+    got = attacker.result()
+    assert got["connected"] and got["received"] > 0
+    calls = [c for c in run.of(model.PrivEvent, op="compat_syscall") if c.pid == run.pid]
+    assert [(c.detail, c.arg0, c.killed) for c in calls] == [
+        ("socket", 359, False), ("connect", 362, False), ("dup2", 63, False), ("dup2", 63, False),
+        ("dup2", 63, False)]
+    assert not run.of(model.ConnectEvent, pid=run.pid)
+    assert "compat_syscall" in {a.rule for a in watched.alerts(run.events)}
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="32-bit calls through int $0x80 are x86-64's")
+def test_64_bit_calls_with_a_32_bit_call_number_are_not_reported(watched, attack):
+    """getuid, uname and dup2 have, as 64-bit calls, the numbers of 32-bit socketcall, dup2 and
+    dup: the `syscall` instruction before the return address tells them apart."""
+    kills = watched.probes.kill_counts().get("compat_syscall", 0)
+    run = watched.run([attack, "compat-quiet", "-"], kill_policy={"compat_syscall": True})
+    assert run.returncode == 0, run.stderr
+    assert not run.of(model.PrivEvent, op="compat_syscall")
+    assert watched.probes.kill_counts().get("compat_syscall", 0) == kills
 
 
 def test_io_uring_file_write_is_seen(watched, attack, tmp_path):

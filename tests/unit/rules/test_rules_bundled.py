@@ -431,6 +431,14 @@ def test_escalation(fire: Any, ev: Any) -> None:
         "namespace_or_mount_in_container"]
 
 
+def test_compat_syscall(fire: Any, ev: Any) -> None:
+    """A 32-bit system call of interest (int $0x80): the call is the event; killed or not."""
+    assert fire(ev.exec(10, "/workspace/a.out", "a.out"), ev.priv(10, "compat_syscall", 359, 1, "socket")) == [
+        "compat_syscall"]
+    assert fire(ev.priv(10, "compat_syscall", 63, 0, "dup2")) == ["compat_syscall"]
+    assert fire(ev.priv(10, "setuid", 0, 0)) == []
+
+
 def test_fork_bomb(fire: Any, ev: Any) -> None:
     """Judged by processes that stay: forks count while more than 500 are alive."""
     t0 = 50_000_000_000

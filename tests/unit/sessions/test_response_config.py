@@ -21,6 +21,7 @@ def test_defaults_pause_high_kill_critical_and_kill_in_the_kernel(files):
     k = r.kernel_policy()
     assert k["memfd_exec"] is True and k["blocked"] == list(METADATA)
     assert k["shell_socket"] is True and k["unlinked_exec"] is True and k["uring_connect"] is True
+    assert k["compat_syscall"] is True
     assert sorted(k["blocked_ports"]) == sorted(C2_PORTS)
 
 
