@@ -311,7 +311,8 @@ XATTR_HOOKS(fsetxattr, args->fd, 0)
  * 64-bit `syscall` always leaves 0f 05 there). In scope it is reported as EVT_PRIV op
  * PRIV_COMPAT_SYSCALL (arg0 the 32-bit number, arg1 COMPAT_* flags) and, with the scope's
  * KILL_COMPAT_SYSCALL, SIGKILLed here before the call runs. An x32 call (the number has bit
- * 30 set) is one without any register test. */
+ * 30 set) is one without any register test; the hook sees it before the kernel refuses it
+ * where x32 is off, so the attempt is reported as well. */
 #define MARK_MODULE 1       /* init_module / finit_module (64-bit numbers) */
 #define MARK_COMPAT 2       /* a 32-bit call of interest has this number */
 #define X32_SYSCALL_BIT 0x40000000L
@@ -360,11 +361,11 @@ RAW_TRACEPOINT_PROBE(sys_enter)
         mark = *m;
     } else {
 #ifdef COMPAT_X86
-        if ((id & ~0x1ffL) != X32_SYSCALL_BIT)
+        if ((id & ~0x3ffL) != X32_SYSCALL_BIT)
             return 0;
         __u64 x32_scope = 0;
         if (in_scope(&x32_scope))
-            compat_report(x32_scope, id & 0x1ff, COMPAT_X32);
+            compat_report(x32_scope, id & 0x3ff, COMPAT_X32);
 #endif
         return 0;
     }

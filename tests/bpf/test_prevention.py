@@ -195,6 +195,14 @@ def test_32_bit_reverse_shell_without_the_policy_is_seen_call_by_call(watched, a
     assert "compat_syscall" in {a.rule for a in watched.alerts(run.events)}
 
 
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="the x32 ABI is x86-64's")
+def test_an_x32_call_is_reported_even_where_x32_is_off(watched, attack):
+    run = watched.run([attack, "x32", "-"])
+    assert run.returncode == 0, run.stderr
+    calls = [c for c in run.of(model.PrivEvent, op="compat_syscall") if c.pid == run.pid]
+    assert [(c.detail, c.arg0, c.arg1) for c in calls] == [("x32:39", 39, 2)]
+
+
 @pytest.mark.skipif(os.uname().machine != "x86_64", reason="32-bit calls through int $0x80 are x86-64's")
 def test_64_bit_calls_with_a_32_bit_call_number_are_not_reported(watched, attack):
     """getuid, uname and dup2 have, as 64-bit calls, the numbers of 32-bit socketcall, dup2 and

@@ -17,6 +17,7 @@
  *                          /bin/sh -i                   (a reverse shell the syscall hooks miss)
  *   compat-quiet           getuid, uname and dup2 as 64-bit calls with the numbers 32-bit
  *                          socketcall, dup2 and dup have (102, 63, 41 is socket: not called)
+ *   x32                    getpid as an x32 ABI call (0x40000000 | 39; ENOSYS where x32 is off)
  *   uring-write PATH TEXT  openat + write through io_uring; prints the bytes written
  *   tmpfile DIR            O_TMPFILE copy of /bin/sleep, reopened read-only through
  *                          /proc/self/fd/N, exec'd through /proc/self/fd/M
@@ -223,6 +224,10 @@ int main(int argc, char **argv)
             compat_call(COMPAT_DUP2, s, fd, 0);
         execl("/bin/sh", "sh", "-i", (char *)0);
         return fail("exec");
+    } else if (!strcmp(mode, "x32")) {
+        long r = syscall(0x40000000L | 39);
+        printf("%ld\n", r < 0 ? -errno : r);
+        return 0;
     } else if (!strcmp(mode, "compat-quiet")) {
         struct utsname u;
         if (getuid() == (uid_t)-1 || uname(&u) || dup2(1, 9) != 9)
