@@ -494,6 +494,11 @@ TRACEPOINT_PROBE(syscalls, sys_enter_close)
     if (!in_scope(&scope_id))
         return 0;
     struct fd_key k = {.tgid = current_tgid(), .fd = (int)args->fd};
+    if (k.fd >= 0 && k.fd <= 2) {
+        __u32 *owner = fd_sharers.lookup(&k.tgid);   /* a shared table's stdio is closed too */
+        if (owner)
+            fd_forget(*owner, k.fd);
+    }
     if (!fd_forget(k.tgid, k.fd))
         return 0;   /* no socket entry: no totals (net_aggs entries are made for those only) */
     struct net_agg *a = net_aggs.lookup(&k);

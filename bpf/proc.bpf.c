@@ -15,6 +15,7 @@
 #include "scope.h"
 
 #define CLONE_THREAD_FLAG 0x00010000ULL
+#define CLONE_FILES_FLAG 0x00000400ULL
 /* signals whose default action terminates the process */
 #define FATAL_DEFAULT_MASK ((1u << 1) | (1u << 2) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | \
                             (1u << 7) | (1u << 8) | (1u << 9) | (1u << 10) | (1u << 11) |         \
@@ -41,6 +42,16 @@ TRACEPOINT_PROBE(task, task_newtask)
     __u32 parent = current_tgid();
     __u32 child = args->pid;
     parents.update(&child, &parent);
+    if (args->clone_flags & CLONE_FILES_FLAG) {
+        /* the same fd table, not a copy: the child's stdio is the parent's (fd_sharers) */
+        __u32 *up = fd_sharers.lookup(&parent);
+        __u32 owner = up ? *up : parent;
+        fd_sharers.update(&child, &owner);
+        __u32 zero = 0;
+        __u32 *refs = fd_table_refs.lookup_or_try_init(&owner, &zero);
+        if (refs)
+            *refs += 1;
+    }
     new_fd_gen(child);   /* its inherited fds are found through the parent's entries */
     chan_fork_copy(parent, child);   /* its pipe, fifo and pty ends on low fds: copied now */
     struct fork_event *e;
@@ -103,6 +114,43 @@ TRACEPOINT_PROBE(signal, signal_deliver)
 }
 #endif
 
+/* The stdio entries of a process that leaves: gone with it, unless it owns an fd table that
+ * sharers still use (fd_sharers): then they stay for them, until the last sharer leaves. */
+static __always_inline void stdio_drop(__u32 tgid)
+{
+    fd_gens.delete(&tgid);
+#pragma unroll
+    for (int fd = 0; fd <= 2; fd++)
+        fd_forget(tgid, fd);
+}
+
+static __always_inline void fd_table_exit(__u32 tgid)
+{
+    __u32 *owner = fd_sharers.lookup(&tgid);
+    if (owner) {
+        __u32 o = *owner;
+        fd_sharers.delete(&tgid);
+        /* plain read-modify-write (no fetching atomics on this target): two sharers leaving
+         * at the same moment may leave the owner's entries to the LRU */
+        __u32 *refs = fd_table_refs.lookup(&o);
+        __u32 left = refs ? *refs - 1 : 0;
+        if (refs)
+            *refs = left;
+        if (refs && left == FD_OWNER_GONE) {
+            fd_table_refs.delete(&o);       /* the last sharer of a table whose owner left */
+            stdio_drop(o);
+        }
+    }
+    __u32 *mine = fd_table_refs.lookup(&tgid);
+    if (mine && (*mine & ~FD_OWNER_GONE)) {
+        *mine |= FD_OWNER_GONE;
+        return;
+    }
+    if (mine)
+        fd_table_refs.delete(&tgid);
+    stdio_drop(tgid);
+}
+
 #ifdef TP_sched__sched_process_exit
 TRACEPOINT_PROBE(sched, sched_process_exit)
 {
@@ -127,12 +175,9 @@ TRACEPOINT_PROBE(sched, sched_process_exit)
     if (x)
         exit_infos.delete(&tgid);
     parents.delete(&tgid);
-    fd_gens.delete(&tgid);
     struct fd_key cwd = {.tgid = tgid, .fd = -100};   /* the cwd kept by file.bpf.c */
     dir_fds.delete(&cwd);
-#pragma unroll
-    for (int fd = 0; fd <= 2; fd++)
-        fd_forget(tgid, fd);
+    fd_table_exit(tgid);
     file_entries_drop(tgid);
     fd_marks.delete(&tgid);
     return 0;

@@ -327,6 +327,17 @@ struct file_fd {
 BPF_TABLE("lru_hash", struct fd_key, struct sock_fd, sock_fds, MAX_AGGS);   /* connected sockets */
 BPF_TABLE("lru_hash", struct fd_key, struct file_fd, fd_files, MAX_AGGS);   /* fds of file_aggs */
 BPF_HASH(fd_gens, __u32, __u64, MAX_PROCS);
+/* Processes that share one fd table without being threads of one process: clone(CLONE_FILES)
+ * without CLONE_THREAD (proc.bpf.c). child tgid -> the tgid that stands for the table (the
+ * first process that had it). A socket one of them puts on fd 0-2 is on the stdio of all: its
+ * entry is written for the owner too (sock_put), and a sharer's stdio is looked up in the
+ * owner's entries (stdio_net), so the one that connects and the one that execs a shell may be
+ * different processes. Ordinary forks, vfork and posix_spawn do not share the table. */
+BPF_HASH(fd_sharers, __u32, __u32, 4096);
+/* owner tgid -> sharers alive (FD_OWNER_GONE set once the owner exited): an owner's stdio
+ * entries outlive it while a sharer runs on the table (proc.bpf.c) */
+BPF_HASH(fd_table_refs, __u32, __u32, 4096);
+#define FD_OWNER_GONE 0x80000000u
 /* Which per-fd maps hold an entry for each of a process's fds below FD_MARK_FDS: one bit per
  * fd and map (FDM_*). close() would otherwise delete the fd from all six maps (an LRU delete
  * takes a bucket lock: ~60 ns each, most closes in scope cost ~400 ns of them) where the fd is
@@ -486,6 +497,14 @@ static __always_inline void sock_put(__u32 tgid, int fd, struct sock_info *si)
     v.since = bpf_ktime_get_ns();
     fd_mark(tgid, fd, FDM_SOCK);
     sock_fds.update(&k, &v);
+    __u32 *owner = (fd >= 0 && fd <= 2) ? fd_sharers.lookup(&tgid) : 0;
+    if (owner) {
+        /* the fd table is shared (fd_sharers): the owner's stdio changed too */
+        k.tgid = *owner;
+        v.gen = entry_gen(k.tgid, fd);
+        fd_mark(k.tgid, fd, FDM_SOCK);
+        sock_fds.update(&k, &v);
+    }
 }
 
 /* A socket the current process inherited on `fd` from its parent: the parent's entry, if it
@@ -645,6 +664,11 @@ static __always_inline struct sock_info *stdio_net(__u32 tgid, int fd)
     struct sock_info *si = sock_entry(tgid, fd);
     if (!si)
         si = sock_inherited(tgid, fd);
+    if (!si) {
+        __u32 *owner = fd_sharers.lookup(&tgid);   /* the table's, changed by a sharer */
+        if (owner)
+            si = sock_entry(*owner, fd);
+    }
     if (!si || (si->family != 2 && si->family != 10))
         return 0;
     return si;

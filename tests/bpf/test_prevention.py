@@ -214,6 +214,26 @@ def test_64_bit_calls_with_a_32_bit_call_number_are_not_reported(watched, attack
     assert watched.probes.kill_counts().get("compat_syscall", 0) == kills
 
 
+def test_a_socket_dup2ed_by_a_child_sharing_the_fd_table_is_on_the_parents_stdio(watched, attack, lab):
+    """clone(CLONE_FILES): the child's connect and dup2s change the parent's fd table too; the
+    parent's exec of sh has the socket on stdin and stdout and is killed before it runs."""
+    attacker = Attacker(lab, "listen", ATTACKER_IP, 4450)
+    run = watched.run(in_container(lab, [attack, "clonefiles", ATTACKER_IP, "4450"]), kill_policy=SHELL_KILL)
+    assert attacker.result()["received"] == 0
+    shells = run.of(model.ExecEvent, filename="/bin/sh")
+    assert len(shells) == 1 and shells[0].pid == run.pid and shells[0].stdio_socket and shells[0].killed
+
+
+def test_a_socket_dup2ed_by_the_parent_is_on_the_stdio_of_a_child_sharing_the_fd_table(watched, attack, lab):
+    """The other way round: the child was made (clone(CLONE_FILES)) before the parent connected
+    and dup2'ed, so it inherited nothing; its exec of sh sees the shared table's socket."""
+    attacker = Attacker(lab, "listen", ATTACKER_IP, 4451)
+    run = watched.run(in_container(lab, [attack, "clonefiles-rev", ATTACKER_IP, "4451"]), kill_policy=SHELL_KILL)
+    assert attacker.result()["received"] == 0
+    shells = run.of(model.ExecEvent, filename="/bin/sh")
+    assert len(shells) == 1 and shells[0].pid != run.pid and shells[0].stdio_socket and shells[0].killed
+
+
 def test_io_uring_file_write_is_seen(watched, attack, tmp_path):
     target = tmp_path / "via-uring.txt"
     run = watched.run([attack, "uring-write", str(target), "hello through the ring"])

