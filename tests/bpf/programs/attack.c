@@ -23,6 +23,11 @@
  *   clonefiles-rev IP PORT the other way round: the child (clone(CLONE_FILES), made first)
  *                          waits; the parent connects and dup2s the socket onto 0-2; the
  *                          child then execs /bin/sh -i
+ *   addfd IP PORT          a child installs a seccomp filter with a user-notification listener
+ *                          (SECCOMP_RET_USER_NOTIF on getcpu), passes the listener to the
+ *                          parent and calls getcpu; the parent connects and installs the socket
+ *                          on the child's fds 0 and 1 (SECCOMP_IOCTL_NOTIF_ADDFD, SETFD), lets
+ *                          the call go on; the child execs /bin/sh -i     (no dup at all)
  *   x32                    getpid as an x32 ABI call (0x40000000 | 39; ENOSYS where x32 is off)
  *   uring-write PATH TEXT  openat + write through io_uring; prints the bytes written
  *   tmpfile DIR            O_TMPFILE copy of /bin/sleep, reopened read-only through
@@ -45,6 +50,10 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/utsname.h>
+#include <linux/filter.h>
+#include <linux/seccomp.h>
+#include <stddef.h>
+#include <sys/ioctl.h>
 #include <sched.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -181,6 +190,58 @@ static long compat_call(long nr, long a, long b, long c)
 #define COMPAT_DUP2 63
 #endif
 
+/* addfd: the child's half - a filter that hands getcpu to a listener, the listener passed to
+ * the parent, then the call the parent answers after changing our fds */
+static int addfd_child(int sock)
+{
+    struct sock_filter f[] = {
+        BPF_STMT(BPF_LD | BPF_W | BPF_ABS, offsetof(struct seccomp_data, nr)),
+        BPF_JUMP(BPF_JMP | BPF_JEQ | BPF_K, SYS_getcpu, 0, 1),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_USER_NOTIF),
+        BPF_STMT(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
+    };
+    struct sock_fprog prog = {.len = 4, .filter = f};
+    if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))
+        return fail("no_new_privs");
+    int lfd = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_NEW_LISTENER, &prog);
+    if (lfd < 0)
+        return fail("seccomp");
+    if (send_fd(sock, lfd))
+        return fail("sendmsg");
+    close(lfd);
+    syscall(SYS_getcpu, 0, 0, 0);
+    execl("/bin/sh", "sh", "-i", (char *)0);
+    return fail("exec");
+}
+
+static int addfd_parent(int sock, struct sockaddr_in *sa)
+{
+    int lfd = recv_fd(sock);
+    if (lfd < 0)
+        return fail("recvmsg");
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(s, (struct sockaddr *)sa, sizeof(*sa)))
+        return fail("connect");
+    struct seccomp_notif req;
+    memset(&req, 0, sizeof(req));
+    if (ioctl(lfd, SECCOMP_IOCTL_NOTIF_RECV, &req))
+        return fail("notif_recv");
+    for (int fd = 0; fd < 2; fd++) {
+        struct seccomp_notif_addfd a = {.id = req.id, .flags = SECCOMP_ADDFD_FLAG_SETFD,
+                                        .srcfd = (__u32)s, .newfd = (__u32)fd};
+        if (ioctl(lfd, SECCOMP_IOCTL_NOTIF_ADDFD, &a) < 0)
+            return fail("notif_addfd");
+    }
+    struct seccomp_notif_resp resp;
+    memset(&resp, 0, sizeof(resp));
+    resp.id = req.id;
+    resp.flags = SECCOMP_USER_NOTIF_FLAG_CONTINUE;
+    ioctl(lfd, SECCOMP_IOCTL_NOTIF_SEND, &resp);
+    close(s);
+    wait(0);
+    return 0;
+}
+
 /* clonefiles' child: the fd table is the parent's */
 static int clone_connect(void *arg)
 {
@@ -278,6 +339,17 @@ int main(int argc, char **argv)
         dup2(s, 2);
         waitpid(child, 0, 0);
         return 0;
+    } else if (!strcmp(mode, "addfd") && argc == 4) {
+        struct sockaddr_in sa = addr_of(argv[2], argv[3]);
+        int sp[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM, 0, sp))
+            return fail("socketpair");
+        pid_t child = fork();
+        if (child < 0)
+            return fail("fork");
+        if (child == 0)
+            _exit(addfd_child(sp[1]));
+        return addfd_parent(sp[0], &sa);
     } else if (!strcmp(mode, "x32")) {
         long r = syscall(0x40000000L | 39);
         printf("%ld\n", r < 0 ? -errno : r);
