@@ -268,15 +268,12 @@ TRACEPOINT_PROBE(sched, sched_process_exec)
     asm volatile("" : "+r"(net_in));   /* a flag, not the pointer: no |= on pointers */
     if (stdio_net(tgid, 1))
         net_out = 1;
-    if (!(net_in & net_out)) {
-        /* a socket another process of the scope just installed here (seccomp ADDFD) */
-        __u32 added = addfd_stdio(scope_id);
-        if (added & 1)
-            net_in = 1;
-        if (added & 2)
-            net_out = 1;
-    }
     asm volatile("" : "+r"(net_out));
+    /* a socket another process of the scope just installed here (seccomp ADDFD) */
+    __u32 added = (net_in & net_out) ? 0 : addfd_stdio(scope_id);
+    asm volatile("" : "+r"(added));
+    net_in |= added & 1;
+    net_out |= (added >> 1) & 1;
     if (net_in | net_out)
         eflags |= EXEC_STDIO_SOCKET;
     new_fd_gen(tgid);   /* fds exec closed (O_CLOEXEC) must not be taken for live ones */

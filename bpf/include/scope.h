@@ -722,16 +722,67 @@ static __always_inline int parse_fd(const char *d)
     return -1;
 }
 
-/* "/dev/fd/N" or "/proc/self/fd/N" -> N, else -1; p holds FD_PATH_HEAD bytes */
+/* 1 when p[6] .. p[6 + len - 1] are decimal digits (len a constant after inlining) */
+static __always_inline int proc_digits(const char *p, const int len)
+{
+    int ok = 1;
+#pragma unroll
+    for (int i = 0; i < 7; i++) {
+        if (i < len && (p[6 + i] < '0' || p[6 + i] > '9'))
+            ok = 0;
+    }
+    return ok;
+}
+
+/* parse_fd of p + off, read at constant indices (off a constant after inlining) */
+static __always_inline int parse_fd_at(const char *p, const int off)
+{
+    int fd = 0;
+#pragma unroll
+    for (int k = 0; k < 6; k++) {
+        char c = p[off + k];
+        if (c == 0)
+            return k ? fd : -1;
+        if (c < '0' || c > '9' || k == 5)
+            return -1;
+        fd = fd * 10 + (c - '0');
+    }
+    return -1;
+}
+
+/* "/dev/fd/N", "/proc/self/fd/N", "/proc/thread-self/fd/N" or "/proc/<pid>/fd/N" -> N, else
+ * -1; p holds FD_PATH_HEAD bytes */
 static __always_inline int fd_from_path(const char *p)
 {
     if (p[0] == '/' && p[1] == 'd' && p[2] == 'e' && p[3] == 'v' && p[4] == '/' && p[5] == 'f' &&
         p[6] == 'd' && p[7] == '/')
         return parse_fd(p + 8);
-    if (p[0] == '/' && p[1] == 'p' && p[2] == 'r' && p[3] == 'o' && p[4] == 'c' && p[5] == '/' &&
-        p[6] == 's' && p[7] == 'e' && p[8] == 'l' && p[9] == 'f' && p[10] == '/' && p[11] == 'f' &&
+    if (!(p[0] == '/' && p[1] == 'p' && p[2] == 'r' && p[3] == 'o' && p[4] == 'c' && p[5] == '/'))
+        return -1;
+    if (p[6] == 's' && p[7] == 'e' && p[8] == 'l' && p[9] == 'f' && p[10] == '/' && p[11] == 'f' &&
         p[12] == 'd' && p[13] == '/')
         return parse_fd(p + 14);
+    if (p[6] == 't' && p[7] == 'h' && p[8] == 'r' && p[9] == 'e' && p[10] == 'a' && p[11] == 'd' &&
+        p[12] == '-' && p[13] == 's' && p[14] == 'e' && p[15] == 'l' && p[16] == 'f' &&
+        p[17] == '/' && p[18] == 'f' && p[19] == 'd' && p[20] == '/')
+        return parse_fd(p + 21);
+    /* "/proc/<pid>/fd/N": the pid is the caller's own as its pid namespace numbers it (or its
+     * parent's), which the probes cannot compare with the host's; the fd is looked up in the
+     * caller's and its parent's entries either way. One check per pid length, each reading the
+     * buffer at constant indices (the verifier refuses a variable index into it, and clang
+     * turns `p + off` of an unrolled loop into an OR on the stack pointer, which it refuses too) */
+#define PROC_PID_FD(len)                                                                    \
+    if (proc_digits(p, len) && p[6 + len] == '/' && p[7 + len] == 'f' && p[8 + len] == 'd' && \
+        p[9 + len] == '/')                                                                  \
+        return parse_fd_at(p, 10 + len);
+    PROC_PID_FD(1)
+    PROC_PID_FD(2)
+    PROC_PID_FD(3)
+    PROC_PID_FD(4)
+    PROC_PID_FD(5)
+    PROC_PID_FD(6)
+    PROC_PID_FD(7)
+#undef PROC_PID_FD
     return -1;
 }
 

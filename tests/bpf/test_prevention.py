@@ -272,6 +272,23 @@ def test_exec_of_a_nameless_file_is_alerted_and_killed(watched, attack, tmp_path
     assert len(execs) == 1 and execs[0].killed
 
 
+MEMFD_EXEC = ("import os, sys\n"
+              "fd = os.memfd_create('payload', 0)\n"
+              "os.write(fd, open('/bin/true', 'rb').read())\n"
+              "os.execv(sys.argv[1].replace('PID', str(os.getpid())).replace('FD', str(fd)), ['payload'])\n")
+
+
+@pytest.mark.parametrize("path", ["/proc/PID/fd/FD", "/proc/thread-self/fd/FD", "/proc/self/fd/FD", "/dev/fd/FD"])
+def test_exec_of_a_memfd_is_killed_whatever_proc_path_names_it(watched, py, path):
+    """/proc/<own pid>/fd/N and /proc/thread-self/fd/N name the memfd as /proc/self/fd/N does:
+    on main only the last two were recognised, the others ran unflagged and unkilled."""
+    run = watched.run([py, "-c", MEMFD_EXEC, path], kill_policy={"memfd_exec": True})
+    assert run.returncode == -9
+    execs = [e for e in run.of(model.ExecEvent, pid=run.pid) if e.argv[:1] == ("payload",)]
+    assert len(execs) == 1 and execs[0].from_memfd and execs[0].via_fd and execs[0].killed
+    assert "exec_from_memfd" in {a.rule for a in watched.alerts(run.events)}
+
+
 def test_python_pty_reverse_shell_killed_at_the_dup(watched, py, lab):
     """The interpreter keeps the socket and gives the shell a pty: the shell's stdio is no
     socket, so the kill comes at the interpreter's own dup2 of the socket onto its stdin."""
