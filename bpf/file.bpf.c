@@ -401,7 +401,7 @@ static __always_inline void chan_open(__u64 scope_id, long ret, __u32 flags, con
             ci.id = chan_new_id();
             ci.end = CHAN_MASTER;
         } else if (p[7] == 's' && p[8] == '/') {
-            int n = parse_fd(p + 9);
+            int n = parse_fd_at(p, 9);
             if (n < 0)
                 return;
             struct pty_key k = {.scope_id = scope_id, .num = (__u32)n};

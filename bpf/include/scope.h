@@ -703,24 +703,7 @@ static __always_inline int comm_is_shell(void)
     return shell_comms.lookup(&k) ? 1 : 0;
 }
 
-#define FD_PATH_HEAD 32   /* enough for "/proc/self/fd/" and 5 digits */
-
-/* up to 5 decimal digits ending the string at d, else -1 (constant offsets only: the
- * verifier rejects a masked variable index into a stack buffer) */
-static __always_inline int parse_fd(const char *d)
-{
-    int fd = 0;
-#pragma unroll
-    for (int k = 0; k < 6; k++) {
-        char c = d[k];
-        if (c == 0)
-            return k ? fd : -1;
-        if (c < '0' || c > '9' || k == 5)
-            return -1;
-        fd = fd * 10 + (c - '0');
-    }
-    return -1;
-}
+#define FD_PATH_HEAD 32   /* enough for "/proc/thread-self/fd/" or "/proc/<7 digits>/fd/" and 5 digits */
 
 /* 1 when p[6] .. p[6 + len - 1] are decimal digits (len a constant after inlining) */
 static __always_inline int proc_digits(const char *p, const int len)
@@ -734,7 +717,9 @@ static __always_inline int proc_digits(const char *p, const int len)
     return ok;
 }
 
-/* parse_fd of p + off, read at constant indices (off a constant after inlining) */
+/* up to 5 decimal digits at p + off ending the string, else -1; read at constant indices (off
+ * is a constant after inlining): the verifier rejects a masked variable index into a stack
+ * buffer, and clang may turn `p + off` into an OR on the stack pointer, which it refuses too */
 static __always_inline int parse_fd_at(const char *p, const int off)
 {
     int fd = 0;
@@ -756,21 +741,20 @@ static __always_inline int fd_from_path(const char *p)
 {
     if (p[0] == '/' && p[1] == 'd' && p[2] == 'e' && p[3] == 'v' && p[4] == '/' && p[5] == 'f' &&
         p[6] == 'd' && p[7] == '/')
-        return parse_fd(p + 8);
+        return parse_fd_at(p, 8);
     if (!(p[0] == '/' && p[1] == 'p' && p[2] == 'r' && p[3] == 'o' && p[4] == 'c' && p[5] == '/'))
         return -1;
     if (p[6] == 's' && p[7] == 'e' && p[8] == 'l' && p[9] == 'f' && p[10] == '/' && p[11] == 'f' &&
         p[12] == 'd' && p[13] == '/')
-        return parse_fd(p + 14);
+        return parse_fd_at(p, 14);
     if (p[6] == 't' && p[7] == 'h' && p[8] == 'r' && p[9] == 'e' && p[10] == 'a' && p[11] == 'd' &&
         p[12] == '-' && p[13] == 's' && p[14] == 'e' && p[15] == 'l' && p[16] == 'f' &&
         p[17] == '/' && p[18] == 'f' && p[19] == 'd' && p[20] == '/')
-        return parse_fd(p + 21);
+        return parse_fd_at(p, 21);
     /* "/proc/<pid>/fd/N": the pid is the caller's own as its pid namespace numbers it (or its
      * parent's), which the probes cannot compare with the host's; the fd is looked up in the
      * caller's and its parent's entries either way. One check per pid length, each reading the
-     * buffer at constant indices (the verifier refuses a variable index into it, and clang
-     * turns `p + off` of an unrolled loop into an OR on the stack pointer, which it refuses too) */
+     * buffer at constant indices (see parse_fd_at) */
 #define PROC_PID_FD(len)                                                                    \
     if (proc_digits(p, len) && p[6 + len] == '/' && p[7 + len] == 'f' && p[8 + len] == 'd' && \
         p[9 + len] == '/')                                                                  \
