@@ -167,6 +167,10 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
     FieldDef("proc.argv", S, "argv[n]; without an index: any argument", _exec_or("ev.argv", "p.argv"),
              nullable=True, indexed="optional", multi=True,
              index_exprs=_exec_or("_nth(ev.argv, {n})", "_nth(p.argv, {n})")),
+    FieldDef("proc.script_name", S, "last component of argv[1], the script a shell or interpreter "
+             "is given (bash x.sh, sh ./x.sh, python3 /tmp/x.py: x.sh, x.sh, x.py); none without "
+             "argv[1]", _exec_or("_basename(_nth(ev.argv, 1))", "_basename(_nth(p.argv, 1))"),
+             nullable=True),
     FieldDef("proc.cmdline", S, "argv joined by spaces (the comm when argv is unknown)",
              _exec_or("(' '.join(ev.argv) or ev.comm)", "p.cmdline"), costly=True),
     FieldDef("proc.args_truncated", B, "the kernel cut the argument list", {T.EXEC: "ev.args_truncated"}),

