@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from incus_support import Env, require_incus, stop_daemon, worker_socket
+from incus_support import AGENT_UID, Env, require_incus, stop_daemon, worker_socket
 from support import remove_dead_status_files, status_files
 
 
@@ -53,3 +56,20 @@ def no_packet_left_the_bridge():
 
     leaks = bridge_guard_leaks()
     assert not leaks or not any(leaks.values()), f"packets forwarded off the bridge: {leaks}"
+
+
+ATTACK_C = Path(__file__).resolve().parents[1] / "bpf" / "programs" / "attack.c"
+
+
+@pytest.fixture
+def attack(env) -> str:
+    """tests/bpf/programs/attack.c built static into the workspace (the busybox image has no
+    libc to link to); its path inside the session."""
+    if shutil.which("gcc") is None:
+        pytest.skip("needs gcc (and libc6-dev's static libc) to build attack.c")
+    exe = env.ws / "attack"
+    p = subprocess.run(["gcc", "-static", "-O2", "-o", str(exe), str(ATTACK_C)], capture_output=True, text=True)
+    if p.returncode != 0:
+        pytest.skip(f"cannot link attack.c statically: {p.stderr.strip()[:200]}")
+    os.chown(exe, AGENT_UID, AGENT_UID)
+    return "/workspace/attack"

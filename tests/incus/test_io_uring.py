@@ -3,32 +3,9 @@ security.syscalls.deny, allowed by an agent profile with `io_uring: true`."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-from pathlib import Path
-
 import pytest
 
-from incus_support import AGENT_UID
-
 pytestmark = pytest.mark.incus
-
-ATTACK_C = Path(__file__).resolve().parents[1] / "bpf" / "programs" / "attack.c"
-
-
-@pytest.fixture
-def attack(env) -> str:
-    """attack.c built static into the workspace (the busybox image has no libc to link to)."""
-    if shutil.which("gcc") is None:
-        pytest.skip("needs gcc (and libc6-dev's static libc) to build attack.c")
-    exe = env.ws / "attack"
-    p = subprocess.run(["gcc", "-static", "-O2", "-o", str(exe), str(ATTACK_C)], capture_output=True, text=True)
-    if p.returncode != 0:
-        pytest.skip(f"cannot link attack.c statically: {p.stderr.strip()[:200]}")
-    os.chown(exe, AGENT_UID, AGENT_UID)
-    return "/workspace/attack"
-
 
 def test_io_uring_is_denied_in_a_session_by_default(env, attack):
     r = env.run("run", "--", attack, "uring-write", "/workspace/out", "via the ring")

@@ -380,6 +380,26 @@ def test_connect_to_a_c2_port_is_killed_by_the_kernel(session_env):
     assert env.containers() == []
 
 
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="32-bit calls through int $0x80 are x86-64's")
+def test_a_32_bit_reverse_shell_is_killed_by_the_kernel_at_its_socket(session_env, listener, attack):
+    """socket, connect and dup2 as 32-bit calls (int $0x80), which no syscall tracepoint sees:
+    a session's kill policy stops the program at its 32-bit socket call, before any connect."""
+    env = session_env
+    configure(env, response='[response]\nhigh = "alert"\ncritical = "alert"\n')   # the kernel's kill alone
+    name = session_name(env)
+    r = env.run("run", "--", "sh", "-c", f"{attack} compat {BRIDGE_IP} {listener.port}; echo rc=$?",
+                timeout=180)
+    assert r.code == 3, r.err
+    assert r.out == "rc=137\n"
+    time.sleep(0.5)
+    assert listener.connected_at is None and listener.received == []
+    records = audit_records(env, name)
+    [act] = actions(records, action="kill-process", by="kernel")
+    assert act["ok"] is True and "32-bit system call socket" in act["reason"], act
+    assert any(r.get("record") == "alert" and r["rule"] == "compat_syscall" for r in records)
+    assert env.containers() == []
+
+
 # ---------------------------------------------------------------- fail closed
 def test_sigkill_of_run_leaves_the_session_frozen_not_unwatched(session_env):
     """`run` holds the session's lease on the daemon: killed, the daemon pauses the session
