@@ -73,10 +73,11 @@ PURPOSE: dict[str, str] = {
     "file": "write-opens, sensitive reads, rename, unlink, chmod, chown, truncate, link, "
             "symlink, chdir, chosen file times (utimensat)",
     "priv": "ptrace, mount (new API too), namespaces, chroot, modules (raw_syscalls if needed), "
-            "bpf, file handles, io_uring, memfd, "
+            "32-bit system calls (raw sys_enter, x86-64), bpf, file handles, io_uring, memfd, "
             "setuid, process_vm_*, /proc/PID/mem, file capabilities",
     "uring": "io_uring submissions by opcode (connect, accept, open, write...)",
-    "pipe": "pipe and pty ends (pipe2, TIOCGPTPEER): who holds which end, for relayed shells",
+    "pipe": "pipe and pty ends (pipe2, TIOCGPTPEER): who holds which end, for relayed shells; "
+            "fds a seccomp supervisor installs in another process (SECCOMP_IOCTL_NOTIF_ADDFD)",
 }
 
 
