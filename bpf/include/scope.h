@@ -333,7 +333,7 @@ BPF_HASH(fd_gens, __u32, __u64, MAX_PROCS);
  * entry is written for the owner too (sock_put), and a sharer's stdio is looked up in the
  * owner's entries (stdio_net), so the one that connects and the one that execs a shell may be
  * different processes. Ordinary forks, vfork and posix_spawn do not share the table. */
-BPF_HASH(fd_sharers, __u32, __u32, 4096);
+BPF_TABLE("lru_hash", __u32, __u32, fd_sharers, 4096);
 /* A network socket some process of a scope installed on another's fd 0, 1 or 2 with
  * SECCOMP_IOCTL_NOTIF_ADDFD (pipe.bpf.c): which process is known only to the kernel (the
  * notification's id), so for ADDFD_WINDOW_NS every exec in the scope takes those fds for
@@ -343,7 +343,7 @@ struct addfd_note {
     __u32 fds;            /* bit n: fd n may now be the socket */
     __u32 pad;
 };
-BPF_HASH(addfd_pending, __u64, struct addfd_note, 4096);
+BPF_TABLE("lru_hash", __u64, struct addfd_note, addfd_pending, 4096);
 #define ADDFD_WINDOW_NS 2000000000ULL
 
 /* bits (1: fd 0, 2: fd 1) of stdio fds a recent ADDFD in this scope may have made sockets */
@@ -357,7 +357,7 @@ static __always_inline __u32 addfd_stdio(__u64 scope_id)
 
 /* owner tgid -> sharers alive (FD_OWNER_GONE set once the owner exited): an owner's stdio
  * entries outlive it while a sharer runs on the table (proc.bpf.c) */
-BPF_HASH(fd_table_refs, __u32, __u32, 4096);
+BPF_TABLE("lru_hash", __u32, __u32, fd_table_refs, 4096);
 #define FD_OWNER_GONE 0x80000000u
 /* Which per-fd maps hold an entry for each of a process's fds below FD_MARK_FDS: one bit per
  * fd and map (FDM_*). close() would otherwise delete the fd from all six maps (an LRU delete
