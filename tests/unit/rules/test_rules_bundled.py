@@ -431,6 +431,16 @@ def test_escalation(fire: Any, ev: Any) -> None:
         "namespace_or_mount_in_container"]
 
 
+def test_fd_path_symlink(fire: Any, ev: Any) -> None:
+    """ln -s /proc/self/fd/3 /tmp/x names an open fd (a memfd payload) by an ordinary path."""
+    assert fire(ev.link(10, "/proc/self/fd/3", "/tmp/x")) == ["fd_path_symlink"]
+    assert fire(ev.link(10, "/proc/4242/fd/7", "/workspace/.cache/run", comm="python3")) == ["fd_path_symlink"]
+    assert fire(ev.link(10, "/dev/fd/5", "/tmp/y")) == ["fd_path_symlink"]
+    assert fire(ev.link(10, "/proc/self/fd/0", "/dev/stdin", comm="lxc-start")) == []
+    assert fire(ev.link(10, "/proc/self/fd/3", "/tmp/x", errno=17)) == []
+    assert fire(ev.link(10, "/usr/bin/python3", "/tmp/py")) == []
+
+
 def test_compat_syscall(fire: Any, ev: Any) -> None:
     """A 32-bit system call of interest (int $0x80): the call is the event; killed or not."""
     assert fire(ev.exec(10, "/workspace/a.out", "a.out"), ev.priv(10, "compat_syscall", 359, 1, "socket")) == [
