@@ -119,6 +119,7 @@ KILL_UNLINKED_EXEC = 1 << 4
 KILL_COMPAT_SYSCALL = 1 << 5
 KILL_REASONS = {0: "memfd_exec", 1: "blocked_connect", 2: "shell_socket", 3: "uring_connect",
                 4: "unlinked_exec", 5: "compat_syscall"}
+KILL_REASON_MAX = 8
 
 # priv_event.arg1 of op compat_syscall
 COMPAT_KILLED = 1 << 0
@@ -127,11 +128,11 @@ COMPAT_X32 = 1 << 1
 #: 32-bit (i386) system calls the generic raw sys_enter hook reports on x86-64, by their 32-bit
 #: number (PrivOp.COMPAT_SYSCALL): no syscalls:* tracepoint sees a 32-bit call (`int $0x80`
 #: from a 64-bit program included), so a socket made, connected and dup'ed onto stdin that way
-#: would reach a shell unseen. Left out
-#: are the numbers whose 64-bit meaning is a frequent call, which would all pay the scope and
-#: register test: open (5: fstat), creat (8: lseek), write (4: stat), execve (11: munmap; the
-#: exec is seen by sched_process_exec anyway), mount (21: access), chroot (61: wait4),
-#: pivot_root (217: getdents64). bpf/priv.bpf.c says how a 32-bit call is told apart.
+#: would reach a shell unseen. Left out are the numbers whose 64-bit meaning is a frequent call,
+#: which would all pay the scope and register test: open (5: fstat), creat (8: lseek), write
+#: (4: stat), execve (11: munmap; the exec is seen by sched_process_exec anyway), mount (21:
+#: access), chroot (61: wait4), pivot_root (217: getdents64). bpf/priv.bpf.c says how a 32-bit
+#: call is told apart.
 COMPAT_SYSCALLS_X86_64: dict[int, str] = {
     102: "socketcall", 359: "socket", 360: "socketpair", 361: "bind", 362: "connect",
     363: "listen", 364: "accept4", 369: "sendto", 370: "sendmsg", 371: "recvfrom",
@@ -141,8 +142,6 @@ COMPAT_SYSCALLS_X86_64: dict[int, str] = {
     208: "setresuid32", 203: "setreuid32", 310: "unshare", 346: "setns", 438: "pidfd_getfd",
     425: "io_uring_setup", 427: "io_uring_register", 357: "bpf",
 }
-
-KILL_REASON_MAX = 8
 
 #: ring_retries slots (enum ring_retry): refused once and granted on the retry, per ring, and
 #: high-priority records the bulk ring took after the high-priority ring refused them twice
