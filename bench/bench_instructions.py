@@ -17,6 +17,11 @@ bundled rules:
   replay   the same corpus replayed end to end from its file: reading, decoding, pipeline,
            engine (bench_replay.py's "replay, plain trace")
   stream   bench_rules.py's synthetic agent mix (100k events) through table + engine
+  eventpath  what ``watch --json --output`` does with raw ring-buffer records (bench_eventpath.py's
+           whole path, flood mix, 50k records): decode, process table and paths, rules, JSON
+           lines (to /dev/null), the hash-chained audit log (a temporary folder), in the
+           stream's batches; the audit log's fsync thread is counted with the rest
+  eventmix   the same on bench_eventpath.py's mixed mix (every record type; one alert in 15)
 
 A tree whose ``coi_sentinel.heap`` has ``settle`` runs as the CLI runs it (young collections
 less often, set-up frozen before the loop); an older tree as it was. Instructions are not
@@ -59,6 +64,49 @@ from coi_sentinel.rules import Engine, load_ruleset
 from coi_sentinel.trace import read_events
 import bench_replay
 ruleset = load_ruleset(None)
+
+
+class Live:
+    """The assembly `watch --json --output` runs (bench_eventpath.py's whole path), set up
+    here so that the run is the feeding alone."""
+
+    def __init__(self, root, mix, workdir):
+        import bench_eventpath as bep
+        from coi_sentinel.audit import AuditLog
+        from coi_sentinel.cli.watch import Terminal
+        from coi_sentinel.events import codec
+        from coi_sentinel.events.decode import Decoder
+        from coi_sentinel.outputs.cli import AlertSinks
+        from coi_sentinel.probes.paths import PathResolver
+        from coi_sentinel.sentinel import Lane, Sentinel
+        from coi_sentinel.trace import make_header
+        raws = bep.records(mix, 50_000)
+        self.batches = [raws[i:i + bep.BATCH] for i in range(0, len(raws), bep.BATCH)]
+        self.n = len(raws)
+        self.decode = Decoder().decode
+        source = bep._Source()
+        self.pipeline = source.pipeline
+        self.paths = PathResolver(self.pipeline.table)
+        log = AuditLog(Path(workdir) / f"audit-{os.getpid()}.jsonl", make_header("watch"), events="all")
+        self.devnull = open(os.devnull, "w")
+        terminal = Terminal(AlertSinks(None, None, "json"), as_json=True, events=True)
+        terminal.out = self.devnull
+        terminal.lines = codec.JsonLines(self.devnull.buffer)
+        self.pipeline.add_batch_end(terminal.end_batch)
+        self.lane = Sentinel(source).add(Lane(self.pipeline.table, ruleset=ruleset, log=log,
+                                              listeners=[terminal]))
+
+    def run(self):
+        decode, feed, resolve, end = self.decode, self.pipeline.feed, self.paths.resolve, self.pipeline.end_batch
+        ts = lambda ev: ev.ts_ns
+        for chunk in self.batches:
+            events = [decode(raw) for raw in chunk]
+            events.sort(key=ts)
+            for ev in events:
+                feed(resolve(ev))
+            end()
+        self.lane.close()
+        return self.n
 events, plain = [], Path(workdir) / f"corpus-{os.getpid()}.jsonl"
 bench_replay.concatenate(sorted(bench_replay.TRACES.glob("*.jsonl*")), plain, 1)
 if what == "corpus":
@@ -66,10 +114,15 @@ if what == "corpus":
 elif what == "stream":
     from bench_rules import Stream
     events = Stream().build(100_000)
+elif what in ("eventpath", "eventmix"):
+    live = Live(root, "flood" if what == "eventpath" else "mixed", workdir)
 if product:
     heap.settle()
 n = 0
 for _ in range(runs):
+    if what in ("eventpath", "eventmix"):
+        n = live.run()
+        continue
     if what == "replay":
         n = replay([plain], ruleset).events
         continue
@@ -81,7 +134,7 @@ for _ in range(runs):
 print("EVENTS", n)
 '''
 
-WORKLOADS = ("corpus", "replay", "stream")
+WORKLOADS = ("corpus", "replay", "stream", "eventpath", "eventmix")
 
 
 def count(tree: Path, workload: str, runs: int, script: Path) -> tuple[int, int]:
@@ -149,7 +202,7 @@ def main() -> None:
         return
     print(f"instructions per event (valgrind), this tree against {args.base}, bundled rules")
     for workload, r in out["workloads"].items():
-        print(f"  {workload:<7} {r['base']['per_event']:>8,} -> {r['tree']['per_event']:>8,}  "
+        print(f"  {workload:<9} {r['base']['per_event']:>8,} -> {r['tree']['per_event']:>8,}  "
               f"x{r['ratio']:.3f}  ({r['tree']['events']:,} events)")
 
 

@@ -49,13 +49,19 @@ class HashChain:
         """A JSON object's bytes (no newline) -> the line to write, with ``_n`` and ``_h``."""
         if len(body) < 3 or body[-1] != 125:           # b"}"
             raise ValueError("only a non-empty JSON object can be sealed")
+        return self.seal_line(body)[:-1]
+
+    def seal_line(self, body: bytes) -> bytes:
+        """:meth:`seal` with the line's newline, for a body known to be a non-empty JSON
+        object (not checked: the trace writer's lines are, events and records alike). What the
+        audit log's writer buffers, in the fewest steps: each is a few hundred instructions."""
         n = self.n
-        head = body[:-1] + b',"_n":' + str(n).encode()
+        head = body[:-1] + b',"_n":%d' % n
         h = _INIT.copy()            # cheaper than a new context (OpenSSL's set-up)
         h.update(self._prev + head + b"}")      # one update: fewer calls than three
         self._prev = digest = h.hexdigest().encode()
         self.n = n + 1
-        return head + b',"_h":"' + digest + b'"}'
+        return head + b',"_h":"' + digest + b'"}\n'
 
 
 def unseal(line: bytes) -> tuple[bytes, int, str] | None:

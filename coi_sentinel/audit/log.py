@@ -88,7 +88,8 @@ class AuditLog:
             recorder = FlightRecorder(p.context_seconds, p.context_events, p.context_scopes)
         self.recorder = recorder
         self._context_rank = severity.rank(self.policy.context_severity)
-        self._max_bytes = self.policy.max_bytes or 0
+        #: the size at which the active file is rotated (checked after each event)
+        self._rotate_at: float = self.policy.max_bytes or float("inf")
         self._base_header = dict(header) if header is not None else make_header("audit")
         self._chain = HashChain()
         self._opened_at = 0.0
@@ -172,7 +173,7 @@ class AuditLog:
         try:
             self._writer = TraceWriter(self.path, header, batch_records=p.batch_records,
                                        batch_seconds=p.batch_seconds, fsync=p.fsync,
-                                       seal=self._chain.seal, max_pending_bytes=p.max_pending_bytes,
+                                       seal_line=self._chain.seal_line, max_pending_bytes=p.max_pending_bytes,
                                        retry_seconds=p.retry_seconds, on_durable=self._write_head,
                                        mode=self._mode, mark=self._chain_mark,
                                        background_sync=True)
@@ -274,10 +275,9 @@ class AuditLog:
 
     def write_event(self, event: Event, process: object = None) -> None:
         """Write (or, in ``context`` mode, keep) one event. Also the pipeline sink."""
-        if self.recorder is not None:
-            self.recorder.add(event)
-            return
-        if self.events == "none":
+        if self.events != "all":
+            if self.recorder is not None:       # "context"
+                self.recorder.add(event)
             return
         w = self._writer
         if w is None or w.closed:
@@ -286,7 +286,7 @@ class AuditLog:
             w.write_event(event)
         except TraceError as err:
             raise self._translate(err) from err
-        if self._max_bytes and w.size >= self._max_bytes and w.error is None:
+        if w.size >= self._rotate_at and w.error is None:
             self.rotate()
 
     __call__ = write_event      # a pipeline sink: (event, process)

@@ -129,7 +129,8 @@ class JsonLines:
         self._lines: list[bytes] = []
 
     def __call__(self, event: model.Event, process: object = None) -> None:
-        self._lines.append(dumps(event))
+        last = _last        # dumps()'s last line, inline: the audit log encoded this event first
+        self._lines.append(last[1] if last[0] is event else dumps(event))
 
     def write_line(self, line: bytes) -> None:
         """One line (without its newline) now, after the events still waiting."""

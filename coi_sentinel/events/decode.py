@@ -44,6 +44,12 @@ ContainerResolver = Callable[[int], str]
 
 #: process names remembered by a decoder (all forgotten when full)
 COMM_CACHE = 4096
+_HDR_SIZE = structs.HDR.size
+_FILE_OPEN = structs.FORMATS[structs.FileOpenEvent].unpack_from
+_PATH_EVENT = structs.FORMATS[structs.PathEvent].unpack_from
+#: a file_open's kind field (failed or not) -> its label
+_FILE_KINDS = {kind | failed: label for kind, label in FILE_KIND_LABELS.items()
+               for failed in (0, FILE_KIND_FAILED)}
 
 
 def _host(_scope_id: int) -> str:
@@ -120,18 +126,31 @@ class Decoder:
             EventType.CHAN: self._chan,
             EventType.UTIME: self._utime,
         }
+        #: the same, by the type field's raw bytes (u32, little-endian)
+        self._by_raw_type = {int(t).to_bytes(4, "little"): fn for t, fn in self._by_type.items()}
 
     def decode(self, raw: bytes) -> model.Event:
-        if len(raw) < structs.HDR.size:
-            raise EventDecodeError(f"record of {len(raw)} bytes is shorter than the event header")
-        etype = int.from_bytes(raw[24:28], "little")
-        fn = self._by_type.get(etype)
+        # the type's four bytes select the method (no int made of them); the length is
+        # checked only when something fails: a short record cannot unpack
+        fn = self._by_raw_type.get(raw[24:28])
         if fn is None:
-            raise EventDecodeError(f"unknown event type {etype} in a raw record")
+            self._refuse(raw)
+            raise AssertionError("a known type's bytes without a decoder")
         try:
             return fn(raw)
         except Exception as err:  # struct.error, ValueError from a short or bad record
-            raise EventDecodeError(f"bad {EventType(etype).label} record ({len(raw)} bytes): {err}") from err
+            self._refuse(raw)
+            raise EventDecodeError(f"bad {EventType(int.from_bytes(raw[24:28], 'little')).label} record "
+                                   f"({len(raw)} bytes): {err}") from err
+
+    def _refuse(self, raw: bytes) -> None:
+        """Raise what is wrong with a record no method could take: too short, or of an
+        unknown type (returns for a record of a known type and a full header)."""
+        if len(raw) < _HDR_SIZE:
+            raise EventDecodeError(f"record of {len(raw)} bytes is shorter than the event header")
+        etype = int.from_bytes(raw[24:28], "little")
+        if etype not in self._by_type:
+            raise EventDecodeError(f"unknown event type {etype} in a raw record")
 
     def header(self, h: tuple) -> tuple:
         ts, cg, scope, _type, pid, tid, ppid, uid, gid, comm = h[:10]
@@ -207,14 +226,18 @@ class Decoder:
         fam, daddr, dport = sock_addr(family, port, addr)
         return model.NetSendEvent(*self.header(v), fd, nbytes, calls, fam, daddr, dport, first_ts)
 
+    # the flood's types (file_open, unlink) unpack the header into locals and decode the
+    # name and path inline: no header tuple, no call per string (the methods above, as written)
     def _file_open(self, raw: bytes) -> model.Event:
-        v = structs.FORMATS[structs.FileOpenEvent].unpack_from(raw)
-        ret, dirfd, flags, mode, kind, _pad, path = v[10:]
+        (ts, cg, scope, _type, pid, tid, ppid, uid, gid, comm,
+         ret, dirfd, flags, mode, kind, _pad, path) = _FILE_OPEN(raw)
         # a truncate's ret is 0, not an fd: its fd is ftruncate's (in dirfd), -1 for truncate()
         fd = (dirfd if dirfd >= 0 else -1) if kind == FILE_KIND_TRUNCATE else ret if ret >= 0 else -1
-        return model.FileOpenEvent(*self.header(v), cstr(path), flags, mode, fd,
-                                   _errno(ret), FILE_KIND_LABELS.get(kind & ~FILE_KIND_FAILED, str(kind)),
-                                   dirfd)
+        return model.FileOpenEvent(ts, pid, tid, ppid, uid, gid, self._comms.get(comm) or self._comm(comm),
+                                   cg, scope, self.resolve(scope),
+                                   path.partition(b"\0")[0].decode("utf-8", "surrogateescape"),
+                                   flags, mode, fd, -ret if ret < 0 else 0,
+                                   _FILE_KINDS.get(kind) or str(kind), dirfd)
 
     def _rename(self, raw: bytes) -> model.Event:
         v = structs.FORMATS[structs.RenameEvent].unpack_from(raw)
@@ -222,9 +245,11 @@ class Decoder:
         return model.RenameEvent(*self.header(v), cstr(oldp), cstr(newp), flags, _errno(ret))
 
     def _unlink(self, raw: bytes) -> model.Event:
-        v = structs.FORMATS[structs.PathEvent].unpack_from(raw)
-        ret, fd, mode, _pad, path = v[10:]
-        return model.UnlinkEvent(*self.header(v), cstr(path), fd, mode, _errno(ret))
+        ts, cg, scope, _type, pid, tid, ppid, uid, gid, comm, ret, fd, mode, _pad, path = _PATH_EVENT(raw)
+        return model.UnlinkEvent(ts, pid, tid, ppid, uid, gid, self._comms.get(comm) or self._comm(comm),
+                                 cg, scope, self.resolve(scope),
+                                 path.partition(b"\0")[0].decode("utf-8", "surrogateescape"),
+                                 fd, mode, -ret if ret < 0 else 0)
 
     def _chmod(self, raw: bytes) -> model.Event:
         v = structs.FORMATS[structs.PathEvent].unpack_from(raw)

@@ -58,8 +58,8 @@ _event_line = codec.dumps
 class TraceWriter:
     """Append events and records to one trace file. Also a pipeline sink: ``w(event, proc)``.
 
-    ``seal``, when given, turns each line's JSON body into the line written (the audit log's
-    hash chain); it is called once per line, in file order. ``background_sync``: see the
+    ``seal_line``, when given, turns each line's JSON body into the line written, newline
+    included (the audit log's hash chain); it is called once per line, in file order. ``background_sync``: see the
     module doc. ``fd`` writes to an already open
     descriptor (stdout, a pipe) instead of creating ``path``, which then only names it in
     messages; such a descriptor is not closed.
@@ -68,7 +68,7 @@ class TraceWriter:
     def __init__(self, path: str | os.PathLike[str], header: dict[str, Any], *,
                  batch_records: int = 256, batch_seconds: float = 1.0, fsync: bool = True,
                  overwrite: bool = False, mode: int = 0o600,
-                 seal: Callable[[bytes], bytes] | None = None,
+                 seal_line: Callable[[bytes], bytes] | None = None,
                  max_pending_bytes: int = 64 << 20, retry_seconds: float = 1.0,
                  fd: int | None = None, on_durable: Callable[[Any], None] | None = None,
                  mark: Callable[[], Any] | None = None, background_sync: bool = False) -> None:
@@ -82,7 +82,7 @@ class TraceWriter:
         self.fsync = fsync
         self.max_pending_bytes = max_pending_bytes
         self.retry_seconds = retry_seconds
-        self._seal = seal
+        self._seal_line = seal_line
         #: called after each flush that wrote (and fsync'd) everything sealed so far, with
         #: what ``mark()`` returned when that flush wrote (None without ``mark``)
         self._on_durable = on_durable
@@ -92,20 +92,24 @@ class TraceWriter:
         #: batches written whose fsync runs in the syncer: (its ticket, lines accepted, mark)
         self._syncing: deque[tuple[int, int, Any]] = deque()
         self._buf: list[bytes] = []
-        self._buf_bytes = 0
+        #: lines taken out of ``_buf`` (written, or kept in ``_unwritten``)
+        self._lines_out = 0
+        #: the header and footer lines among them
+        self._meta_lines = 0
         self._oldest = 0.0
         self._unwritten = b""          # the rest of a batch whose write failed
         self._dirty = False            # written but not yet fsync'd
-        self._closed = False
+        self.closed = False
         #: the OS error of the failing write, None while writing works
         self.error: OSError | None = None
         self._failed_at = 0.0
         self._failed_since = ""
-        self.events_written = 0        # events accepted (buffered or written)
         self.records_written = 0       # records accepted, header and footer not counted
-        self.lines_accepted = 0
         self.lines_durable = 0         # lines written and fsync'd (or written, without fsync)
         self.bytes_written = 0
+        #: bytes in the file once everything accepted is written (an event adds to it, nothing
+        #: else: a write moves bytes from the buffer to ``bytes_written`` or ``_unwritten``)
+        self.size = 0
         self.lost = 0                  # lines refused while the backlog was full
         compressed = is_gzip_name(self.path)
         created = fd is None
@@ -120,7 +124,7 @@ class TraceWriter:
                 sync_dir(os.path.dirname(os.path.abspath(self.path)))
         except BaseException:
             # no file without a complete header: a restart would take it for a foreign one
-            self._closed = True
+            self.closed = True
             self._out.broken = True
             try:
                 self._out.close()
@@ -138,15 +142,14 @@ class TraceWriter:
         """Buffer one event; returns False if it was refused (backlog full after write errors).
         Bytes that are not UTF-8 (paths, argv) are written as ``\\xNN`` by the codec."""
         buf = self._buf
-        if self.error is not None or self._closed or not buf:
+        if self.error is not None or self.closed or not buf:
             return self._append(_event_line(event), _EVENT)
-        # the hot path (a batch under way, writing works): _append's steps, inline
-        body = _event_line(event)
-        line = (self._seal(body) if self._seal is not None else body) + b"\n"
+        # the hot path (a batch under way, writing works): _append's steps, inline; the line
+        # counts follow from the buffer's length (lines_accepted, events_written)
+        seal_line = self._seal_line
+        line = seal_line(_event_line(event)) if seal_line is not None else _event_line(event) + b"\n"
         buf.append(line)
-        self._buf_bytes += len(line)
-        self.lines_accepted += 1
-        self.events_written += 1
+        self.size += len(line)
         if len(buf) >= self.batch_records or _monotonic() - self._oldest >= self.batch_seconds:
             self._maybe_flush()
         return True
@@ -182,23 +185,22 @@ class TraceWriter:
     def _append(self, body: bytes, kind: int) -> bool:
         """Seal and buffer one line; ``kind`` is _EVENT, _RECORD or _META (header, footer:
         not counted, never refused). Flushes when a batch is due. The hot path of a trace."""
-        if self._closed:
+        if self.closed:
             raise TraceError("write after close", source=self.path, reason="write")
         if (self.error is not None and kind != _META
-                and self._buf_bytes + len(self._unwritten) >= self.max_pending_bytes):
+                and self.size - self.bytes_written >= self.max_pending_bytes):
             self.lost += 1
             return False
-        line = (self._seal(body) if self._seal is not None else body) + b"\n"
+        line = self._seal_line(body) if self._seal_line is not None else body + b"\n"
         buf = self._buf
         if not buf:
             self._oldest = _monotonic()
         buf.append(line)
-        self._buf_bytes += len(line)
-        self.lines_accepted += 1
-        if kind == _EVENT:
-            self.events_written += 1
-        elif kind == _RECORD:
+        self.size += len(line)
+        if kind == _RECORD:
             self.records_written += 1
+        elif kind == _META:
+            self._meta_lines += 1
         if (len(buf) >= self.batch_records or self.error is not None
                 or _monotonic() - self._oldest >= self.batch_seconds):
             self._maybe_flush()
@@ -247,7 +249,7 @@ class TraceWriter:
         ``wait=False`` (with ``background_sync``): leave the fsync to the syncer thread.
         ``sync=False``: only write (the kernel has the lines: a crash of this process cannot
         lose them); the next flush that syncs covers them (after a write error: synced now)."""
-        if self._closed:
+        if self.closed:
             return
         if not sync and self.error is None and self.fsync:
             self._write_out()
@@ -259,8 +261,8 @@ class TraceWriter:
                              source=self.path, reason="write", errno=self.error.errno if self.error else None)
         data = self._unwritten + b"".join(self._buf) if self._buf else self._unwritten
         accepted = self.lines_accepted
+        self._lines_out += len(self._buf)
         self._buf.clear()
-        self._buf_bytes = 0
         done = self._write(data)
         later = False
         self._dirty = self._dirty or done > 0
@@ -290,8 +292,8 @@ class TraceWriter:
         if not self._buf:
             return
         data = self._unwritten + b"".join(self._buf)
+        self._lines_out += len(self._buf)
         self._buf.clear()
-        self._buf_bytes = 0
         self._write(data)
         self._dirty = True
 
@@ -344,17 +346,18 @@ class TraceWriter:
     # -- lifetime -------------------------------------------------------------------------
 
     @property
-    def size(self) -> int:
-        """Bytes in the file once everything buffered is written."""
-        return self.bytes_written + self._buf_bytes + len(self._unwritten)
+    def lines_accepted(self) -> int:
+        """Lines accepted (buffered or written), header and footer included."""
+        return self._lines_out + len(self._buf)
 
     @property
-    def closed(self) -> bool:
-        return self._closed
+    def events_written(self) -> int:
+        """Events accepted (buffered or written)."""
+        return self.lines_accepted - self.records_written - self._meta_lines
 
     def close(self, footer: dict[str, Any] | None = None, *, write_footer: bool = True) -> None:
         """Write the footer (``footer`` adds fields to it), flush, fsync and close."""
-        if self._closed:
+        if self.closed:
             return
         try:
             if self.error is not None:
@@ -369,7 +372,7 @@ class TraceWriter:
                 self._append(_dumps_record(rec), _META)
             self.flush()
         finally:
-            self._closed = True
+            self.closed = True
             if self._syncer is not None:
                 self._syncer.stop()
             try:

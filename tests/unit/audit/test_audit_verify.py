@@ -53,6 +53,22 @@ def test_seal_format_and_chain():
         chain.seal(b"{}")
 
 
+def test_seal_line_is_the_sealed_line_with_its_newline():
+    """What the audit log's writer buffers: the bytes ``seal`` gives plus a newline, chained
+    line after line as ``link`` recomputes them (numbers of several digits included)."""
+    by_line, by_seal = HashChain(), HashChain()
+    prev = GENESIS
+    for i in range(1200):
+        body = b'{"type":"exit","pid":%d,"comm":"\xc3\xa9t\\u00e9"}' % i
+        line = by_line.seal_line(body)
+        assert line == by_seal.seal(body) + b"\n"
+        numbered, n, h = unseal(line[:-1])
+        assert n == i and numbered == body[:-1] + b',"_n":%d}' % i
+        assert h == link(prev, numbered) == by_line.prev
+        prev = h
+    assert by_line.n == by_seal.n == 1200
+
+
 def test_edited_line(closed_log):
     lines = lines_of(closed_log)
     lines[5] = lines[5].replace(b'"env","4"', b'"env","5"')
