@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import operator
 from dataclasses import fields
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Iterable
 
 import orjson
 
@@ -62,11 +62,58 @@ _KINDS: dict[type, tuple[tuple[str, str], ...]] = {
 _PY = {"int": int, "str": str, "bool": bool, "tuple[str, ...]": list}
 #: class -> the Python types of its fields as JSON decodes them (checked with one comparison)
 _SHAPES = {cls: tuple(_PY[kind] for _name, kind in kinds) for cls, kinds in _KINDS.items()}
-#: label -> (class, field getter, shape) for the types whose decoded values go to the class
-#: as they are (every type but exec, whose lists become tuples): what a hot loop may inline,
-#: handing anything else (a missing field, a wrong type, exec) to :func:`from_dict`
-FAST_DECODERS = {label: (cls, take, _SHAPES[cls]) for label, (cls, take) in _DECODERS.items()
-                 if cls is not model.ExecEvent}
+
+
+def orjson_keys(names: Iterable[str]) -> dict[str, str]:
+    """name -> the str object orjson makes for that key. orjson keeps the key strings of
+    what it decodes in a cache and returns the same object each time; a getter holding those
+    objects finds each key in a decoded dict by identity, without comparing characters (a
+    third of a line's field getter, issue 18). Should the cache drop one, the keys are still
+    equal: only slower."""
+    return {k: k for k in orjson.loads(orjson.dumps(dict.fromkeys(names, 0)))}
+
+
+def _fast_decoder(cls: type) -> Any:
+    """``dict -> event`` for one class in one call: its fields taken with one C call (with the
+    defaults of fields added since a type's first version, for a line written before them),
+    each checked to have exactly the type the class declares (exec's lists: lists or tuples of
+    strings, made tuples), the event made without a call of its ``__init__`` (which only stores the
+    same values, behind a call through the class). ``None`` when a field has another type
+    (:func:`from_dict` then says which, or accepts it); a field missing with no default raises
+    ``KeyError`` (:func:`from_dict` names it). The names are our own dataclass fields."""
+    names = _FIELDS[cls]
+    assert all(n.isidentifier() and not n.startswith("_") and n not in ("d", "e") for n in names)
+    label = cls.type.label
+    check = " and ".join(f"_type({n}) in _seqs and _strs(map(_type, {n}))" if kind == "tuple[str, ...]"
+                         else f"_type({n}) is _{kind}" for n, kind in _KINDS[cls])
+    values = ", ".join(f"_tuple({n})" if kind == "tuple[str, ...]" else n for n, kind in _KINDS[cls])
+    if hasattr(cls, "__post_init__") or not all(f.init for f in fields(cls)):
+        make = f"        return _cls({values})\n"      # __init__ does more than store
+    else:
+        make = ("        e = _new(_cls)\n"
+                + "".join(f"        e.{n} = {v}\n" for n, v in zip(names, values.split(", ")))
+                + "        return e\n")
+    take = f"{', '.join(names)}, = _take(d)"
+    if _DEFAULTS[cls]:      # a line of an older schema: the defaults under it (as from_dict)
+        take = (f"try:\n        {take}\n    except KeyError:\n"
+                f"        {', '.join(names)}, = _take({{**_defaults, **d}})")
+    src = (f"def decode_{label}(d):\n"
+           f"    {take}\n"
+           f"    if {check}:\n{make}"
+           "    return None\n")
+    keys = orjson_keys(names)
+    ns: dict[str, Any] = {"_take": operator.itemgetter(*[keys[n] for n in names]), "_type": type, "_int": int,
+                          "_str": str, "_bool": bool, "_seqs": (list, tuple), "_tuple": tuple,
+                          "_strs": frozenset((str,)).issuperset, "_new": object.__new__,
+                          "_cls": cls, "_defaults": _DEFAULTS[cls]}
+    exec(compile(src, f"<codec:decode_{label}>", "exec"), ns)  # noqa: S102 - our own field names
+    return ns[f"decode_{label}"]
+
+
+#: label -> a decoder: ``decoder(d)`` is the event, None when a field has another type,
+#: KeyError when one without a default is missing; what a hot loop may call, handing the
+#: others to :func:`from_dict`, which says what is wrong (or accepts an argv tuple)
+FAST_DECODERS = {label: _fast_decoder(cls) for label, (cls, _take) in _DECODERS.items()}
 
 
 def _check_types(cls: type, label: str, values: tuple, source: str | None, line: int | None) -> None:

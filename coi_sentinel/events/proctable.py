@@ -64,7 +64,8 @@ class Process:
 
     @property
     def name(self) -> str:
-        return os.path.basename(self.exe) if self.exe else self.comm
+        exe = self.exe      # os.path.basename's result, without its three calls
+        return exe[exe.rfind("/") + 1:] if exe else self.comm
 
     @property
     def cmdline(self) -> str:
@@ -135,7 +136,7 @@ class ProcessTable:
     def apply(self, ev: model.Event) -> Process:
         """Update the table with one event; returns the acting process."""
         cls = type(ev)
-        if cls is model.ForkEvent:
+        if cls is _FORK:
             return self._fork(ev)       # type: ignore[arg-type]
         p = self._procs.get(ev.pid)
         if p is None or ((p.exited or (p.scope_id and p.scope_id != ev.scope_id)) and _reused(p, ev)):
@@ -146,10 +147,10 @@ class ProcessTable:
             if ev.ppid and not p.ppid:
                 p.ppid = ev.ppid
             p.comm = ev.comm
-        step = _STEPS.get(cls)
-        if step is None:
-            if cls in _NO_STEP:
-                return p
+        step = _STEPS.get(cls, _unknown)
+        if step is None:                # only the comm
+            return p
+        if step is _unknown:
             step = _step_of(cls)
         step(self, p, ev)
         return p
@@ -368,26 +369,31 @@ def _reused(p: Process, ev: model.Event) -> bool:
     return ev.ts_ns > p.exit_ns if p.exited else True
 
 
-#: event class -> the step of ProcessTable.apply for it
-_STEPS: dict[type, Callable[[ProcessTable, Process, model.Event], None]] = {
+_FORK = model.ForkEvent
+
+#: event class -> the step of ProcessTable.apply for it, None for the classes whose step is only
+#: the comm (one lookup for either)
+_STEPS: dict[type, Callable[[ProcessTable, Process, model.Event], None] | None] = {
     model.ExecEvent: ProcessTable._exec, model.ExitEvent: ProcessTable._exit,
     model.ConnectEvent: ProcessTable._connect, model.AcceptEvent: ProcessTable._accept,
     model.ChanEvent: ProcessTable._chan, model.FileOpenEvent: ProcessTable._file_open,
     model.ChdirEvent: ProcessTable._chdir, model.DupEvent: ProcessTable._dup,
 }
-#: event classes whose step is only the comm (found once by _step_of)
-_NO_STEP: set[type] = set()
+_STEPS.update({cls: None for cls in model.EVENT_CLASSES.values() if cls not in _STEPS})
+
+
+def _unknown(_table: ProcessTable, _p: Process, _ev: model.Event) -> None:
+    """The marker of a class not in _STEPS (a subclass of an event class)."""
 
 
 def _step_of(cls: type) -> Callable[[ProcessTable, Process, model.Event], None]:
     """The step of a class not in _STEPS: its nearest base's (a subclass of an event class), or
-    none (remembered in _NO_STEP)."""
+    none (remembered as None)."""
     for base in cls.__mro__[1:]:
-        step = _STEPS.get(base)
-        if step is not None:
-            _STEPS[cls] = step
-            return step
-    _NO_STEP.add(cls)
+        if base in _STEPS:
+            step = _STEPS[cls] = _STEPS[base]
+            return step if step is not None else _no_step
+    _STEPS[cls] = None
     return _no_step
 
 

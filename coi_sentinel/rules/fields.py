@@ -396,7 +396,7 @@ def split_ref(text: str) -> tuple[str, int | None] | None:
 def _basename(path: str | None) -> str | None:
     if path is None:
         return None
-    return path.rsplit("/", 1)[-1]
+    return path[path.rfind("/") + 1:]      # rsplit's last part, without its list
 
 
 def _dirname(path: str | None) -> str | None:

@@ -74,6 +74,17 @@ def iter_lines(f: BinaryIO, source: str) -> Iterator[tuple[int, bytes, bool]]:
     A gzip stream that ends early or is corrupt raises :class:`TraceError` naming the line
     after the last one read (reason ``"truncated"`` or ``"gzip"``).
     """
+    for first, lines, complete in iter_blocks(f, source):
+        for lineno, raw in enumerate(lines, first):
+            yield lineno, raw, complete
+
+
+def iter_blocks(f: BinaryIO, source: str) -> Iterator[tuple[int, list[bytes], bool]]:
+    """:func:`iter_lines` a block at a time: ``(number of the first line, the lines without
+    their newline, complete)``, never an empty list; ``complete`` is False only for the last
+    block when it is one line with no newline. The same lines come before the same errors,
+    which name the line after the last one yielded (a hot loop iterates a list, with no
+    generator step per line)."""
     lineno = 0
     # blocks split into lines: one C call for a few hundred lines, not a readline() each.
     # read1 asks the underlying stream once per call (a gzip stream decompresses as much per
@@ -90,14 +101,14 @@ def iter_lines(f: BinaryIO, source: str) -> Iterator[tuple[int, bytes, bool]]:
                 cut = next((i for i, raw in enumerate(lines) if len(raw) > MAX_LINE_BYTES), None)
                 if cut is not None:
                     del lines[cut:]         # the lines before it are read, then it fails
-            for raw in lines:
-                lineno += 1
-                yield lineno, raw, True
+            if lines:
+                yield lineno + 1, lines, True
+                lineno += len(lines)
             if cut is not None or len(tail) > MAX_LINE_BYTES:
                 raise _too_long(source, lineno + 1)
         if tail:
+            yield lineno + 1, [tail], False
             lineno += 1
-            yield lineno, tail, False
     except EOFError as err:
         raise TraceError("truncated: the gzip stream ends early (the writer was killed, or the "
                          "file was cut)", source=source, line=lineno + 1, reason="truncated") from err

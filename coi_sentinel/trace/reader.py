@@ -16,6 +16,7 @@ keys starting with ``_`` (the hash chain) are dropped from records and ignored i
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 from collections import Counter
@@ -28,11 +29,14 @@ from ..events import codec
 from ..events.model import Event
 from ..events.types import EVENT_TYPE_BY_LABEL
 from .format import KIND, SCHEMA
-from .lines import iter_lines, open_binary
+from .lines import iter_blocks, open_binary
 
 log = logging.getLogger(__name__)
 
 Item = Union[Event, dict[str, Any]]
+
+#: the keys a line is told by, as orjson's own objects (found by identity)
+_KEYS = codec.orjson_keys(("record", "type"))
 
 #: how many skipped-line errors a lenient reader keeps for its report (all are counted)
 KEEP_ERRORS = 20
@@ -54,7 +58,9 @@ class TraceReader:
         #: the line of the last event read
         self.line = 0
         self._file: BinaryIO = open_binary(path)
-        self._lines = iter_lines(self._file, self.source)
+        self._blocks = iter_blocks(self._file, self.source)
+        #: the rest of the block the header was read from
+        self._first: tuple[int, list[bytes], bool] | None = None
         try:
             self.header: dict[str, Any] = self._read_header()
         except BaseException:
@@ -64,11 +70,14 @@ class TraceReader:
     # -- header ---------------------------------------------------------------------------
 
     def _read_header(self) -> dict[str, Any]:
-        first = next(self._lines, None)
-        if first is None:
+        block = next(self._blocks, None)
+        if block is None:
             raise TraceError("empty file: no trace header", source=self.source, line=1,
                              reason="header")
-        lineno, raw, _complete = first
+        lineno, lines, complete = block
+        raw = lines[0]
+        if len(lines) > 1:
+            self._first = (lineno + 1, lines[1:], complete)
         try:
             d = orjson.loads(raw)
         except orjson.JSONDecodeError:
@@ -101,46 +110,51 @@ class TraceReader:
         handled inside; one that reaches the outer handler came from reading the lines."""
         decode, lenient = self._decode, self.lenient
         loads, from_dict, fast = orjson.loads, codec.from_dict, codec.FAST_DECODERS.get
+        record_key, type_key = _KEYS["record"], _KEYS["type"]
         pairs = on_record is None
+        blocks = self._blocks if self._first is None else itertools.chain((self._first,), self._blocks)
+        self._first = None
         try:
-            for lineno, raw, complete in self._lines:
-                # an event line, the common case, here (codec.from_dict inlined for the types
-                # that need nothing but their values checked); anything else (a record, a line
-                # that fails) through _decode, which says what is wrong with it
-                try:
-                    d = loads(raw)
-                    if type(d) is dict and d.get("record") is None and "type" in d:
-                        dec = fast(d["type"])
-                        if dec is None:
-                            item = from_dict(d)
-                        else:
-                            try:
-                                values = dec[1](d)
-                            except KeyError:        # an older schema's line: defaults
+            for lineno, lines, complete in blocks:
+                lineno -= 1
+                for raw in lines:
+                    lineno += 1
+                    # an event line, the common case, here (the codec's decoder of its type;
+                    # from_dict when it declines); anything else (a record, a line that
+                    # fails) through _decode, which says what is wrong
+                    try:
+                        d = loads(raw)
+                        if type(d) is dict and d.get(record_key) is None and type_key in d:
+                            dec = fast(d[type_key])
+                            if dec is None:
                                 item = from_dict(d)
                             else:
-                                item = (dec[0](*values) if tuple(map(type, values)) == dec[2]
-                                        else from_dict(d))
-                        self.events += 1
-                        self.line = lineno
-                        yield (lineno, item) if pairs else item
+                                try:
+                                    item = dec(d)
+                                except KeyError:        # a field missing: from_dict names it
+                                    item = None
+                                if item is None:
+                                    item = from_dict(d)
+                            self.events += 1
+                            self.line = lineno
+                            yield (lineno, item) if pairs else item
+                            continue
+                    except (orjson.JSONDecodeError, EventDecodeError, TypeError, ValueError):
+                        pass
+                    try:
+                        item = decode(lineno, raw, complete)
+                    except TraceError as err:
+                        if not lenient:
+                            raise
+                        self._skip(err)
                         continue
-                except (orjson.JSONDecodeError, EventDecodeError, TypeError, ValueError):
-                    pass
-                try:
-                    item = decode(lineno, raw, complete)
-                except TraceError as err:
-                    if not lenient:
-                        raise
-                    self._skip(err)
-                    continue
-                if pairs:
-                    yield lineno, item
-                elif type(item) is dict:
-                    on_record(lineno, item)     # type: ignore[misc]
-                else:
-                    self.line = lineno
-                    yield item
+                    if pairs:
+                        yield lineno, item
+                    elif type(item) is dict:
+                        on_record(lineno, item)     # type: ignore[misc]
+                    else:
+                        self.line = lineno
+                        yield item
         except TraceError as err:
             # a gzip stream that ends early or is corrupt: nothing after it can be read
             if not lenient:
