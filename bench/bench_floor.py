@@ -73,6 +73,14 @@ static __always_inline int outside(void)
     u64 id = bpf_get_current_ancestor_cgroup_id(LEVEL);
     return !(id && scopes.lookup(&id));
 }
+/* counted so that no check can be optimised away */
+static __always_inline void count_hit(void)
+{
+    u32 z = 0;
+    u64 *n = hits.lookup(&z);
+    if (n)
+        *n += 1;
+}
 """
 
 
@@ -85,12 +93,8 @@ int floor_0(struct bpf_raw_tracepoint_args *ctx)
 {
     u32 nr = (u32)ctx->args[1];
     u8 *h = hooked.lookup(&nr);
-    if (!h || !*h || outside())
-        return 0;
-    u32 z = 0;
-    u64 *n = hits.lookup(&z);
-    if (n)
-        *n += 1;
+    if (h && *h && !outside())
+        count_hit();
     return 0;
 }
 static __always_inline int stashed(void)
@@ -121,10 +125,9 @@ class FloorSet:
 
         self.name = name
         self.hooks = hooks                   # (tracepoint or raw event name, raw)
-        # a hit is counted so the check cannot be optimised away; every program returns 0, as
-        # the probes' do (a perf tracepoint's program returning 1 also feeds its perf event)
-        body = ("if (!outside()) {\n        u32 z = 0;\n        u64 *n = hits.lookup(&z);\n"
-                "        if (n)\n            *n += 1;\n    }\n    return 0;") if scope else "return 0;"
+        # every program returns 0, as the probes' do (a perf tracepoint's program returning 1
+        # also feeds its perf event)
+        body = "if (!outside())\n        count_hit();\n    return 0;" if scope else "return 0;"
         text = [SCOPE_CHECK if scope else ""]
         if dispatch is not None:
             text.append(DISPATCH)
@@ -134,8 +137,7 @@ class FloorSet:
             arg = "struct bpf_raw_tracepoint_args *ctx" if raw else "void *ctx"
             fn = body
             if dispatch is not None and ":sys_exit_" in tp:
-                fn = "if (stashed()) {\n        u32 z = 0;\n        u64 *n = hits.lookup(&z);\n" \
-                     "        if (n)\n            *n += 1;\n    }\n    return 0;"
+                fn = "if (stashed())\n        count_hit();\n    return 0;"
             text.append(f"int floor_{i}({arg})\n{{\n    {fn}\n}}\n")
         self.bpf = BPF(text="\n".join(text).encode(), cflags=[f"-DLEVEL={level}"])
         if dispatch is not None:

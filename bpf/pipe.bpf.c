@@ -133,24 +133,17 @@ static __always_inline void seccomp_addfd(__u64 arg)
     struct sock_info *si = sock_get(current_tgid(), (int)a.srcfd);
     int net = si && (si->family == AF_INET_V || si->family == AF_INET6_V);
     if (net) {
-        struct addfd_note fresh = {};
-        struct addfd_note *n = addfd_pending.lookup(&scope_id);
-        if (!n || bpf_ktime_get_ns() - n->ts > ADDFD_WINDOW_NS) {
-            addfd_pending.update(&scope_id, &fresh);
-            n = addfd_pending.lookup(&scope_id);
-        }
-        if (n) {
-            n->ts = bpf_ktime_get_ns();
-            n->fds |= newfd <= 2 ? (1u << newfd) : (newfd == 0xffffffffU ? 7u : 0u);
-        }
+        /* this install's fds, with those of one still within the window */
+        struct addfd_note note = {.ts = bpf_ktime_get_ns(),
+                                  .fds = newfd <= 2 ? (1u << newfd) : (newfd == 0xffffffffU ? 7u : 0u)};
+        note.fds |= addfd_stdio(scope_id);
+        addfd_pending.update(&scope_id, &note);
     }
     struct priv_event *e = priv_reserve(1, scope_id, 0, PRIV_SECCOMP_ADDFD, a.srcfd, newfd);
     if (!e)
         return;
-    if (net) {
-        e->str[0] = 's'; e->str[1] = 'o'; e->str[2] = 'c'; e->str[3] = 'k'; e->str[4] = 'e';
-        e->str[5] = 't'; e->str[6] = 0;
-    }
+    if (net)
+        __builtin_memcpy(e->str, "socket", 7);
     events_hi.ringbuf_submit(e, WAKE_NOW);
 }
 

@@ -185,11 +185,9 @@ class ProbeSet:
             marks = self.bpf.get_table(b"syscall_marks")
         except KeyError:
             return                            # the priv family is not loaded
-        bits: Counter[int] = Counter()
-        for nr in compat:
-            bits[nr] |= 2
+        bits = dict.fromkeys(compat, 2)
         for nr in module_nrs or ():
-            bits[nr] |= 1
+            bits[nr] = bits.get(nr, 0) | 1
         for nr, bit in bits.items():
             marks[ctypes.c_int(nr)] = ctypes.c_uint8(bit)
 
