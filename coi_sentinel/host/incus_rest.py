@@ -124,17 +124,32 @@ class Operation:
         self.metadata = data.get("metadata")
 
 
+def _wait_timed_out(body: dict) -> bool:
+    """Incus' answer to ``/wait?timeout=N`` when the operation has not ended: an error
+    document (sent with status 200) saying the deadline passed."""
+    return body.get("type") == "error" and "deadline exceeded" in str(body.get("error"))
+
+
 class _Operations:
     def __init__(self, client: "RestClient") -> None:
         self._client = client
 
-    def wait_for_operation(self, operation: str) -> Operation:
+    def wait_for_operation(self, operation: str, *, between=None, every: int = 5) -> Operation:
         """Wait until ``operation`` (its URL or id) ends: one ``/wait`` request, whose answer
         is the finished operation. A failed operation raises :class:`APIError` with its
-        ``err``."""
+        ``err``. With ``between`` (a callable that raises to stop waiting), the wait is asked
+        ``every`` seconds at a time and ``between()`` called after each: an exec asked of a
+        container that is then deleted while frozen never ends in Incus, so its caller checks
+        that the container is still there."""
         op_id = operation.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
-        response = self._client.api.operations[op_id].wait.get()
-        meta = response.json().get("metadata")
+        while True:
+            response = self._client.api.operations[op_id].wait.get(
+                params=None if between is None else {"timeout": every})
+            body = response.json()
+            if between is None or not _wait_timed_out(body):
+                break
+            between()
+        meta = body.get("metadata")
         if not isinstance(meta, dict):
             raise APIError(response)
         code = meta.get("status_code")

@@ -54,6 +54,19 @@ class _Output(threading.Thread):
             self.done.set()
 
 
+def _check_there(client, name: str) -> None:
+    """Raise :class:`IncusError` when an exec in ``name`` can no longer end: its container is
+    gone or stopped."""
+    try:
+        state = incus.raw_get(client, f"instances/{name}")["status"]
+    except IncusError as err:
+        if "not found" in str(err).lower():
+            raise IncusError(f"exec in {name}", "the container is gone") from err
+        return
+    if state in ("Stopped", "Error"):
+        raise IncusError(f"exec in {name}", f"the container is {state.lower()}")
+
+
 def exec_stream(client, name: str, command: list[str], *, environment: Mapping[str, str],
                 uid: int | None, gid: int | None, cwd: str,
                 stdout: Callable[[bytes], None], stderr: Callable[[bytes], None]) -> int:
@@ -82,7 +95,8 @@ def exec_stream(client, name: str, command: list[str], *, environment: Mapping[s
                 stdin.send("")          # an empty text message: stdin is at its end
             except OSError as err:      # the command ended and Incus closed first
                 log.debug("stdin of %s already closed: %s", stdin.resource, err)
-            result = client.operations.wait_for_operation(op_url)
+            result = client.operations.wait_for_operation(
+                op_url, between=lambda: _check_there(client, name))
         for reader in readers:
             reader.done.wait(DRAIN_SECONDS)
     finally:

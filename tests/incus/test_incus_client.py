@@ -118,3 +118,54 @@ def test_a_client_never_holds_a_connection_that_carried_no_request():
     assert len(client._idle) == 1
     subprocess.run(["incus", "query", "/1.0"], capture_output=True, check=True, timeout=10)
     client.close()
+
+
+def test_an_exec_in_a_container_deleted_while_frozen_ends(box):
+    """A session paused on an alert is frozen at the cgroup (the guardian writes cgroup.freeze;
+    Incus still says Running) and may be killed in that state. An exec asked of it while
+    frozen (a keeper staging the session) then never ends in Incus; the client notices the
+    container is gone and gives up instead of waiting for ever (a keeper stayed behind so,
+    holding its user)."""
+    from coi_sentinel.errors import IncusError
+    from coi_sentinel.host import incus
+    from coi_sentinel.host.cgroups import container_cgroup
+    from coi_sentinel.sessions.session import delete_container
+
+    client, _ = box
+    name = f"coi-frozen-{uuid.uuid4().hex[:8]}"
+    body = {"name": name, "type": "container", "ephemeral": True, "profiles": ["default"],
+            "source": {"type": "image", "alias": BUSYBOX}}
+    with incus.api_call(f"create {name}"):
+        client.operations.wait_for_operation(client.api.instances.post(json=body).json()["operation"])
+    ended: list = []
+    try:
+        with incus.api_call(f"start {name}"):
+            op = client.api.instances[name].state.put(json={"action": "start", "timeout": 30})
+            client.operations.wait_for_operation(op.json()["operation"])
+        (container_cgroup(name) / "cgroup.freeze").write_text("1")
+        asked = threading.Event()
+
+        def sink(data: bytes) -> None:
+            pass
+
+        def exec_it() -> None:
+            from coi_sentinel.sessions import streams
+
+            asked.set()
+            try:
+                ended.append(streams.exec_stream(
+                    incus.connect(), name, ["sh", "-c", "sleep 600"], environment={},
+                    uid=0, gid=0, cwd="/", stdout=sink, stderr=sink))
+            except IncusError as err:
+                ended.append(err)
+
+        t = threading.Thread(target=exec_it, daemon=True)
+        t.start()
+        assert asked.wait(30)
+        t.join(3)                   # the exec is asked of a frozen container: it waits
+        assert t.is_alive() and not ended, ended
+    finally:
+        delete_container(client, name)
+    t.join(30)
+    assert not t.is_alive(), "the exec still waits on a deleted container"
+    assert isinstance(ended[0], IncusError) and "gone" in str(ended[0]), ended

@@ -440,6 +440,12 @@ def test_fd_path_symlink(fire: Any, ev: Any) -> None:
     # Incus sets a container's /dev up from the host, in the mounted root file system
     assert fire(ev.link(10, "/proc/self/fd/1", "/usr/lib/x86_64-linux-gnu/lxc/rootfs/dev/stdout",
                         comm="incusd")) == []
+    # ... and, for an unprivileged container, inside its /dev mount: the path is /stdin
+    assert fire(ev.link(10, "/proc/self/fd/0", "/stdin", comm="incusd")) == []
+    assert fire(ev.link(10, "/proc/self/fd/2", "/stderr", comm="incusd")) == []
+    # a stdio name for another fd is not the set-up's link
+    assert fire(ev.link(10, "/proc/self/fd/3", "/tmp/stdin")) == ["fd_path_symlink"]
+    assert fire(ev.link(10, "/proc/self/fd/0", "/tmp/stdout")) == ["fd_path_symlink"]
     assert fire(ev.link(10, "/proc/self/fd/3", "/tmp/x", errno=17)) == []
     assert fire(ev.link(10, "/usr/bin/python3", "/tmp/py")) == []
 
