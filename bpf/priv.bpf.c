@@ -12,7 +12,9 @@
  * move_mount, open_tree), pivot_root, chroot, setresuid/setreuid, userfaultfd (PRIV_HOOKS).
  * pidfd_getfd is net.bpf.c's (the copied fd's state follows it); the chown family is
  * file.bpf.c's (EVT_PRIV op PRIV_CHOWN: its path needs that family's dirfd and fd paths).
- * Also setgid, setresgid, setregid and capset (the capability sets asked for).
+ * Also setgid, setresgid, setregid and capset (the capability sets asked for), and
+ * prctl(PR_SET_NAME) (a task renaming itself after its exec; other prctl options return at
+ * their first test).
  * Blind spots: io_uring operations are uring.bpf.c's; setxattrat (6.13+), setfsuid/setfsgid,
  * setgroups, keyctl/add_key and mount_setattr are not hooked.
  */
@@ -123,6 +125,20 @@ TRACEPOINT_PROBE(syscalls, sys_enter_memfd_create)
     return 0;
 }
 PRIV_EXIT(memfd_create)
+#endif
+
+/* prctl(PR_SET_NAME, name): the name `ps`, `top` and every comm-based record show from now on
+ * (a python calling itself kworker/0:2H). The exec's name stays the process's name in the
+ * rules; the new one is the record's str, read at the exit (the kernel copied it by then). */
+#define PR_SET_NAME_V 15
+#ifdef TP_syscalls__sys_enter_prctl
+TRACEPOINT_PROBE(syscalls, sys_enter_prctl)
+{
+    if (args->option == PR_SET_NAME_V)
+        priv_enter(PRIV_SET_NAME, 0, 0, (const void *)args->arg2);
+    return 0;
+}
+PRIV_EXIT(prctl)
 #endif
 
 #ifdef TP_syscalls__sys_enter_setuid

@@ -148,6 +148,8 @@ enum priv_op {
                                  * (the one a seccomp notification came from): arg0 the fd given,
                                  * arg1 the target fd (4294967295: the lowest free); str "socket"
                                  * when it is a network socket */
+    PRIV_SET_NAME = 36,         /* prctl(PR_SET_NAME): the task renamed itself (priv.bpf.c); str
+                                 * the new name (16 bytes at most, as the kernel keeps it) */
 };
 #define COMPAT_KILLED 1     /* the kernel sent SIGKILL (kill policy KILL_COMPAT_SYSCALL) */
 #define COMPAT_X32 2        /* an x32 ABI call (arg0 without the x32 bit) */

@@ -81,6 +81,7 @@ class PrivOp(enum.IntEnum):
     CHOWN = 33
     COMPAT_SYSCALL = 34
     SECCOMP_ADDFD = 35
+    SET_NAME = 36
 
 
 # exec_event.flags

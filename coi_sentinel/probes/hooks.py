@@ -57,7 +57,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
                  "process_vm_readv", "process_vm_writev", "setxattr", "lsetxattr", "fsetxattr",
                  "bpf", "open_by_handle_at", "name_to_handle_at", "fsopen", "fsmount", "move_mount",
                  "open_tree", "pivot_root", "chroot", "setresuid", "setreuid", "userfaultfd",
-                 "setgid", "setresgid", "setregid", "capset")
+                 "setgid", "setresgid", "setregid", "capset", "prctl")
     + RAW_SYSCALLS,
     "uring": ("io_uring:io_uring_submit_req",),
     "pipe": _sys("pipe", "pipe2", "socketpair", "ioctl"),
@@ -74,7 +74,7 @@ PURPOSE: dict[str, str] = {
             "symlink, chdir, chosen file times (utimensat)",
     "priv": "ptrace, mount (new API too), namespaces, chroot, modules (raw_syscalls if needed), "
             "32-bit system calls (raw sys_enter, x86-64), bpf, file handles, io_uring, memfd, "
-            "setuid, process_vm_*, /proc/PID/mem, file capabilities",
+            "setuid, process_vm_*, /proc/PID/mem, file capabilities, prctl(PR_SET_NAME)",
     "uring": "io_uring submissions by opcode (connect, accept, open, write...)",
     "pipe": "pipe and pty ends (pipe2, TIOCGPTPEER): who holds which end, for relayed shells; "
             "fds a seccomp supervisor installs in another process (SECCOMP_IOCTL_NOTIF_ADDFD)",

@@ -353,13 +353,15 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
              "name_to_handle_at, fsopen, fsmount, move_mount, open_tree, pivot_root, chroot, "
              "setresuid, setreuid, userfaultfd, setgid, setresgid, setregid, capset, scm_rights, "
              "chown, compat_syscall (a 32-bit system call: priv.detail names it), seccomp_addfd "
-             "(an fd installed in another process by a seccomp supervisor)",
+             "(an fd installed in another process by a seccomp supervisor), set_name "
+             "(prctl(PR_SET_NAME): priv.detail is the new name)",
              {T.PRIV: "ev.op"}),
     FieldDef("priv.arg0", I, "first argument (ptrace request, mount/unshare flags, setns fd, "
              "setuid uid, chown uid...)", {T.PRIV: "ev.arg0"}),
     FieldDef("priv.arg1", I, "second argument (ptrace pid, setns nstype, chown gid...)",
              {T.PRIV: "ev.arg1"}),
-    FieldDef("priv.detail", S, "mount target, module parameters, memfd name, chown's path",
+    FieldDef("priv.detail", S, "mount target, module parameters, memfd name, chown's path, "
+             "the name a task gave itself (set_name)",
              {T.PRIV: "ev.detail"}),
     FieldDef("priv.ptrace_request", I, "ptrace: the request (16 ATTACH, 0x4206 SEIZE...)",
              {T.PRIV: "(ev.arg0 if ev.op == 'ptrace' else None)"}, nullable=True),

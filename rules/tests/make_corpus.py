@@ -121,6 +121,14 @@ SCENARIOS: tuple[Scenario, ...] = (
       "socketcall, dup2, dup and openat have",
       "python3 -c 'import os,socket\nos.getuid(); os.uname(); socket.socket().close()\n"
       "fd = os.open(\"README.md\", os.O_RDONLY); os.preadv(fd, [bytearray(16)], 0); os.close(fd)'"),
+    S("ev_prctl_rename_kworker", "a python process renames itself kworker/u8:1 with prctl(PR_SET_NAME)",
+      "python3 -c 'import ctypes, time\nctypes.CDLL(None).prctl(15, b\"kworker/u8:1\", 0, 0, 0)\n"
+      "time.sleep(0.2)'"),
+    S("benign_thread_names", "threads named by their program (pthread_setname_np through prctl for "
+      "the caller, /proc/self/task/TID/comm for the others): worker-1, pool-2",
+      "python3 -c 'import ctypes, threading\nlibc = ctypes.CDLL(None)\n"
+      "libc.prctl(15, b\"worker-1\", 0, 0, 0)\n"
+      "t = threading.Thread(target=lambda: libc.prctl(15, b\"pool-2\", 0, 0, 0)); t.start(); t.join()'"),
     S("nearmiss_stdio_sockets", "child stdio on a unix socketpair; plain HTTP clients on loopback",
       "python3 - <<'EOF'\n"
       "import socket, subprocess\n"

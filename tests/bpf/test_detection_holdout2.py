@@ -216,8 +216,7 @@ ATTACKS = (
     # ---- covering tracks ------------------------------------------------------------------
     A("prctl_comm_kworker_python", "evasion",
       "python3 -c \"import ctypes, time; "
-      "ctypes.CDLL(None).prctl(15, b'kworker/0:2H', 0, 0, 0); time.sleep(0.5)\"",
-      gap="prctl(PR_SET_NAME) is not probed: a task renamed after its exec is not seen"),
+      "ctypes.CDLL(None).prctl(15, b'kworker/0:2H', 0, 0, 0); time.sleep(0.5)\""),
     A("python_utime_backdate", "evasion",
       "cp /bin/true .cache/impl; python3 -c \"import os; os.utime('.cache/impl', (1546300800, 1546300800))\""),
     A("sed_i_log_lines_nobody", "evasion",

@@ -450,6 +450,20 @@ def test_fd_path_symlink(fire: Any, ev: Any) -> None:
     assert fire(ev.link(10, "/usr/bin/python3", "/tmp/py")) == []
 
 
+def test_process_renamed_as_kernel_thread(fire: Any, ev: Any) -> None:
+    """prctl(PR_SET_NAME) to a kernel thread's name; ordinary thread names raise nothing."""
+    py = ev.exec(10, "/usr/bin/python3", "python3", "-c", "x")
+    assert fire(py, ev.priv(10, "set_name", 0, 0, "kworker/0:2H", comm="python3")) == [
+        "process_renamed_as_kernel_thread"]
+    assert fire(py, ev.priv(10, "set_name", 0, 0, "[kthreadd]", comm="python3")) == [
+        "process_renamed_as_kernel_thread"]
+    assert fire(py, ev.priv(10, "set_name", 0, 0, "ksoftirqd/1", comm="python3")) == [
+        "process_renamed_as_kernel_thread"]
+    for name in ("libuv-worker", "V8 DefaultWorke", "ThreadPoolForeg", "node", "pytest-xdist"):
+        assert fire(py, ev.priv(10, "set_name", 0, 0, name, comm="python3")) == [], name
+    assert fire(py, ev.priv(10, "set_name", 0, 0, "kworker/0:2H", errno=14)) == []
+
+
 def test_compat_syscall(fire: Any, ev: Any) -> None:
     """A 32-bit system call of interest (int $0x80): the call is the event; killed or not."""
     assert fire(ev.exec(10, "/workspace/a.out", "a.out"), ev.priv(10, "compat_syscall", 359, 1, "socket")) == [
