@@ -129,6 +129,10 @@ SCENARIOS: tuple[Scenario, ...] = (
       "python3 -c 'import ctypes, threading\nlibc = ctypes.CDLL(None)\n"
       "libc.prctl(15, b\"worker-1\", 0, 0, 0)\n"
       "t = threading.Thread(target=lambda: libc.prctl(15, b\"pool-2\", 0, 0, 0)); t.start(); t.join()'"),
+    S("benign_paths_with_spaces", "a program built and run in folders whose names hold spaces "
+      "(My Project/build), and from ./ and ../",
+      "mkdir -p 'My Project/build'; cp /bin/true 'My Project/build/app'; './My Project/build/app'\n"
+      "cd 'My Project'; ./build/app; cd build; ../build/app"),
     S("nearmiss_stdio_sockets", "child stdio on a unix socketpair; plain HTTP clients on loopback",
       "python3 - <<'EOF'\n"
       "import socket, subprocess\n"

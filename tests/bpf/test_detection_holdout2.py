@@ -222,9 +222,7 @@ ATTACKS = (
     A("sed_i_log_lines_nobody", "evasion",
       f"{NOBODY} sed -i '/198.18/d' /var/log/dpkg.log 2>/dev/null || echo denied"),
     A("hidden_dot_space_dir_exec", "evasion",
-      "mkdir -p '.cache/. '; cp /bin/true '.cache/. /.x'; '.cache/. /.x'",
-      gap="a copy of a system binary run from a hidden directory: nothing downloaded or "
-          "decoded, and a hidden path alone is no rule"),
+      "mkdir -p '.cache/. '; cp /bin/true '.cache/. /.x'; '.cache/. /.x'"),
 
     # ---- resource hijacking ---------------------------------------------------------------
     A("miner_kdevtmpfsi_nice_taskset", "resource",

@@ -464,6 +464,17 @@ def test_process_renamed_as_kernel_thread(fire: Any, ev: Any) -> None:
     assert fire(py, ev.priv(10, "set_name", 0, 0, "kworker/0:2H", errno=14)) == []
 
 
+def test_exec_from_disguised_path(fire: Any, ev: Any) -> None:
+    """A folder named ". " (shown as "."), "bin " (shown as bin) or "...": hiding, nothing else."""
+    for exe in (".cache/. /.x", "/tmp/. /x", "/var/tmp/.../kx", "/home/u/bin /ls", "/tmp/ x/run",
+                "/workspace/tool "):
+        assert fire(ev.exec(10, exe, "x")) == ["exec_from_disguised_path"], exe
+    for exe in ("/home/u/My Project/build/app", "./configure", "../bin/x", "/usr/bin/python3",
+                ".cache/.x", "/workspace/a b/c"):
+        assert fire(ev.exec(10, exe, "x")) == [], exe
+    assert fire(ev.exec(10, "/tmp/. /x", "x", errno=2)) == []
+
+
 def test_compat_syscall(fire: Any, ev: Any) -> None:
     """A 32-bit system call of interest (int $0x80): the call is the event; killed or not."""
     assert fire(ev.exec(10, "/workspace/a.out", "a.out"), ev.priv(10, "compat_syscall", 359, 1, "socket")) == [
