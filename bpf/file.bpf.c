@@ -1,7 +1,8 @@
 /* file.bpf.c - file opens with write intent, reads of sensitive paths, rename, unlink, chmod.
  *
  * Hooks:
- *   syscalls:sys_enter/exit_openat, openat2, open, creat
+ *   syscalls:sys_enter/exit_openat, openat2, open, creat (x86-64: the entries of openat, open
+ *       and creat come from priv.bpf.c's raw sys_enter instead, dispatch_entry)
  *       write intent (O_WRONLY, O_RDWR, O_CREAT, O_TRUNC) -> aggregated per (process, path) in
  *       file_aggs: the first open sends EVT_FILE_OPEN on the bulk ring, repeats only count (an
  *       open/write/close loop of 300k iterations sends one record); reads whose path matches the
@@ -83,12 +84,18 @@ BPF_LPM_TRIE(sens_prefix, struct lpm_path_key, __u8, 1024);
 BPF_LPM_TRIE(sens_suffix, struct lpm_path_key, __u8, 1024);
 BPF_ARRAY(sens_sizes, __u32, 2);   /* entries in sens_prefix, sens_suffix (0: skip the lookup) */
 
+/* an open's entry in scope (also called by priv.bpf.c's raw sys_enter, see dispatch_entry) */
+static __always_inline void open_stash(__u64 scope_id, int dfd, const char *filename, __u64 flags,
+                                       __u64 mode)
+{
+    stash(ST_OPEN, scope_id, (__u64)(__s64)dfd, (__u64)filename, flags, mode);
+}
+
 static __always_inline void open_enter(int dfd, const char *filename, __u64 flags, __u64 mode)
 {
     __u64 scope_id = 0;
-    if (!in_scope(&scope_id))
-        return;
-    stash(ST_OPEN, scope_id, (__u64)(__s64)dfd, (__u64)filename, flags, mode);
+    if (in_scope(&scope_id))
+        open_stash(scope_id, dfd, filename, flags, mode);
 }
 
 /* 1 when the path (len bytes incl. NUL, zero-padded) matches a sensitive prefix or suffix.

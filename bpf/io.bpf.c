@@ -22,6 +22,8 @@
  *   syscalls:sys_enter_mmap      a shared writable mapping of a file: EVT_MMAP_WRITE, and its
  *       length counted as one write (the bytes really changed are unknowable here)
  *   syscalls:sys_enter_close     forgets the fd; a socket's totals go out as EVT_NET_SEND
+ *   (x86-64: the entries of write, writev, pwrite64 and close come from priv.bpf.c's raw
+ *   sys_enter instead, their tracepoints detached: dispatch_entry)
  * Why: an open/write/close loop makes ~200k syscalls/s here and Python takes far fewer events;
  * aggregating per (process, file) and (process, socket) keeps totals exact with no drops.
  * User space reads the aggregation maps on process exit and on a timer (coi_sentinel/probes/
@@ -35,12 +37,11 @@
 #include "scope.h"
 
 /* The scope check comes first: a process outside every scope has no fd entries (they are made
- * in scope only), and a write of one costs the check alone, no fd-map look-ups. */
-static __always_inline void io_enter(int fd)
+ * in scope only), and a write of one costs the check alone, no fd-map look-ups. The entries of
+ * write, writev, pwrite64 and close are also called by priv.bpf.c's raw sys_enter with the scope
+ * already checked (dispatch_entry). */
+static __always_inline void io_enter_scoped(__u64 scope_id, int fd)
 {
-    __u64 scope_id = 0;
-    if (!in_scope(&scope_id))
-        return;
     __u32 tgid = current_tgid();
     struct file_key *fk = file_get(tgid, fd);
     if (fk) {
@@ -60,6 +61,13 @@ static __always_inline void io_enter(int fd)
         return;
     sock_put(tgid, fd, si);
     stash(ST_WRITE_SOCK, scope_id, (__u64)fd, 0, 0, 0);
+}
+
+static __always_inline void io_enter(int fd)
+{
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id))
+        io_enter_scoped(scope_id, fd);
 }
 
 /* the exit's half for a stash already fetched (sendmsg's exit looks at its flags first) */
@@ -487,23 +495,19 @@ TRACEPOINT_PROBE(syscalls, sys_enter_mmap)
  * process in scope reads them): one outside every scope pays the scope check alone. The fds a
  * process closes after its scope was removed keep their entries until the LRU evicts them or
  * the process exits (generation check); scopes are removed when their container stops. */
-#ifdef TP_syscalls__sys_enter_close
-TRACEPOINT_PROBE(syscalls, sys_enter_close)
+static __always_inline void close_enter(__u64 scope_id, int fd)
 {
-    __u64 scope_id = 0;
-    if (!in_scope(&scope_id))
-        return 0;
-    struct fd_key k = {.tgid = current_tgid(), .fd = (int)args->fd};
+    struct fd_key k = {.tgid = current_tgid(), .fd = fd};
     if (k.fd >= 0 && k.fd <= 2) {
         __u32 *owner = fd_sharers.lookup(&k.tgid);   /* a shared table's stdio is closed too */
         if (owner)
             fd_forget(*owner, k.fd);
     }
     if (!fd_forget(k.tgid, k.fd))
-        return 0;   /* no socket entry: no totals (net_aggs entries are made for those only) */
+        return;   /* no socket entry: no totals (net_aggs entries are made for those only) */
     struct net_agg *a = net_aggs.lookup(&k);
     if (!a)
-        return 0;
+        return;
     struct net_send_event *e;
     if ((e = reserve_hi(sizeof(*e), EVT_NET_SEND, a->scope_id))) {
         fill_hdr(&e->hdr, EVT_NET_SEND, a->scope_id);
@@ -516,6 +520,14 @@ TRACEPOINT_PROBE(syscalls, sys_enter_close)
         net_aggs.delete(&k);
     }
     /* on a drop the entry stays for user space to flush on exit or timer: totals never vanish */
+}
+
+#ifdef TP_syscalls__sys_enter_close
+TRACEPOINT_PROBE(syscalls, sys_enter_close)
+{
+    __u64 scope_id = 0;
+    if (in_scope(&scope_id))
+        close_enter(scope_id, (int)args->fd);
     return 0;
 }
 #endif

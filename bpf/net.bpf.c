@@ -4,7 +4,8 @@
  *   syscalls:sys_enter_connect / sys_exit_connect   AF_INET, AF_INET6, AF_UNIX destination and
  *       the return value (EINPROGRESS for non-blocking sockets, ENETUNREACH with no route); the
  *       sockaddr is read on exit, after the kernel copied it in. Connected sockets are kept in
- *       sock_fds for dup tracking and byte accounting (io.bpf.c).
+ *       sock_fds for dup tracking and byte accounting (io.bpf.c). On x86-64 the entry comes
+ *       from priv.bpf.c's raw sys_enter instead (dispatch_entry), its tracepoint detached.
  *   syscalls:sys_enter/exit_dup2, dup3, dup          the socket mark (and a pipe, fifo or pty end,
  *       pipe.bpf.c) follows every copy of the fd;
  *       an fd landing on 0, 1 or 2 is reported, flagged when it is
@@ -39,19 +40,23 @@
  */
 #include "scope.h"
 
+/* a connect's entry in scope (also called by priv.bpf.c's raw sys_enter, see dispatch_entry) */
+static __always_inline void connect_enter(__u64 scope_id, int fd, __u64 uaddr, int addrlen)
+{
+    __u64 killed = 0;
+    if ((kill_flags(scope_id) & KILL_BLOCKED_CONNECT) && connect_blocked(scope_id, uaddr, addrlen)) {
+        kill_current(KILL_REASON_BLOCKED_CONNECT);
+        killed = CONNECT_KILLED;
+    }
+    stash(ST_CONNECT, scope_id, (__u64)fd, uaddr, (__u64)addrlen, killed);
+}
+
 #ifdef TP_syscalls__sys_enter_connect
 TRACEPOINT_PROBE(syscalls, sys_enter_connect)
 {
     __u64 scope_id = 0;
-    if (!in_scope(&scope_id))
-        return 0;
-    __u64 killed = 0;
-    if ((kill_flags(scope_id) & KILL_BLOCKED_CONNECT) &&
-        connect_blocked(scope_id, (__u64)args->uservaddr, args->addrlen)) {
-        kill_current(KILL_REASON_BLOCKED_CONNECT);
-        killed = CONNECT_KILLED;
-    }
-    stash(ST_CONNECT, scope_id, (__u64)args->fd, (__u64)args->uservaddr, (__u64)args->addrlen, killed);
+    if (in_scope(&scope_id))
+        connect_enter(scope_id, args->fd, (__u64)args->uservaddr, args->addrlen);
     return 0;
 }
 #endif

@@ -15,6 +15,9 @@
  * Also setgid, setresgid, setregid and capset (the capability sets asked for), and
  * prctl(PR_SET_NAME) (a task renaming itself after its exec; other prctl options return at
  * their first test).
+ * On x86-64 the raw sys_enter hook also takes the entries of openat, open, creat, write, writev,
+ * pwrite64, close and connect by number (dispatch_entry, below), for the file, io and net
+ * families, whose entry tracepoints then stay detached.
  * Blind spots: io_uring operations are uring.bpf.c's; setxattrat (6.13+), setfsuid/setfsgid,
  * setgroups, keyctl/add_key and mount_setattr are not hooked.
  */
@@ -331,6 +334,7 @@ XATTR_HOOKS(fsetxattr, args->fd, 0)
  * where x32 is off, so the attempt is reported as well. */
 #define MARK_MODULE 1       /* init_module / finit_module (64-bit numbers) */
 #define MARK_COMPAT 2       /* a 32-bit call of interest has this number */
+#define MARK_DISPATCH 4     /* a 64-bit call whose entry this program takes (dispatch_entry) */
 #define X32_SYSCALL_BIT 0x40000000L
 #define USER32_CS 0x23
 #define SYSCALL_INSN 0x050f /* 0f 05, little-endian */
@@ -342,13 +346,16 @@ struct regs_tail {
 };
 
 #if defined(TP_raw_syscalls__sys_enter) && defined(COMPAT_X86)
+/* 0: a 64-bit call (`syscall`); 1: a 32-bit call; COMPAT_UNKNOWN: the code page could not be
+ * read (gone, or execute-only memory through protection keys): no proof of either */
+#define COMPAT_UNKNOWN 2
 static __always_inline int compat_call(const struct regs_tail *r)
 {
     if ((r->cs & 0xffff) == USER32_CS)
         return 1;
     __u16 insn = 0;
     if (bpf_probe_read_user(&insn, sizeof(insn), (void *)(r->ip - 2)))
-        return 1;           /* the code page of a call that just ran is gone: not a syscall insn */
+        return COMPAT_UNKNOWN;
     return insn != SYSCALL_INSN;
 }
 
@@ -361,6 +368,70 @@ static __always_inline void compat_report(__u64 scope_id, long nr, __u32 flags)
     struct priv_event *e = priv_reserve(1, scope_id, 0, PRIV_COMPAT_SYSCALL, (__u64)nr, flags);
     if (e)
         events_hi.ringbuf_submit(e, WAKE_NOW);
+}
+#endif
+
+/* ---- the entries of the hottest hooked system calls, taken by number ----
+ * Each syscalls:sys_enter_* perf tracepoint costs every call of its system call the perf
+ * machinery (a trace record of the six arguments, its buffer, the recursion context), scope or
+ * not; this program runs on every system call anyway (x86-64: the 32-bit calls). So on x86-64
+ * the loader leaves the entry tracepoints of openat, open, creat, write, writev, pwrite64,
+ * close and connect detached (hooks.DISPATCHED: they are compiled still, and attached where
+ * this program is not) and marks their 64-bit numbers MARK_DISPATCH, passing each number as
+ * NR_DISPATCH_<name> for the families loaded. After the scope check and the compat test (a
+ * 32-bit call with one of these numbers is another call: i386's 3 is read, not close; the
+ * syscalls:* tracepoints skip 32-bit calls too), the same family entry runs with the arguments
+ * of the saved registers, read already for that test: rdi, rsi, rdx, r10 (the 4th system-call
+ * argument; rcx holds the return address), each cut to the type the tracepoint gives it. The
+ * exits stay tracepoints: a raw sys_exit would run on every system call of the machine and
+ * read the stash before it could return. */
+#if defined(TP_raw_syscalls__sys_enter) && defined(COMPAT_X86) && defined(DISPATCH_ENTRIES)
+static __always_inline void dispatch_entry(__u64 scope_id, long id, const struct regs_tail *r)
+{
+#ifdef NR_DISPATCH_openat
+    if (id == NR_DISPATCH_openat) {
+        open_stash(scope_id, (int)r->di, (const char *)r->si, (__u64)(int)r->dx, (__u16)r->r10);
+        return;
+    }
+#endif
+#ifdef NR_DISPATCH_open
+    if (id == NR_DISPATCH_open) {
+        open_stash(scope_id, -100, (const char *)r->di, (__u64)(int)r->si, (__u16)r->dx);
+        return;
+    }
+#endif
+#ifdef NR_DISPATCH_creat
+    if (id == NR_DISPATCH_creat) {
+        open_stash(scope_id, -100, (const char *)r->di, O_CREAT_V | O_TRUNC_V | 1, (__u16)r->si);
+        return;
+    }
+#endif
+    int write = 0;          /* the write calls share one entry (inlined once) */
+#ifdef NR_DISPATCH_write
+    write |= id == NR_DISPATCH_write;
+#endif
+#ifdef NR_DISPATCH_writev
+    write |= id == NR_DISPATCH_writev;
+#endif
+#ifdef NR_DISPATCH_pwrite64
+    write |= id == NR_DISPATCH_pwrite64;
+#endif
+#if defined(NR_DISPATCH_write) || defined(NR_DISPATCH_writev) || defined(NR_DISPATCH_pwrite64)
+    if (write) {
+        io_enter_scoped(scope_id, (int)r->di);
+        return;
+    }
+#endif
+#ifdef NR_DISPATCH_close
+    if (id == NR_DISPATCH_close) {
+        close_enter(scope_id, (int)r->di);
+        return;
+    }
+#endif
+#ifdef NR_DISPATCH_connect
+    if (id == NR_DISPATCH_connect)
+        connect_enter(scope_id, (int)r->di, r->si, (int)r->dx);
+#endif
 }
 #endif
 
@@ -392,10 +463,21 @@ RAW_TRACEPOINT_PROBE(sys_enter)
 #ifdef COMPAT_X86
     struct regs_tail r = {};
     bpf_probe_read_kernel(&r, sizeof(r), &regs->bx);
-    if (compat_call(&r)) {
+    int compat = compat_call(&r);
+#ifdef DISPATCH_ENTRIES
+    /* not known: the 64-bit entry runs (a 64-bit open or connect unseen would be worse) and the
+     * call is reported as a 32-bit one as well, as a compat-marked number's is */
+    if ((mark & MARK_DISPATCH) && compat != 1) {
+        if (compat)
+            compat_report(scope_id, id, 0);
+        dispatch_entry(scope_id, id, &r);
+        return 0;
+    }
+#endif
+    if (compat) {           /* a code page not read counts as 32-bit: no proof of `syscall` */
         if (mark & MARK_COMPAT)
             compat_report(scope_id, id, 0);
-        return 0;           /* a 32-bit call with a module number: rt_sigprocmask, mq_... */
+        return 0;           /* a 32-bit call with a module or dispatched number: not that call */
     }
 #endif
 #if defined(NR_INIT_MODULE) && defined(NR_FINIT_MODULE)

@@ -67,13 +67,17 @@ def doctor(as_json: bool, no_load: bool) -> None:
         if report["probes"]:
             click.echo("probe families:")
             for fam, info in report["probes"]["families"].items():
-                n_ok, n_bad = len(info["attached"]), len(info["missing"])
+                dispatched = info.get("dispatched", {})
+                n_ok, n_bad = len(info["attached"]) + len(dispatched), len(info["missing"])
                 click.echo(f"  [{'ok ' if not n_bad else 'part' if n_ok else 'NO '}] {fam:<6} "
                            f"{n_ok}/{n_ok + n_bad} hooks  {PURPOSE[fam]}")
                 for tp, why in info["missing"].items():
                     click.echo(f"          not covered: {tp} ({why})")
                 for tp, by in info.get("substituted", {}).items():
                     click.echo(f"          {tp.split(':')[1]}: no tracepoint; {by}")
+                if dispatched:
+                    names = ", ".join(tp.split(":")[1].removeprefix("sys_enter_") for tp in dispatched)
+                    click.echo(f"          entries by number in raw sys_enter: {names}")
             for note in report["probes"].get("notes", []):
                 click.echo(f"  note: {note}")
         for name, (avail, why) in report["optional"].items():

@@ -32,6 +32,15 @@ GENERIC_FOR = ("syscalls:sys_enter_init_module", "syscalls:sys_enter_finit_modul
 MODULE_SYSCALLS = {"x86_64": (175, 313), "aarch64": (105, 273)}
 #: the 32-bit system calls the generic hook reports, per machine (events/types.py says which)
 COMPAT_SYSCALLS: dict[str, dict[int, str]] = {"x86_64": COMPAT_SYSCALLS_X86_64}
+#: entry hooks the raw sys_enter program takes by the call's 64-bit number instead, per machine
+#: (it runs on every system call there anyway, for the 32-bit calls): their tracepoints are
+#: compiled but left detached (bpf/priv.bpf.c dispatch_entry); the exits stay tracepoints
+DISPATCHED: dict[str, dict[str, int]] = {
+    "x86_64": {"syscalls:sys_enter_openat": 257, "syscalls:sys_enter_open": 2,
+               "syscalls:sys_enter_creat": 85, "syscalls:sys_enter_write": 1,
+               "syscalls:sys_enter_writev": 20, "syscalls:sys_enter_pwrite64": 18,
+               "syscalls:sys_enter_close": 3, "syscalls:sys_enter_connect": 42},
+}
 
 FAMILIES: dict[str, tuple[str, ...]] = {
     "exec": _sys("execve", "execveat") + ("sched:sched_process_exec",),

@@ -37,7 +37,16 @@ from ..events.types import (
     EventType,
 )
 from . import features
-from .hooks import COMPAT_SYSCALLS, FAMILIES, GENERIC_FOR, MODULE_SYSCALLS, RAW_SYSCALLS, Hook, hooks
+from .hooks import (
+    COMPAT_SYSCALLS,
+    DISPATCHED,
+    FAMILIES,
+    GENERIC_FOR,
+    MODULE_SYSCALLS,
+    RAW_SYSCALLS,
+    Hook,
+    hooks,
+)
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +67,9 @@ class Coverage:
     missing: list[tuple[Hook, str]] = field(default_factory=list)
     #: tracepoints this kernel lacks whose system calls a generic hook covers: (hook, by what)
     substituted: list[tuple[Hook, str]] = field(default_factory=list)
+    #: entry tracepoints left detached because the raw sys_enter hook takes their system calls
+    #: by number (hooks.DISPATCHED): (hook, by what)
+    dispatched: list[tuple[Hook, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     def families(self) -> dict[str, dict]:
@@ -66,13 +78,15 @@ class Coverage:
             ok = [h.tracepoint for h in self.attached if h.family == fam]
             bad = {h.tracepoint: why for h, why in self.missing if h.family == fam}
             sub = {h.tracepoint: by for h, by in self.substituted if h.family == fam}
-            if ok or bad or sub:
-                out[fam] = {"attached": ok, "missing": bad, "substituted": sub}
+            dis = {h.tracepoint: by for h, by in self.dispatched if h.family == fam}
+            if ok or bad or sub or dis:
+                out[fam] = {"attached": ok, "missing": bad, "substituted": sub, "dispatched": dis}
         return out
 
     def to_dict(self) -> dict:
         return {"attached": len(self.attached), "missing": len(self.missing),
-                "substituted": len(self.substituted), "families": self.families(),
+                "substituted": len(self.substituted), "dispatched": len(self.dispatched),
+                "families": self.families(),
                 "notes": list(self.notes)}
 
 
@@ -126,6 +140,7 @@ class ProbeSet:
                 self.coverage.missing.append((h, "tracepoint not in this kernel"))
                 continue
             present.append(h)
+        dispatch = self._dispatchable(present, wanted, compat)
         bpf_dir = asset_dir("bpf")
         o = self.options
         cflags = [
@@ -139,27 +154,36 @@ class ProbeSet:
             cflags += [f"-DNR_INIT_MODULE={nrs[0]}", f"-DNR_FINIT_MODULE={nrs[1]}"]
         if compat:
             cflags.append("-DCOMPAT_X86=1")
+        if dispatch:
+            cflags.append("-DDISPATCH_ENTRIES=1")
+            cflags += [f"-DNR_DISPATCH_{h.event.removeprefix('sys_enter_')}={nr}" for h, nr in dispatch.items()]
         if not features.check_btf().ok:
             cflags.append("-DNO_TASK_BTF=1")
             self.coverage.notes.append("no kernel BTF: argv of successful execs is not read")
-        text = program_text(bpf_dir, o.families)
+        # in FAMILIES order whatever the caller's: priv.bpf.c's raw sys_enter calls the entries
+        # of file, io and net (dispatch_entry), so they come before it
+        text = program_text(bpf_dir, [f for f in FAMILIES if f in o.families])
         try:
             self.bpf = BPF(text=text.encode(), cflags=cflags)
         except Exception as err:  # bcc raises bare Exception on compile/load failures
             raise ProbeError(f"the BPF programs did not compile or load: {err}",
                              hint="run `coi-sentinel doctor`; compiler messages are above") from err
         self._load_tails(BPF)
-        self._mark_syscalls(compat, nrs if generic_needed else None)
         for h in present:
-            try:
-                self._attach(h)
-                self.coverage.attached.append(h)
-            except Exception as err:  # bcc: Exception("Failed to attach ...")
-                self.coverage.missing.append((h, str(err).splitlines()[0]))
+            if h not in dispatch:
+                self._attach_or_note(h)
+        attached = {h.tracepoint for h in self.coverage.attached}
+        if not set(RAW_SYSCALLS) <= attached:
+            for h in dispatch:                # no raw hook to take them: their tracepoints
+                self._attach_or_note(h)
+            dispatch = {}
+        for h, nr in dispatch.items():
+            self.coverage.dispatched.append((h, f"raw tracepoint sys_enter (64-bit number {nr})"))
+        # nothing is traced before _write_config below, so the marks may come after attaching
+        self._mark_syscalls(compat, nrs if generic_needed else None, dispatch.values())
         if not self.coverage.attached:
             self.close()
             raise ProbeError("no probe could be attached")
-        attached = {h.tracepoint for h in self.coverage.attached}
         if set(RAW_SYSCALLS) <= attached:
             by = "raw tracepoint sys_enter (syscall number filtered in the kernel)"
             still = []
@@ -177,10 +201,35 @@ class ProbeSet:
                  len(self.coverage.missing))
         return self.coverage
 
-    def _mark_syscalls(self, compat: dict[int, str], module_nrs: tuple[int, int] | None) -> None:
+    @staticmethod
+    def _dispatchable(present: list[Hook], wanted: list[Hook], compat: dict[int, str]) -> dict[Hook, int]:
+        """The entry hooks the raw sys_enter program takes by number (hooks.DISPATCHED), with
+        their numbers: on a machine where that program runs for the 32-bit calls, for the
+        families loaded, each with its exit present (or none to have)."""
+        table = DISPATCHED.get(platform.machine(), {}) if compat else {}
+        names = {h.tracepoint for h in present}
+        if not table or not names & set(RAW_SYSCALLS):
+            return {}
+        wanted_names = {h.tracepoint for h in wanted}
+        out = {}
+        for h in present:
+            exit_tp = h.tracepoint.replace("sys_enter_", "sys_exit_")
+            if h.tracepoint in table and (exit_tp not in wanted_names or exit_tp in names):
+                out[h] = table[h.tracepoint]
+        return out
+
+    def _attach_or_note(self, h: Hook) -> None:
+        try:
+            self._attach(h)
+            self.coverage.attached.append(h)
+        except Exception as err:  # bcc: Exception("Failed to attach ...")
+            self.coverage.missing.append((h, str(err).splitlines()[0]))
+
+    def _mark_syscalls(self, compat: dict[int, str], module_nrs: tuple[int, int] | None,
+                       dispatch_nrs=()) -> None:
         """The numbers the generic sys_enter hook looks at (bpf/priv.bpf.c syscall_marks): the
-        32-bit calls of interest (2), and init_module/finit_module (1) where no tracepoint of
-        theirs exists."""
+        32-bit calls of interest (2), init_module/finit_module (1) where no tracepoint of
+        theirs exists, and the 64-bit calls whose entries it takes (4)."""
         try:
             marks = self.bpf.get_table(b"syscall_marks")
         except KeyError:
@@ -188,6 +237,8 @@ class ProbeSet:
         bits = dict.fromkeys(compat, 2)
         for nr in module_nrs or ():
             bits[nr] = bits.get(nr, 0) | 1
+        for nr in dispatch_nrs:
+            bits[nr] = bits.get(nr, 0) | 4
         for nr, bit in bits.items():
             marks[ctypes.c_int(nr)] = ctypes.c_uint8(bit)
 
