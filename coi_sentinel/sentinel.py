@@ -133,12 +133,14 @@ class Lane:
                 self.log(event, process)          # 1. context precedes alerts
             except AuditError as err:
                 self._log_failed(err, None)
-        for on_event in self._on_event:
-            on_event(event, process)            # 2.
+        if self._on_event:
+            for on_event in self._on_event:
+                on_event(event, process)        # 2.
         if getattr(event, "killed", False):
             self._kernel_kill(event, process)     # 3.
-        if self._run_engine is not None:
-            self._run_engine(event, process)      # 4.
+        run = self._run_engine
+        if run is not None:
+            run(event, process)                   # 4.
 
     def alert(self, alert: "Alert") -> None:
         """The engine's callback (also callable directly)."""

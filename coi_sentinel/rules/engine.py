@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 AlertCallback = Callable[[Alert], None]
 
+_UNSET = object()
+
 #: how often (in event time) expired sequence and threshold state is dropped
 SWEEP_INTERVAL_NS = 1_000_000_000
 
@@ -79,6 +81,11 @@ class Engine:
         #: (rule, step, kind, state leader) per match id: looked up once, not per hit
         self._matchers = [(rule, step, rule.kind, self._leader.get(rule.index, rule.index))
                           for rule, step in ruleset.matchers]
+        #: sequence rule index -> (scope, the state it shares, the rules alerting from it)
+        self._seq_of: dict[int, tuple[str, SequenceState, list["CompiledRule"]]] = {
+            index: (self._members[lead][0].rule.sequence.scope, self._sequences[lead],  # type: ignore[union-attr]
+                    self._members[lead])
+            for index, lead in self._leader.items() if lead in self._sequences}
         self.events = 0
         #: events whose evaluation raised (logged, then skipped)
         self.failures = 0
@@ -88,8 +95,9 @@ class Engine:
         self._lineage_pids: list[int] = []
         self._about_of: Event | None = None
         self._about: tuple[Any, ...] = (None,)
-        #: (id of a tuple of FieldUse, event type) -> their getters (FieldUse hashes slowly)
-        self._getters: dict[tuple[int, Any], tuple[Callable[..., Any] | None, ...]] = {}
+        #: event class -> id of a tuple of FieldUse -> their getters, or id of a FieldUse -> its
+        #: getter (FieldUse hashes slowly; both live as long as the rule set)
+        self._getters: dict[type, dict[int, Any]] = {}
 
     # ---- wiring ----
     def add_callback(self, callback: AlertCallback) -> None:
@@ -108,8 +116,9 @@ class Engine:
     # ---- evaluation ----
     def __call__(self, event: Event, process: Process) -> None:
         self.events += 1
-        if event.ts_ns > self._sweep_at:
-            self._sweep(event.ts_ns)
+        ts = event.ts_ns
+        if ts > self._sweep_at:
+            self._sweep(ts)
         fn = self._fns.get(type(event))
         if fn is None:
             return
@@ -166,8 +175,7 @@ class Engine:
             log.warning("rules: evaluating a %s event failed (%d so far): %r", event.type.label, self.failures, err)
 
     def _sequence(self, rule: "CompiledRule", steps: list[int], event: Event, process: Process) -> None:
-        seq = rule.rule.sequence
-        assert seq is not None
+        scope, state, members = self._seq_of[rule.index]
         conditions = rule.conditions
         groups: Iterable[tuple[tuple[Any, ...], list[int]]]
         if len(steps) == 1:
@@ -177,9 +185,6 @@ class Engine:
             for step in steps:
                 by_steps.setdefault(self._by_values(conditions[step].by, event, process), []).append(step)
             groups = by_steps.items()
-        scope = seq.scope
-        lead = self._leader[rule.index]
-        state = self._sequences[lead]
         for by, group in groups:
             if scope == "process":
                 chain = state.feed(group, event, process, (event.pid, by))
@@ -190,7 +195,7 @@ class Engine:
                 chain = state.feed(group, event, process, (parent or event.pid, by),
                                    [(pid, by) for pid in self._lineage(event, process)])
             if chain is not None:
-                for member in self._members[lead]:
+                for member in members:
                     self._emit(member, chain)
                 return
 
@@ -227,11 +232,12 @@ class Engine:
     def _by_values(self, uses: tuple[FieldUse, ...], event: Event, process: Process) -> tuple[Any, ...]:
         if not uses:
             return ()
-        key = (id(uses), event.type)
-        getters = self._getters.get(key)
+        of_class = self._getters.get(type(event))
+        if of_class is None:
+            of_class = self._getters[type(event)] = {}
+        getters = of_class.get(id(uses))
         if getters is None:
-            getters = tuple(self.ruleset.getter(u, event.type) for u in uses)
-            self._getters[key] = getters
+            getters = of_class[id(uses)] = tuple(self.ruleset.getter(u, event.type) for u in uses)
         ctx = self.ctx
         if len(getters) == 1:       # the common case: one field (a pid, a path)
             g = getters[0]
@@ -239,7 +245,12 @@ class Engine:
         return tuple([None if g is None else g(event, process, ctx) for g in getters])
 
     def _value(self, use: FieldUse, event: Event, process: Process) -> Any:
-        getter = self.ruleset.getter(use, event.type)
+        of_class = self._getters.get(type(event))
+        if of_class is None:
+            of_class = self._getters[type(event)] = {}
+        getter = of_class.get(id(use), _UNSET)
+        if getter is _UNSET:
+            getter = of_class[id(use)] = self.ruleset.getter(use, event.type)
         return None if getter is None else getter(event, process, self.ctx)
 
     def _emit(self, rule: "CompiledRule", chain: list[tuple[Event, Process]], *, value: int | None = None,

@@ -307,7 +307,7 @@ _FIELD_LIST: tuple[FieldDef, ...] = (
              "relative text joined to the link's directory; one level: a target that is itself a "
              "link is not followed)", {T.LINK: "_link_target(ev.target, ev.path, ev.symlink)"}),
     FieldDef("file.name", S, "last component of file.path", _on(PATH_TYPES, "_basename({f:file.path})"),
-             nullable=True),
+             nullable=True, costly=True),
     FieldDef("file.dir", S, "file.path without its last component",
              _on(PATH_TYPES, "_dirname({f:file.path})"), nullable=True),
     FieldDef("file.kind", S, "file_open/file_write: 'write' (write intent), 'sensitive' (a read "

@@ -185,7 +185,8 @@ class FieldIndex:
     a list, it appends the ids of the conditions whose guard the value passes."""
 
     __slots__ = ("exact", "prefix", "suffix_tail", "suffix_len", "contains", "_lens", "_affix",
-                 "_prefix_dir_max", "_prefixes", "_suffixes", "_pgate", "_sgate", "_cgate")
+                 "_prefix_dir_max", "_prefixes", "_suffixes", "_pgate", "_sgate", "_cgate", "tail_len",
+                 "tails")
 
     def __init__(self) -> None:
         self.exact: dict[Any, list[int]] = {}
@@ -208,6 +209,11 @@ class FieldIndex:
         self._sgate: Callable[[str], Any] | None = None
         #: one regex of every substring: a value holding none costs one search in C
         self._cgate: Callable[[str], Any] | None = None
+        #: the last ``tail_len`` characters of every suffix (at most 4, the shortest suffix's
+        #: length): a value whose own last characters are not among them ends with none, found
+        #: with a slice and a set lookup before the suffixes' regex is run on the reversed value
+        self.tail_len = 0
+        self.tails: frozenset[str] = frozenset()
 
     def add(self, kind: str, literal: Any, cid: int) -> None:
         if kind == "eq":
@@ -229,6 +235,8 @@ class FieldIndex:
             if literal not in self._suffixes:
                 self._suffixes.add(literal)
                 self._sgate = _gate({x[::-1] for x in self._suffixes})
+                self.tail_len = min(4, min(map(len, self._suffixes)))
+                self.tails = frozenset(x[-self.tail_len:] for x in self._suffixes)
         self._lens = tuple(sorted(self.suffix_len))
         self._affix = bool(self.prefix or self.suffix_tail or self.suffix_len or self.contains)
         self._prefix_dir_max = max(map(len, self.prefix), default=-1)
@@ -239,6 +247,23 @@ class FieldIndex:
             out += hit
         if not self._affix or type(value) is not str:
             return
+        self.walk(value, out)
+
+    def gate_source(self, value: str, cgate: str, pgate: str, tails: str) -> str:
+        """The test, in generated code, that a string ``value`` may start with a prefix, hold
+        a substring or end with a suffix of this index (the names: its gates, bound by the
+        caller): only then need :meth:`walk` run. Cheaper than the call for most values."""
+        tests = []
+        if self._cgate is not None:
+            tests.append(f"{cgate}({value}) is not None")
+        if self._pgate is not None:
+            tests.append(f"{pgate}({value}) is not None")
+        if self._sgate is not None:
+            tests.append(f"{value}[-{self.tail_len}:] in {tails}")
+        return " or ".join(tests) or "False"
+
+    def walk(self, value: str, out: list[int]) -> None:
+        """Append the ids of the prefixes, substrings and suffixes ``value`` has (a string)."""
         if self._cgate is not None and self._cgate(value) is not None:
             for literal, cids in self.contains.items():
                 if literal in value:
@@ -256,7 +281,8 @@ class FieldIndex:
                 if slash < 0:
                     break
                 start = slash + 1
-        if self._sgate is None or self._sgate(value[::-1]) is None:
+        if (self._sgate is None or value[-self.tail_len:] not in self.tails
+                or self._sgate(value[::-1]) is None):
             return
         if self.suffix_tail:
             bucket = self.suffix_tail.get(value[value.rfind("/") + 1:])
@@ -334,12 +360,14 @@ def _run_candidates(hits: list[int], found: list[int], fns: dict[int, tuple[Call
     return hits
 
 
-def build_indexed_function(ns: Namespace, etype: EventType, conditions: Iterable[tuple[int, TNode]]
+def build_indexed_function(ns: Namespace, etype: EventType, conditions: Iterable[tuple[int, TNode]],
+                           *, index: bool = True
                            ) -> tuple[Callable[..., list[int]] | None, str, dict[str, int]]:
-    """Like :func:`~coi_sentinel.rules.compiler.build_match_function`, with the index.
+    """Like :func:`~coi_sentinel.rules.compiler.build_match_function`, with the index
+    (``index=False``: every condition inline, for a type with few of them).
 
     Equal conditions (rules that differ only in their output, severity, action...) are tested
-    once for all of them. Returns the function (None when no condition can hold for the type),
+    once for all of them, with or without the index. Returns the function (None when no condition can hold for the type),
     its source, and counts: ``inline`` conditions tested on every event, ``indexed`` ones,
     ``fields`` indexed.
     """
@@ -363,7 +391,7 @@ def build_indexed_function(ns: Namespace, etype: EventType, conditions: Iterable
         code = CodeGen(ns, etype, lazy_locals=True).expr(node)
         if code is False:
             continue
-        g = guard(node, etype) if code is not True else None
+        g = guard(node, etype) if code is not True and index else None
         if g and _selectivity(g)[0] < MIN_SCORE:
             g = None    # a weak field (or one needing ancestry or the session): cheaper inline
         if not g:   # no guard (or one claiming "never" where the compiler sees otherwise)
@@ -395,9 +423,20 @@ def build_indexed_function(ns: Namespace, etype: EventType, conditions: Iterable
                 probe.append(f"    _f = {k}.get({text})")
                 probe.append("    if _f is not None:")
                 probe.append("        found += _f")
-            else:
+            else:       # the exact values inline, the rest only past the gates
                 k = ns.const(("index", label, id(index)), lambda index=index: index)
-                probe.append(f"    {k}({text}, found)")
+                ex = ns.const(("index-exact", label, id(index)), lambda index=index: index.exact)
+                gate = index.gate_source(
+                    "_v", ns.const(("index-cgate", label, id(index)), lambda index=index: index._cgate),
+                    ns.const(("index-pgate", label, id(index)), lambda index=index: index._pgate),
+                    ns.const(("index-tails", label, id(index)), lambda index=index: index.tails))
+                probe.append(f"    _v = {text}")
+                if index.exact:
+                    probe.append(f"    _f = {ex}.get(_v)")
+                    probe.append("    if _f is not None:")
+                    probe.append("        found += _f")
+                probe.append(f"    if _v.__class__ is str and ({gate}):")
+                probe.append(f"        {k}.walk(_v, found)")
         probe.append("    if found:")
         probe.append(f"        return {run}(hits, found, {fns_name}, ev, p, E)")
     lines = [f"def {name}(ev, p, E):"]
@@ -500,8 +539,10 @@ def match_functions(ns: Namespace, matchers: list[tuple[Any, int]], *, indexed: 
     """The match function of every event type for ``matchers`` (``RuleSet.matchers``: the
     compiled rule and the step, -1 for a rule that is not a sequence), keyed by event class;
     their sources by type; and per type the counts of :func:`build_indexed_function`.
-    ``indexed=False`` builds the plain functions (tests compare the two); so does a type with
-    at most ``min_conditions`` conditions."""
+    ``indexed=False`` builds the plain functions (tests compare the two). A type with at most
+    ``min_conditions`` conditions has them all inline, but equal ones tested once and shared
+    first tests written once (the three downloaded-file sequences' first step on
+    ``file_write``)."""
     from ..events.model import EVENT_CLASSES
     from .compiler import build_match_function
 
@@ -514,8 +555,8 @@ def match_functions(ns: Namespace, matchers: list[tuple[Any, int]], *, indexed: 
     code: dict[EventType, str] = {}
     stats: dict[str, dict[str, int]] = {}
     for etype, conds in per_type.items():
-        if indexed and len(conds) > min_conditions:
-            fn, src, counts = build_indexed_function(ns, etype, conds)
+        if indexed:
+            fn, src, counts = build_indexed_function(ns, etype, conds, index=len(conds) > min_conditions)
         else:
             fn, src = build_match_function(ns, etype, conds)
             counts = {"inline": len(conds), "indexed": 0, "fields": 0}

@@ -27,6 +27,12 @@ class RegexError(ValueError):
 #: the NFA when the DFA's memory runs out); shorter ones by an RE2 set of one pattern: the DFA
 #: alone, no submatches, no wrapper objects - 8x faster on an argv or a path
 SET_TEXT_MAX = 4096
+#: answers kept per pattern (texts of at most CACHE_TEXT_MAX characters): a process's command
+#: line or name is searched again on each of its events (the corpus: 5,561 searches of 1,891
+#: texts); a call into RE2 costs far more than a dict lookup. At most CACHE_MAX x
+#: CACHE_TEXT_MAX characters per pattern, then it starts afresh
+CACHE_MAX = 512
+CACHE_TEXT_MAX = 256
 
 
 def compile_search(pattern: str) -> Callable[[str], object]:
@@ -46,8 +52,12 @@ def compile_search(pattern: str) -> Callable[[str], object]:
         return full
     match = one.Match
     limit = SET_TEXT_MAX
+    cache: dict[str, object] = {}
 
     def search(text: str) -> object:
+        hit = cache.get(text, cache)        # (the cache itself: not there)
+        if hit is not cache:
+            return hit
         try:
             data = text.encode("utf-8")
         except UnicodeEncodeError:
@@ -56,8 +66,14 @@ def compile_search(pattern: str) -> Callable[[str], object]:
             return full(text)
         if len(data) > limit:
             return full(data)
-        return True if match(data) else None
+        hit = True if match(data) else None
+        if len(text) <= CACHE_TEXT_MAX:
+            if len(cache) >= CACHE_MAX:
+                cache.clear()
+            cache[text] = hit
+        return hit
 
+    search.cache = cache        # type: ignore[attr-defined]  # (tests: what it holds)
     return search
 
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import sys
 from collections import OrderedDict, deque
 from dataclasses import dataclass
-from typing import Any, Hashable, Iterable
+from typing import Any, Hashable, Sequence
 
 #: how late an event may arrive (by its own timestamp) and still complete a sequence
 REORDER_SLACK_NS = 1_000_000_000
@@ -83,7 +83,7 @@ class SequenceState:
         self.expired = 0
 
     def feed(self, steps: list[int], event: Any, process: Any, store_key: Hashable,
-             lookup_keys: Iterable[Hashable] = ()) -> list[tuple[Any, Any]] | None:
+             lookup_keys: Sequence[Hashable] = ()) -> list[tuple[Any, Any]] | None:
         """An event matched ``steps`` (ascending). Returns the completed chain [(event, process)...]
         in step order, or None after storing the event as a partial match."""
         if len(steps) > 1:
@@ -93,7 +93,7 @@ class SequenceState:
         buckets = self.buckets
         own = buckets.get(store_key)
         chain = None if own is None else self._complete(own, store_key, steps, entry)
-        if chain is None:
+        if chain is None and lookup_keys:
             for key in lookup_keys:
                 if key != store_key and (bucket := buckets.get(key)) is not None:
                     chain = self._complete(bucket, key, steps, entry)
@@ -151,9 +151,14 @@ class SequenceState:
     def _expire(self, bucket: _Bucket, ts: int) -> None:
         """Drop expired events. Events are held in arrival order, so only the first is looked
         at; a late-arriving older one goes at the next sweep (a chain is valid or not by its
-        timestamps either way: expiry only frees memory)."""
-        if ts > bucket.newest:
-            bucket.newest = ts
+        timestamps either way: expiry only frees memory). A bucket whose time bounds are within
+        the limits has nothing to drop (as in :meth:`sweep`) and is left without a walk."""
+        newest = bucket.newest
+        if ts > newest:
+            bucket.newest = newest = ts
+        floor = newest - REORDER_SLACK_NS
+        if bucket.oldest_last >= floor and bucket.oldest >= floor - self.window_ns:
+            return
         last = self.nsteps - 1
         for j, held in enumerate(bucket.steps):
             if not held:

@@ -29,6 +29,31 @@ def test_fork_exec_ancestry_and_socket_stdio():
     assert t.get(10).exe == "/bin/bash"
 
 
+def test_a_forked_child_has_each_field_of_its_parent_that_it_inherits():
+    """The child is made with positional fields (the fork's fast path): each lands on its own
+    name, and the fd dicts are copies."""
+    from dataclasses import fields
+
+    t = ProcessTable()
+    t.apply(model.ExecEvent(*h(10, 1, "bash"), "/bin/bash", ("bash", "-i"), 2, 0, -100, 0))
+    t.apply(model.ConnectEvent(*h(10, 1, "bash"), 3, "inet", "10.0.0.9", 4444, 0))
+    t.apply(model.DupEvent(*h(10, 1, "bash"), 3, 0, 0, False, "", "", 0))
+    t.apply(model.ChdirEvent(*h(10, 1, "bash"), "/srv", -100, 0))
+    parent = t.get(10)
+    parent.chans[5] = ("pipe", 77, "read")
+    parent.past_sockets = (("inet", "10.0.0.8", 80),)
+    t.apply(model.ForkEvent(*h(10, 1, "bash", ts=9), 11, 0))
+    child = t.get(11)
+    want = {"pid": 11, "ppid": 10, "comm": "bash", "exe": "/bin/bash", "argv": ("bash", "-i"), "uid": 0,
+            "start_ns": 9, "scope_id": 5, "container": "c1", "exited": False, "exit_code": None,
+            "exit_ns": 0, "stdio_sockets": {0: ("inet", "10.0.0.9", 4444)},
+            "sockets": {3: ("inet", "10.0.0.9", 4444), 0: ("inet", "10.0.0.9", 4444)}, "cwd": "/srv",
+            "past_sockets": (("inet", "10.0.0.8", 80),), "chans": {5: ("pipe", 77, "read")}}
+    assert {f.name: getattr(child, f.name) for f in fields(child)} == want
+    for name in ("stdio_sockets", "sockets", "chans"):
+        assert getattr(child, name) is not getattr(parent, name)
+
+
 def test_failed_exec_keeps_identity_and_exit_is_bounded():
     t = ProcessTable()
     t.apply(model.ExecEvent(*h(20), "/bin/sh", ("sh",), 1, 0, -100, 0))

@@ -233,3 +233,47 @@ def test_equal_stateful_rules_share_their_state_and_all_fire(rules: Any, rule_ya
     eng.feed(ev.open(20, "/home/u/.ssh/id_rsa", ts=2_000_000_000))
     eng.feed(ev.connect(20, "10.0.0.1", 443, ts=2_000_000_001))
     assert sorted(a.rule for a in alerts) == ["s1", "s2", "t1", "t2"]
+
+
+def test_equal_conditions_of_a_type_without_index_are_tested_once(rules: Any, rule_yaml: Any, ev: Any) -> None:
+    """A type with few conditions has them inline, and equal ones (rules that differ in what
+    they say: the downloaded-file sequences' first step on file_write) are one test."""
+    from coi_sentinel.rules import Engine
+
+    cond = "'proc.name = curl and proc.args contains \"-o\"'"
+    rs = rules.load(rule_yaml("a", cond), rule_yaml("b", "'proc.name = wget'"), rule_yaml("c", cond),
+                    rule_yaml("d", cond))
+    src = rs.code[EventType.EXEC]
+    assert rs.index_stats["exec"] == {"inline": 4, "indexed": 0, "fields": 0}
+    assert src.count(" in ((_c_proc_args") == 1 and "hits += (0, 2, 3)" in src, src   # tested once
+    alerts: list = []
+    Engine(rs, on_alert=alerts.append).feed(ev.exec(10, "/usr/bin/curl", "curl", "-o", "x"))
+    assert [a.rule for a in alerts] == ["a", "c", "d"]
+
+
+def test_the_gate_of_a_field_index_passes_every_value_that_has_a_hit() -> None:
+    """The generated code runs an index's walk only past its gate (a substring or prefix
+    regex, or the value's last characters among the suffixes'): the gate must pass every value
+    the walk finds something in, and turn away values that end with no suffix's tail."""
+    import random
+
+    rnd = random.Random(11)
+    ix = FieldIndex()
+    for cid, (kind, literal) in enumerate([("prefix", "/etc/cron"), ("prefix", "/var/log/"),
+                                           ("suffix", ".aws/credentials"), ("suffix", ".env"),
+                                           ("suffix", "rc"), ("contains", "/.git/hooks/"),
+                                           ("suffix", "/environ"), ("eq", "/etc/shadow")]):
+        ix.add(kind, literal, cid)
+    assert ix.tail_len == 2 and ix.tails == {"ls", "nv", "rc", "on"}
+    gate = eval(f"lambda v: {ix.gate_source('v', 'cg', 'pg', 'tails')}",          # noqa: S307
+                {"cg": ix._cgate, "pg": ix._pgate, "tails": ix.tails})
+    parts = ["/etc/cron", "/var/log/", ".aws/credentials", ".env", "rc", "/.git/hooks/", "/environ",
+             "/home/u/", "x", "/etc/", ".bashrc", "o", "n"]
+    values = ["".join(rnd.choice(parts) for _ in range(rnd.randint(1, 4))) for _ in range(2000)]
+    for value in values:
+        found: list[int] = []
+        ix.walk(value, found)
+        if found:
+            assert gate(value), value
+    assert not gate("/home/u/notes.txt") and not gate("/etc/shadow")     # exact values: a dict
+    assert gate("/proc/1/environ") and gate("/home/u/.bashrc")

@@ -247,3 +247,47 @@ def test_sweep_passing_young_buckets_leaves_what_a_full_sweep_leaves(seed: int) 
         got = {k: [[e.ts for e in s] for s in b.steps] for k, b in st.buckets.items()}
         assert got == want
         assert st.expired - expired == held - sum(len(s) for b in st.buckets.values() for s in b.steps)
+
+
+class _PlainExpiry(SequenceState):
+    """A sequence state expiring as before time bounds were kept: every call walks the steps."""
+
+    def _expire(self, bucket: Any, ts: int) -> None:
+        if ts > bucket.newest:
+            bucket.newest = ts
+        last = self.nsteps - 1
+        for j, held in enumerate(bucket.steps):
+            if held:
+                limit = bucket.newest - REORDER_SLACK_NS - (self.window_ns if j < last else 0)
+                if held[0].ts < limit:
+                    keep = [e for e in held if e.ts >= limit]
+                    self.expired += len(held) - len(keep)
+                    held[:] = keep
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_expiry_passing_young_buckets_leaves_what_walking_leaves(seed: int) -> None:
+    """A feed expires a key's old entries only when its time bounds say some may be old: the
+    chains, what is held, and the counts are those of walking the steps every time."""
+    import random
+
+    rnd = random.Random(seed)
+    second = 1_000_000_000
+    states = [SequenceState(3, 5 * second, Limits(sequence_per_step=4)),
+              _PlainExpiry(3, 5 * second, Limits(sequence_per_step=4))]
+    now = 0
+    for _round in range(80):
+        for _ in range(rnd.randrange(0, 12)):
+            now += rnd.randrange(0, second)
+            ts = now - rnd.randrange(0, 3 * second) if rnd.random() < 0.2 else now     # late ones too
+            steps = sorted(rnd.sample(range(3), rnd.choice((1, 1, 2))))
+            event, store, lookup = _E(ts), rnd.randrange(6), [rnd.randrange(6)]
+            a, b = (st.feed(steps, event, "p", store, lookup) for st in states)
+            assert a == b
+        if rnd.random() < 0.3:
+            now += rnd.randrange(0, 8 * second)
+            for st in states:
+                st.sweep(now)
+        held = [{k: [[e.ts for e in s] for s in bk.steps] for k, bk in st.buckets.items()} for st in states]
+        assert held[0] == held[1]
+        assert states[0].stats() == states[1].stats()
