@@ -73,6 +73,39 @@ def container_cgroup(name: str, mount: Path | None = None) -> Path:
     return path
 
 
+def remove_left_cgroup(name: str, mount: Path | None = None, wait: float = 2.0) -> bool:
+    """Remove the cgroup a deleted container left behind: LXC does not remove one that was
+    frozen (a session paused, then killed), and it stays, frozen, for ever - with, at times,
+    a process Incus was starting in it (an exec's helper, outside the container's own
+    processes, which the stop killed). What is left in it is killed (``cgroup.kill``), the
+    cgroup thawed and, once empty (``wait`` seconds at most), removed. False when there was
+    none or it could not be removed (logged)."""
+    path = container_cgroup_path(name, mount)
+    if not path.is_dir():
+        return False
+    dirs = sorted((d for d in path.rglob("*") if d.is_dir()), key=lambda d: len(d.parts),
+                  reverse=True) + [path]
+    try:
+        if (path / "cgroup.kill").exists():
+            (path / "cgroup.kill").write_text("1")
+        for d in dirs:
+            if (d / "cgroup.freeze").exists():
+                (d / "cgroup.freeze").write_text("0")
+        deadline = time.monotonic() + wait
+        while any((d / "cgroup.procs").read_text().strip() for d in dirs):
+            if time.monotonic() > deadline:
+                log.warning("%s: left behind by container %s, still has processes", path, name)
+                return False
+            time.sleep(0.02)
+        for d in dirs:
+            d.rmdir()
+    except OSError as err:
+        log.warning("%s: left behind by container %s, not removed: %s", path, name, err)
+        return False
+    log.info("%s: removed (left behind by container %s)", path, name)
+    return True
+
+
 class WorkloadCgroup:
     """A cgroup made for one workload (record, tests, benchmarks); removed on close.
 

@@ -1149,7 +1149,17 @@ def stop_container(client, name: str, *, force: bool, timeout: int = 10) -> None
 
 
 def delete_container(client, name: str, *, only_keeper: str | None = None) -> bool:
-    """Force-stop and delete ``name``; with ``only_keeper``, only if that keeper made it."""
+    """Force-stop and delete ``name``; with ``only_keeper``, only if that keeper made it. The
+    cgroup a frozen container leaves behind goes too (:func:`remove_left_cgroup`)."""
+    deleted = _delete_container(client, name, only_keeper=only_keeper)
+    if deleted and os.geteuid() == 0:       # without root, cgroups are not the user's to remove
+        from ..host.cgroups import remove_left_cgroup
+
+        remove_left_cgroup(name)
+    return deleted
+
+
+def _delete_container(client, name: str, *, only_keeper: str | None) -> bool:
     try:
         inst = incus.raw_get(client, f"instances/{name}")
     except IncusError as err:
