@@ -465,10 +465,13 @@ RAW_TRACEPOINT_PROBE(sys_enter)
     bpf_probe_read_kernel(&r, sizeof(r), &regs->bx);
     int compat = compat_call(&r);
 #ifdef DISPATCH_ENTRIES
-    /* not known: the 64-bit entry runs (a 64-bit open or connect unseen would be worse) and the
-     * call is reported as a 32-bit one as well, as a compat-marked number's is */
+    /* not known: the 64-bit entry runs (a 64-bit open or connect unseen would be worse); the
+     * call is reported as a 32-bit one as well only when its number is one of interest as a
+     * 32-bit call, as below (else the report, and the kill policy's kill, would fall on every
+     * write and close of a program whose code is execute-only, for a 32-bit call that, if it
+     * were one, matters to no rule) */
     if ((mark & MARK_DISPATCH) && compat != 1) {
-        if (compat)
+        if (compat && (mark & MARK_COMPAT))
             compat_report(scope_id, id, 0);
         dispatch_entry(scope_id, id, &r);
         return 0;
