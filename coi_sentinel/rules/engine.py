@@ -13,7 +13,7 @@ event to its :class:`ThresholdState`. Alerts go to every callback, in order.
 from __future__ import annotations
 
 import logging
-from collections import Counter
+from collections import Counter, defaultdict
 from typing import TYPE_CHECKING, Any, Callable, Hashable, Iterable
 
 from ..events.model import Event
@@ -97,7 +97,7 @@ class Engine:
         self._about: tuple[Any, ...] = (None,)
         #: event class -> id of a tuple of FieldUse -> their getters, or id of a FieldUse -> its
         #: getter (FieldUse hashes slowly; both live as long as the rule set)
-        self._getters: dict[type, dict[int, Any]] = {}
+        self._getters: defaultdict[type, dict[int, Any]] = defaultdict(dict)
 
     # ---- wiring ----
     def add_callback(self, callback: AlertCallback) -> None:
@@ -232,9 +232,7 @@ class Engine:
     def _by_values(self, uses: tuple[FieldUse, ...], event: Event, process: Process) -> tuple[Any, ...]:
         if not uses:
             return ()
-        of_class = self._getters.get(type(event))
-        if of_class is None:
-            of_class = self._getters[type(event)] = {}
+        of_class = self._getters[type(event)]
         getters = of_class.get(id(uses))
         if getters is None:
             getters = of_class[id(uses)] = tuple(self.ruleset.getter(u, event.type) for u in uses)
@@ -245,9 +243,7 @@ class Engine:
         return tuple([None if g is None else g(event, process, ctx) for g in getters])
 
     def _value(self, use: FieldUse, event: Event, process: Process) -> Any:
-        of_class = self._getters.get(type(event))
-        if of_class is None:
-            of_class = self._getters[type(event)] = {}
+        of_class = self._getters[type(event)]
         getter = of_class.get(id(use), _UNSET)
         if getter is _UNSET:
             getter = of_class[id(use)] = self.ruleset.getter(use, event.type)
